@@ -1,0 +1,1 @@
+"""Churn sample: feature engineering (Python, ``features``) and scoring (R, ``scoring.R``)."""

@@ -1,0 +1,118 @@
+"""Command line: ``orchestrator <command>``; ``main(argv) -> int`` so it is testable in-process.
+
+This module parses arguments, calls the library and maps :class:`OrchestratorError` to a
+one-line message and an exit code. Heavy modules are imported inside the command functions so
+``orchestrator --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator import __version__
+from orchestrator.errors import EXIT_OK, EXIT_USAGE, OrchestratorError
+
+__all__ = ["main"]
+
+log = logging.getLogger("orchestrator")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Build, test and clean up Databricks notebooks from CI.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    local = commands.add_parser("local", help="the local Databricks-compatible workspace")
+    local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
+    serve = local_commands.add_parser("serve", help="run the local workspace until interrupted")
+    serve.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free)")
+    serve.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".orchestrator/local-workspace"),
+        help="where the workspace tree, jobs and runs are kept",
+    )
+    serve.add_argument(
+        "--token-env",
+        default="DATABRICKS_TOKEN",
+        help="environment variable holding the token clients must send (random if unset)",
+    )
+    serve.add_argument("--max-workers", type=int, default=4, help="tasks running at once")
+    serve.add_argument(
+        "--cluster-start-delay", type=float, default=2.0, help="seconds a cluster takes to start"
+    )
+    serve.add_argument(
+        "--faults", type=Path, help="JSON file of fault settings (latency, 429/503 rates...)"
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from orchestrator.errors import UsageError
+    from orchestrator.local import FaultSettings, start_local_workspace
+
+    faults = FaultSettings()
+    if args.faults is not None:
+        try:
+            faults = FaultSettings.from_dict(json.loads(args.faults.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(f"{args.faults}: invalid fault settings: {exc}") from None
+    token = os.environ.get(args.token_env) or None
+    try:
+        workspace = start_local_workspace(
+            args.state_dir,
+            port=args.port,
+            token=token,
+            faults=faults,
+            cluster_start_delay=args.cluster_start_delay,
+            max_workers=args.max_workers,
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"Local workspace on {workspace.url} (state in {args.state_dir})", flush=True)
+    print(f"export DATABRICKS_HOST={workspace.url}", flush=True)
+    if token is None and sys.stdout.isatty():
+        print(f"export DATABRICKS_TOKEN={workspace.token}", flush=True)
+    elif token is None:
+        print(f"Token: random (set ${args.token_env} to choose it)", flush=True)
+    else:
+        print(f"Token: taken from ${args.token_env}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        print("Stopping: cancelling active runs", flush=True)
+        workspace.stop()
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "local" and args.local_command == "serve":
+            return _serve(args)
+        parser.print_help()
+        return EXIT_USAGE
+    except OrchestratorError as err:
+        print(f"orchestrator: error: {err}", file=sys.stderr)
+        return err.exit_code

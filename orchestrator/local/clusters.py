@@ -1,0 +1,146 @@
+"""Clusters API of the local workspace: configured local "clusters" a client can inspect and start.
+
+A local cluster runs nothing itself (tasks run in kernels on this machine); it has a state so
+clients can exercise their checks: ``get``/``list``, ``start`` (PENDING for the configured start
+delay, then RUNNING), ``delete`` (terminate). Jobs whose cluster is terminated start it and wait,
+as on the service.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.local.errors import ApiError, bad_request
+from orchestrator.local.http import Request, Router
+from orchestrator.local.store import now_ms
+
+__all__ = ["ClusterSpec", "Clusters", "DEFAULT_CLUSTER_ID"]
+
+DEFAULT_CLUSTER_ID = "0000-000000-local"
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    cluster_id: str = DEFAULT_CLUSTER_ID
+    cluster_name: str = "Local cluster"
+    state: str = "RUNNING"  # initial state: RUNNING or TERMINATED
+
+
+class Clusters:
+    def __init__(self, specs: tuple[ClusterSpec, ...], *, start_delay: float) -> None:
+        self.start_delay = start_delay
+        self._cond = threading.Condition()
+        self._clusters: dict[str, dict[str, Any]] = {}
+        stamp = now_ms()
+        for spec in specs:
+            self._clusters[spec.cluster_id] = {
+                "cluster_id": spec.cluster_id,
+                "cluster_name": spec.cluster_name,
+                "state": spec.state,
+                "state_message": "",
+                "spark_version": "15.4.x-scala2.12",
+                "node_type_id": "local",
+                "driver_node_type_id": "local",
+                "num_workers": 0,
+                "cluster_source": "UI",
+                "creator_user_name": "local",
+                "start_time": stamp,
+                "data_security_mode": "SINGLE_USER",
+                "spark_conf": {"spark.master": "local[*]"},
+            }
+
+    def register(self, router: Router) -> None:
+        versions = ("2.0", "2.1")
+        router.api("GET", "clusters/get", versions, self.get)
+        router.api("GET", "clusters/list", versions, self.list)
+        router.api("POST", "clusters/start", versions, self.start_endpoint)
+        router.api("POST", "clusters/delete", versions, self.delete)
+
+    def exists(self, cluster_id: str) -> bool:
+        with self._cond:
+            return cluster_id in self._clusters
+
+    def state(self, cluster_id: str) -> str:
+        with self._cond:
+            return str(self._clusters[cluster_id]["state"])
+
+    def _info(self, cluster_id: str) -> dict[str, Any]:
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Cluster {cluster_id} does not exist")
+        return cluster
+
+    def get(self, req: Request) -> dict[str, Any]:
+        cluster_id = req.required_text("cluster_id")
+        with self._cond:
+            return dict(self._info(cluster_id))
+
+    def list(self, req: Request) -> dict[str, Any]:
+        with self._cond:
+            return {"clusters": [dict(c) for c in self._clusters.values()]}
+
+    def start_endpoint(self, req: Request) -> dict[str, Any]:
+        cluster_id = req.required_text("cluster_id")
+        with self._cond:
+            state = self._info(cluster_id)["state"]
+            if state not in ("TERMINATED", "PENDING"):
+                raise ApiError(
+                    400,
+                    "INVALID_STATE",
+                    f"Cluster {cluster_id} is in unexpected state {state}.",
+                )
+        self.start(cluster_id)
+        return {}
+
+    def start(self, cluster_id: str) -> None:
+        """TERMINATED -> PENDING -> (after the start delay) RUNNING. Idempotent while PENDING."""
+        with self._cond:
+            cluster = self._info(cluster_id)
+            if cluster["state"] != "TERMINATED":
+                return
+            cluster["state"] = "PENDING"
+            cluster["state_message"] = "Starting local cluster"
+
+        def finish() -> None:
+            with self._cond:
+                if cluster["state"] == "PENDING":
+                    cluster["state"] = "RUNNING"
+                    cluster["state_message"] = ""
+                    cluster["start_time"] = now_ms()
+                self._cond.notify_all()
+
+        timer = threading.Timer(self.start_delay, finish)
+        timer.daemon = True
+        timer.start()
+
+    def delete(self, req: Request) -> dict[str, Any]:
+        cluster_id = req.required_text("cluster_id")
+        with self._cond:
+            cluster = self._info(cluster_id)
+            cluster["state"] = "TERMINATED"
+            cluster["state_message"] = "Terminated by user"
+            cluster["terminated_time"] = now_ms()
+            self._cond.notify_all()
+        return {}
+
+    def wait_running(self, cluster_id: str, cancel: threading.Event) -> bool:
+        """Start the cluster if needed and wait until RUNNING; False when cancelled."""
+        if not self.exists(cluster_id):
+            raise bad_request(f"Cluster {cluster_id} does not exist")
+        self.start(cluster_id)
+        deadline = time.monotonic() + self.start_delay + 600
+        with self._cond:
+            while self._clusters[cluster_id]["state"] != "RUNNING":
+                if cancel.is_set() or time.monotonic() > deadline:
+                    return False
+                if self._clusters[cluster_id]["state"] == "TERMINATED":
+                    self._cond.release()
+                    try:
+                        self.start(cluster_id)
+                    finally:
+                        self._cond.acquire()
+                self._cond.wait(0.05)
+        return True

@@ -1,0 +1,444 @@
+"""Jobs API (2.0, 2.1 and 2.2) of the local workspace: jobs, runs, outputs and exports.
+
+Endpoints translate requests into store and scheduler calls. ``run-now`` and ``runs/submit``
+honour ``idempotency_token`` under one lock, so a retried request never starts a second run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from typing import Any
+
+from orchestrator.local import runs
+from orchestrator.local.errors import ApiError, bad_request, invalid_state, not_found
+from orchestrator.local.http import Request, Router
+from orchestrator.local.scheduler import Scheduler, set_state
+from orchestrator.local.store import Store, now_ms
+
+__all__ = ["MAX_OUTPUT_BYTES", "JobsApi"]
+
+MAX_OUTPUT_BYTES = 5 * 1024 * 1024
+_VERSIONS = ("2.0", "2.1", "2.2")
+_LIST_FIELDS_HIDDEN = ("tasks", "job_clusters", "parameters", "environments")
+
+
+class JobsApi:
+    def __init__(
+        self, store: Store, scheduler: Scheduler, *, base_url: str, export_html: Any
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.base_url = base_url
+        self._export_html = export_html  # Callable[[Path, str], str], lazily provided
+        self._lock = threading.Lock()
+
+    def register(self, router: Router) -> None:
+        for method, route, handler in (
+            ("POST", "jobs/create", self.create),
+            ("GET", "jobs/get", self.get),
+            ("GET", "jobs/list", self.list),
+            ("POST", "jobs/reset", self.reset),
+            ("POST", "jobs/update", self.update),
+            ("POST", "jobs/delete", self.delete),
+            ("POST", "jobs/run-now", self.run_now),
+            ("POST", "jobs/runs/submit", self.submit),
+            ("GET", "jobs/runs/get", self.runs_get),
+            ("GET", "jobs/runs/list", self.runs_list),
+            ("POST", "jobs/runs/cancel", self.runs_cancel),
+            ("POST", "jobs/runs/cancel-all", self.runs_cancel_all),
+            ("POST", "jobs/runs/delete", self.runs_delete),
+            ("GET", "jobs/runs/get-output", self.runs_get_output),
+            ("GET", "jobs/runs/export", self.runs_export),
+        ):
+            router.api(method, route, _VERSIONS, handler)
+
+    # --- jobs ----------------------------------------------------------------------------
+    def _job(self, job_id: int) -> dict[str, Any]:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise not_found(f"Job {job_id} does not exist.")
+        return job
+
+    def create(self, req: Request) -> dict[str, Any]:
+        settings = {k: v for k, v in req.params.items() if k not in ("access_control_list",)}
+        settings.setdefault("name", "Untitled")
+        settings.setdefault("max_concurrent_runs", 1)
+        runs.validate_settings(settings)
+        job_id = self.store.next_id("job")
+        self.store.insert_job(job_id, now_ms(), "local", settings)
+        return {"job_id": job_id}
+
+    def get(self, req: Request) -> dict[str, Any]:
+        job = self._job(req.required_int("job_id"))
+        return {**job, "run_as_user_name": "local", "run_as_owner": True}
+
+    def list(self, req: Request) -> dict[str, Any]:
+        limit = req.integer("limit", default=20) or 20
+        if not 1 <= limit <= 100:
+            raise bad_request("limit must be between 1 and 100")
+        offset = req.integer("offset", default=0) or 0
+        token = req.text("page_token")
+        if token:
+            try:
+                offset = int(base64.urlsafe_b64decode(token.encode()).decode())
+            except ValueError:
+                raise bad_request("Invalid page_token") from None
+        name = req.text("name")
+        expand = req.flag("expand_tasks")
+        jobs = self.store.list_jobs()
+        if name is not None:
+            jobs = [j for j in jobs if str(j["settings"].get("name", "")).lower() == name.lower()]
+        page = jobs[offset : offset + limit]
+        out_jobs = []
+        for job in page:
+            if not expand:
+                job = {
+                    **job,
+                    "settings": {
+                        k: v for k, v in job["settings"].items() if k not in _LIST_FIELDS_HIDDEN
+                    },
+                }
+            out_jobs.append(job)
+        has_more = offset + limit < len(jobs)
+        out: dict[str, Any] = {"has_more": has_more}
+        if out_jobs:
+            out["jobs"] = out_jobs
+        if has_more:
+            out["next_page_token"] = _page_token(offset + limit)
+        if offset > 0:
+            out["prev_page_token"] = _page_token(max(0, offset - limit))
+        return out
+
+    def reset(self, req: Request) -> dict[str, Any]:
+        job_id = req.required_int("job_id")
+        settings = req.obj("new_settings")
+        if not settings:
+            raise bad_request("Missing required field: new_settings")
+        self._job(job_id)
+        settings.setdefault("name", "Untitled")
+        settings.setdefault("max_concurrent_runs", 1)
+        runs.validate_settings(settings)
+        self.store.update_job(job_id, settings)
+        return {}
+
+    def update(self, req: Request) -> dict[str, Any]:
+        job_id = req.required_int("job_id")
+        changes = req.obj("new_settings")
+        remove = req.get("fields_to_remove") or []
+        settings = dict(self._job(job_id)["settings"])
+        for key, value in changes.items():
+            if key in ("tasks", "job_clusters") and req.version != "2.0":
+                ident = "task_key" if key == "tasks" else "job_cluster_key"
+                merged = {item[ident]: item for item in settings.get(key, []) if ident in item}
+                for item in value:
+                    merged[item[ident]] = item
+                settings[key] = list(merged.values())
+            else:
+                settings[key] = value
+        for field in remove:
+            if isinstance(field, str) and field.startswith("tasks/"):
+                key = field.split("/", 1)[1]
+                settings["tasks"] = [t for t in settings.get("tasks", []) if t["task_key"] != key]
+            else:
+                settings.pop(field, None)
+        runs.validate_settings(settings)
+        self.store.update_job(job_id, settings)
+        return {}
+
+    def delete(self, req: Request) -> dict[str, Any]:
+        job_id = req.required_int("job_id")
+        if not self.store.delete_job(job_id):
+            raise not_found(f"Job {job_id} does not exist.")
+        return {}
+
+    # --- starting runs -------------------------------------------------------------------
+    def run_now(self, req: Request) -> dict[str, Any]:
+        job_id = req.required_int("job_id")
+        token = req.text("idempotency_token")
+        notebook_params = req.obj("notebook_params")
+        overrides = req.obj("job_parameters")
+        with self._lock:
+            if (
+                token
+                and (existing := self.store.run_by_token(_token_key("job", token))) is not None
+            ):
+                return {"run_id": existing, "number_in_job": existing}
+            job = self._job(job_id)
+            settings = job["settings"]
+            job_params = runs.job_parameter_values(settings, overrides)
+            doc = self._new_run(
+                settings,
+                job_id=job_id,
+                run_name=str(settings.get("name", "")),
+                run_type="JOB_RUN",
+                notebook_params=notebook_params,
+                job_params=job_params,
+            )
+            overriding: dict[str, Any] = {}
+            if notebook_params:
+                overriding["notebook_params"] = notebook_params
+            if overrides:
+                overriding["job_parameters"] = overrides
+            if overriding:
+                doc["overriding_parameters"] = overriding
+            if settings.get("parameters"):
+                defaults = {p["name"]: p.get("default", "") for p in settings["parameters"]}
+                doc["job_parameters"] = [
+                    {"name": k, "default": defaults.get(k, ""), "value": v}
+                    for k, v in job_params.items()
+                ]
+            self.scheduler.submit(
+                doc, job_settings=settings, token=_token_key("job", token) if token else None
+            )
+        return {"run_id": doc["run_id"], "number_in_job": doc["number_in_job"]}
+
+    def submit(self, req: Request) -> dict[str, Any]:
+        token = req.text("idempotency_token")
+        settings = {k: v for k, v in req.params.items() if k not in ("access_control_list",)}
+        runs.validate_settings(settings, require_tasks=True)
+        with self._lock:
+            if (
+                token
+                and (existing := self.store.run_by_token(_token_key("submit", token))) is not None
+            ):
+                return {"run_id": existing}
+            doc = self._new_run(
+                settings,
+                job_id=None,
+                run_name=str(settings.get("run_name") or "Untitled"),
+                run_type="SUBMIT_RUN",
+                notebook_params={},
+                job_params={},
+            )
+            self.scheduler.submit(
+                doc, job_settings=None, token=_token_key("submit", token) if token else None
+            )
+        return {"run_id": doc["run_id"]}
+
+    def _new_run(
+        self,
+        settings: dict[str, Any],
+        *,
+        job_id: int | None,
+        run_name: str,
+        run_type: str,
+        notebook_params: dict[str, Any],
+        job_params: dict[str, str],
+    ) -> dict[str, Any]:
+        run_id = self.store.next_id("run")
+        start = now_ms()
+        url = self._run_url(job_id, run_id)
+        doc: dict[str, Any] = {
+            "job_id": job_id,
+            "run_id": run_id,
+            "number_in_job": run_id,
+            "original_attempt_run_id": run_id,
+            "creator_user_name": "local",
+            "run_name": run_name,
+            "run_type": run_type,
+            "trigger": "ONE_TIME",
+            "format": "MULTI_TASK",
+            "start_time": start,
+            "setup_duration": 0,
+            "execution_duration": 0,
+            "cleanup_duration": 0,
+            "end_time": 0,
+            "run_duration": 0,
+            "run_page_url": url,
+            "attempt_number": 0,
+            "_timeout_seconds": settings.get("timeout_seconds") or None,
+        }
+        if job_id is None:
+            doc.pop("job_id")
+        tasks = []
+        for spec in runs.normalize_tasks(settings):
+            task_run_id = self.store.next_id("run")
+            task = {k: v for k, v in spec.items() if k != "libraries"}
+            task.update(
+                run_id=task_run_id,
+                attempt_number=0,
+                start_time=0,
+                end_time=0,
+                setup_duration=0,
+                execution_duration=0,
+                cleanup_duration=0,
+                run_page_url=self._run_url(job_id, task_run_id),
+                cluster_instance={"cluster_id": spec.get("existing_cluster_id") or "job-cluster"},
+            )
+            lookup = runs.reference_lookup(
+                job_id=job_id,
+                job_name=run_name,
+                run_id=run_id,
+                task_run_id=task_run_id,
+                task_key=str(spec["task_key"]),
+                start_ms=start,
+                job_params=job_params,
+            )
+            params = runs.task_parameters(spec, notebook_params, job_params)
+            task["_parameters"] = {k: runs.resolve_references(v, lookup) for k, v in params.items()}
+            set_state(task, "PENDING")
+            tasks.append(task)
+        doc["tasks"] = tasks
+        set_state(doc, "PENDING")
+        return doc
+
+    def _run_url(self, job_id: int | None, run_id: int) -> str:
+        if job_id is None:
+            return f"{self.base_url}/runs/{run_id}"
+        return f"{self.base_url}/jobs/{job_id}/runs/{run_id}"
+
+    # --- reading runs --------------------------------------------------------------------
+    def lookup(self, run_id: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The run document holding ``run_id`` and, for a task run id, that task."""
+        doc = self.scheduler.get(run_id)
+        if doc is not None:
+            return doc, None
+        parent = self.store.parent_run_id(run_id)
+        if parent is not None:
+            doc = self.scheduler.get(parent)
+            if doc is not None:
+                for task in doc.get("tasks", []):
+                    if task["run_id"] == run_id:
+                        return doc, task
+        raise not_found(f"Run {run_id} does not exist.")
+
+    def _task_view(self, doc: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+        view = runs.public_view(doc, expand_tasks=True)
+        view["tasks"] = [runs.public_view(task)]
+        for key in ("run_id", "state", "status", "start_time", "end_time", "run_page_url"):
+            view[key] = task.get(key)
+        view["parent_run_id"] = doc["run_id"]
+        return view
+
+    def runs_get(self, req: Request) -> dict[str, Any]:
+        doc, task = self.lookup(req.required_int("run_id"))
+        if task is not None:
+            return self._task_view(doc, task)
+        return runs.public_view(doc)
+
+    def runs_list(self, req: Request) -> dict[str, Any]:
+        job_id = req.integer("job_id")
+        active_only = req.flag("active_only")
+        completed_only = req.flag("completed_only")
+        if active_only and completed_only:
+            raise bad_request("active_only and completed_only can't both be true")
+        limit = req.integer("limit", default=20) or 20
+        if not 1 <= limit <= 1000:
+            raise bad_request("limit must be between 1 and 1000")
+        offset = req.integer("offset", default=0) or 0
+        token = req.text("page_token")
+        if token:
+            try:
+                offset = int(base64.urlsafe_b64decode(token.encode()).decode())
+            except ValueError:
+                raise bad_request("Invalid page_token") from None
+        docs = self.store.list_runs(job_id=job_id, active_only=active_only)
+        docs = [self.scheduler.get(int(d["run_id"])) or d for d in docs]
+        if completed_only:
+            docs = [d for d in docs if not self.scheduler.is_active(int(d["run_id"]))]
+        page = docs[offset : offset + limit]
+        expand = req.flag("expand_tasks")
+        out: dict[str, Any] = {"has_more": offset + limit < len(docs)}
+        if page:
+            out["runs"] = [runs.public_view(d, expand_tasks=expand) for d in page]
+        if out["has_more"]:
+            out["next_page_token"] = _page_token(offset + limit)
+        if offset > 0:
+            out["prev_page_token"] = _page_token(max(0, offset - limit))
+        return out
+
+    def runs_cancel(self, req: Request) -> dict[str, Any]:
+        run_id = req.required_int("run_id")
+        doc, task = self.lookup(run_id)
+        self.scheduler.cancel(int(doc["run_id"]))
+        return {}
+
+    def runs_cancel_all(self, req: Request) -> dict[str, Any]:
+        job_id = req.integer("job_id")
+        if job_id is None and not req.flag("all_queued_runs"):
+            raise bad_request("job_id is required")
+        for doc in self.store.list_runs(job_id=job_id, active_only=True):
+            self.scheduler.cancel(int(doc["run_id"]))
+        return {}
+
+    def runs_delete(self, req: Request) -> dict[str, Any]:
+        run_id = req.required_int("run_id")
+        doc, task = self.lookup(run_id)
+        if task is not None:
+            raise bad_request("Delete the job run, not one of its task runs")
+        if self.scheduler.is_active(run_id):
+            raise invalid_state(f"Run {run_id} is active and can't be deleted; cancel it first.")
+        self.store.delete_run(run_id)
+        return {}
+
+    def _single_task(self, run_id: int, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        doc, task = self.lookup(run_id)
+        if task is None:
+            tasks = doc.get("tasks", [])
+            if len(tasks) != 1:
+                raise bad_request(
+                    f"Retrieving the {what} of runs with multiple tasks is not supported. "
+                    "Please retrieve the output of each individual task run instead."
+                )
+            task = tasks[0]
+        return doc, task
+
+    def runs_get_output(self, req: Request) -> dict[str, Any]:
+        doc, task = self._single_task(req.required_int("run_id"), "output")
+        out: dict[str, Any] = {"metadata": self._task_view(doc, task)}
+        path = self.scheduler.output_path(int(task["run_id"]))
+        if path.exists():
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            for key, value in stored.items():
+                if not key.startswith("_"):
+                    out[key] = value
+        notebook_output = out.get("notebook_output")
+        if isinstance(notebook_output, dict) and isinstance(notebook_output.get("result"), str):
+            result = notebook_output["result"].encode("utf-8")
+            if len(result) > MAX_OUTPUT_BYTES:
+                notebook_output["result"] = result[:MAX_OUTPUT_BYTES].decode("utf-8", "ignore")
+                notebook_output["truncated"] = True
+        return out
+
+    def runs_export(self, req: Request) -> dict[str, Any]:
+        views = (req.text("views_to_export") or "CODE").upper()
+        if views not in ("CODE", "ALL", "DASHBOARDS"):
+            raise bad_request(f"Invalid views_to_export: {views}")
+        doc, task = self._single_task(req.required_int("run_id"), "export")
+        if views == "DASHBOARDS":
+            return {"views": []}
+        html = self.executed_html(task)
+        if html is None:
+            raise ApiError(
+                400, "INVALID_STATE", f"Run {task['run_id']} has no executed notebook to export."
+            )
+        name = str((task.get("notebook_task") or {}).get("notebook_path", "notebook")).rsplit(
+            "/", 1
+        )[-1]
+        return {"views": [{"content": html, "name": name, "type": "NOTEBOOK"}]}
+
+    def executed_html(self, task: dict[str, Any]) -> str | None:
+        path = self.scheduler.output_path(int(task["run_id"]))
+        if not path.exists():
+            return None
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        executed = stored.get("_executed_notebook")
+        if not executed:
+            return None
+        cache = path.with_name("export.html")
+        if cache.exists():
+            return cache.read_text(encoding="utf-8")
+        name = str((task.get("notebook_task") or {}).get("notebook_path", "notebook"))
+        html: str = self._export_html(executed, name)
+        cache.write_text(html, encoding="utf-8")
+        return html
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def _token_key(kind: str, token: str) -> str:
+    return f"{kind}:{token}"

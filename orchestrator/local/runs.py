@@ -1,0 +1,191 @@
+"""Run documents: job settings + run-now overrides -> the run JSON the Jobs API returns.
+
+Owns parameter merging (task ``base_parameters`` < run-now ``notebook_params`` < job
+parameters, as documented by Databricks), dynamic value references such as
+``{{job.run_id}}`` and ``{{job.parameters.x}}``, and the public views of a run document
+(private bookkeeping keys start with ``_`` and never leave the server).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.local.errors import bad_request
+
+__all__ = [
+    "job_parameter_values",
+    "normalize_tasks",
+    "public_view",
+    "resolve_references",
+    "task_parameters",
+    "validate_settings",
+]
+
+_REFERENCE = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+_TASK_TYPES = (
+    "notebook_task",
+    "spark_python_task",
+    "python_wheel_task",
+    "spark_jar_task",
+    "spark_submit_task",
+    "sql_task",
+    "dbt_task",
+    "run_job_task",
+    "pipeline_task",
+    "condition_task",
+    "for_each_task",
+)
+
+
+def normalize_tasks(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Tasks of job or submit settings; the 2.0 single-task shape becomes one task."""
+    tasks = settings.get("tasks")
+    if tasks:
+        if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+            raise bad_request("Invalid tasks: expected a list of objects")
+        return [dict(t) for t in tasks]
+    single = {k: settings[k] for k in _TASK_TYPES if k in settings}
+    if not single:
+        return []
+    task: dict[str, Any] = {
+        "task_key": str(settings.get("run_name") or settings.get("name") or "main")
+    }
+    task.update(single)
+    for key in ("existing_cluster_id", "new_cluster", "libraries", "timeout_seconds"):
+        if key in settings:
+            task[key] = settings[key]
+    return [task]
+
+
+def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = False) -> None:
+    tasks = normalize_tasks(settings)
+    if require_tasks and not tasks:
+        raise bad_request("At least one task is required")
+    keys: set[str] = set()
+    for task in tasks:
+        key = task.get("task_key")
+        if not isinstance(key, str) or not key:
+            raise bad_request("Invalid task: task_key is required")
+        if key in keys:
+            raise bad_request(f"Task key {key} is duplicated")
+        keys.add(key)
+        notebook = task.get("notebook_task")
+        if notebook is not None and (
+            not isinstance(notebook, dict) or not notebook.get("notebook_path")
+        ):
+            raise bad_request(f"Task {key}: notebook_task.notebook_path is required")
+        timeout = task.get("timeout_seconds")
+        if timeout is not None and (not isinstance(timeout, int) or timeout < 0):
+            raise bad_request(f"Task {key}: timeout_seconds must be a non-negative integer")
+    for task in tasks:
+        for dep in task.get("depends_on") or []:
+            if not isinstance(dep, dict) or dep.get("task_key") not in keys:
+                raise bad_request(
+                    f"Task {task['task_key']} depends on {dep!r}, which is not a task of the job"
+                )
+    _check_acyclic(tasks)
+    max_runs = settings.get("max_concurrent_runs")
+    if max_runs is not None and (not isinstance(max_runs, int) or not 0 <= max_runs <= 1000):
+        raise bad_request("max_concurrent_runs must be an integer between 0 and 1000")
+
+
+def _check_acyclic(tasks: list[dict[str, Any]]) -> None:
+    deps = {t["task_key"]: [d["task_key"] for d in t.get("depends_on") or []] for t in tasks}
+    state: dict[str, int] = {}
+
+    def visit(key: str, trail: tuple[str, ...]) -> None:
+        if state.get(key) == 2:
+            return
+        if state.get(key) == 1:
+            raise bad_request(f"Task dependencies form a cycle: {' -> '.join((*trail, key))}")
+        state[key] = 1
+        for dep in deps[key]:
+            visit(dep, (*trail, key))
+        state[key] = 2
+
+    for key in deps:
+        visit(key, ())
+
+
+def job_parameter_values(
+    settings: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> dict[str, str]:
+    definitions = settings.get("parameters") or []
+    values = {str(p["name"]): str(p.get("default", "")) for p in definitions if "name" in p}
+    unknown = sorted(set(overrides) - set(values))
+    if unknown and definitions:
+        raise bad_request(f"Job parameter(s) not defined by the job: {', '.join(unknown)}")
+    values.update({str(k): str(v) for k, v in overrides.items()})
+    return values
+
+
+def task_parameters(
+    task: Mapping[str, Any], notebook_params: Mapping[str, Any], job_params: Mapping[str, str]
+) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    notebook = task.get("notebook_task") or {}
+    merged.update({str(k): str(v) for k, v in (notebook.get("base_parameters") or {}).items()})
+    merged.update({str(k): str(v) for k, v in notebook_params.items()})
+    merged.update(job_params)
+    return merged
+
+
+def resolve_references(value: str, lookup: Callable[[str], str | None]) -> str:
+    """Replace ``{{name}}`` references that ``lookup`` knows; unknown ones stay as written."""
+
+    def replace(match: re.Match[str]) -> str:
+        found = lookup(match.group(1))
+        return match.group(0) if found is None else found
+
+    return _REFERENCE.sub(replace, value)
+
+
+def reference_lookup(
+    *,
+    job_id: int | None,
+    job_name: str,
+    run_id: int,
+    task_run_id: int,
+    task_key: str,
+    start_ms: int,
+    job_params: Mapping[str, str],
+) -> Callable[[str], str | None]:
+    start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    known = {
+        "job.id": str(job_id) if job_id is not None else "",
+        "job.name": job_name,
+        "job.run_id": str(run_id),
+        "job.start_time.iso_date": start.date().isoformat(),
+        "job.start_time.iso_datetime": start.isoformat(),
+        "job.start_time.timestamp_ms": str(start_ms),
+        "job.trigger.type": "one_time",
+        "task.run_id": str(task_run_id),
+        "task.name": task_key,
+        "run_id": str(task_run_id),
+        "parent_run_id": str(run_id),
+        "job_id": str(job_id) if job_id is not None else "",
+    }
+
+    def lookup(name: str) -> str | None:
+        if name.startswith("job.parameters."):
+            return job_params.get(name[len("job.parameters.") :])
+        return known.get(name)
+
+    return lookup
+
+
+def public_view(doc: Mapping[str, Any], *, expand_tasks: bool = True) -> dict[str, Any]:
+    """The run as the API shows it: private keys dropped, tasks optionally left out."""
+    out = {k: copy.deepcopy(v) for k, v in doc.items() if not k.startswith("_")}
+    if "tasks" in out:
+        if expand_tasks:
+            out["tasks"] = [
+                {k: v for k, v in t.items() if not k.startswith("_")} for t in out["tasks"]
+            ]
+        else:
+            del out["tasks"]
+    return out

@@ -1,0 +1,77 @@
+"""Kernel-side helpers of the notebook runtime, imported inside the Python kernel.
+
+This module owns what the executor's generated code calls in a Python kernel: ``%sh``
+(:func:`run_shell`), ``%pip install`` (:func:`pip_install`, always with ``--target
+$ORCH_PIP_TARGET``, never into the orchestrator's own environment) and :func:`setup`, run once
+before the first cell, which makes ``!cmd`` lines fail the cell on a non-zero exit. Output of
+the commands streams into the cell as it comes. Only the standard library is used here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ShellCommandError", "pip_install", "run_shell", "setup"]
+
+
+class ShellCommandError(RuntimeError):
+    """A shell command (``%sh``, ``!cmd``, ``%pip``) exited with a non-zero code."""
+
+
+def _stream(command: list[str]) -> int:
+    """Run ``command``, copying its merged stdout/stderr to ``sys.stdout``; its exit code."""
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert process.stdout is not None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = process.stdout.fileno()
+    while chunk := os.read(fd, 65536):
+        sys.stdout.write(decoder.decode(chunk))
+        sys.stdout.flush()
+    sys.stdout.write(decoder.decode(b"", final=True))
+    process.stdout.close()
+    return process.wait()
+
+
+def run_shell(script: str) -> None:
+    """Run a ``%sh`` cell's script with bash; raise :class:`ShellCommandError` on failure."""
+    shell = shutil.which("bash") or "/bin/sh"
+    code = _stream([shell, "-c", script])
+    if code != 0:
+        raise ShellCommandError(f"shell command exited with code {code}")
+
+
+def pip_install(args: list[str]) -> None:
+    """``pip install --target $ORCH_PIP_TARGET <args>``; the target goes first on sys.path."""
+    target = os.environ["ORCH_PIP_TARGET"]
+    Path(target).mkdir(parents=True, exist_ok=True)
+    python = os.environ.get("ORCH_PYTHON") or sys.executable
+    command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    code = _stream([*command, "--target", target, *args])
+    if target not in sys.path:
+        sys.path.insert(0, target)
+    importlib.invalidate_caches()
+    if code != 0:
+        raise ShellCommandError(f"pip install exited with code {code}")
+
+
+def setup(ipython: Any) -> None:
+    """Make ``!cmd`` raise :class:`ShellCommandError` when the command exits non-zero."""
+    original = ipython.system
+
+    def system(cmd: str) -> None:
+        ipython.user_ns["_exit_code"] = 0
+        original(cmd)
+        code = ipython.user_ns.get("_exit_code", 0)
+        if code:
+            raise ShellCommandError(f"shell command {cmd!r} exited with code {code}")
+
+    ipython.system = system

@@ -1,0 +1,441 @@
+"""Execute one notebook task run in a fresh Jupyter kernel: :func:`execute_notebook`.
+
+This module owns the life of a run: the kernel's command line and environment (the ``ORCH_*``
+variables the in-kernel ``dbutils`` shims read), the shim bootstrap, running the cells one by
+one (magics included, ``%run`` recursively in the same kernel), detecting
+``dbutils.notebook.exit`` through ``$ORCH_CONTROL_DIR/exit.json``, mapping errors, timeouts
+and cancels to a :class:`NotebookResult`, writing the executed ``.ipynb`` and always killing
+the kernel's whole process tree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orchestrator
+from orchestrator.local.notebooks import Notebook, NotebookFormatError, ipynb_document, parse_source
+from orchestrator.local.runtime import magics
+from orchestrator.local.runtime.kernel import Kernel, KernelDiedError, KernelStartError
+from orchestrator.local.runtime.model import (
+    ExecutionRequest,
+    NotebookResolver,
+    NotebookResult,
+    NotebookSource,
+    RunStatus,
+)
+from orchestrator.local.runtime.outputs import CellOutputs, LogBuffer, one_line, strip_ansi
+from orchestrator.local.runtime.resolver import NotebookNotFound
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
+
+    from orchestrator.local.notebooks import Language
+    from orchestrator.local.runtime.kernel import ExecuteReply
+
+__all__ = [
+    "KERNEL_START_TIMEOUT",
+    "ExecutionRequest",
+    "NotebookResolver",
+    "NotebookResult",
+    "NotebookSource",
+    "execute_notebook",
+    "kernel_argv",
+    "resolve_run_path",
+]
+
+logger = logging.getLogger(__name__)
+
+KERNEL_START_TIMEOUT = 60.0
+EXECUTED_NOTEBOOK = "executed_notebook.ipynb"
+
+_RUNTIME_DIR = Path(__file__).resolve().parent
+_PYTHON_SHIM = _RUNTIME_DIR / "_kernel_dbutils.py"
+_R_SHIM = _RUNTIME_DIR / "_kernel_dbutils.R"
+_PYTHON_BOOTSTRAP = (
+    "from orchestrator.local.runtime._kernel_magics import setup as __orch_setup\n"
+    "__orch_setup(get_ipython()); del __orch_setup"
+)
+_PYTHON_SHIM_BOOTSTRAP = (
+    "from orchestrator.local.runtime._kernel_dbutils import install as __orch_install\n"
+    "__orch_install(get_ipython()); del __orch_install"
+)
+
+
+class _Stopped(Exception):
+    """The run was cancelled or timed out (raised from the polling ``check``)."""
+
+    def __init__(self, status: RunStatus, message: str) -> None:
+        super().__init__(message)
+        self.status: RunStatus = status
+
+
+class _CellFailed(Exception):
+    """A cell failed: ``error`` is the one-line message, ``trace`` the context + traceback."""
+
+    def __init__(self, error: str, trace: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.trace = trace
+
+
+class _Exited(Exception):
+    """``dbutils.notebook.exit`` was called."""
+
+    def __init__(self, value: str | None) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where a cell is: its notebook and the ``%run`` chain that included it."""
+
+    workspace_path: str
+    includes: tuple[tuple[str, int], ...]  # (including notebook path, its cell index)
+
+    def where(self, index: int) -> str:
+        text = f"cell {index} of {self.workspace_path}"
+        for path, cell in reversed(self.includes):
+            text += f" (via %run in cell {cell} of {path})"
+        return text
+
+    def context(self, index: int) -> str:
+        """:meth:`where`, capitalised: the first line of an error trace."""
+        return "C" + self.where(index)[1:]
+
+
+def kernel_argv(language: Language) -> list[str]:
+    """The kernel command line (with ``{connection_file}``) for a notebook language."""
+    if language == "PYTHON":
+        return [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--HistoryManager.enabled=False",
+        ]
+    if language == "R":
+        r_binary = shutil.which("R")
+        if r_binary is None:
+            raise KernelStartError("R notebooks need R with IRkernel, and R is not on the PATH")
+        return [r_binary, "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    raise KernelStartError(f"no kernel for {language} notebooks")
+
+
+def _kernel_env(request: ExecutionRequest, control_dir: Path, pip_target: Path) -> dict[str, str]:
+    package_link_dir = request.scratch_dir / "pythonpath"
+    package_link_dir.mkdir(exist_ok=True)
+    link = package_link_dir / "orchestrator"
+    if not link.exists():
+        link.symlink_to(Path(orchestrator.__file__).resolve().parent, target_is_directory=True)
+    python_path = [str(package_link_dir)]
+    if os.environ.get("PYTHONPATH"):
+        python_path.append(os.environ["PYTHONPATH"])
+    env = dict(os.environ)
+    env.update(
+        ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
+        ORCH_WORKSPACE_ROOT=str(request.workspace_root),
+        ORCH_DBFS_ROOT=str(request.dbfs_root),
+        ORCH_CONTROL_DIR=str(control_dir),
+        ORCH_PARAMS=json.dumps(dict(request.parameters)),
+        ORCH_SECRETS=json.dumps({scope: dict(keys) for scope, keys in request.secrets.items()}),
+        ORCH_PYTHON=sys.executable,
+        ORCH_PIP_TARGET=str(pip_target),
+        ORCH_STATE_DB=str(request.state_db),
+        PIP_TARGET=str(pip_target),  # a stray `!pip install` must not touch our environment
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join(python_path),
+        IPYTHONDIR=str(request.scratch_dir / "ipython"),
+        JPY_PARENT_PID=str(os.getpid()),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return env
+
+
+def resolve_run_path(current: str, target: str) -> str:
+    """The absolute workspace path of ``%run target`` written in notebook ``current``."""
+    if target.startswith("/Workspace/"):
+        target = target[len("/Workspace") :]
+    joined = (
+        target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
+    )
+    normalized = posixpath.normpath(joined)
+    return "/" + normalized.lstrip("/")
+
+
+def _error_line(ename: str | None, evalue: str | None) -> str:
+    ename, evalue = ename or "", evalue or ""
+    if ename == "ERROR" and evalue.startswith("Error"):  # IRkernel
+        return one_line(evalue.replace("Error in eval(expr, envir, enclos):", "Error:", 1))
+    return one_line(f"{ename}: {evalue}" if ename else evalue or "error")
+
+
+class _Run:
+    """The state of one :func:`execute_notebook` call."""
+
+    def __init__(
+        self,
+        request: ExecutionRequest,
+        resolver: NotebookResolver,
+        cancel: threading.Event,
+        clock: Callable[[], float],
+    ) -> None:
+        self.request = request
+        self.resolver = resolver
+        self.cancel = cancel
+        self.clock = clock
+        timeout = request.timeout_seconds
+        self.deadline = clock() + timeout if timeout else None
+        self.control_dir = request.scratch_dir / "control"
+        self.pip_target = request.scratch_dir / "site-packages"
+        self.log = LogBuffer()
+        self.kernel: Kernel | None = None
+        self.notebook = Notebook(request.notebook.language, ())
+        self.cells: list[CellOutputs | None] = []
+        self.current: CellOutputs | None = None
+        self.top_cell: int | None = None
+        self.shell_scripts = 0
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise _Stopped("CANCELED", "the run was canceled")
+        if self.deadline is not None and self.clock() >= self.deadline:
+            timeout = self.request.timeout_seconds
+            raise _Stopped("TIMEDOUT", f"the run timed out after {timeout:g} seconds")
+
+    def result(
+        self, status: RunStatus, *, exit_value: str | None = None, error: str | None = None,
+        trace: str | None = None, failed_cell: int | None = None,
+    ) -> NotebookResult:  # fmt: skip
+        return NotebookResult(
+            status=status,
+            exit_value=exit_value,
+            error=error,
+            error_trace=trace,
+            failed_cell=failed_cell,
+            logs=self.log.text(),
+            executed_notebook=self.write_executed(),
+        )
+
+    def write_executed(self) -> Path:
+        path = self.request.scratch_dir / EXECUTED_NOTEBOOK
+        outputs = [cell.outputs if cell else None for cell in self.cells]
+        counts = [cell.execution_count if cell else None for cell in self.cells]
+        name = posixpath.basename(self.request.notebook.workspace_path) or "notebook"
+        document = ipynb_document(
+            self.notebook, name=name, outputs=outputs, execution_counts=counts
+        )
+        try:
+            text = json.dumps(document, indent=1, ensure_ascii=False)
+            path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        except (OSError, ValueError):
+            logger.exception("cannot write the executed notebook %s", path)
+        return path
+
+    def execute(self) -> NotebookResult:
+        source = self.request.notebook
+        try:
+            self.request.scratch_dir.mkdir(parents=True, exist_ok=True)
+            self.control_dir.mkdir(exist_ok=True)
+            self.pip_target.mkdir(exist_ok=True)
+            self.notebook = self.load(source.file, source.language)
+            self.cells = [None] * len(self.notebook.cells)
+            if source.language not in ("PYTHON", "R"):
+                name = "SQL" if source.language == "SQL" else "Scala"
+                return self.result(
+                    "FAILED",
+                    error=f"{name} notebooks are not supported by the local workspace; "
+                    "only Python and R notebooks can run locally",
+                )
+            self.start_kernel(source.language)
+            self.run_notebook(self.notebook, _Frame(source.workspace_path, ()))
+        except _Exited as exited:
+            return self.result("SUCCESS", exit_value=exited.value)
+        except _Stopped as stopped:
+            return self.result(stopped.status, error=str(stopped), failed_cell=self.top_cell)
+        except _CellFailed as failed:
+            return self.result(
+                "FAILED", error=failed.error, trace=failed.trace, failed_cell=self.top_cell
+            )
+        except KernelStartError as exc:
+            return self.result(
+                "FAILED", error=one_line(f"cannot start the kernel: {exc}"), trace=str(exc)
+            )
+        except KernelDiedError as exc:
+            where = f" while running cell {self.top_cell}" if self.top_cell else ""
+            return self.result(
+                "FAILED",
+                error=f"the {source.language.title()} kernel died unexpectedly{where}",
+                trace=str(exc),
+                failed_cell=self.top_cell,
+            )
+        except (OSError, NotebookFormatError) as exc:
+            return self.result("FAILED", error=one_line(f"cannot read the notebook: {exc}"))
+        finally:
+            if self.kernel is not None:
+                self.kernel.kill()
+        return self.result("SUCCESS")
+
+    def load(self, file: Path, language: Language) -> Notebook:
+        return parse_source(file.read_text(encoding="utf-8", errors="replace"), language)
+
+    def start_kernel(self, language: Language) -> None:
+        env = _kernel_env(self.request, self.control_dir, self.pip_target)
+        cwd = self.request.notebook.file.parent
+        self.kernel = Kernel.start(
+            argv=kernel_argv(language),
+            cwd=cwd if cwd.is_dir() else self.request.scratch_dir,
+            env=env,
+            work_dir=self.request.scratch_dir,
+            check=self.check,
+            start_timeout=KERNEL_START_TIMEOUT,
+        )
+        if language == "PYTHON":
+            steps = [("runtime helpers", _PYTHON_BOOTSTRAP)]
+            if _PYTHON_SHIM.exists():
+                steps.append(("dbutils shim", _PYTHON_SHIM_BOOTSTRAP))
+        else:
+            steps = []
+            if _R_SHIM.exists():
+                steps.append(("dbutils shim", f"source({json.dumps(str(_R_SHIM))})"))
+        if len(steps) < (2 if language == "PYTHON" else 1):
+            logger.warning("the dbutils shim for %s is missing: dbutils is not available", language)
+        for what, code in steps:
+            reply = self.kernel.execute(
+                code, on_message=lambda _msg: None, check=self.check, silent=True
+            )
+            if reply.status != "ok":
+                trace = "\n".join(strip_ansi(line) for line in reply.traceback)
+                raise _CellFailed(
+                    f"cannot load the {what}: {_error_line(reply.ename, reply.evalue)}", trace
+                )
+
+    def run_notebook(self, notebook: Notebook, frame: _Frame) -> None:
+        for index, cell in enumerate(notebook.cells, start=1):
+            if not frame.includes:
+                self.top_cell = index
+                self.current = CellOutputs(log=self.log) if cell.kind == "code" else None
+                self.cells[index - 1] = self.current
+            self.run_cell(
+                magics.plan_cell(cell, notebook.language), index, frame, notebook.language
+            )
+
+    def fail(self, frame: _Frame, index: int, message: str) -> _CellFailed:
+        where = frame.where(index) if frame.includes else f"cell {index}"
+        error = f"{where}: {message}"
+        if self.current is not None:
+            self.current.add_error("NotebookRuntimeError", error, [error])
+        return _CellFailed(error, f"{frame.context(index)}:\n{message}")
+
+    def run_cell(
+        self, action: magics.CellAction, index: int, frame: _Frame, language: Language
+    ) -> None:
+        if isinstance(action, magics.Skip):
+            return
+        if isinstance(action, magics.Unsupported):
+            raise self.fail(frame, index, action.message)
+        if isinstance(action, magics.RunNotebook):
+            self.run_included(action.path, index, frame, language)
+            return
+        if isinstance(action, magics.RunCode):
+            code = action.code
+        elif isinstance(action, magics.RunShell):
+            self.shell_scripts += 1
+            script_file = self.control_dir / f"sh-{self.shell_scripts}.sh"
+            code = magics.shell_code(action.script, language=language, script_file=script_file)
+        else:
+            code = magics.pip_code(action.args)
+        self.run_code(code, index, frame)
+
+    def run_code(self, code: str, index: int, frame: _Frame) -> None:
+        assert self.kernel is not None
+        collector = self.current or CellOutputs(log=self.log)
+        reply = self.kernel.execute(code, on_message=collector.handle, check=self.check)
+        exit_file = self.control_dir / "exit.json"
+        if exit_file.exists():
+            if reply.status != "ok":
+                collector.drop_last_error()
+            raise _Exited(self.read_exit(exit_file, collector))
+        if reply.status != "ok":
+            raise self.kernel_error(reply, index, frame)
+
+    def kernel_error(self, reply: ExecuteReply, index: int, frame: _Frame) -> _CellFailed:
+        error = _error_line(reply.ename, reply.evalue) if reply.status == "error" else (
+            f"execution {reply.status}"
+        )  # fmt: skip
+        if frame.includes:
+            error = f"{error} [{frame.where(index)}]"
+        trace = "\n".join(strip_ansi(line) for line in reply.traceback)
+        return _CellFailed(error, f"{frame.context(index)}:\n{trace}".rstrip())
+
+    def read_exit(self, exit_file: Path, collector: CellOutputs) -> str | None:
+        try:
+            data: Any = json.loads(exit_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            logger.warning("unreadable %s: %s", exit_file, exc)
+            return None
+        value = data.get("value") if isinstance(data, dict) else None
+        value = None if value is None else str(value)
+        collector.add_stream("stdout", f"Notebook exited: {value if value is not None else ''}\n")
+        return value
+
+    def run_included(self, target: str, index: int, frame: _Frame, language: Language) -> None:
+        path = resolve_run_path(frame.workspace_path, target)
+        chain = [frame.workspace_path, *(included for included, _ in frame.includes)]
+        if path in chain:
+            raise self.fail(frame, index, f"%run {target}: circular %run of {path}")
+        try:
+            source = self.resolver(path)
+        except NotebookNotFound:
+            raise self.fail(frame, index, f"%run {target}: notebook not found: {path}") from None
+        if source.language != language:
+            raise self.fail(
+                frame,
+                index,
+                f"%run {target}: {path} is a {source.language} notebook, "
+                f"not {language} like the notebook that runs it",
+            )
+        try:
+            included = self.load(source.file, source.language)
+        except OSError as exc:
+            raise self.fail(frame, index, f"%run {target}: cannot read {path}: {exc}") from None
+        inner = _Frame(path, (*frame.includes, (frame.workspace_path, index)))
+        self.run_notebook(included, inner)
+
+
+def execute_notebook(
+    request: ExecutionRequest,
+    *,
+    resolver: NotebookResolver,
+    cancel: threading.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> NotebookResult:
+    """Run ``request.notebook`` in a fresh kernel and report how it ended.
+
+    Never raises for anything the notebook does; the kernel and all its processes are gone
+    when this returns. ``cancel`` ends the call within ~0.1 s (status ``CANCELED``);
+    ``request.timeout_seconds`` is measured with ``clock`` (status ``TIMEDOUT``). The kernel
+    start itself may take up to :data:`KERNEL_START_TIMEOUT` seconds.
+    """
+    started = time.monotonic()
+    run = _Run(request, resolver, cancel, clock)
+    result = run.execute()
+    logger.info(
+        "notebook %s: %s in %.1f s%s",
+        request.notebook.workspace_path,
+        result.status,
+        time.monotonic() - started,
+        f" ({result.error})" if result.error else "",
+    )
+    return result

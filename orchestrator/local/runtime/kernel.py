@@ -1,0 +1,303 @@
+"""One Jupyter kernel process: launch, handshake, execute code, and kill its whole process tree.
+
+This module owns the kernel's operating-system side (the process, its session/process group,
+its log file, the connection file) and the Jupyter messaging with it through a
+``BlockingKernelClient`` whose shell and iopub channels are read synchronously in the calling
+thread. It knows nothing about notebooks: :meth:`Kernel.execute` runs one piece of code and
+hands every iopub message of that execution to a callback.
+
+Every wait polls in short steps and calls ``check`` between them, so a cancel or a timeout
+raised by the caller interrupts any wait within ~0.1 s. :meth:`Kernel.kill` freezes the
+kernel and all its descendants (so none can fork away), kills them and the kernel's process
+group, and reaps the kernel: no orphans, even for grandchildren such as a ``%sh sleep`` or a
+child notebook's own kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
+
+__all__ = [
+    "ExecuteReply",
+    "Kernel",
+    "KernelDiedError",
+    "KernelStartError",
+    "kill_process_tree",
+]
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1
+_IDLE_GRACE_SECONDS = 5.0
+_LOG_TAIL_BYTES = 4000
+
+Message = dict[str, Any]
+
+
+class KernelStartError(RuntimeError):
+    """The kernel process could not be started or did not answer in time."""
+
+
+class KernelDiedError(RuntimeError):
+    """The kernel process exited while it was being used."""
+
+
+@dataclass(frozen=True)
+class ExecuteReply:
+    """The shell reply to one execute request."""
+
+    status: str  # "ok" | "error" | "aborted"
+    execution_count: int | None
+    ename: str | None
+    evalue: str | None
+    traceback: tuple[str, ...]
+
+
+def _collect_tree(root: psutil.Process) -> set[psutil.Process]:
+    procs = {root}
+    with contextlib.suppress(psutil.Error):
+        procs.update(root.children(recursive=True))
+    return procs
+
+
+def kill_process_tree(root: psutil.Process | int, *, process_group: int | None = None) -> None:
+    """SIGKILL ``root`` and all its descendants (and ``process_group`` if given).
+
+    The tree is frozen with SIGSTOP first and re-collected until stable, so a process cannot
+    escape by forking between the collection and the kill. Pass a ``psutil.Process`` created
+    while the process surely existed: psutil then refuses to signal a reused pid.
+    """
+    procs: set[psutil.Process] = set()
+    try:
+        if isinstance(root, int):
+            root = psutil.Process(root)
+        running = root.is_running()
+    except psutil.Error:
+        running = False
+    if running and isinstance(root, psutil.Process):
+        procs = _collect_tree(root)
+        for _ in range(10):
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.suspend()
+            found: set[psutil.Process] = set()
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    found.update(proc.children(recursive=True))
+            if found <= procs:
+                break
+            procs |= found
+    if process_group is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(process_group, signal.SIGKILL)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _gone, alive = psutil.wait_procs(list(procs), timeout=5)
+    for proc in alive:
+        logger.warning("process %s survived SIGKILL", proc.pid)
+
+
+class Kernel:
+    """A running kernel process with a connected blocking client. Use :meth:`start`."""
+
+    def __init__(self, process: subprocess.Popen[bytes], client: Any, log_file: Path) -> None:
+        self._process = process
+        self._ps: psutil.Process | int
+        try:
+            self._ps = psutil.Process(process.pid)
+        except psutil.Error:
+            self._ps = process.pid
+        self._client = client
+        self._log_file = log_file
+        self._killed = False
+
+    @property
+    def pid(self) -> int:
+        """The kernel process id."""
+        return self._process.pid
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        work_dir: Path,
+        check: Callable[[], None],
+        start_timeout: float,
+    ) -> Kernel:
+        """Launch ``argv`` (``{connection_file}`` is substituted) and wait until it answers.
+
+        Raises :class:`KernelStartError` when the process exits or does not answer within
+        ``start_timeout`` seconds; whatever ``check`` raises propagates (the process is killed).
+        """
+        from jupyter_client.blocking.client import BlockingKernelClient
+        from jupyter_client.connect import write_connection_file
+
+        connection_file = work_dir / "kernel-connection.json"
+        log_file = work_dir / "kernel.log"
+        write_connection_file(
+            str(connection_file), ip="127.0.0.1", key=os.urandom(32).hex().encode()
+        )
+        command = [part.replace("{connection_file}", str(connection_file)) for part in argv]
+        logger.debug("starting kernel %s in %s", command, cwd)
+        with log_file.open("wb") as log:
+            try:
+                process = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc
+        client = BlockingKernelClient()
+        client.load_connection_file(str(connection_file))
+        client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)  # noqa: S604
+        kernel = cls(process, client, log_file)
+        try:
+            kernel._handshake(check=check, start_timeout=start_timeout)
+        except BaseException:
+            kernel.kill()
+            raise
+        logger.debug("kernel %s ready", process.pid)
+        return kernel
+
+    def _handshake(self, *, check: Callable[[], None], start_timeout: float) -> None:
+        """kernel_info until both a shell reply and an iopub message arrived (iopub is live)."""
+        deadline = time.monotonic() + start_timeout
+        replied = iopub_live = False
+        next_request = 0.0
+        while not (replied and iopub_live):
+            check()
+            self._ensure_alive(starting=True)
+            now = time.monotonic()
+            if now > deadline:
+                raise KernelStartError(
+                    f"kernel did not answer within {start_timeout:g} seconds{self._log_tail()}"
+                )
+            if now >= next_request:
+                self._client.kernel_info()
+                next_request = now + 1.0
+            with contextlib.suppress(queue.Empty):
+                self._client.iopub_channel.get_msg(timeout=POLL_SECONDS)
+                iopub_live = True
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    msg = self._client.shell_channel.get_msg(timeout=0)
+                    replied = replied or msg["msg_type"] == "kernel_info_reply"
+        # Drain what the handshake left (status messages of the kernel_info requests).
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._client.iopub_channel.get_msg(timeout=0.05)
+
+    def _log_tail(self) -> str:
+        try:
+            data = self._log_file.read_bytes()[-_LOG_TAIL_BYTES:]
+        except OSError:
+            return ""
+        text = data.decode("utf-8", errors="replace").strip()
+        return f"\nkernel output:\n{text}" if text else ""
+
+    def _ensure_alive(self, *, starting: bool = False) -> None:
+        code = self._process.poll()
+        if code is None:
+            return
+        what = "kernel exited during startup" if starting else "kernel process died"
+        message = f"{what} (exit code {code}){self._log_tail()}"
+        if starting:
+            raise KernelStartError(message)
+        raise KernelDiedError(message)
+
+    def execute(
+        self,
+        code: str,
+        *,
+        on_message: Callable[[Message], None],
+        check: Callable[[], None],
+        silent: bool = False,
+    ) -> ExecuteReply:
+        """Run ``code``; every iopub message of it goes to ``on_message``; wait for the reply.
+
+        Raises :class:`KernelDiedError` if the kernel exits meanwhile; whatever ``check``
+        raises propagates (the caller then kills the kernel).
+        """
+        msg_id = self._client.execute(
+            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
+        )
+        reply: Message | None = None
+        idle = False
+        idle_deadline: float | None = None
+        while not idle:
+            check()
+            try:
+                msg = self._client.iopub_channel.get_msg(timeout=POLL_SECONDS)
+            except queue.Empty:
+                self._ensure_alive()
+            else:
+                if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    if msg["msg_type"] == "status":
+                        idle = msg["content"].get("execution_state") == "idle"
+                    else:
+                        on_message(msg)
+            if reply is None:
+                reply = self._poll_reply(msg_id)
+                if reply is not None:
+                    idle_deadline = time.monotonic() + _IDLE_GRACE_SECONDS
+            elif idle_deadline is not None and time.monotonic() > idle_deadline:
+                logger.warning("kernel %s: no idle status after reply", self.pid)
+                break
+        while reply is None:
+            check()
+            self._ensure_alive()
+            reply = self._poll_reply(msg_id, timeout=POLL_SECONDS)
+        content = reply["content"]
+        return ExecuteReply(
+            status=str(content.get("status", "error")),
+            execution_count=content.get("execution_count"),
+            ename=content.get("ename"),
+            evalue=content.get("evalue"),
+            traceback=tuple(str(line) for line in content.get("traceback") or ()),
+        )
+
+    def _poll_reply(self, msg_id: str, timeout: float = 0) -> Message | None:
+        try:
+            while True:
+                msg: Message = self._client.shell_channel.get_msg(timeout=timeout)
+                if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    return msg
+        except queue.Empty:
+            return None
+
+    def kill(self) -> None:
+        """Kill the kernel and every process below it, close the channels. Idempotent."""
+        if self._killed:
+            return
+        self._killed = True
+        kill_process_tree(self._ps, process_group=self._process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=5)
+        with contextlib.suppress(Exception):
+            self._client.shell_channel.close()
+            self._client.iopub_channel.close()
+            self._client.context.destroy(linger=0)
+        logger.debug("kernel %s killed", self._process.pid)

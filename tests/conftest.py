@@ -1,0 +1,42 @@
+"""Fixtures shared by the whole suite: a local workspace and an SDK client talking to it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.local import LocalWorkspace, start_local_workspace
+
+TOKEN = "test-token-not-a-secret"
+
+
+@pytest.fixture(autouse=True)
+def _no_databricks_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's real workspace configuration."""
+    for name in list(os.environ):
+        if name.startswith(("DATABRICKS_", "ARM_", "AZURE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", "/nonexistent/databrickscfg")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[LocalWorkspace]:
+    ws = start_local_workspace(tmp_path / "state", token=TOKEN, cluster_start_delay=0.5)
+    try:
+        yield ws
+    finally:
+        ws.stop()
+
+
+def sdk_client(ws: LocalWorkspace, **config: object):  # type: ignore[no-untyped-def]
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient(host=ws.url, token=ws.token, auth_type="pat", **config)
+
+
+@pytest.fixture
+def client(workspace: LocalWorkspace):  # type: ignore[no-untyped-def]
+    return sdk_client(workspace)

@@ -1,0 +1,142 @@
+"""Workspace API 2.0 of the local workspace, driven through databricks-sdk over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+import requests
+from databricks.sdk.errors import NotFound, ResourceAlreadyExists
+from databricks.sdk.errors.base import DatabricksError
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
+
+from orchestrator.local import LocalWorkspace
+
+PY_SOURCE = b"# Databricks notebook source\nprint('hi')\n\n# COMMAND ----------\n\nx = 1\n"
+
+
+def test_well_known_config_answers_empty_object(workspace: LocalWorkspace) -> None:
+    resp = requests.get(f"{workspace.url}/.well-known/databricks-config", timeout=5)
+    assert resp.status_code == 200
+    assert resp.json() == {}
+
+
+def test_wrong_token_is_401_with_databricks_error(workspace: LocalWorkspace) -> None:
+    resp = requests.get(
+        f"{workspace.url}/api/2.0/workspace/list",
+        params={"path": "/"},
+        headers={"Authorization": "Bearer wrong"},
+        timeout=5,
+    )
+    assert resp.status_code == 401
+    assert set(resp.json()) == {"error_code", "message"}
+
+
+def test_mkdirs_list_and_get_status(client) -> None:  # type: ignore[no-untyped-def]
+    client.workspace.mkdirs("/Shared/builds/repo")
+    status = client.workspace.get_status("/Shared/builds")
+    assert status.object_type == ObjectType.DIRECTORY
+    names = [o.path for o in client.workspace.list("/Shared/builds")]
+    assert names == ["/Shared/builds/repo"]
+    assert list(client.workspace.list("/Shared/builds/repo")) == []
+
+
+def test_import_json_and_multipart_then_export_all_formats(client) -> None:  # type: ignore[no-untyped-def]
+    client.workspace.mkdirs("/nb")
+    client.workspace.import_(
+        "/nb/json_nb",
+        content=base64.b64encode(PY_SOURCE).decode(),
+        format=ImportFormat.SOURCE,
+        language=Language.PYTHON,
+    )
+    client.workspace.upload("/nb/multi_nb", io.BytesIO(b"print(1)\n"), language=Language.R)
+    assert client.workspace.get_status("/nb/json_nb").language == Language.PYTHON
+    assert client.workspace.get_status("/nb/multi_nb").language == Language.R
+    source = client.workspace.download("/nb/json_nb").read()
+    assert source == PY_SOURCE
+    jupyter = client.workspace.export("/nb/json_nb", format=ExportFormat.JUPYTER)
+    doc = json.loads(base64.b64decode(jupyter.content))
+    assert doc["nbformat"] == 4 and len(doc["cells"]) == 2
+    html = client.workspace.export("/nb/json_nb", format=ExportFormat.HTML)
+    assert b"print" in base64.b64decode(html.content)
+
+
+def test_auto_import_detects_notebooks_files_and_jupyter(client) -> None:  # type: ignore[no-untyped-def]
+    client.workspace.mkdirs("/auto")
+    client.workspace.upload("/auto/nb.py", PY_SOURCE, format=ImportFormat.AUTO)
+    client.workspace.upload("/auto/data.csv", b"a,b\n1,2\n", format=ImportFormat.AUTO)
+    ipynb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"language_info": {"name": "R"}},
+        "cells": [{"cell_type": "code", "source": "1+1", "metadata": {}, "outputs": [],
+                   "execution_count": None}],
+    }
+    client.workspace.upload("/auto/r_nb.ipynb", json.dumps(ipynb).encode(), format=ImportFormat.AUTO)
+    objects = {o.path: o for o in client.workspace.list("/auto")}
+    assert objects["/auto/nb"].object_type == ObjectType.NOTEBOOK
+    assert objects["/auto/data.csv"].object_type == ObjectType.FILE
+    assert objects["/auto/r_nb"].language == Language.R
+    assert client.workspace.download("/auto/data.csv").read() == b"a,b\n1,2\n"
+
+
+def test_overwrite_rules(client) -> None:  # type: ignore[no-untyped-def]
+    client.workspace.mkdirs("/o")
+    client.workspace.upload("/o/nb", PY_SOURCE, language=Language.PYTHON)
+    with pytest.raises(ResourceAlreadyExists):
+        client.workspace.upload("/o/nb", PY_SOURCE, language=Language.PYTHON)
+    client.workspace.upload("/o/nb", b"print(2)\n", language=Language.PYTHON, overwrite=True)
+    assert b"print(2)" in client.workspace.download("/o/nb").read()
+    with pytest.raises(ResourceAlreadyExists):
+        client.workspace.upload("/o", PY_SOURCE, language=Language.PYTHON, overwrite=True)
+
+
+def test_import_into_missing_folder_is_not_found(client) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NotFound):
+        client.workspace.upload("/missing/nb", PY_SOURCE, language=Language.PYTHON)
+
+
+def test_import_over_10_mb_is_rejected(client) -> None:  # type: ignore[no-untyped-def]
+    client.workspace.mkdirs("/big")
+    with pytest.raises(DatabricksError) as info:
+        client.workspace.upload("/big/f.bin", b"x" * (10 * 1024 * 1024 + 1), format=ImportFormat.AUTO)
+    assert info.value.error_code == "MAX_NOTEBOOK_SIZE_EXCEEDED"
+    assert list(client.workspace.list("/big")) == []
+
+
+def test_delete_non_empty_folder_needs_recursive(client) -> None:  # type: ignore[no-untyped-def]
+    client.workspace.mkdirs("/d/sub")
+    client.workspace.upload("/d/sub/f.txt", b"x", format=ImportFormat.AUTO)
+    with pytest.raises(DatabricksError) as info:
+        client.workspace.delete("/d")
+    assert info.value.error_code == "DIRECTORY_NOT_EMPTY"
+    client.workspace.delete("/d", recursive=True)
+    with pytest.raises(NotFound):
+        client.workspace.get_status("/d/sub/f.txt")
+    with pytest.raises(NotFound):
+        client.workspace.delete("/d")
+
+
+def test_json_accepted_whatever_the_json_content_type(workspace: LocalWorkspace) -> None:
+    resp = requests.post(
+        f"{workspace.url}/api/2.0/workspace/mkdirs",
+        data=json.dumps({"path": "/legacy"}),
+        headers={"Authorization": f"Bearer {workspace.token}", "Content-Type": "text/json"},
+        timeout=5,
+    )
+    assert resp.status_code == 200
+    resp = requests.get(
+        f"{workspace.url}/api/2.0/workspace/get-status",
+        params={"path": "/legacy"},
+        headers={"Authorization": f"Bearer {workspace.token}"},
+        timeout=5,
+    )
+    assert resp.json()["object_type"] == "DIRECTORY"
+
+
+def test_dot_segments_are_refused(client) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DatabricksError) as info:
+        client.workspace.mkdirs("/a/../../etc")
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
