@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--faults", type=Path, help="JSON file of fault settings (latency, 429/503 rates...)"
     )
+    demo = local_commands.add_parser(
+        "demo", help="run the sample project's notebooks as a job on a local workspace"
+    )
+    demo.add_argument("--repo", type=Path, default=Path(), help="the sample project's root")
+    demo.add_argument(
+        "--work-dir", type=Path, default=Path(".orchestrator/demo"), help="state and results"
+    )
     return parser
 
 
@@ -111,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "local" and args.local_command == "serve":
             return _serve(args)
+        if args.command == "local" and args.local_command == "demo":
+            from orchestrator.demo import run_demo
+
+            return run_demo(args.repo, args.work_dir, sys.stdout)
         parser.print_help()
         return EXIT_USAGE
     except OrchestratorError as err:

@@ -102,6 +102,14 @@ def parse_duration(value: object) -> object:
     return hours * 3600 + minutes * 60 + seconds
 
 
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    root = (info.context or {}).get("root")
+    path = path.expanduser()
+    if isinstance(root, Path) and not path.is_absolute():
+        return root / path
+    return path
+
+
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
@@ -113,7 +121,9 @@ OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, validate_default=True
+    )
 
 
 class SecretRef(_Model):
@@ -279,8 +289,6 @@ class BuildConfig(_Model):
     are resolved against ``root`` too).
     """
 
-    model_config = ConfigDict(validate_default=True)
-
     @model_validator(mode="before")
     @classmethod
     def _every_section(cls, data: Any) -> Any:
@@ -357,10 +365,3 @@ class BuildConfig(_Model):
             problems.append((("timeouts", "poll"), "must not be longer than timeouts.build"))
         return problems
 
-
-def _resolve(path: Path, info: ValidationInfo) -> Path:
-    root = (info.context or {}).get("root")
-    path = path.expanduser()
-    if isinstance(root, Path) and not path.is_absolute():
-        return root / path
-    return path

@@ -10,7 +10,7 @@ They need the same bearer token as the API.
 from __future__ import annotations
 
 from orchestrator.local.errors import bad_request
-from orchestrator.local.faults import FaultSettings, Faults
+from orchestrator.local.faults import Faults, FaultSettings
 from orchestrator.local.http import Request, Response, Router
 
 __all__ = ["ADMIN_PREFIX", "Admin"]

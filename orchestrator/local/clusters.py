@@ -17,7 +17,7 @@ from orchestrator.local.errors import ApiError, bad_request
 from orchestrator.local.http import Request, Router
 from orchestrator.local.store import now_ms
 
-__all__ = ["ClusterSpec", "Clusters", "DEFAULT_CLUSTER_ID"]
+__all__ = ["DEFAULT_CLUSTER_ID", "ClusterSpec", "Clusters"]
 
 DEFAULT_CLUSTER_ID = "0000-000000-local"
 

@@ -9,6 +9,7 @@ costs well under a millisecond on loopback. Handlers never see HTTP: they get a
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -234,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "orchestrator-local"
     app: _App  # set on the subclass made by serve_http
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
@@ -323,10 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
         decision = app.faults.decide(f"{method} {route}")
         if decision.kind == "drop":
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return None
         if decision.kind in ("429", "429-retry-after", "rate-limit"):
             headers = (

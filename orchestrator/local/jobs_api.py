@@ -351,7 +351,7 @@ class JobsApi:
 
     def runs_cancel(self, req: Request) -> dict[str, Any]:
         run_id = req.required_int("run_id")
-        doc, task = self.lookup(run_id)
+        doc, _ = self.lookup(run_id)
         self.scheduler.cancel(int(doc["run_id"]))
         return {}
 
@@ -365,7 +365,7 @@ class JobsApi:
 
     def runs_delete(self, req: Request) -> dict[str, Any]:
         run_id = req.required_int("run_id")
-        doc, task = self.lookup(run_id)
+        _, task = self.lookup(run_id)
         if task is not None:
             raise bad_request("Delete the job run, not one of its task runs")
         if self.scheduler.is_active(run_id):
@@ -406,7 +406,7 @@ class JobsApi:
         views = (req.text("views_to_export") or "CODE").upper()
         if views not in ("CODE", "ALL", "DASHBOARDS"):
             raise bad_request(f"Invalid views_to_export: {views}")
-        doc, task = self._single_task(req.required_int("run_id"), "export")
+        _, task = self._single_task(req.required_int("run_id"), "export")
         if views == "DASHBOARDS":
             return {"views": []}
         html = self.executed_html(task)

@@ -128,17 +128,18 @@ def _header_family(line: str) -> str | None:
     return None
 
 
+def _separator(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"{re.escape(prefix)} COMMAND -+")
+
+
 def parse_source(text: str, language: Language) -> Notebook:
     """Parse Databricks SOURCE text; the header line is optional (plain code is one cell)."""
     lines = text.replace("\r\n", "\n").split("\n")
-    family = _header_family(lines[0]) if lines else None
+    family = _header_family(lines[0])
     if family is not None:
         lines = lines[1:]
     prefix = family or _COMMENT[language]
-    separator = re.compile(rf"{re.escape(prefix)} COMMAND -+")
-    magic = f"{prefix} MAGIC"
-    title = f"{prefix} DBTITLE"
-
+    separator = _separator(prefix)
     chunks: list[list[str]] = [[]]
     for line in lines:
         if separator.fullmatch(line.rstrip()):
@@ -147,16 +148,17 @@ def parse_source(text: str, language: Language) -> Notebook:
             chunks[-1].append(line)
     if len(chunks) == 1 and not _strip_blank_lines(chunks[0]):
         return Notebook(language, ())
+    return Notebook(language, tuple(_decode_chunk(chunk, prefix) for chunk in chunks))
 
-    cells: list[Cell] = []
-    for chunk in chunks:
-        body = _strip_blank_lines(chunk)
-        first = next((i for i, line in enumerate(body) if not line.startswith(title)), len(body))
-        if first < len(body) and _is_magic_line(body[first], magic):
-            decoded = [_unmagic(line, magic) for line in body[first:]]
-            body = _strip_blank_lines(decoded)
-        cells.append(_make_cell("\n".join(body)))
-    return Notebook(language, tuple(cells))
+
+def _decode_chunk(chunk: list[str], prefix: str) -> Cell:
+    """One cell from the lines between two separators (``MAGIC`` prefixes removed)."""
+    magic, title = f"{prefix} MAGIC", f"{prefix} DBTITLE"
+    body = _strip_blank_lines(chunk)
+    first = next((i for i, line in enumerate(body) if not line.startswith(title)), len(body))
+    if first < len(body) and _is_magic_line(body[first], magic):
+        body = _strip_blank_lines([_unmagic(line, magic) for line in body[first:]])
+    return _make_cell("\n".join(body))
 
 
 def _is_magic_line(line: str, magic: str) -> bool:
@@ -171,21 +173,31 @@ def _unmagic(line: str, magic: str) -> str:
     return line
 
 
-def to_source(nb: Notebook) -> str:
-    """Render ``nb`` as Databricks SOURCE text (the inverse of :func:`parse_source`)."""
-    prefix = _COMMENT[nb.language]
+def _encode_cell(cell: Cell, prefix: str) -> str:
+    """The SOURCE text of one cell: plain code, or ``MAGIC``-prefixed lines."""
+    if cell.kind == "markdown":
+        lines = ["%md", *(cell.source.split("\n") if cell.source else [])]
+    else:
+        lines = cell.source.split("\n")
+        plain_ok = not cell.source.startswith("%") and not any(
+            _separator(prefix).fullmatch(line.rstrip()) for line in lines
+        )
+        if plain_ok and _decode_chunk(lines, prefix) == cell:
+            return cell.source
     magic = f"{prefix} MAGIC"
-    chunks: list[str] = []
-    for cell in nb.cells:
-        if cell.kind == "markdown":
-            lines = ["%md", *(cell.source.split("\n") if cell.source else [])]
-        elif cell.source.startswith("%"):
-            lines = cell.source.split("\n")
-        else:
-            chunks.append(cell.source)
-            continue
-        chunks.append("\n".join(f"{magic} {line}" if line else magic for line in lines))
-    body = f"\n\n{prefix} COMMAND ----------\n\n".join(chunks)
+    return "\n".join(f"{magic} {line}" if line else magic for line in lines)
+
+
+def to_source(nb: Notebook) -> str:
+    """Render ``nb`` as Databricks SOURCE text (the inverse of :func:`parse_source`).
+
+    Code that would not read back as itself (it starts with a magic, or holds a line that
+    looks like a separator or a ``MAGIC`` line) is written ``MAGIC``-prefixed.
+    """
+    prefix = _COMMENT[nb.language]
+    body = f"\n\n{prefix} COMMAND ----------\n\n".join(
+        _encode_cell(cell, prefix) for cell in nb.cells
+    )
     return f"{prefix} {HEADER_TEXT}\n{body}\n"
 
 
@@ -288,14 +300,11 @@ def to_ipynb(nb: Notebook, *, name: str) -> bytes:
 
 def export_html(nb_or_ipynb: Notebook | bytes, *, title: str) -> str:
     """Render a notebook (or ``.ipynb`` bytes, e.g. an executed notebook) as standalone HTML."""
-    nbformat = _nbformat()
     exporter = importlib.import_module("nbconvert").HTMLExporter()
-    if isinstance(nb_or_ipynb, Notebook):
-        node = nbformat.from_dict(ipynb_document(nb_or_ipynb, name=title))
-    else:
-        try:
-            node = nbformat.reads(nb_or_ipynb.decode("utf-8-sig"), as_version=4)
-        except Exception as exc:
-            raise NotebookFormatError(f"not a valid .ipynb notebook: {exc}") from exc
+    data = to_ipynb(nb_or_ipynb, name=title) if isinstance(nb_or_ipynb, Notebook) else nb_or_ipynb
+    try:
+        node = _nbformat().reads(data.decode("utf-8-sig"), as_version=4)
+    except Exception as exc:
+        raise NotebookFormatError(f"not a valid .ipynb notebook: {exc}") from exc
     body, _resources = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})
     return str(body)

@@ -33,7 +33,8 @@ def _time(ms: int | None) -> str:
 def _state(doc: dict[str, Any]) -> str:
     state = doc.get("state") or {}
     result = state.get("result_state") or ""
-    return f'<span class="{escape(result)}">{escape(state.get("life_cycle_state", ""))} {escape(result)}</span>'
+    life_cycle = escape(state.get("life_cycle_state", ""))
+    return f'<span class="{escape(result)}">{life_cycle} {escape(result)}</span>'
 
 
 class Pages:

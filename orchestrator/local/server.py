@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 from orchestrator.local.admin import Admin
-from orchestrator.local.clusters import ClusterSpec, Clusters
-from orchestrator.local.faults import FaultSettings, Faults
+from orchestrator.local.clusters import Clusters, ClusterSpec
+from orchestrator.local.faults import Faults, FaultSettings
 from orchestrator.local.http import Response, Router, serve_http
 from orchestrator.local.jobs_api import JobsApi
 from orchestrator.local.pages import Pages

@@ -101,6 +101,7 @@ class Store:
     """Thread-safe access to the state database. All writes go through one connection."""
 
     def __init__(self, state_dir: Path) -> None:
+        state_dir = state_dir.resolve()  # kernels run elsewhere: every path given out is absolute
         self.state_dir = state_dir
         self.workspace_root = state_dir / "workspace"
         self.runs_root = state_dir / "runs"

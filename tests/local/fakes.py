@@ -37,7 +37,9 @@ class FakeExecutor:
                 if time.monotonic() > limit:
                     return TaskOutcome("TIMEDOUT", "Timed out", {"error": "Notebook run timed out"})
             result = spec.parameters.get("result", "SUCCESS")
-            output: dict[str, object] = {"notebook_output": {"result": spec.parameters.get("exit", "")}}
+            output: dict[str, object] = {
+                "notebook_output": {"result": spec.parameters.get("exit", "")}
+            }
             if result == "FAILED":
                 output["error"] = "Exception: boom"
             return TaskOutcome(result, "" if result == "SUCCESS" else "boom", output)

@@ -82,7 +82,9 @@ def test_invalid_settings_are_rejected(w) -> None:  # type: ignore[no-untyped-de
 def test_run_now_life_cycle_and_parameters(w, fake: FakeExecutor) -> None:  # type: ignore[no-untyped-def]
     job = w.jobs.create(
         name="p",
-        tasks=[task("a", sleep="0.3", base="b", both="task", ref="{{job.run_id}}-{{job.parameters.x}}")],
+        tasks=[
+            task("a", sleep="0.3", base="b", both="task", ref="{{job.run_id}}-{{job.parameters.x}}")
+        ],
         parameters=[jobs.JobParameterDefinition(name="x", default="dx")],
     )
     started = w.jobs.run_now(job.job_id, job_parameters={"x": "vx"})
@@ -182,7 +184,9 @@ def test_task_timeout_ends_task_as_timedout(w) -> None:  # type: ignore[no-untyp
 
 def test_max_concurrent_runs_queues_when_queue_enabled(w) -> None:  # type: ignore[no-untyped-def]
     job = w.jobs.create(
-        name="q", tasks=[task("a", sleep="0.5")], max_concurrent_runs=1,
+        name="q",
+        tasks=[task("a", sleep="0.5")],
+        max_concurrent_runs=1,
         queue=jobs.QueueSettings(enabled=True),
     )
     first = w.jobs.run_now(job.job_id).run_id
@@ -232,10 +236,18 @@ def test_cluster_start_and_sdk_ensure_running(w) -> None:  # type: ignore[no-unt
 
 
 def test_submit_run_and_delete(w) -> None:  # type: ignore[no-untyped-def]
-    run = w.jobs.submit(run_name="one-off", tasks=[jobs.SubmitTask(
-        task_key="a", existing_cluster_id=CLUSTER,
-        notebook_task=jobs.NotebookTask(notebook_path="/nb/a", base_parameters={"exit": "done"}),
-    )]).result(timeout=timedelta(seconds=30))
+    run = w.jobs.submit(
+        run_name="one-off",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="a",
+                existing_cluster_id=CLUSTER,
+                notebook_task=jobs.NotebookTask(
+                    notebook_path="/nb/a", base_parameters={"exit": "done"}
+                ),
+            )
+        ],
+    ).result(timeout=timedelta(seconds=30))
     assert run.state.result_state == jobs.RunResultState.SUCCESS
     assert w.jobs.get_run_output(run.run_id).notebook_output.result == "done"
     w.jobs.delete_run(run.run_id)
@@ -247,15 +259,29 @@ def test_legacy_api_paths_serve_the_same_runs(ws: LocalWorkspace) -> None:
     import requests
 
     headers = {"Authorization": f"Bearer {ws.token}"}
-    body = {"name": "legacy", "tasks": [{"task_key": "a", "existing_cluster_id": CLUSTER,
-            "notebook_task": {"notebook_path": "/nb/a"}}]}
-    job_id = requests.post(f"{ws.url}/api/2.0/jobs/create", json=body, headers=headers,
-                           timeout=5).json()["job_id"]
-    run_id = requests.post(f"{ws.url}/api/2.1/jobs/run-now", json={"job_id": job_id},
-                           headers=headers, timeout=5).json()["run_id"]
+    body = {
+        "name": "legacy",
+        "tasks": [
+            {
+                "task_key": "a",
+                "existing_cluster_id": CLUSTER,
+                "notebook_task": {"notebook_path": "/nb/a"},
+            }
+        ],
+    }
+    job_id = requests.post(
+        f"{ws.url}/api/2.0/jobs/create", json=body, headers=headers, timeout=5
+    ).json()["job_id"]
+    run_id = requests.post(
+        f"{ws.url}/api/2.1/jobs/run-now", json={"job_id": job_id}, headers=headers, timeout=5
+    ).json()["run_id"]
     for version in ("2.0", "2.1", "2.2"):
-        got = requests.get(f"{ws.url}/api/{version}/jobs/runs/get", params={"run_id": run_id},
-                           headers=headers, timeout=5)
+        got = requests.get(
+            f"{ws.url}/api/{version}/jobs/runs/get",
+            params={"run_id": run_id},
+            headers=headers,
+            timeout=5,
+        )
         assert got.json()["run_id"] == run_id
 
 

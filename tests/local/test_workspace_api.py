@@ -71,10 +71,19 @@ def test_auto_import_detects_notebooks_files_and_jupyter(client) -> None:  # typ
         "nbformat": 4,
         "nbformat_minor": 5,
         "metadata": {"language_info": {"name": "R"}},
-        "cells": [{"cell_type": "code", "source": "1+1", "metadata": {}, "outputs": [],
-                   "execution_count": None}],
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "1+1",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+            }
+        ],
     }
-    client.workspace.upload("/auto/r_nb.ipynb", json.dumps(ipynb).encode(), format=ImportFormat.AUTO)
+    client.workspace.upload(
+        "/auto/r_nb.ipynb", json.dumps(ipynb).encode(), format=ImportFormat.AUTO
+    )
     objects = {o.path: o for o in client.workspace.list("/auto")}
     assert objects["/auto/nb"].object_type == ObjectType.NOTEBOOK
     assert objects["/auto/data.csv"].object_type == ObjectType.FILE
@@ -101,7 +110,9 @@ def test_import_into_missing_folder_is_not_found(client) -> None:  # type: ignor
 def test_import_over_10_mb_is_rejected(client) -> None:  # type: ignore[no-untyped-def]
     client.workspace.mkdirs("/big")
     with pytest.raises(DatabricksError) as info:
-        client.workspace.upload("/big/f.bin", b"x" * (10 * 1024 * 1024 + 1), format=ImportFormat.AUTO)
+        client.workspace.upload(
+            "/big/f.bin", b"x" * (10 * 1024 * 1024 + 1), format=ImportFormat.AUTO
+        )
     assert info.value.error_code == "MAX_NOTEBOOK_SIZE_EXCEEDED"
     assert list(client.workspace.list("/big")) == []
 

@@ -790,7 +790,13 @@ class _SecretStr(str):
 
 
 class _Redactor:
-    """Replaces secret values read in this kernel with ``[REDACTED]`` in stdout and stderr."""
+    """Replaces secret values read in this kernel with ``[REDACTED]`` in stdout and stderr.
+
+    For ipykernel's streams the text is redacted where the stream hands its buffered text to
+    the message sender (``OutStream._flush_buffers``): that also covers output of
+    subprocesses the kernel forwards, and it survives IPython swapping the streams' ``write``
+    around every cell. Other streams get a redacting ``write`` where they allow it.
+    """
 
     def __init__(self) -> None:
         self._values: list[str] = []
@@ -812,10 +818,24 @@ class _Redactor:
     def _patch(self, stream: Any) -> None:
         if stream is None or id(stream) in self._patched:
             return
-        original = stream.write
+        cls = type(stream)
+        flush_buffers = getattr(cls, "_flush_buffers", None)
+        if cls.__module__.startswith("ipykernel.") and callable(flush_buffers):
+            if not getattr(flush_buffers, _WRAPPED_MARK, False):
 
-        def write(text: Any) -> Any:
-            return original(self.redact(text) if isinstance(text, str) else text)
+                def redacting_flush_buffers(self: Any) -> Iterator[tuple[Any, Any]]:
+                    for parent, data in flush_buffers(self):
+                        yield parent, _REDACTOR.redact(data) if isinstance(data, str) else data
+
+                cls._flush_buffers = _mark(redacting_flush_buffers, flush_buffers)
+            self._patched.add(id(stream))
+            return
+        instance_write = stream.write
+
+        def write(text: Any, *args: Any) -> Any:
+            if isinstance(text, str):
+                text = _REDACTOR.redact(text)
+            return instance_write(text, *args)
 
         try:
             stream.write = write
@@ -824,19 +844,21 @@ class _Redactor:
         self._patched.add(id(stream))
 
 
+_REDACTOR = _Redactor()
+
+
 class SecretsUtil:
     """``dbutils.secrets`` backed by ``ORCH_SECRETS`` ({scope: {key: value}})."""
 
     def __init__(self, secrets: Mapping[str, Mapping[str, str]]) -> None:
         self._secrets = secrets
-        self._redactor = _Redactor()
 
     def get(self, scope: str, key: str) -> str:
         """Gets the string value of a secret; it is redacted from this notebook's output."""
         value = self._secrets.get(scope, {}).get(key)
         if value is None:
             raise SecretNotFound(f"Secret does not exist with scope: {scope} and key: {key}")
-        self._redactor.add(value)
+        _REDACTOR.add(value)
         return _SecretStr(value)
 
     def getBytes(self, scope: str, key: str) -> bytes:
@@ -1011,7 +1033,7 @@ class NotebookUtil:
         import subprocess
 
         target = _resolve_notebook_path(str(path), self._config.notebook_path)
-        args = {str(k): _as_str(v) for k, v in (arguments or {}).items()}
+        args = {str(k): v if isinstance(v, str) else str(v) for k, v in (arguments or {}).items()}
         control = Path(self._config.control_dir or os.getcwd())  # noqa: PTH109
         stem = f"child-{os.getpid()}-{secrets.token_hex(6)}"
         result_file = control / f"{stem}.json"
@@ -1404,11 +1426,12 @@ def _prepare_sys_path(config: _Config) -> None:
 
     if config.pip_target:
         Path(config.pip_target).mkdir(parents=True, exist_ok=True)
-        if config.pip_target in sys.path:
-            sys.path.remove(config.pip_target)
-        sys.path.insert(0, config.pip_target)
-    if config.cwd and config.cwd not in sys.path:
-        sys.path.insert(0, config.cwd)
+    for entry in (config.pip_target, config.cwd):
+        if entry:
+            sys.path[:] = [p for p in sys.path if p != entry]
+    for entry in (config.pip_target, config.cwd):
+        if entry:
+            sys.path.insert(0, entry)
     if config.pip_target and any(p.suffix == ".pth" for p in Path(config.pip_target).iterdir()):
         import site
 

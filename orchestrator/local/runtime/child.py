@@ -23,7 +23,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.local.runtime.executor import execute_notebook, resolve_run_path
+from orchestrator.local.runtime.executor import execute_notebook
+from orchestrator.local.runtime.magics import resolve_run_path
 from orchestrator.local.runtime.model import ExecutionRequest, NotebookResult
 from orchestrator.local.runtime.resolver import NotebookNotFound, make_sqlite_resolver
 

@@ -1,8 +1,7 @@
 """Execute one notebook task run in a fresh Jupyter kernel: :func:`execute_notebook`.
 
-This module owns the life of a run: the kernel's command line and environment (the ``ORCH_*``
-variables the in-kernel ``dbutils`` shims read), the shim bootstrap, running the cells one by
-one (magics included, ``%run`` recursively in the same kernel), detecting
+This module owns the life of a run: starting the kernel (as :mod:`.launch` says), running
+the cells one by one (magics included, ``%run`` recursively in the same kernel), detecting
 ``dbutils.notebook.exit`` through ``$ORCH_CONTROL_DIR/exit.json``, mapping errors, timeouts
 and cancels to a :class:`NotebookResult`, writing the executed ``.ipynb`` and always killing
 the kernel's whole process tree.
@@ -12,19 +11,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import posixpath
-import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orchestrator
 from orchestrator.local.notebooks import Notebook, NotebookFormatError, ipynb_document, parse_source
 from orchestrator.local.runtime import magics
 from orchestrator.local.runtime.kernel import Kernel, KernelDiedError, KernelStartError
+from orchestrator.local.runtime.launch import (
+    KERNEL_START_TIMEOUT,
+    bootstrap_steps,
+    kernel_argv,
+    kernel_env,
+)
 from orchestrator.local.runtime.model import (
     ExecutionRequest,
     NotebookResolver,
@@ -32,7 +33,13 @@ from orchestrator.local.runtime.model import (
     NotebookSource,
     RunStatus,
 )
-from orchestrator.local.runtime.outputs import CellOutputs, LogBuffer, one_line, strip_ansi
+from orchestrator.local.runtime.outputs import (
+    CellOutputs,
+    LogBuffer,
+    error_line,
+    one_line,
+    strip_ansi,
+)
 from orchestrator.local.runtime.resolver import NotebookNotFound
 
 if TYPE_CHECKING:
@@ -49,26 +56,11 @@ __all__ = [
     "NotebookResult",
     "NotebookSource",
     "execute_notebook",
-    "kernel_argv",
-    "resolve_run_path",
 ]
 
 logger = logging.getLogger(__name__)
 
-KERNEL_START_TIMEOUT = 60.0
 EXECUTED_NOTEBOOK = "executed_notebook.ipynb"
-
-_RUNTIME_DIR = Path(__file__).resolve().parent
-_PYTHON_SHIM = _RUNTIME_DIR / "_kernel_dbutils.py"
-_R_SHIM = _RUNTIME_DIR / "_kernel_dbutils.R"
-_PYTHON_BOOTSTRAP = (
-    "from orchestrator.local.runtime._kernel_magics import setup as __orch_setup\n"
-    "__orch_setup(get_ipython()); del __orch_setup"
-)
-_PYTHON_SHIM_BOOTSTRAP = (
-    "from orchestrator.local.runtime._kernel_dbutils import install as __orch_install\n"
-    "__orch_install(get_ipython()); del __orch_install"
-)
 
 
 class _Stopped(Exception):
@@ -114,73 +106,6 @@ class _Frame:
         return "C" + self.where(index)[1:]
 
 
-def kernel_argv(language: Language) -> list[str]:
-    """The kernel command line (with ``{connection_file}``) for a notebook language."""
-    if language == "PYTHON":
-        return [
-            sys.executable,
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            "{connection_file}",
-            "--HistoryManager.enabled=False",
-        ]
-    if language == "R":
-        r_binary = shutil.which("R")
-        if r_binary is None:
-            raise KernelStartError("R notebooks need R with IRkernel, and R is not on the PATH")
-        return [r_binary, "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
-    raise KernelStartError(f"no kernel for {language} notebooks")
-
-
-def _kernel_env(request: ExecutionRequest, control_dir: Path, pip_target: Path) -> dict[str, str]:
-    package_link_dir = request.scratch_dir / "pythonpath"
-    package_link_dir.mkdir(exist_ok=True)
-    link = package_link_dir / "orchestrator"
-    if not link.exists():
-        link.symlink_to(Path(orchestrator.__file__).resolve().parent, target_is_directory=True)
-    python_path = [str(package_link_dir)]
-    if os.environ.get("PYTHONPATH"):
-        python_path.append(os.environ["PYTHONPATH"])
-    env = dict(os.environ)
-    env.update(
-        ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
-        ORCH_WORKSPACE_ROOT=str(request.workspace_root),
-        ORCH_DBFS_ROOT=str(request.dbfs_root),
-        ORCH_CONTROL_DIR=str(control_dir),
-        ORCH_PARAMS=json.dumps(dict(request.parameters)),
-        ORCH_SECRETS=json.dumps({scope: dict(keys) for scope, keys in request.secrets.items()}),
-        ORCH_PYTHON=sys.executable,
-        ORCH_PIP_TARGET=str(pip_target),
-        ORCH_STATE_DB=str(request.state_db),
-        PIP_TARGET=str(pip_target),  # a stray `!pip install` must not touch our environment
-        MPLBACKEND="Agg",
-        PYTHONPATH=os.pathsep.join(python_path),
-        IPYTHONDIR=str(request.scratch_dir / "ipython"),
-        JPY_PARENT_PID=str(os.getpid()),
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-    )
-    return env
-
-
-def resolve_run_path(current: str, target: str) -> str:
-    """The absolute workspace path of ``%run target`` written in notebook ``current``."""
-    if target.startswith("/Workspace/"):
-        target = target[len("/Workspace") :]
-    joined = (
-        target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
-    )
-    normalized = posixpath.normpath(joined)
-    return "/" + normalized.lstrip("/")
-
-
-def _error_line(ename: str | None, evalue: str | None) -> str:
-    ename, evalue = ename or "", evalue or ""
-    if ename == "ERROR" and evalue.startswith("Error"):  # IRkernel
-        return one_line(evalue.replace("Error in eval(expr, envir, enclos):", "Error:", 1))
-    return one_line(f"{ename}: {evalue}" if ename else evalue or "error")
-
-
 class _Run:
     """The state of one :func:`execute_notebook` call."""
 
@@ -215,9 +140,16 @@ class _Run:
             raise _Stopped("TIMEDOUT", f"the run timed out after {timeout:g} seconds")
 
     def result(
-        self, status: RunStatus, *, exit_value: str | None = None, error: str | None = None,
-        trace: str | None = None, failed_cell: int | None = None,
-    ) -> NotebookResult:  # fmt: skip
+        self,
+        status: RunStatus,
+        *,
+        exit_value: str | None = None,
+        error: str | None = None,
+        trace: str | None = None,
+        failed_cell: int | None = None,
+    ) -> NotebookResult:
+        if trace:
+            self.log.write(f"\n{trace}\n")
         return NotebookResult(
             status=status,
             exit_value=exit_value,
@@ -291,7 +223,7 @@ class _Run:
         return parse_source(file.read_text(encoding="utf-8", errors="replace"), language)
 
     def start_kernel(self, language: Language) -> None:
-        env = _kernel_env(self.request, self.control_dir, self.pip_target)
+        env = kernel_env(self.request, control_dir=self.control_dir, pip_target=self.pip_target)
         cwd = self.request.notebook.file.parent
         self.kernel = Kernel.start(
             argv=kernel_argv(language),
@@ -301,24 +233,14 @@ class _Run:
             check=self.check,
             start_timeout=KERNEL_START_TIMEOUT,
         )
-        if language == "PYTHON":
-            steps = [("runtime helpers", _PYTHON_BOOTSTRAP)]
-            if _PYTHON_SHIM.exists():
-                steps.append(("dbutils shim", _PYTHON_SHIM_BOOTSTRAP))
-        else:
-            steps = []
-            if _R_SHIM.exists():
-                steps.append(("dbutils shim", f"source({json.dumps(str(_R_SHIM))})"))
-        if len(steps) < (2 if language == "PYTHON" else 1):
-            logger.warning("the dbutils shim for %s is missing: dbutils is not available", language)
-        for what, code in steps:
+        for what, code in bootstrap_steps(language):
             reply = self.kernel.execute(
                 code, on_message=lambda _msg: None, check=self.check, silent=True
             )
             if reply.status != "ok":
                 trace = "\n".join(strip_ansi(line) for line in reply.traceback)
                 raise _CellFailed(
-                    f"cannot load the {what}: {_error_line(reply.ename, reply.evalue)}", trace
+                    f"cannot load the {what}: {error_line(reply.ename, reply.evalue)}", trace
                 )
 
     def run_notebook(self, notebook: Notebook, frame: _Frame) -> None:
@@ -371,9 +293,10 @@ class _Run:
             raise self.kernel_error(reply, index, frame)
 
     def kernel_error(self, reply: ExecuteReply, index: int, frame: _Frame) -> _CellFailed:
-        error = _error_line(reply.ename, reply.evalue) if reply.status == "error" else (
-            f"execution {reply.status}"
-        )  # fmt: skip
+        if reply.status == "error":
+            error = error_line(reply.ename, reply.evalue)
+        else:
+            error = f"execution {reply.status}"
         if frame.includes:
             error = f"{error} [{frame.where(index)}]"
         trace = "\n".join(strip_ansi(line) for line in reply.traceback)
@@ -391,7 +314,7 @@ class _Run:
         return value
 
     def run_included(self, target: str, index: int, frame: _Frame, language: Language) -> None:
-        path = resolve_run_path(frame.workspace_path, target)
+        path = magics.resolve_run_path(frame.workspace_path, target)
         chain = [frame.workspace_path, *(included for included, _ in frame.includes)]
         if path in chain:
             raise self.fail(frame, index, f"%run {target}: circular %run of {path}")

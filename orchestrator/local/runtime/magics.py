@@ -10,6 +10,7 @@ environment. Python-side helpers live in ``_kernel_magics`` (imported in the ker
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "Unsupported",
     "pip_code",
     "plan_cell",
+    "resolve_run_path",
     "shell_code",
 ]
 
@@ -171,3 +173,14 @@ def shell_code(script: str, *, language: Language, script_file: Path) -> str:
 def pip_code(args: tuple[str, ...]) -> str:
     """Python kernel code for ``%pip install <args>`` into ``$ORCH_PIP_TARGET``."""
     return f"__import__({KERNEL_HELPERS!r}, fromlist=['_']).pip_install({list(args)!r})"
+
+
+def resolve_run_path(current: str, target: str) -> str:
+    """The absolute workspace path of ``%run target`` written in notebook ``current``."""
+    if target.startswith("/Workspace/"):
+        target = target[len("/Workspace") :]
+    joined = (
+        target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
+    )
+    normalized = posixpath.normpath(joined)
+    return "/" + normalized.lstrip("/")

@@ -13,7 +13,7 @@ import re
 from collections import deque
 from typing import Any
 
-__all__ = ["CellOutputs", "LogBuffer", "one_line", "strip_ansi"]
+__all__ = ["CellOutputs", "LogBuffer", "error_line", "one_line", "strip_ansi"]
 
 STREAM_LIMIT = 500_000  # characters of stream text kept per cell
 RICH_LIMIT = 5_000_000  # characters of display data kept per cell
@@ -34,6 +34,14 @@ def one_line(text: str, *, limit: int = 1000) -> str:
     """Whitespace (newlines included) collapsed to single spaces, at most ``limit`` chars."""
     flat = " ".join(strip_ansi(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def error_line(ename: str | None, evalue: str | None) -> str:
+    """One line for a kernel error: ``"<ename>: <evalue>"`` (IRkernel's ``"Error: ..."``)."""
+    ename, evalue = ename or "", evalue or ""
+    if ename == "ERROR" and evalue.startswith("Error"):  # IRkernel
+        return one_line(evalue.replace("Error in eval(expr, envir, enclos):", "Error:", 1))
+    return one_line(f"{ename}: {evalue}" if ename else evalue or "error")
 
 
 class LogBuffer:
@@ -142,18 +150,16 @@ class CellOutputs:
         if not text:
             return
         self._before_output()
+        if self._stream_truncated:
+            return
         room = self._stream_limit - self._stream_size
-        self._stream_size += len(text)
-        if room <= 0:
-            if self._stream_truncated:
-                return
+        if len(text) > room:
             self._stream_truncated = True
-            text = (
+            text = text[: max(room, 0)] + (
                 f"\n*** WARNING: output truncated: this cell printed more than "
                 f"{self._stream_limit} characters ***\n"
             )
-        elif len(text) > room:
-            text = text[:room]
+        self._stream_size += len(text)
         self._log.write(strip_ansi(text))
         last = self.outputs[-1] if self.outputs else None
         if last is not None and last["output_type"] == "stream" and last["name"] == name:
@@ -190,7 +196,6 @@ class CellOutputs:
     def add_error(self, ename: str, evalue: str, traceback: list[str]) -> None:
         """Append an error output."""
         self._before_output()
-        self._log.write("\n".join(strip_ansi(line) for line in traceback) + "\n")
         self.outputs.append(
             {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": traceback}
         )

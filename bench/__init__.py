@@ -1,0 +1,1 @@
+"""Benchmark scripts; each prints a table. Run with ``python -m bench.<name>``."""

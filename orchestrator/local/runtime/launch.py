@@ -1,0 +1,116 @@
+"""How the kernel of a notebook run is launched: command line, environment, bootstrap code.
+
+This module owns the contract between the executor and the in-kernel shims: the ``ORCH_*``
+environment variables (see :func:`kernel_env`) and the code run silently before the first
+cell (:func:`bootstrap_steps`), which loads the ``dbutils`` shims
+(``_kernel_dbutils.py`` / ``_kernel_dbutils.R``) and the Python-side magic helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orchestrator
+from orchestrator.local.runtime.kernel import KernelStartError
+
+if TYPE_CHECKING:
+    from orchestrator.local.notebooks import Language
+    from orchestrator.local.runtime.model import ExecutionRequest
+
+__all__ = ["KERNEL_START_TIMEOUT", "bootstrap_steps", "kernel_argv", "kernel_env"]
+
+logger = logging.getLogger(__name__)
+
+KERNEL_START_TIMEOUT = 60.0
+
+_RUNTIME_DIR = Path(__file__).resolve().parent
+PYTHON_SHIM = _RUNTIME_DIR / "_kernel_dbutils.py"
+R_SHIM = _RUNTIME_DIR / "_kernel_dbutils.R"
+_PYTHON_HELPERS = (
+    "from orchestrator.local.runtime._kernel_magics import setup as __orch_setup\n"
+    "__orch_setup(get_ipython()); del __orch_setup"
+)
+_PYTHON_SHIM_CODE = (
+    "from orchestrator.local.runtime._kernel_dbutils import install as __orch_install\n"
+    "__orch_install(get_ipython()); del __orch_install"
+)
+
+
+def kernel_argv(language: Language) -> list[str]:
+    """The kernel command line (with ``{connection_file}``) for a notebook language."""
+    if language == "PYTHON":
+        return [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--HistoryManager.enabled=False",
+        ]
+    if language == "R":
+        r_binary = shutil.which("R")
+        if r_binary is None:
+            raise KernelStartError("R notebooks need R with IRkernel, and R is not on the PATH")
+        return [r_binary, "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    raise KernelStartError(f"no kernel for {language} notebooks")
+
+
+def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path) -> dict[str, str]:
+    """The kernel's environment: ours plus the ``ORCH_*`` variables the shims read.
+
+    ``PYTHONPATH`` gets a directory holding only a link to this ``orchestrator`` package, so
+    the kernel (and ``python -m orchestrator.local.runtime.child``) import the same code
+    even when the package is not installed. ``PIP_TARGET`` keeps a stray ``!pip install``
+    out of the orchestrator's own environment.
+    """
+    link_dir = request.scratch_dir / "pythonpath"
+    link_dir.mkdir(exist_ok=True)
+    link = link_dir / "orchestrator"
+    if not link.exists():
+        link.symlink_to(Path(orchestrator.__file__).resolve().parent, target_is_directory=True)
+    python_path = [str(link_dir)]
+    if os.environ.get("PYTHONPATH"):
+        python_path.append(os.environ["PYTHONPATH"])
+    secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
+    env = dict(os.environ)
+    env.update(
+        ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
+        ORCH_WORKSPACE_ROOT=str(request.workspace_root),
+        ORCH_DBFS_ROOT=str(request.dbfs_root),
+        ORCH_CONTROL_DIR=str(control_dir),
+        ORCH_PARAMS=json.dumps(dict(request.parameters)),
+        ORCH_SECRETS=json.dumps(secrets),
+        ORCH_PYTHON=sys.executable,
+        ORCH_PIP_TARGET=str(pip_target),
+        ORCH_STATE_DB=str(request.state_db),
+        PIP_TARGET=str(pip_target),
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join(python_path),
+        IPYTHONDIR=str(request.scratch_dir / "ipython"),
+        JPY_PARENT_PID=str(os.getpid()),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return env
+
+
+def bootstrap_steps(language: Language) -> list[tuple[str, str]]:
+    """``(what, code)`` to run silently before the first cell, in order."""
+    steps: list[tuple[str, str]] = []
+    if language == "PYTHON":
+        steps.append(("runtime helpers", _PYTHON_HELPERS))
+        shim_file = PYTHON_SHIM
+        shim_code = _PYTHON_SHIM_CODE
+    else:
+        shim_file = R_SHIM
+        shim_code = f"source({json.dumps(str(R_SHIM), ensure_ascii=False)})"
+    if shim_file.exists():
+        steps.append(("dbutils shim", shim_code))
+    else:
+        logger.warning("%s is missing: dbutils is not available in notebooks", shim_file)
+    return steps

@@ -1,0 +1,360 @@
+"""Publishing a build's test results where the CI shows them.
+
+This module owns how a :class:`~orchestrator.results.ResultsSummary` is told: a plain-text
+table everywhere; Azure DevOps logging commands when ``TF_BUILD`` is set (``##[group]``,
+``##vso[task.logissue]``, ``##vso[task.complete]``); GitHub workflow commands and a Markdown
+step summary (appended to ``$GITHUB_STEP_SUMMARY``) when ``GITHUB_ACTIONS`` is set; and a JSON
+document for ``--json``. Output goes to the ``TextIO`` passed in, in ASCII so any agent's
+console encoding takes it.
+
+Text that comes from tests (names, messages, traces) is escaped inside commands and
+neutralized outside them, so a test can never issue a logging command of its own.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+if TYPE_CHECKING:
+    from orchestrator.context import BuildContext
+    from orchestrator.results import FailedCase, ResultsSummary
+
+__all__ = [
+    "Format",
+    "detect_format",
+    "escape_ado_data",
+    "escape_ado_property",
+    "escape_github_data",
+    "escape_github_property",
+    "publish",
+    "publish_error",
+    "render_markdown",
+    "render_table",
+    "status_of",
+    "to_json",
+]
+
+log = logging.getLogger(__name__)
+
+Format = Literal["azure-devops", "github-actions", "plain"]
+Status = Literal["passed", "failed", "empty"]
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_DETAIL_LINES = 30
+_ANNOTATION_CHARS = 4000
+_SUMMARY_FAILURES = 50
+
+
+def detect_format(environ: Mapping[str, str]) -> Format:
+    if environ.get("TF_BUILD", "").strip().lower() in _TRUE:
+        return "azure-devops"
+    if environ.get("GITHUB_ACTIONS", "").strip().lower() in _TRUE:
+        return "github-actions"
+    return "plain"
+
+
+def status_of(summary: ResultsSummary) -> Status:
+    if not summary.ok:
+        return "failed"
+    return "passed" if summary.tests else "empty"
+
+
+# -- escaping ---------------------------------------------------------------------------------
+
+
+def escape_ado_data(text: str) -> str:
+    """The message part of an Azure DevOps ``##vso[...]`` command."""
+    return text.replace("%", "%AZP25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_ado_property(text: str) -> str:
+    """A property value of an Azure DevOps ``##vso[...]`` command."""
+    return escape_ado_data(text).replace(";", "%3B").replace("]", "%5D")
+
+
+def escape_github_data(text: str) -> str:
+    """The message part of a GitHub ``::command::`` line."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_github_property(text: str) -> str:
+    """A property value of a GitHub ``::command prop=value::`` line."""
+    return escape_github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _safe(line: str, fmt: Format) -> str:
+    """Neutralize a line of test output so a CI agent cannot read it as a command."""
+    line = _ascii(line)
+    if fmt == "plain":
+        return line
+    line = line.replace("##vso[", "## vso[").replace("##[", "## [")
+    if line.lstrip().startswith("::"):
+        line = line.replace("::", ": :", 1)
+    return line
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# -- renderings -------------------------------------------------------------------------------
+
+
+def _headline(summary: ResultsSummary) -> str:
+    status = status_of(summary)
+    if status == "empty":
+        return "NO TESTS: no test results were collected"
+    counts = [f"{summary.failures} failed"] if summary.failures else []
+    counts += [f"{summary.errors} error{'s' * (summary.errors != 1)}"] if summary.errors else []
+    counts += [f"{summary.passed} passed"]
+    counts += [f"{summary.skipped} skipped"] if summary.skipped else []
+    return f"{status.upper()}: {', '.join(counts)} of {summary.tests} tests"
+
+
+def _case_title(case: FailedCase) -> str:
+    qualified = case.classname and case.classname != case.suite
+    test = f"{case.classname}.{case.name}" if qualified else case.name
+    return f"{case.suite} > {test}"
+
+
+def render_table(summary: ResultsSummary) -> str:
+    """The per-suite table with a total line (no trailing newline)."""
+    header = ("Suite", "Tests", "Passed", "Failed", "Errors", "Skipped", "Time")
+    rows = [
+        (s.name, s.tests, s.passed, s.failures, s.errors, s.skipped, f"{s.time:.1f}s")
+        for s in summary.suites
+    ]
+    total = (
+        "TOTAL",
+        summary.tests,
+        summary.passed,
+        summary.failures,
+        summary.errors,
+        summary.skipped,
+        f"{summary.time:.1f}s",
+    )
+    cells = [tuple(_ascii(str(c)) for c in row) for row in (header, *rows, total)]
+    width = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        first = row[0].ljust(width[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(row[1:], width[1:], strict=True))])
+
+    rule = "-" * len(line(cells[0]))
+    return "\n".join([line(cells[0]), rule, *map(line, cells[1:-1]), rule, line(cells[-1])])
+
+
+def _details(case: FailedCase, limit: int = _DETAIL_LINES) -> list[str]:
+    details = case.details.splitlines()
+    if details and details[0] and case.message.startswith(details[0]):
+        details = details[1:]  # the message already says it
+    lines = [case.message, *details]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... ({len(lines) - limit} more lines in the JUnit report)"]
+    return lines
+
+
+def render_markdown(
+    summary: ResultsSummary, *, title: str = "Test results", run_url: str | None = None
+) -> str:
+    """A GitHub step summary: headline, suite table, failures in collapsed blocks."""
+    out = [f"## {_md(title)}: {status_of(summary).upper()}", "", _md(_headline(summary))]
+    if run_url:
+        out[-1] += f" - [Databricks run]({_md_url(run_url)})"
+    out += ["", "| Suite | Tests | Passed | Failed | Errors | Skipped | Time |"]
+    out += ["|---|---:|---:|---:|---:|---:|---:|"]
+    for s in summary.suites:
+        out.append(
+            f"| {_md(s.name)} | {s.tests} | {s.passed} | {s.failures} | {s.errors} "
+            f"| {s.skipped} | {s.time:.1f}s |"
+        )
+    out.append(
+        f"| **Total** | {summary.tests} | {summary.passed} | {summary.failures} "
+        f"| {summary.errors} | {summary.skipped} | {summary.time:.1f}s |"
+    )
+    for case in summary.failed[:_SUMMARY_FAILURES]:
+        body = html.escape("\n".join(_details(case, limit=80)))
+        out += ["", f"<details><summary>{html.escape(_case_title(case))}</summary>", ""]
+        out += [f"<pre>{body}</pre>", "</details>"]
+    if len(summary.failed) > _SUMMARY_FAILURES:
+        out += ["", f"... and {len(summary.failed) - _SUMMARY_FAILURES} more failing tests"]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    """Text for a Markdown table cell or line: no markup, no HTML, one line."""
+    flat = _one_line(text, 300)
+    for char in "\\`*_[]|~#":
+        flat = flat.replace(char, f"\\{char}")
+    return html.escape(flat, quote=False)
+
+
+def _md_url(url: str) -> str:
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+
+def to_json(
+    summary: ResultsSummary,
+    *,
+    context: BuildContext | None = None,
+    run_url: str | None = None,
+) -> dict[str, Any]:
+    """The summary as a JSON-ready dict (what ``--json`` prints)."""
+    document: dict[str, Any] = {
+        "status": status_of(summary),
+        "tests": summary.tests,
+        "passed": summary.passed,
+        "failures": summary.failures,
+        "errors": summary.errors,
+        "skipped": summary.skipped,
+        "time": round(summary.time, 3),
+        "suites": [
+            {
+                "name": s.name,
+                "tests": s.tests,
+                "passed": s.passed,
+                "failures": s.failures,
+                "errors": s.errors,
+                "skipped": s.skipped,
+                "time": round(s.time, 3),
+                "sources": list(s.sources),
+            }
+            for s in summary.suites
+        ],
+        "failed": [
+            {
+                "suite": c.suite,
+                "classname": c.classname,
+                "name": c.name,
+                "kind": c.kind,
+                "message": c.message,
+                "details": c.details,
+            }
+            for c in summary.failed
+        ],
+        "files": list(summary.files),
+        "junit": str(summary.output) if summary.output else None,
+        "run_url": run_url,
+    }
+    if context is not None:
+        document["build"] = {
+            "provider": context.provider,
+            "build_id": context.build_id,
+            "build_number": context.build_number,
+            "repo_name": context.repo_name,
+            "branch": context.branch,
+            "commit": context.commit,
+            "pull_request": context.pull_request,
+            "url": context.url,
+        }
+    return document
+
+
+# -- publishing -------------------------------------------------------------------------------
+
+
+def publish(
+    summary: ResultsSummary,
+    *,
+    out: TextIO,
+    environ: Mapping[str, str],
+    title: str = "Test results",
+    run_url: str | None = None,
+    max_annotations: int = 10,
+) -> None:
+    """Write the summary to ``out`` in the CI's own terms (see the module docstring)."""
+    fmt = detect_format(environ)
+    headline = _headline(summary)
+    _group_start(out, fmt, f"{title}: {headline}")
+    for line in render_table(summary).splitlines():
+        out.write(_safe(line, fmt) + "\n")
+    _group_end(out, fmt)
+    for index, case in enumerate(summary.failed):
+        _group_start(out, fmt, f"{case.kind.upper()} {_case_title(case)}")
+        for line in _details(case):
+            out.write(_safe(f"    {line}", fmt) + "\n")
+        _group_end(out, fmt)
+        if index < max_annotations and fmt != "plain":
+            _annotate(out, fmt, "error", _case_title(case), "\n".join(_details(case, 20)))
+    hidden = len(summary.failed) - max_annotations
+    if hidden > 0 and fmt != "plain":
+        _annotate(out, fmt, "error", title, f"... and {hidden} more failing tests")
+    if status_of(summary) == "empty":
+        _annotate(out, fmt, "warning", title, "No test results were collected")
+    out.write(_safe(headline, fmt) + "\n")
+    if run_url:
+        out.write(_safe(f"Run: {run_url}", fmt) + "\n")
+    if fmt == "azure-devops" and status_of(summary) != "passed":
+        result = "Failed" if status_of(summary) == "failed" else "SucceededWithIssues"
+        out.write(f"##vso[task.complete result={result};]{escape_ado_data(_ascii(headline))}\n")
+    if fmt == "github-actions":
+        markdown = render_markdown(summary, title=title, run_url=run_url)
+        _append_step_summary(environ, markdown)
+
+
+def publish_error(
+    message: str, *, out: TextIO, environ: Mapping[str, str], title: str = "orchestrator"
+) -> None:
+    """Report a build that could not produce results (a usage or infrastructure error)."""
+    fmt = detect_format(environ)
+    _annotate(out, fmt, "error", title, message)
+    if fmt == "plain":
+        return
+    if fmt == "azure-devops":
+        out.write(f"##vso[task.complete result=Failed;]{escape_ado_data(_ascii(title))}\n")
+    else:
+        text = f"## {_md(title)}: ERROR\n\n<pre>{html.escape(message)}</pre>\n"
+        _append_step_summary(environ, text)
+
+
+def _group_start(out: TextIO, fmt: Format, name: str) -> None:
+    name = _safe(_one_line(name), fmt)
+    if fmt == "azure-devops":
+        out.write(f"##[group]{name}\n")
+    elif fmt == "github-actions":
+        out.write(f"::group::{escape_github_data(name)}\n")
+    else:
+        out.write(f"{name}\n")
+
+
+def _group_end(out: TextIO, fmt: Format) -> None:
+    if fmt == "azure-devops":
+        out.write("##[endgroup]\n")
+    elif fmt == "github-actions":
+        out.write("::endgroup::\n")
+    else:
+        out.write("\n")
+
+
+def _annotate(
+    out: TextIO, fmt: Format, level: Literal["error", "warning"], title: str, message: str
+) -> None:
+    text = _ascii(message)[:_ANNOTATION_CHARS]
+    if fmt == "azure-devops":
+        body = escape_ado_data(_safe(f"{_one_line(title)}: {text}", fmt))
+        out.write(f"##vso[task.logissue type={level};]{body}\n")
+    elif fmt == "github-actions":
+        prop = escape_github_property(_ascii(_one_line(title)))
+        out.write(f"::{level} title={prop}::{escape_github_data(text)}\n")
+    else:
+        out.write(f"{level}: {_one_line(title)}: {text}\n")
+
+
+def _append_step_summary(environ: Mapping[str, str], markdown: str) -> None:
+    path = environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with Path(path).open("a", encoding="utf-8") as stream:
+            stream.write(markdown)
+    except OSError as exc:
+        log.warning("cannot append to GITHUB_STEP_SUMMARY %s: %s", path, exc)

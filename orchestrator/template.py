@@ -1,0 +1,429 @@
+"""Rendering ``job-template.json`` into Jobs API job settings, checked before any remote call.
+
+This module owns the template language and the job-settings checks:
+
+* ``${name}`` inside a JSON string is replaced by ``values[name]``; a string that is exactly one
+  placeholder (``"${timeout_seconds}"``) takes the value's JSON type, so numbers, booleans, lists
+  and objects can be filled in too. ``$${`` is a literal ``${``. Databricks' own dynamic value
+  references (``{{job.run_id}}``, ``{{job.parameters.x}}``, ``{{task.name}}``) are left alone.
+* An unknown, malformed or unterminated placeholder and malformed JSON are :class:`UsageError`
+  with ``file:line:col``; every placeholder problem is reported at once.
+* The rendered settings are checked against databricks-sdk's job settings dataclasses (unknown
+  fields, types, enums, required fields) and against rules the API enforces server-side (a
+  name, at least one task, unique task keys, dependencies that exist and form no cycle, notebook
+  paths, timeouts, ``max_concurrent_runs``).
+
+The job is shared by every build of a repo, so the template may only use repo-level values (see
+:func:`job_values`); per-build values travel as job parameters at run-now time
+(:func:`build_parameters`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from orchestrator.errors import UsageError
+
+if TYPE_CHECKING:
+    from orchestrator.config_schema import BuildConfig
+    from orchestrator.context import BuildContext
+
+__all__ = [
+    "JsonValue",
+    "build_parameters",
+    "job_values",
+    "render_job",
+    "render_template",
+    "validate_job_settings",
+]
+
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_TOKEN = re.compile(r"\\.|\$\$\{|\$\{([^}]*)\}|\$\{", re.DOTALL)
+_COLON = re.compile(r"\s*:")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TASK_KEY = re.compile(r"[\w.-]{1,100}")
+_PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_INT_FIELDS = ("timeout_seconds", "max_retries", "min_retry_interval_millis")
+
+
+def render_job(path: Path, *, values: Mapping[str, JsonValue]) -> dict[str, Any]:
+    """Read, render and validate ``path``; the result is ready for jobs create/reset."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the job template: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the job template is not UTF-8 text") from None
+    settings = render_template(text, values=values, source=str(path))
+    validate_job_settings(settings, source=str(path))
+    return settings
+
+
+def render_template(text: str, *, values: Mapping[str, JsonValue], source: str) -> dict[str, Any]:
+    """Fill the placeholders of a JSON template (no job-settings checks)."""
+    _parse(text, source)  # malformed JSON is reported against the text the user wrote
+    problems: list[str] = []
+    pieces: list[str] = []
+    done = 0
+    for match in _STRING.finditer(text):
+        pieces.append(text[done : match.start()])
+        is_key = _COLON.match(text, match.end()) is not None
+        pieces.append(_render_string(text, match, values, source, is_key, problems))
+        done = match.end()
+    pieces.append(text[done:])
+    if problems:
+        raise UsageError("\n".join(problems))
+    rendered = _parse("".join(pieces), source)
+    if not isinstance(rendered, dict):
+        raise UsageError(f"{source}:1:1: a job template is a JSON object")
+    return rendered
+
+
+def _render_string(
+    text: str,
+    match: re.Match[str],
+    values: Mapping[str, JsonValue],
+    source: str,
+    is_key: bool,
+    problems: list[str],
+) -> str:
+    raw = match.group(0)[1:-1]
+    if "$" not in raw:
+        return match.group(0)
+    parts: list[str] = []
+    done = 0
+    tokens = [t for t in _TOKEN.finditer(raw) if not t.group(0).startswith("\\")]
+    for token in tokens:
+        parts.append(_decode(raw[done : token.start()]))
+        done = token.end()
+        where = _position(text, match.start() + 1 + token.start(), source)
+        if token.group(0) == "$${":
+            parts.append("${")
+            continue
+        name = token.group(1)
+        if name is None:
+            problems.append(f"{where}: unterminated placeholder (write '$${{' for a literal '${{')")
+            continue
+        if not _NAME.fullmatch(name):
+            problems.append(f"{where}: invalid placeholder {token.group(0)!r}")
+            continue
+        if name not in values:
+            known = ", ".join(sorted(values)) or "none"
+            problems.append(f"{where}: unknown placeholder ${{{name}}} (known: {known})")
+            continue
+        value = values[name]
+        if len(tokens) == 1 and token.group(0) == raw and not isinstance(value, str):
+            if is_key:
+                problems.append(f"{where}: ${{{name}}} is used as a key and must be a string")
+                continue
+            return json.dumps(value)
+        if isinstance(value, (dict, list)) or value is None:
+            problems.append(f"{where}: ${{{name}}} is not text; use it as a whole string")
+            continue
+        parts.append(value if isinstance(value, str) else json.dumps(value))
+    parts.append(_decode(raw[done:]))
+    return json.dumps("".join(parts), ensure_ascii=False)
+
+
+def _decode(raw: str) -> str:
+    decoded: str = json.loads(f'"{raw}"')
+    return decoded
+
+
+def _position(text: str, offset: int, source: str) -> str:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"{source}:{line}:{column}"
+
+
+def _parse(text: str, source: str) -> Any:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        duplicate = next((k for k in keys if keys.count(k) > 1), None)
+        if duplicate is not None:
+            raise UsageError(f"{source}: duplicate key {duplicate!r} in one JSON object")
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
+    except RecursionError:
+        raise UsageError(f"{source}: the JSON is nested too deeply") from None
+
+
+# -- job settings -----------------------------------------------------------------------------
+
+
+def validate_job_settings(settings: Mapping[str, Any], *, source: str) -> None:
+    """Raise one UsageError listing every problem of these Jobs API job settings."""
+    from databricks.sdk.service.jobs import JobSettings
+
+    problems: list[str] = []
+    _check_shape(settings, JobSettings, "", problems)
+    if not problems:
+        try:
+            JobSettings.from_dict(dict(settings))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            problems.append(f"not valid job settings ({type(exc).__name__}: {exc})")
+    problems.extend(_check_rules(settings))
+    if problems:
+        raise UsageError("\n".join(f"{source}: invalid job settings: {p}" for p in problems))
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_shape(value: Any, hint: Any, path: str, problems: list[str]) -> None:
+    """Check JSON ``value`` against an SDK type annotation, recursively."""
+    where = path or "settings"
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is not None and options:
+            _check_shape(value, options[0], path, problems)
+        return
+    if hint is Any:
+        return
+    if origin is list:
+        if not isinstance(value, list):
+            problems.append(f"{where}: expected a list")
+            return
+        for i, item in enumerate(value):
+            _check_shape(item, typing.get_args(hint)[0], f"{path}[{i}]", problems)
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected an object")
+            return
+        for key, item in value.items():
+            _check_shape(item, typing.get_args(hint)[1], f"{path}.{key}", problems)
+        return
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        allowed = [str(m.value) for m in hint]
+        if value not in allowed:
+            problems.append(f"{where}: expected one of {', '.join(allowed)}")
+        return
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        _check_object(value, hint, path, problems)
+        return
+    expected = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
+    ok = {
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+    }
+    if hint in ok and not ok[hint]:
+        problems.append(f"{where}: expected {expected[hint]}")
+
+
+def _check_object(value: Any, cls: type, path: str, problems: list[str]) -> None:
+    where = path or "settings"
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected an object")
+        return
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, item in value.items():
+        child = f"{path}.{key}" if path else key
+        if key not in fields:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{child}: unknown field{hint}")
+            continue
+        _check_shape(item, hints[key], child, problems)
+    for name, spec in fields.items():
+        required = (
+            spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+        )
+        if required and name not in value:
+            problems.append(f"{f'{path}.{name}' if path else name}: required")
+
+
+def _check_rules(settings: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    name = settings.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("name: a job needs a name")
+    problems.extend(_check_ints(settings, ""))
+    runs = settings.get("max_concurrent_runs")
+    if runs is not None and (not _is_int(runs) or runs < 1):
+        problems.append("max_concurrent_runs: must be an integer >= 1")
+    tasks = settings.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        problems.append("tasks: a job needs at least one task")
+        return problems
+    keys: dict[str, int] = {}
+    clusters = {
+        c.get("job_cluster_key") for c in settings.get("job_clusters") or [] if isinstance(c, dict)
+    }
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            continue
+        key = task.get("task_key")
+        if not isinstance(key, str):
+            continue
+        if key in keys:
+            problems.append(f"tasks[{i}].task_key: {key!r} is already used by tasks[{keys[key]}]")
+        elif not _TASK_KEY.fullmatch(key):
+            problems.append(f"tasks[{i}].task_key: use letters, digits, '_', '-', '.' (max 100)")
+        keys.setdefault(key, i)
+        problems.extend(_check_ints(task, f"tasks[{i}]."))
+        notebook = task.get("notebook_task")
+        if isinstance(notebook, dict):
+            path = notebook.get("notebook_path")
+            if not isinstance(path, str) or not path.strip():
+                problems.append(f"tasks[{i}].notebook_task.notebook_path: required")
+            elif notebook.get("source", "WORKSPACE") == "WORKSPACE" and not path.startswith("/"):
+                problems.append(
+                    f"tasks[{i}].notebook_task.notebook_path: must be an absolute workspace path"
+                )
+        cluster_key = task.get("job_cluster_key")
+        if cluster_key is not None and cluster_key not in clusters:
+            problems.append(f"tasks[{i}].job_cluster_key: no job cluster {cluster_key!r}")
+    problems.extend(_check_dependencies(tasks, keys))
+    problems.extend(_check_parameters(settings.get("parameters")))
+    return problems
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_ints(obj: Mapping[str, Any], prefix: str) -> list[str]:
+    return [
+        f"{prefix}{name}: must be a non-negative integer"
+        for name in _INT_FIELDS
+        if name in obj and (not _is_int(obj[name]) or obj[name] < 0)
+    ]
+
+
+def _check_dependencies(tasks: list[Any], keys: Mapping[str, int]) -> list[str]:
+    problems: list[str] = []
+    graph: dict[str, list[str]] = {key: [] for key in keys}
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict) or not isinstance(task.get("task_key"), str):
+            continue
+        for j, dep in enumerate(task.get("depends_on") or []):
+            target = dep.get("task_key") if isinstance(dep, dict) else None
+            if not isinstance(target, str):
+                continue
+            if target == task["task_key"]:
+                problems.append(f"tasks[{i}].depends_on[{j}]: a task cannot depend on itself")
+            elif target not in keys:
+                problems.append(f"tasks[{i}].depends_on[{j}].task_key: no task {target!r}")
+            else:
+                graph[task["task_key"]].append(target)
+    cycle = _find_cycle(graph)
+    if cycle:
+        problems.append(f"tasks: dependencies form a cycle: {' -> '.join(cycle)}")
+    return problems
+
+
+def _find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    for start in graph:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        trail: list[str] = [start]
+        state[start] = 1
+        while stack:
+            node, index = stack[-1]
+            if index < len(graph[node]):
+                stack[-1] = (node, index + 1)
+                nxt = graph[node][index]
+                if state.get(nxt) == 1:
+                    return [*trail[trail.index(nxt) :], nxt]
+                if not state.get(nxt):
+                    state[nxt] = 1
+                    stack.append((nxt, 0))
+                    trail.append(nxt)
+            else:
+                state[node] = 2
+                stack.pop()
+                trail.pop()
+    return None
+
+
+def _check_parameters(parameters: Any) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, parameter in enumerate(parameters if isinstance(parameters, list) else []):
+        name = parameter.get("name") if isinstance(parameter, dict) else None
+        if not isinstance(name, str):
+            continue
+        if not _PARAM_NAME.fullmatch(name):
+            problems.append(f"parameters[{i}].name: use letters, digits, '_', '-' and '.'")
+        if name in seen:
+            problems.append(f"parameters[{i}].name: {name!r} is defined twice")
+        seen.add(name)
+    return problems
+
+
+# -- the values the sample template expects ---------------------------------------------------
+
+
+def job_values(
+    *,
+    config: BuildConfig,
+    repo_name: str,
+    cluster_id: str,
+    entry_notebook: str,
+) -> dict[str, JsonValue]:
+    """The repo-level placeholder values: identical for every build of the repo, so the job's
+    settings do not change from one build to the next (and concurrent builds never reset it).
+    """
+    timeout = max(1, int(config.timeouts.build))
+    return {
+        "job_name": f"build-{repo_name}",
+        "repo_name": repo_name,
+        "cluster_id": cluster_id,
+        "build_root": config.build_root,
+        "repo_folder": f"{config.build_root}/{repo_name}",
+        "entry_notebook": entry_notebook,
+        "storage_root": config.storage.cluster_root,
+        "job_timeout_seconds": timeout + 600,
+        "task_timeout_seconds": timeout,
+    }
+
+
+def build_parameters(*, config: BuildConfig, context: BuildContext) -> dict[str, str]:
+    """The per-build job parameters for run-now (names match the template's ``parameters``).
+
+    Layout: the build's notebooks in ``<build_root>/<repo>/<build_id>`` (``build_folder``); its
+    storage prefix ``<storage cluster root>/<repo>/<build_id>`` (``storage_dir``) with
+    ``data/``, ``tests/``, ``models/`` and ``results/`` below it, as the cluster sees them.
+    """
+    folder = f"{config.build_root}/{context.repo_name}/{context.build_id}"
+    storage = f"{config.storage.cluster_root.rstrip('/')}/{context.repo_name}/{context.build_id}"
+    return {
+        "build_id": context.build_id,
+        "build_number": context.build_number,
+        "repo_name": context.repo_name,
+        "branch": context.branch or "",
+        "commit": context.commit or "",
+        "pull_request": context.pull_request or "",
+        "target": config.target,
+        "build_folder": folder,
+        "storage_dir": storage,
+        "data_dir": f"{storage}/data",
+        "tests_dir": f"{storage}/tests",
+        "model_path": f"{storage}/models",
+        "results_dir": f"{storage}/results",
+    }

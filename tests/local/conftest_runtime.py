@@ -1,0 +1,133 @@
+"""Helpers for the notebook runtime tests: a workspace on disk, requests, process checks.
+
+Tests import the ``ws`` fixture from here (``from tests.local.conftest_runtime import ws``).
+The workspace mirrors what the store keeps: notebook SOURCE files under ``workspace_root``
+and an ``objects`` table in a sqlite database, so child notebooks resolve as in the server.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import psutil
+import pytest
+
+from orchestrator.local.notebooks import Language
+from orchestrator.local.runtime import (
+    ExecutionRequest,
+    NotebookResult,
+    NotebookSource,
+    execute_notebook,
+    make_sqlite_resolver,
+)
+
+HEADERS: dict[Language, str] = {
+    "PYTHON": "# Databricks notebook source",
+    "R": "# Databricks notebook source",
+    "SQL": "-- Databricks notebook source",
+    "SCALA": "// Databricks notebook source",
+}
+SEPARATORS: dict[Language, str] = {
+    language: f"\n\n{header.split()[0]} COMMAND ----------\n\n"
+    for language, header in HEADERS.items()
+}
+
+
+def source(*cells: str, language: Language = "PYTHON") -> str:
+    """Databricks SOURCE text with ``cells`` (raw cell texts, MAGIC lines included)."""
+    return HEADERS[language] + "\n" + SEPARATORS[language].join(cells) + "\n"
+
+
+class Workspace:
+    """A workspace folder, DBFS folder and store database for one test."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.workspace_root = root / "workspace"
+        self.dbfs_root = root / "dbfs"
+        self.state_db = root / "state.db"
+        self.workspace_root.mkdir()
+        self.dbfs_root.mkdir()
+        with sqlite3.connect(self.state_db) as db:
+            db.execute(
+                "CREATE TABLE objects (path TEXT PRIMARY KEY, object_type TEXT, language TEXT)"
+            )
+        self.resolver = make_sqlite_resolver(self.state_db, self.workspace_root)
+        self._runs = 0
+
+    def add(self, path: str, text: str, language: Language = "PYTHON") -> NotebookSource:
+        file = self.workspace_root / path.lstrip("/")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text, encoding="utf-8")
+        with sqlite3.connect(self.state_db) as db:
+            db.execute("INSERT OR REPLACE INTO objects VALUES (?, 'NOTEBOOK', ?)", (path, language))
+        return NotebookSource(path, file, language)
+
+    def request(
+        self,
+        path: str,
+        *,
+        parameters: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> ExecutionRequest:
+        self._runs += 1
+        scratch = self.root / f"scratch-{self._runs}"
+        scratch.mkdir()
+        return ExecutionRequest(
+            notebook=self.resolver(path),
+            parameters=dict(parameters or {}),
+            workspace_root=self.workspace_root,
+            dbfs_root=self.dbfs_root,
+            scratch_dir=scratch,
+            state_db=self.state_db,
+            secrets=dict(secrets or {}),
+            timeout_seconds=timeout,
+        )
+
+    def run(
+        self, path: str, *, cancel: threading.Event | None = None, **kwargs: object
+    ) -> NotebookResult:
+        request = self.request(path, **kwargs)  # type: ignore[arg-type]
+        return execute_notebook(request, resolver=self.resolver, cancel=cancel or threading.Event())
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def gone(pid: int) -> bool:
+    """The process does not exist any more (or is a zombie nobody reaped yet)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def assert_all_gone(pids: list[int], *, within: float = 3.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(gone(pid) for pid in pids):
+            return
+        time.sleep(0.05)
+    alive = [pid for pid in pids if not gone(pid)]
+    assert not alive, f"processes still alive: {alive}"
+
+
+def wait_for_file(path: Path, *, within: float = 30.0) -> str:
+    """The content of ``path`` once it exists and is not empty."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if path.exists() and (text := path.read_text().strip()):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear within {within} s")
+
+
+def read_pids(*files: Path) -> list[int]:
+    return [int(wait_for_file(file)) for file in files]

@@ -1,0 +1,490 @@
+"""Notebook runtime with real kernels: outputs, failures, magics, timeouts, cancel, dbutils."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from orchestrator.local.notebooks import Language
+from orchestrator.local.runtime import NotebookResult, executor
+from tests.local import conftest_runtime
+from tests.local.conftest_runtime import (
+    Workspace,
+    assert_all_gone,
+    read_pids,
+    source,
+    wait_for_file,
+)
+
+ws = conftest_runtime.ws  # the fixture
+pytestmark = pytest.mark.timeout(120)
+
+
+def executed(result: NotebookResult) -> nbformat.NotebookNode:
+    node = nbformat.read(result.executed_notebook, as_version=4)
+    nbformat.validate(node)
+    return node
+
+
+def text_of(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type in ("display_data", "execute_result"):
+            parts.append(output.data.get("text/plain", ""))
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}")
+    return "".join(parts)
+
+
+def test_python_success_with_outputs(ws: Workspace) -> None:
+    ws.add(
+        "/Users/a/nb",
+        source(
+            'print("héllo wörld ✓ 日本")\nx = 41',
+            "# MAGIC %md\n# MAGIC # A title",
+            "",
+            "# only a comment",
+            "from __future__ import annotations\n\n"
+            "def f(a: Undefined) -> int:\n    return 1\n\nprint(f.__annotations__['a'])",
+            "x + 1",
+            "!echo hi from bang",
+            "# MAGIC %sh\n# MAGIC echo sh says $ORCH_NOTEBOOK_PATH\n# MAGIC pwd",
+            'import sys\nprint("to stderr", file=sys.stderr)',
+            '# MAGIC %python\n# MAGIC print("python magic", x)',
+            "import json, os\n"
+            "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('ORCH_')}))",
+        ),
+    )
+    result = ws.run("/Users/a/nb", parameters={"p": "1"}, secrets={"s": {"k": "v"}})
+    assert (result.status, result.error, result.exit_value) == ("SUCCESS", None, None)
+    node = executed(result)
+    cells = node.cells
+    assert len(cells) == 11
+    assert cells[0].outputs[0].text == "héllo wörld ✓ 日本\n"
+    assert cells[1].cell_type == "markdown"
+    assert cells[1].source == "# A title"
+    assert cells[2].outputs == [] and cells[3].outputs == []
+    assert text_of(cells[4]) == "Undefined\n"
+    assert cells[5].outputs[0].output_type == "execute_result"
+    assert cells[5].outputs[0].data["text/plain"] == "42"
+    assert "hi from bang" in text_of(cells[6])
+    sh_output = text_of(cells[7])
+    assert "sh says /Users/a/nb" in sh_output
+    assert str(ws.workspace_root / "Users/a") in sh_output  # the kernel's cwd
+    assert cells[8].outputs[0].name == "stderr"
+    assert text_of(cells[9]) == "python magic 41\n"
+    env = json.loads(text_of(cells[10]))
+    scratch = result.executed_notebook.parent
+    assert env["ORCH_NOTEBOOK_PATH"] == "/Users/a/nb"
+    assert env["ORCH_WORKSPACE_ROOT"] == str(ws.workspace_root)
+    assert env["ORCH_DBFS_ROOT"] == str(ws.dbfs_root)
+    assert env["ORCH_CONTROL_DIR"] == str(scratch / "control")
+    assert env["ORCH_PIP_TARGET"] == str(scratch / "site-packages")
+    assert env["ORCH_STATE_DB"] == str(ws.state_db)
+    assert json.loads(env["ORCH_PARAMS"]) == {"p": "1"}
+    assert json.loads(env["ORCH_SECRETS"]) == {"s": {"k": "v"}}
+    assert (scratch / "control").is_dir()
+    assert "héllo wörld" in result.logs
+    assert "to stderr" in result.logs
+
+
+def test_failing_cell_stops_the_run(ws: Workspace) -> None:
+    ws.add(
+        "/Users/a/fails",
+        source("x = 1", "# MAGIC %md\n# MAGIC text", "print('before')\n1 / 0", "print('never')"),
+    )
+    result = ws.run("/Users/a/fails")
+    assert result.status == "FAILED"
+    assert result.error == "ZeroDivisionError: division by zero"
+    assert result.failed_cell == 3
+    assert result.error_trace is not None
+    assert result.error_trace.startswith("Cell 3 of /Users/a/fails")
+    assert "ZeroDivisionError" in result.error_trace
+    assert "\x1b" not in result.error_trace
+    cells = executed(result).cells
+    assert [o.output_type for o in cells[2].outputs] == ["stream", "error"]
+    assert cells[3].outputs == [] and cells[3].execution_count is None
+    assert "division by zero" in result.logs
+
+
+def test_timeout_kills_the_kernel_and_its_children(ws: Workspace, tmp_path: Path) -> None:
+    pids = [tmp_path / f"pid{i}" for i in range(4)]
+    ws.add(
+        "/Users/a/slow",
+        source(
+            f"import os\nopen({str(pids[0])!r}, 'w').write(str(os.getpid()))",
+            "# MAGIC %sh\n"
+            f"# MAGIC sleep 60 & echo $! > {pids[1]}\n"
+            f"# MAGIC (sleep 61 & echo $! > {pids[2]})\n"
+            f"# MAGIC echo $$ > {pids[3]}\n"
+            "# MAGIC wait",
+        ),
+    )
+    started = time.monotonic()
+    result = ws.run("/Users/a/slow", timeout=4)
+    assert result.status == "TIMEDOUT"
+    assert result.failed_cell == 2
+    assert "timed out" in (result.error or "")
+    assert time.monotonic() - started < 10
+    assert_all_gone(read_pids(*pids))
+    assert result.executed_notebook.exists()
+
+
+def test_timeout_uses_the_given_clock(ws: Workspace) -> None:
+    ws.add("/Users/a/clock", source("import time\ntime.sleep(30)"))
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.5  # half a fake second per poll: ~0.1 s of real time each
+        return now[0]
+
+    request = ws.request("/Users/a/clock", timeout=20)
+    started = time.monotonic()
+    result = executor.execute_notebook(
+        request, resolver=ws.resolver, cancel=threading.Event(), clock=clock
+    )
+    assert result.status == "TIMEDOUT"
+    assert time.monotonic() - started < 15
+
+
+def test_cancel_ends_quickly_and_kills_the_tree(ws: Workspace, tmp_path: Path) -> None:
+    kernel_pid, sleep_pid = tmp_path / "kernel.pid", tmp_path / "sleep.pid"
+    ws.add(
+        "/Users/a/cancel",
+        source(
+            f"import os\nopen({str(kernel_pid)!r}, 'w').write(str(os.getpid()))",
+            f"# MAGIC %sh\n# MAGIC sleep 60 & echo $! > {sleep_pid}\n# MAGIC wait",
+        ),
+    )
+    cancel = threading.Event()
+    results: list[NotebookResult] = []
+    thread = threading.Thread(
+        target=lambda: results.append(ws.run("/Users/a/cancel", cancel=cancel))
+    )
+    thread.start()
+    pids = read_pids(kernel_pid, sleep_pid)
+    cancel.set()
+    started = time.monotonic()
+    thread.join(timeout=10)
+    assert time.monotonic() - started < 2
+    assert results[0].status == "CANCELED"
+    assert results[0].failed_cell == 2
+    assert_all_gone(pids, within=1)
+
+
+def test_cancel_before_start(ws: Workspace) -> None:
+    ws.add("/Users/a/nb", source("print(1)"))
+    cancel = threading.Event()
+    cancel.set()
+    result = ws.run("/Users/a/nb", cancel=cancel)
+    assert result.status == "CANCELED"
+    assert result.executed_notebook.exists()
+
+
+def test_run_includes_relative_and_absolute_notebooks(ws: Workspace) -> None:
+    ws.add("/Users/a/proj/common", source("common_value = 7"))
+    ws.add(
+        "/Users/a/proj/lib/helpers",
+        source(
+            "# MAGIC %run ../common",
+            'greeting = "hi"\nprint("in helpers")',
+            "def helper():\n    return common_value * 6",
+        ),
+    )
+    ws.add(
+        "/Users/a/proj/main",
+        source(
+            "# MAGIC %run ./lib/helpers",
+            "# MAGIC %run /Workspace/Users/a/proj/common",
+            "print(greeting, helper(), common_value)",
+        ),
+    )
+    result = ws.run("/Users/a/proj/main")
+    assert result.status == "SUCCESS", result.error
+    cells = executed(result).cells
+    assert text_of(cells[0]) == "in helpers\n"
+    assert text_of(cells[2]) == "hi 42 7\n"
+
+
+def test_run_failure_names_the_included_notebook(ws: Workspace) -> None:
+    ws.add("/Users/a/proj/lib", source("x = 1", "raise ValueError('bad lib')"))
+    ws.add("/Users/a/proj/main", source("print('start')", "# MAGIC %run ./lib", "print('never')"))
+    result = ws.run("/Users/a/proj/main")
+    assert result.status == "FAILED"
+    assert result.failed_cell == 2
+    assert result.error == (
+        "ValueError: bad lib "
+        "[cell 2 of /Users/a/proj/lib (via %run in cell 2 of /Users/a/proj/main)]"
+    )
+    assert result.error_trace is not None
+    assert result.error_trace.startswith("Cell 2 of /Users/a/proj/lib")
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("./missing", "cell 1: %run ./missing: notebook not found: /Users/a/missing"),
+        ("./loop", "circular %run of /Users/a/main"),
+        ("./r_nb", "/Users/a/r_nb is a R notebook, not PYTHON"),
+    ],
+)
+def test_run_errors(ws: Workspace, target: str, message: str) -> None:
+    ws.add("/Users/a/loop", source("# MAGIC %run ./main"))
+    ws.add("/Users/a/r_nb", source("x <- 1", language="R"), language="R")
+    ws.add("/Users/a/main", source(f"# MAGIC %run {target}"))
+    result = ws.run("/Users/a/main")
+    assert result.status == "FAILED"
+    assert result.failed_cell == 1
+    assert message in (result.error or "")
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("# MAGIC %sh\n# MAGIC echo before\n# MAGIC exit 3", "shell command exited with code 3"),
+        ("!echo before && false", "exited with code 1"),
+    ],
+)
+def test_shell_failure_fails_the_cell(ws: Workspace, cell: str, expected: str) -> None:
+    ws.add("/Users/a/sh", source("x = 1", cell, "print('never')"))
+    result = ws.run("/Users/a/sh")
+    assert result.status == "FAILED"
+    assert result.failed_cell == 2
+    assert expected in (result.error or "")
+    assert "ShellCommandError" in (result.error or "")
+    assert "before" in text_of(executed(result).cells[1])
+
+
+@pytest.mark.parametrize(
+    ("language", "cell", "magic"),
+    [
+        ("PYTHON", "# MAGIC %sql\n# MAGIC select 1", "%sql"),
+        ("PYTHON", "# MAGIC %r\n# MAGIC print(1)", "%r"),
+        ("PYTHON", "# MAGIC %scala\n# MAGIC 1", "%scala"),
+        ("R", "# MAGIC %python\n# MAGIC print(1)", "%python"),
+    ],
+)
+def test_other_language_cells_fail_clearly(
+    ws: Workspace, language: Language, cell: str, magic: str
+) -> None:
+    ws.add("/Users/a/nb", source("x = 1", cell, language=language), language=language)
+    result = ws.run("/Users/a/nb")
+    assert result.status == "FAILED"
+    assert result.failed_cell == 2
+    lang = "Python" if language == "PYTHON" else "R"
+    assert result.error == (
+        f"cell 2: {magic} cells are not supported by the local workspace (in a {lang} notebook)"
+    )
+    assert text_of(executed(result).cells[1]).startswith("NotebookRuntimeError: cell 2:")
+
+
+def test_long_output_is_truncated(ws: Workspace) -> None:
+    ws.add(
+        "/Users/a/loud",
+        source(
+            "print('x' * 3_000_000)",
+            "for i in range(150_000):\n    print(f'line {i:07d}')",
+            "print('after the noise')",
+        ),
+    )
+    result = ws.run("/Users/a/loud")
+    assert result.status == "SUCCESS"
+    cells = executed(result).cells
+    first = text_of(cells[0])
+    assert len(first) < 520_000
+    assert "*** WARNING: output truncated" in first
+    assert text_of(cells[2]) == "after the noise\n"
+    assert len(result.logs) < 1_000_000
+    assert "*** WARNING: logs truncated" in result.logs
+    assert result.logs.rstrip().endswith("after the noise")
+
+
+def test_sql_notebooks_are_not_supported(ws: Workspace) -> None:
+    ws.add("/Users/a/q", source("select 1", language="SQL"), language="SQL")
+    result = ws.run("/Users/a/q")
+    assert result.status == "FAILED"
+    assert (result.error or "").startswith("SQL notebooks are not supported by the local workspace")
+    assert executed(result).metadata.kernelspec.language == "sql"
+
+
+def test_kernel_that_dies_at_start(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    def broken(language: Language) -> list[str]:
+        return [sys.executable, "-c", "print('no kernel here'); raise SystemExit(3)"]
+
+    monkeypatch.setattr(executor, "kernel_argv", broken)
+    ws.add("/Users/a/nb", source("print(1)"))
+    result = ws.run("/Users/a/nb")
+    assert result.status == "FAILED"
+    assert "cannot start the kernel" in (result.error or "")
+    assert "exit code 3" in (result.error or "")
+    assert "no kernel here" in (result.error_trace or "")
+
+
+def test_kernel_that_dies_in_a_cell(ws: Workspace) -> None:
+    ws.add("/Users/a/nb", source("print(1)", "import os\nos._exit(7)", "print(2)"))
+    result = ws.run("/Users/a/nb")
+    assert result.status == "FAILED"
+    assert result.failed_cell == 2
+    assert result.error == "the Python kernel died unexpectedly while running cell 2"
+    assert "exit code 7" in (result.error_trace or "")
+
+
+def _tiny_wheel(directory: Path) -> Path:
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "orch_tiny_pkg/__init__.py": "VALUE = 'tiny works'\n",
+        "orch_tiny_pkg-0.1.dist-info/METADATA": (
+            "Metadata-Version: 2.1\nName: orch-tiny-pkg\nVersion: 0.1\n"
+        ),
+        "orch_tiny_pkg-0.1.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
+    record.append("orch_tiny_pkg-0.1.dist-info/RECORD,,")
+    files["orch_tiny_pkg-0.1.dist-info/RECORD"] = "\n".join(record) + "\n"
+    wheel = directory / "orch_tiny_pkg-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+def test_pip_install_goes_to_the_run_target(ws: Workspace, tmp_path: Path) -> None:
+    import importlib.util
+    import sysconfig
+
+    wheel = _tiny_wheel(tmp_path)
+    ws.add(
+        "/Users/a/pip",
+        source(
+            f"# MAGIC %pip install --no-index {wheel}",
+            "import orch_tiny_pkg\nprint(orch_tiny_pkg.VALUE, orch_tiny_pkg.__file__)",
+        ),
+    )
+    result = ws.run("/Users/a/pip")
+    assert result.status == "SUCCESS", (result.error, result.logs)
+    target = result.executed_notebook.parent / "site-packages"
+    assert (target / "orch_tiny_pkg" / "__init__.py").exists()
+    cells = executed(result).cells
+    assert "Successfully installed orch-tiny-pkg-0.1" in text_of(cells[0])
+    assert text_of(cells[1]) == f"tiny works {target / 'orch_tiny_pkg' / '__init__.py'}\n"
+    assert importlib.util.find_spec("orch_tiny_pkg") is None
+    assert not (Path(sysconfig.get_paths()["purelib"]) / "orch_tiny_pkg").exists()
+
+
+def test_pip_install_failure_fails_the_cell(ws: Workspace, tmp_path: Path) -> None:
+    ws.add("/Users/a/pip", source(f"# MAGIC %pip install --no-index {tmp_path}/nothing.whl"))
+    result = ws.run("/Users/a/pip")
+    assert result.status == "FAILED"
+    assert result.failed_cell == 1
+    assert "pip install exited with code 1" in (result.error or "")
+
+
+# --------------------------------------------------------------------------- R
+
+
+def test_r_notebook_success(ws: Workspace) -> None:
+    ws.add(
+        "/Users/a/r",
+        source(
+            'x <- 41\ncat("héllo ✓ 日本\\n")',
+            "# MAGIC %md\n# MAGIC notes",
+            "# MAGIC %sh\n# MAGIC echo from sh; pwd",
+            "# comment only",
+            "x + 1",
+            '# MAGIC %r\n# MAGIC message("to stderr")',
+        ),
+        language="R",
+    )
+    result = ws.run("/Users/a/r")
+    assert result.status == "SUCCESS", (result.error, result.error_trace)
+    cells = executed(result).cells
+    assert executed(result).metadata.kernelspec.name == "ir"
+    assert text_of(cells[0]) == "héllo ✓ 日本\n"
+    assert text_of(cells[2]) == f"from sh\n{ws.workspace_root / 'Users/a'}\n"
+    assert text_of(cells[4]) == "[1] 42"
+    assert "to stderr" in text_of(cells[5])
+
+
+def test_r_notebook_failure(ws: Workspace) -> None:
+    ws.add("/Users/a/r", source("x <- 1", 'stop("boom")', "print(2)"), language="R")
+    result = ws.run("/Users/a/r")
+    assert result.status == "FAILED"
+    assert result.failed_cell == 2
+    assert result.error == "Error: boom"
+    assert (result.error_trace or "").startswith("Cell 2 of /Users/a/r")
+
+
+def test_r_shell_failure(ws: Workspace) -> None:
+    ws.add("/Users/a/r", source("# MAGIC %sh\n# MAGIC echo out; exit 4"), language="R")
+    result = ws.run("/Users/a/r")
+    assert result.status == "FAILED"
+    assert result.error == "Error: shell command exited with code 4"
+    assert "out" in text_of(executed(result).cells[0])
+
+
+# --------------------------------------------------------------------------- dbutils shims
+
+
+def test_python_widgets_and_exit(ws: Workspace) -> None:
+    ws.add(
+        "/Users/a/exit",
+        source(
+            'dbutils.widgets.text("name", "default")',
+            'name = dbutils.widgets.get("name")',
+            'dbutils.notebook.exit("hello " + name)',
+            "raise RuntimeError('not reached')",
+        ),
+    )
+    result = ws.run("/Users/a/exit", parameters={"name": "world"})
+    assert (result.status, result.exit_value, result.error) == ("SUCCESS", "hello world", None)
+    cells = executed(result).cells
+    assert all(o.output_type != "error" for o in cells[2].outputs)
+    assert cells[3].execution_count is None
+
+
+def test_r_widgets_and_exit(ws: Workspace) -> None:
+    ws.add(
+        "/Users/a/exit",
+        source(
+            'dbutils.widgets.text("name", "default")',
+            'name <- dbutils.widgets.get("name")',
+            'dbutils.notebook.exit(paste("hello", name))',
+            'stop("not reached")',
+        ),
+        language="R",
+    )
+    result = ws.run("/Users/a/exit", parameters={"name": "R"})
+    assert (result.status, result.exit_value, result.error) == ("SUCCESS", "hello R", None)
+    assert all(o.output_type != "error" for o in executed(result).cells[2].outputs)
+
+
+def test_exit_inside_run_included_notebook(ws: Workspace) -> None:
+    ws.add("/Users/a/inner", source('dbutils.notebook.exit("from inner")'))
+    ws.add("/Users/a/outer", source("# MAGIC %run ./inner", "raise RuntimeError('not reached')"))
+    result = ws.run("/Users/a/outer")
+    assert (result.status, result.exit_value) == ("SUCCESS", "from inner")
+
+
+def test_control_dir_is_fresh_per_run(ws: Workspace) -> None:
+    ws.add("/Users/a/nb", source('dbutils.notebook.exit("x")'))
+    first = ws.run("/Users/a/nb")
+    second = ws.run("/Users/a/nb")
+    assert first.executed_notebook.parent != second.executed_notebook.parent
+    assert wait_for_file(first.executed_notebook.parent / "control" / "exit.json")
