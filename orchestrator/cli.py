@@ -33,6 +33,42 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: ./orchestrator.yml)")
+    common.add_argument("--target", help="config target (default: $ORCHESTRATOR_TARGET or local)")
+    common.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set timeouts.build=30m (repeatable)",
+    )
+    common.add_argument("--build-id", help="build id (default: from the CI, or generated)")
+    common.add_argument("--repo-name", help="repo name (default: from the CI or git)")
+    common.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="run only the test notebooks affected by changes since REF (see README)",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    build = commands.add_parser(
+        "build", parents=[common], help="deploy, run, collect and publish one build"
+    )
+    build.add_argument(
+        "--keep", action="store_true", help="keep the build's folders (for debugging)"
+    )
+    build.add_argument("--timeout", help="build timeout, e.g. 45m (overrides timeouts.build)")
+    commands.add_parser(
+        "plan",
+        parents=[common],
+        help="dry run: print the job, the files and their destinations, the run parameters",
+    )
+    commands.add_parser(
+        "render", parents=[common], help="print the rendered job settings (JSON)"
+    )
+
     local = commands.add_parser("local", help="the local Databricks-compatible workspace")
     local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
     serve = local_commands.add_parser("serve", help="run the local workspace until interrupted")
@@ -108,6 +144,79 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _options(args: argparse.Namespace) -> object:
+    from orchestrator.build import BuildOptions
+    from orchestrator.errors import UsageError
+
+    overrides: dict[str, str] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected FIELD=VALUE")
+        overrides[key.strip()] = value
+    if getattr(args, "timeout", None):
+        overrides["timeouts.build"] = args.timeout
+    if getattr(args, "keep", False):
+        overrides["keep"] = "true"
+    return BuildOptions(
+        config_path=args.config,
+        target=args.target,
+        overrides=overrides,
+        build_id=args.build_id,
+        repo_name=args.repo_name,
+        changed_since=args.changed_since,
+    )
+
+
+def _plan(args: argparse.Namespace, *, render_only: bool) -> int:
+    import os
+
+    from orchestrator.build import BuildOptions, plan_document, prepare
+
+    options = _options(args)
+    assert isinstance(options, BuildOptions)
+    plan = prepare(options, environ=os.environ, cwd=Path.cwd())
+    document = plan.settings if render_only else plan_document(plan)
+    print(json.dumps(document, indent=2))
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from orchestrator.build import BuildOptions, execute, prepare
+    from orchestrator.report import publish, to_json
+
+    options = _options(args)
+    assert isinstance(options, BuildOptions)
+    plan = prepare(options, environ=os.environ, cwd=Path.cwd())
+    if not plan.tasks:
+        message = f"no test notebook is affected by changes since {args.changed_since}"
+        print(json.dumps({"status": "skipped", "reason": message}) if args.json else message)
+        return EXIT_OK
+    progress_out = sys.stderr if args.json else sys.stdout
+    with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as scratch:
+        result = execute(
+            plan,
+            out=progress_out,
+            environ=os.environ,
+            keep=plan.config.keep,
+            live=progress_out.isatty() and not os.environ.get("CI"),
+            scratch=Path(scratch),
+        )
+    if result.summary is not None:
+        if args.json:
+            document = to_json(result.summary, context=plan.context, run_url=result.run_url)
+            document["exit_code"] = result.exit_code
+            print(json.dumps(document, indent=2))
+        else:
+            publish(result.summary, out=sys.stdout, environ=os.environ, run_url=result.run_url)
+    elif args.json:
+        print(json.dumps({"status": "cancelled", "exit_code": result.exit_code}))
+    return result.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -116,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "build":
+            return _build(args)
+        if args.command in ("plan", "render"):
+            return _plan(args, render_only=args.command == "render")
         if args.command == "local" and args.local_command == "serve":
             return _serve(args)
         if args.command == "local" and args.local_command == "demo":

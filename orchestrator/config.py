@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.config_schema import BuildConfig, SecretRef, is_secret_name
+from orchestrator.config_schema import (
+    ENV_VARS,
+    LOADER_FIELDS,
+    BuildConfig,
+    SecretRef,
+    is_secret_name,
+    parse_secret_flag,
+    section_model,
+    settable_fields,
+)
 from orchestrator.errors import UsageError
 
 __all__ = [
@@ -62,24 +70,6 @@ DEFAULT_TARGET = "local"
 ENV_CONFIG = "ORCHESTRATOR_CONFIG"
 ENV_TARGET = "ORCHESTRATOR_TARGET"
 
-#: Environment variables that override the file (and are overridden by flags).
-ENV_VARS: Mapping[str, str] = {
-    "ORCHESTRATOR_HOST": "workspace.host",
-    "ORCHESTRATOR_PROFILE": "workspace.profile",
-    "ORCHESTRATOR_AUTH_TYPE": "workspace.auth_type",
-    "ORCHESTRATOR_CLUSTER_ID": "cluster_id",
-    "ORCHESTRATOR_BUILD_ROOT": "build_root",
-    "ORCHESTRATOR_STORAGE_ROOT": "storage.root",
-    "ORCHESTRATOR_STORAGE_CLUSTER_PATH": "storage.cluster_path",
-    "ORCHESTRATOR_KEY_VAULT_URL": "key_vault_url",
-    "ORCHESTRATOR_BUILD_TIMEOUT": "timeouts.build",
-    "ORCHESTRATOR_CLUSTER_START_TIMEOUT": "timeouts.cluster_start",
-    "ORCHESTRATOR_POLL_INTERVAL": "timeouts.poll",
-    "ORCHESTRATOR_DEPLOY_CONCURRENCY": "concurrency.deploy",
-    "ORCHESTRATOR_KEEP": "keep",
-}
-
-_LOADER_FIELDS = frozenset({"target", "root", "config_file"})
 _TOP_LEVEL = ("version", "defaults", "targets")
 _TARGET_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -172,7 +162,7 @@ def load_config(
         path = candidate if candidate.is_file() else None
     if root is None:
         root = path.resolve().parent if path is not None else Path.cwd()
-    loader = _Loader(path=path, environ=environ)
+    loader = _Loader(path=path, root=root, environ=environ)
     data = loader.read(target) if path is not None else loader.implicit(target)
     loader.apply_environment(data)
     loader.apply_overrides(data, overrides)
@@ -184,9 +174,10 @@ def load_config(
 
 
 class _Loader:
-    def __init__(self, *, path: Path | None, environ: Mapping[str, str]) -> None:
+    def __init__(self, *, path: Path | None, root: Path, environ: Mapping[str, str]) -> None:
         self.path = path
-        self.shown = _display(path) if path is not None else ""
+        self.shown = _display(path, root) if path is not None else ""
+        self.failed: set[Loc] = set()  # values already reported (e.g. an unset variable)
         self.environ = environ
         self.problems: list[Problem] = []
         self.origins: dict[Loc, _Origin] = {}
@@ -198,6 +189,10 @@ class _Loader:
     def _at(self, node: yaml.Node) -> tuple[str, tuple[int, int, int]]:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
         return f"{self.shown}:{line}:{col}", (0, line, col)
+
+    def note(self, where: str, field: str, message: str, rank: int) -> None:
+        """A problem that is not in the file (1: environment, 2: command line)."""
+        self.problems.append(Problem(where, field, message, (rank, 0, 0)))
 
     def problem(self, node: yaml.Node | None, field: str, message: str) -> None:
         if node is None:
@@ -220,11 +215,9 @@ class _Loader:
         try:
             text = self.path.read_text(encoding="utf-8")
             document = yaml.compose(text, Loader=yaml.SafeLoader)
-        except OSError as exc:
-            self.problem(None, "", f"cannot read the file: {exc.strerror or exc}")
-            return {}
-        except UnicodeDecodeError:
-            self.problem(None, "", "the file is not UTF-8 text")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            self.problem(None, "", f"cannot read the file: {reason or exc}")
             return {}
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -257,8 +250,8 @@ class _Loader:
         data: dict[str, Any] = {}
         if "defaults" in sections:
             key_node, node = sections["defaults"]
-            self.origins[()] = _Origin(*self._at(key_node), field="defaults")
             data = self._section(node, "defaults", interpolate=True, keep_origins=True)
+            self.origins[()] = _Origin(*self._at(key_node), field="defaults")
         targets: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         if "targets" in sections:
             targets_node = sections["targets"][1]
@@ -271,11 +264,10 @@ class _Loader:
             if not _TARGET_NAME.fullmatch(name):
                 self.problem(key_node, display, "a target name uses letters, digits, '_', '-'")
             selected = name == target
-            if selected:
-                self.origins[()] = _Origin(*self._at(key_node), field=display)
             section = self._section(node, display, interpolate=selected, keep_origins=selected)
             if selected:
                 _merge(data, section)
+                self.origins[()] = _Origin(*self._at(key_node), field=display)
         if target not in targets and target != "local":
             known = ", ".join(sorted(targets)) or "none"
             self.problem(None, "", f"unknown target {target!r} (defined: {known})")
@@ -347,6 +339,7 @@ class _Loader:
                 self.problem(node, display, "the document is too large or too deeply nested")
             return None
         self.origins[loc] = _Origin(*self._at(node), field=display)
+        deeper: dict[str, Any] = {"interpolate": interpolate, "depth": depth + 1}
         if isinstance(node, yaml.MappingNode):
             fields = schema.model_fields if schema is not None else None
             result: dict[str, Any] = {}
@@ -355,27 +348,18 @@ class _Loader:
                 if is_secret_name(name) and _is_literal(value_node):
                     self.problem(value_node, shown, _LITERAL_SECRET)
                     continue
-                reserved = _LOADER_FIELDS if schema is BuildConfig else frozenset()
+                reserved = LOADER_FIELDS if schema is BuildConfig else frozenset()
                 if fields is not None and (name not in fields or name in reserved):
                     allowed = [f for f in fields if f not in reserved]
                     self.problem(key_node, shown, _unknown(name, allowed))
                     continue
-                child = _model_of(fields[name].annotation) if fields is not None else None
-                result[name] = self._convert(
-                    value_node, (*loc, name), shown, child, interpolate=interpolate, depth=depth + 1
-                )
+                child = section_model(fields[name].annotation) if fields is not None else None
+                result[name] = self._convert(value_node, (*loc, name), shown, child, **deeper)
             return result
         if isinstance(node, yaml.SequenceNode):
+            items = enumerate(node.value)
             return [
-                self._convert(
-                    item,
-                    (*loc, i),
-                    f"{display}[{i}]",
-                    None,
-                    interpolate=interpolate,
-                    depth=depth + 1,
-                )
-                for i, item in enumerate(node.value)
+                self._convert(n, (*loc, i), f"{display}[{i}]", None, **deeper) for i, n in items
             ]
         try:
             value = self.constructor.construct_object(node)
@@ -387,6 +371,7 @@ class _Loader:
                 return _interpolate(value, self.environ)
             except ValueError as exc:
                 self.problem(node, display, str(exc))
+                self.failed.add(loc)
                 return None
         return value
 
@@ -402,22 +387,17 @@ class _Loader:
                 self.origins[loc] = _Origin(f"environment {name}", (1, 0, 0), dotted)
 
     def apply_overrides(self, data: dict[str, Any], overrides: Mapping[str, str]) -> None:
-        settable = _leaf_fields(BuildConfig)
+        settable = settable_fields()
         for dotted, raw in overrides.items():
             if dotted not in settable:
-                message = _unknown(dotted, sorted(settable))
-                self.problems.append(Problem("command line", dotted, message, (2, 0, 0)))
+                self.note("command line", dotted, _unknown(dotted, sorted(settable)), 2)
                 continue
             loc = tuple(dotted.split("."))
             value: Any = raw
             if settable[dotted] == "secret":
-                value = _secret_from_flag(raw)
+                value = parse_secret_flag(raw)
                 if value is None:
-                    self.problems.append(
-                        Problem(
-                            "command line", dotted, "expected env:NAME or keyvault:NAME", (2, 0, 0)
-                        )
-                    )
+                    self.note("command line", dotted, "expected env:NAME or keyvault:NAME", 2)
                     continue
             elif settable[dotted] == "list":
                 value = [part.strip() for part in raw.split(",") if part.strip()]
@@ -426,6 +406,7 @@ class _Loader:
             self.origins[loc] = _Origin("command line", (2, 0, 0), dotted)
 
     def _forget(self, loc: Loc) -> None:
+        self.failed = {f for f in self.failed if f[: len(loc)] != loc}
         for known in [k for k in self.origins if k[: len(loc)] == loc]:
             del self.origins[known]
 
@@ -445,6 +426,8 @@ class _Loader:
         return config
 
     def _located(self, loc: Loc, message: str) -> None:
+        if any(loc[: len(failed)] == failed for failed in self.failed):
+            return
         for cut in range(len(loc), -1, -1):
             origin = self.origins.get(loc[:cut])
             if origin is not None:
@@ -460,11 +443,15 @@ class _Loader:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return str(path)
+def _display(path: Path, root: Path) -> str:
+    """The file as problems name it: relative to the repo root, else to the working folder."""
+    resolved = path.resolve()
+    for base in (root, Path.cwd()):
+        try:
+            return str(resolved.relative_to(base.resolve()))
+        except (ValueError, OSError):
+            continue
+    return str(path)
 
 
 def _join(prefix: str, name: str) -> str:
@@ -499,39 +486,6 @@ def _is_null(node: yaml.Node) -> bool:
 
 def _is_literal(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and not _is_null(node) and node.value.strip() != ""
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    candidates = typing.get_args(annotation) or (annotation,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
-def _leaf_fields(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
-    """Dotted names a flag can set -> ``value`` / ``list`` / ``secret``."""
-    leaves: dict[str, str] = {}
-    for name, info in model.model_fields.items():
-        if name in _LOADER_FIELDS:
-            continue
-        child = _model_of(info.annotation)
-        dotted = f"{prefix}{name}"
-        if child is SecretRef:
-            leaves[dotted] = "secret"
-        elif child is not None:
-            leaves.update(_leaf_fields(child, f"{dotted}."))
-        else:
-            is_list = typing.get_origin(info.annotation) is tuple
-            leaves[dotted] = "list" if is_list else "value"
-    return leaves
-
-
-def _secret_from_flag(raw: str) -> dict[str, str] | None:
-    source, _, name = raw.partition(":")
-    if source in {"env", "keyvault"} and name:
-        return {source: name}
-    return None
 
 
 def _assign(data: dict[str, Any], loc: Loc, value: Any) -> None:

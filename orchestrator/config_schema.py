@@ -12,6 +12,8 @@ Relative paths are resolved against the repo root passed as validation context
 from __future__ import annotations
 
 import re
+import typing
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +32,8 @@ __all__ = [
     "DEFAULT_BUILD_ROOT",
     "DEFAULT_DEPLOY_CONCURRENCY",
     "DEFAULT_STORAGE_ROOT",
+    "ENV_VARS",
+    "LOADER_FIELDS",
     "BuildConfig",
     "ConcurrencyConfig",
     "PathsConfig",
@@ -39,27 +43,41 @@ __all__ = [
     "WorkspaceConfig",
     "is_secret_name",
     "parse_duration",
+    "parse_secret_flag",
+    "section_model",
+    "settable_fields",
 ]
 
 DEFAULT_BUILD_ROOT = "/Shared/builds"
 DEFAULT_STORAGE_ROOT = ".orchestrator/storage"
 DEFAULT_DEPLOY_CONCURRENCY = 16
 
-_SECRET_WORDS = frozenset(
-    {
-        "token",
-        "key",
-        "apikey",
-        "pat",
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "sas",
-        "credential",
-        "credentials",
-    }
-)
+#: The environment variables that override the file (flags override them), by field.
+ENV_VARS: Mapping[str, str] = {
+    "ORCHESTRATOR_HOST": "workspace.host",
+    "ORCHESTRATOR_PROFILE": "workspace.profile",
+    "ORCHESTRATOR_AUTH_TYPE": "workspace.auth_type",
+    "ORCHESTRATOR_CLUSTER_ID": "cluster_id",
+    "ORCHESTRATOR_BUILD_ROOT": "build_root",
+    "ORCHESTRATOR_STORAGE_ROOT": "storage.root",
+    "ORCHESTRATOR_STORAGE_CLUSTER_PATH": "storage.cluster_path",
+    "ORCHESTRATOR_KEY_VAULT_URL": "key_vault_url",
+    "ORCHESTRATOR_BUILD_TIMEOUT": "timeouts.build",
+    "ORCHESTRATOR_CLUSTER_START_TIMEOUT": "timeouts.cluster_start",
+    "ORCHESTRATOR_POLL_INTERVAL": "timeouts.poll",
+    "ORCHESTRATOR_DEPLOY_CONCURRENCY": "concurrency.deploy",
+    "ORCHESTRATOR_KEEP": "keep",
+}
+
+#: Fields of BuildConfig set by the loader, never by the file or a flag.
+LOADER_FIELDS = frozenset({"target", "root", "config_file"})
+
+_SECRET_WORDS = frozenset({"token", "key", "apikey", "pat", "password", "passwd", "pwd"}) | {
+    "secret",
+    "sas",
+    "credential",
+    "credentials",
+}
 _NOT_SECRET_LAST = frozenset({"url", "uri", "id", "name", "path", "type", "scope", "env", "vault"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYVAULT_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
@@ -274,7 +292,7 @@ class TimeoutsConfig(_Model):
 
     build: Seconds = 3600.0
     cluster_start: Seconds = 1200.0
-    poll: Seconds = 30.0
+    poll: Seconds = 2.0
 
 
 class ConcurrencyConfig(_Model):
@@ -365,3 +383,36 @@ class BuildConfig(_Model):
             problems.append((("timeouts", "poll"), "must not be longer than timeouts.build"))
         return problems
 
+
+# -- introspection for the loader -------------------------------------------------------------
+
+
+def section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class behind a field annotation (``X`` or ``X | None``), if any."""
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def settable_fields(model: type[BaseModel] = BuildConfig, prefix: str = "") -> dict[str, str]:
+    """Dotted names a flag can set -> ``value``, ``list`` or ``secret``."""
+    leaves: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        if not prefix and name in LOADER_FIELDS:
+            continue
+        child = section_model(info.annotation)
+        dotted = f"{prefix}{name}"
+        if child is SecretRef:
+            leaves[dotted] = "secret"
+        elif child is not None:
+            leaves.update(settable_fields(child, f"{dotted}."))
+        else:
+            leaves[dotted] = "list" if typing.get_origin(info.annotation) is tuple else "value"
+    return leaves
+
+
+def parse_secret_flag(raw: str) -> dict[str, str] | None:
+    """``env:NAME`` / ``keyvault:NAME`` (a flag's form of a reference) -> reference data."""
+    source, _, name = raw.partition(":")
+    return {source: name} if source in {"env", "keyvault"} and name else None

@@ -91,10 +91,14 @@ def _safe(line: str, fmt: Format) -> str:
     line = _ascii(line)
     if fmt == "plain":
         return line
-    line = line.replace("##vso[", "## vso[").replace("##[", "## [")
+    line = _defang(line)
     if line.lstrip().startswith("::"):
         line = line.replace("::", ": :", 1)
     return line
+
+
+def _defang(text: str) -> str:
+    return text.replace("##vso[", "## vso[").replace("##[", "## [")
 
 
 def _ascii(text: str) -> str:
@@ -343,8 +347,8 @@ def _annotate(
         body = escape_ado_data(_safe(f"{_one_line(title)}: {text}", fmt))
         out.write(f"##vso[task.logissue type={level};]{body}\n")
     elif fmt == "github-actions":
-        prop = escape_github_property(_ascii(_one_line(title)))
-        out.write(f"::{level} title={prop}::{escape_github_data(text)}\n")
+        prop = escape_github_property(_defang(_ascii(_one_line(title))))
+        out.write(f"::{level} title={prop}::{escape_github_data(_defang(text))}\n")
     else:
         out.write(f"{level}: {_one_line(title)}: {text}\n")
 

@@ -12,7 +12,8 @@ PublishTestResults and GitHub test reporters, and the typed :class:`ResultsSumma
   (relative POSIX path, nearest match wins) to the name; otherwise a file in a sub-folder is named
   after its top folder (``run_pytest/junit.xml`` -> ``run_pytest``, the per-task results folder
   of the job template) and a file at the top after its stem. A case without a classname gets its
-  original suite's name, so nothing is lost by the merge.
+  original suite's name, so nothing is lost by the merge. Terminal colour codes (pytest writes
+  them as ``#x1B[31m``) are removed from failure messages and traces.
 * The merged file is written atomically (``mkstemp`` + ``os.replace``).
 
 junitparser and defusedxml are imported inside the functions that use them.
@@ -45,6 +46,7 @@ MAX_DETAILS = 64 * 1024
 MAX_MESSAGE = 1024
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
+_ESCAPED_ANSI = re.compile(r"#x1B\[[0-?]*[ -/]*[@-~]")  # pytest's rendering of ANSI colours
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -251,6 +253,11 @@ def _cases_of(suite: Any) -> Iterator[Any]:
     for case in suite:
         if not case.classname and suite.name:
             case.classname = suite.name
+        for result in case.result:
+            if result.message and "#x1B[" in result.message:
+                result.message = _ESCAPED_ANSI.sub("", result.message)
+            if result.text and "#x1B[" in result.text:
+                result.text = _ESCAPED_ANSI.sub("", result.text)
         time = case._elem.get("time")  # a bad value would break junitparser's statistics
         if time is not None:
             try:

@@ -56,16 +56,22 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _INT_FIELDS = ("timeout_seconds", "max_retries", "min_retry_interval_millis")
 
 
-def render_job(path: Path, *, values: Mapping[str, JsonValue]) -> dict[str, Any]:
-    """Read, render and validate ``path``; the result is ready for jobs create/reset."""
+def render_job(
+    path: Path, *, values: Mapping[str, JsonValue], source: str | None = None
+) -> dict[str, Any]:
+    """Read, render and validate ``path``; the result is ready for jobs create/reset.
+
+    ``source`` is how errors name the file (default: ``path`` as given).
+    """
+    source = source or str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the job template: {exc.strerror or exc}") from None
+        raise UsageError(f"{source}: cannot read the job template: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: the job template is not UTF-8 text") from None
-    settings = render_template(text, values=values, source=str(path))
-    validate_job_settings(settings, source=str(path))
+        raise UsageError(f"{source}: the job template is not UTF-8 text") from None
+    settings = render_template(text, values=values, source=source)
+    validate_job_settings(settings, source=source)
     return settings
 
 
@@ -406,9 +412,12 @@ def job_values(
 def build_parameters(*, config: BuildConfig, context: BuildContext) -> dict[str, str]:
     """The per-build job parameters for run-now (names match the template's ``parameters``).
 
-    Layout: the build's notebooks in ``<build_root>/<repo>/<build_id>`` (``build_folder``); its
-    storage prefix ``<storage cluster root>/<repo>/<build_id>`` (``storage_dir``) with
-    ``data/``, ``tests/``, ``models/`` and ``results/`` below it, as the cluster sees them.
+    Layout: the build's notebooks in ``<build_root>/<repo>/<build_id>`` (``build_folder``; a
+    notebook's working directory is its own folder there, so code beside it is found by a
+    relative path, on Databricks as on the local workspace); its
+    storage prefix ``<storage cluster root>/<repo>/<build_id>`` (``storage_dir``) holding
+    ``data/`` (test data), ``tests/<folder>/`` (each test-scripts folder by its name),
+    ``models/`` and ``results/`` (the notebooks write JUnit below it), as the cluster sees them.
     """
     folder = f"{config.build_root}/{context.repo_name}/{context.build_id}"
     storage = f"{config.storage.cluster_root.rstrip('/')}/{context.repo_name}/{context.build_id}"
@@ -424,6 +433,6 @@ def build_parameters(*, config: BuildConfig, context: BuildContext) -> dict[str,
         "storage_dir": storage,
         "data_dir": f"{storage}/data",
         "tests_dir": f"{storage}/tests",
-        "model_path": f"{storage}/models",
+        "models_dir": f"{storage}/models",
         "results_dir": f"{storage}/results",
     }

@@ -104,7 +104,9 @@ def test_sample_file_dev_target_reads_host_and_cluster_from_the_environment() ->
 
 def test_sample_file_prod_target_without_its_variables_names_each_missing_one() -> None:
     lines = problems_of(REPO_ROOT / "orchestrator.yml", "prod")
-    assert any("targets.prod.workspace.host" in line and "DATABRICKS_HOST" in line for line in lines)
+    assert any(
+        "targets.prod.workspace.host" in line and "DATABRICKS_HOST" in line for line in lines
+    )
     assert any("targets.prod.cluster_id" in line for line in lines)
 
 
@@ -404,13 +406,27 @@ def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None
     )
     assert lines[1].startswith("orchestrator.yml:4:13: defaults.concurrency.deploy: ")
     assert lines[2].startswith("orchestrator.yml:5:15: defaults.build_root: expected an absolute")
-    assert lines[3].startswith("orchestrator.yml:7:3: targets.dev.cluster_id: required when")
-    assert lines[4].startswith("orchestrator.yml:9:13: targets.dev.workspace.host: plain http")
-    assert lines[5].startswith("orchestrator.yml:11:14: targets.dev.timeouts.build: expected")
-    assert lines[6] == (
+    assert lines[3].startswith("orchestrator.yml:9:13: targets.dev.workspace.host: plain http")
+    assert lines[4].startswith("orchestrator.yml:11:14: targets.dev.timeouts.build: expected")
+    assert lines[5] == (
         "environment ORCHESTRATOR_POLL_INTERVAL: timeouts.poll: Input should be greater than 0"
     )
-    assert len(lines) == 7
+    assert len(lines) == 6
+
+
+def test_a_missing_cluster_is_reported_at_the_target(tmp_path: Path) -> None:
+    path = write(tmp_path, "targets:\n  dev:\n    workspace: {host: 'https://adb-1.net'}\n")
+    assert problems_of(path, "dev") == [
+        "orchestrator.yml:2:3: targets.dev.cluster_id: required when workspace.host is set"
+    ]
+
+
+def test_a_variable_set_by_a_flag_no_longer_counts_as_missing(tmp_path: Path) -> None:
+    path = write(tmp_path, "defaults:\n  cluster_id: ${UNSET_CLUSTER}\n")
+    with pytest.raises(ConfigError) as raised:
+        load(path, overrides={"cluster_id": "from-flag"})
+    # the file's problem stays (the file is wrong), but nothing else is derived from it
+    assert len(raised.value.problems) == 1
 
 
 def test_invalid_yaml_points_at_the_problem(tmp_path: Path) -> None:
@@ -471,7 +487,10 @@ def test_hosts_are_normalized(tmp_path: Path, host: str, expected: str | None) -
 @pytest.mark.parametrize(
     ("root", "expected"),
     [
-        ("abfss://builds@acct.dfs.core.windows.net/ci/", "abfss://builds@acct.dfs.core.windows.net/ci"),
+        (
+            "abfss://builds@acct.dfs.core.windows.net/ci/",
+            "abfss://builds@acct.dfs.core.windows.net/ci",
+        ),
         ("/mnt/ci-storage", "/mnt/ci-storage"),
     ],
 )
@@ -513,6 +532,6 @@ def test_durations_are_read_in_seconds(text: str | int, seconds: float) -> None:
 def test_the_config_is_frozen(tmp_path: Path) -> None:
     config = load(None, root=tmp_path)
     with pytest.raises(pydantic.ValidationError):
-        config.cluster_id = "x"  # type: ignore[misc]
+        config.cluster_id = "x"
     with pytest.raises(pydantic.ValidationError):
-        config.timeouts.build = 1  # type: ignore[misc]
+        config.timeouts.build = 1

@@ -223,9 +223,7 @@ def test_local_build_outside_git_is_named_after_the_working_folder() -> None:
     ],
 )
 def test_origin_url_forms_all_give_the_repo_name(url: str, name: str) -> None:
-    git = FakeGit(
-        {"rev-parse --show-toplevel": "/x/folder", "config --get remote.origin.url": url}
-    )
+    git = FakeGit({"rev-parse --show-toplevel": "/x/folder", "config --get remote.origin.url": url})
     assert detect({}, git=git).repo_name == name
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.local import runs
@@ -159,6 +160,11 @@ class JobsApi:
         token = req.text("idempotency_token")
         notebook_params = req.obj("notebook_params")
         overrides = req.obj("job_parameters")
+        only = req.get("only")
+        if only is not None and (
+            not isinstance(only, list) or not all(isinstance(k, str) for k in only)
+        ):
+            raise bad_request("only must be a list of task keys")
         with self._lock:
             if (
                 token
@@ -175,6 +181,7 @@ class JobsApi:
                 run_type="JOB_RUN",
                 notebook_params=notebook_params,
                 job_params=job_params,
+                only=only,
             )
             overriding: dict[str, Any] = {}
             if notebook_params:
@@ -226,7 +233,21 @@ class JobsApi:
         run_type: str,
         notebook_params: dict[str, Any],
         job_params: dict[str, str],
+        only: Sequence[str] | None = None,
     ) -> dict[str, Any]:
+        specs = runs.normalize_tasks(settings)
+        if only is not None:
+            unknown = sorted(set(only) - {str(s["task_key"]) for s in specs})
+            if unknown:
+                raise bad_request(f"Task(s) not in the job: {', '.join(unknown)}")
+            specs = [
+                {
+                    **s,
+                    "depends_on": [d for d in s.get("depends_on") or [] if d["task_key"] in only],
+                }
+                for s in specs
+                if s["task_key"] in only
+            ]
         run_id = self.store.next_id("run")
         start = now_ms()
         url = self._run_url(job_id, run_id)
@@ -253,7 +274,7 @@ class JobsApi:
         if job_id is None:
             doc.pop("job_id")
         tasks = []
-        for spec in runs.normalize_tasks(settings):
+        for spec in specs:
             task_run_id = self.store.next_id("run")
             task = {k: v for k, v in spec.items() if k != "libraries"}
             task.update(

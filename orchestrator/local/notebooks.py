@@ -252,7 +252,8 @@ def parse_ipynb(data: bytes, *, default_language: Language = "PYTHON") -> Notebo
     for raw in node.get("cells", []):
         source = "\n".join(_strip_blank_lines(str(raw.get("source", "")).split("\n")))
         if raw.get("cell_type") == "markdown":
-            cells.append(Cell("markdown", source))
+            cell = _make_cell(source)  # drops a "%md" line some exporters keep
+            cells.append(cell if cell.kind == "markdown" else Cell("markdown", source))
         elif raw.get("cell_type") == "code":
             cells.append(_make_cell(source))
     return Notebook(language, tuple(cells))

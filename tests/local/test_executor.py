@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -62,7 +63,11 @@ def test_python_success_with_outputs(ws: Workspace) -> None:
             "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('ORCH_')}))",
         ),
     )
-    result = ws.run("/Users/a/nb", parameters={"p": "1"}, secrets={"s": {"k": "v"}})
+    request = replace(
+        ws.request("/Users/a/nb", parameters={"p": "1"}, secrets={"s": {"k": "v"}}),
+        environment={"ORCH_RUN_ID": "77", "ORCH_PARAMS": "overridden by the runtime"},
+    )
+    result = executor.execute_notebook(request, resolver=ws.resolver, cancel=threading.Event())
     assert (result.status, result.error, result.exit_value) == ("SUCCESS", None, None)
     node = executed(result)
     cells = node.cells
@@ -90,6 +95,7 @@ def test_python_success_with_outputs(ws: Workspace) -> None:
     assert env["ORCH_STATE_DB"] == str(ws.state_db)
     assert json.loads(env["ORCH_PARAMS"]) == {"p": "1"}
     assert json.loads(env["ORCH_SECRETS"]) == {"s": {"k": "v"}}
+    assert env["ORCH_RUN_ID"] == "77"
     assert (scratch / "control").is_dir()
     assert "héllo wörld" in result.logs
     assert "to stderr" in result.logs
@@ -177,6 +183,35 @@ def test_cancel_ends_quickly_and_kills_the_tree(ws: Workspace, tmp_path: Path) -
     assert results[0].status == "CANCELED"
     assert results[0].failed_cell == 2
     assert_all_gone(pids, within=1)
+
+
+@pytest.mark.parametrize("language", ["PYTHON", "R"])
+def test_processes_left_behind_die_with_the_kernel(
+    ws: Workspace, tmp_path: Path, language: Language
+) -> None:
+    orphan, child = tmp_path / "orphan.pid", tmp_path / "child.pid"
+    if language == "PYTHON":
+        start_child = (
+            "import subprocess\n"
+            f"open({str(child)!r}, 'w').write(str(subprocess.Popen(['sleep', '60']).pid))"
+        )
+    else:
+        start_child = f"system('sleep 60 & echo $! > {child}')"
+    ws.add(
+        "/Users/a/leaky",
+        source(
+            f"# MAGIC %sh\n# MAGIC (sleep 60 & echo $! > {orphan})\n# MAGIC echo started",
+            start_child,
+            language=language,
+        ),
+        language=language,
+    )
+    started = time.monotonic()
+    result = ws.run("/Users/a/leaky")
+    assert result.status == "SUCCESS", result.error
+    assert time.monotonic() - started < 10
+    assert "started" in result.logs
+    assert_all_gone(read_pids(orphan, child), within=1)
 
 
 def test_cancel_before_start(ws: Workspace) -> None:
@@ -329,6 +364,28 @@ def test_kernel_that_dies_at_start(ws: Workspace, monkeypatch: pytest.MonkeyPatc
     assert "no kernel here" in (result.error_trace or "")
 
 
+def test_kernel_that_never_answers(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    pid_file = tmp_path / "silent.pid"
+
+    def silent(language: Language) -> list[str]:
+        code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        return [sys.executable, "-c", code + "time.sleep(60)"]
+
+    monkeypatch.setattr(executor, "kernel_argv", silent)
+    monkeypatch.setattr(executor, "KERNEL_START_TIMEOUT", 1.0)
+    ws.add("/Users/a/nb", source("print(1)"))
+    started = time.monotonic()
+    result = ws.run("/Users/a/nb")
+    assert time.monotonic() - started < 5
+    assert result.status == "FAILED"
+    assert "did not answer within 1 seconds" in (result.error or "")
+    assert_all_gone(read_pids(pid_file), within=1)
+
+
 def test_kernel_that_dies_in_a_cell(ws: Workspace) -> None:
     ws.add("/Users/a/nb", source("print(1)", "import os\nos._exit(7)", "print(2)"))
     result = ws.run("/Users/a/nb")
@@ -399,7 +456,10 @@ def test_pip_install_failure_fails_the_cell(ws: Workspace, tmp_path: Path) -> No
 # --------------------------------------------------------------------------- R
 
 
-def test_r_notebook_success(ws: Workspace) -> None:
+def test_r_notebook_success(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LC_ALL", "LC_CTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C")  # the kernel still gets a UTF-8 locale
     ws.add(
         "/Users/a/r",
         source(

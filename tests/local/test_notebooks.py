@@ -186,6 +186,13 @@ def test_parse_ipynb_written_by_jupyter() -> None:
     assert parse_ipynb(_jupyter_notebook("julia"), default_language="R").language == "R"
 
 
+def test_parse_ipynb_markdown_with_md_magic_line() -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("%md\n# Title"), nbformat.v4.new_code_cell("%md x")]
+    parsed = parse_ipynb(nbformat.writes(nb).encode())
+    assert parsed.cells == (Cell("markdown", "# Title"), Cell("markdown", "x"))
+
+
 def test_parse_ipynb_databricks_metadata_wins() -> None:
     doc = json.loads(_jupyter_notebook("python"))
     doc["metadata"]["application/vnd.databricks.v1+notebook"] = {"language": "sql"}
@@ -246,13 +253,13 @@ def _normalize(lines: list[str]) -> str:
 def _cells(draw: st.DrawFn) -> Cell:
     kind = draw(st.sampled_from(["code", "markdown", "magic"]))
     source = _normalize(draw(st.lists(_line, max_size=6)))
+    if source.startswith("%md"):  # a "%md" line in a cell *is* the markdown marker
+        source = " " + source
     if kind == "markdown":
         return Cell("markdown", source)
     if kind == "magic":
         return Cell("code", _normalize([draw(st.sampled_from(["%sh", "%sql", "%r x"])), source]))
-    if source.startswith("%md"):  # a %md code cell *is* markdown
-        source = " " + source
-    return Cell("code", _normalize(source.split("\n")))
+    return Cell("code", source)
 
 
 @st.composite

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import importlib
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -26,16 +27,27 @@ class ShellCommandError(RuntimeError):
 
 
 def _stream(command: list[str]) -> int:
-    """Run ``command``, copying its merged stdout/stderr to ``sys.stdout``; its exit code."""
+    """Run ``command``, copying its merged stdout/stderr to ``sys.stdout``; its exit code.
+
+    Reading stops when the command has exited and its pipe stays quiet for a moment, so a
+    background process that inherited the pipe (``sleep 60 &``) does not hold the cell.
+    """
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     assert process.stdout is not None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     fd = process.stdout.fileno()
-    while chunk := os.read(fd, 65536):
-        sys.stdout.write(decoder.decode(chunk))
-        sys.stdout.flush()
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            sys.stdout.write(decoder.decode(chunk))
+            sys.stdout.flush()
+        elif process.poll() is not None:
+            break
     sys.stdout.write(decoder.decode(b"", final=True))
     process.stdout.close()
     return process.wait()

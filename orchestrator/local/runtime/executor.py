@@ -89,6 +89,17 @@ class _Exited(Exception):
 
 
 @dataclass(frozen=True)
+class _Outcome:
+    """How the run ended, before logs and the executed notebook are added."""
+
+    status: RunStatus
+    error: str | None = None
+    trace: str | None = None
+    failed_cell: int | None = None
+    exit_value: str | None = None
+
+
+@dataclass(frozen=True)
 class _Frame:
     """Where a cell is: its notebook and the ``%run`` chain that included it."""
 
@@ -139,23 +150,15 @@ class _Run:
             timeout = self.request.timeout_seconds
             raise _Stopped("TIMEDOUT", f"the run timed out after {timeout:g} seconds")
 
-    def result(
-        self,
-        status: RunStatus,
-        *,
-        exit_value: str | None = None,
-        error: str | None = None,
-        trace: str | None = None,
-        failed_cell: int | None = None,
-    ) -> NotebookResult:
-        if trace:
-            self.log.write(f"\n{trace}\n")
+    def result(self, outcome: _Outcome) -> NotebookResult:
+        if outcome.trace:
+            self.log.write(f"\n{outcome.trace}\n")
         return NotebookResult(
-            status=status,
-            exit_value=exit_value,
-            error=error,
-            error_trace=trace,
-            failed_cell=failed_cell,
+            status=outcome.status,
+            exit_value=outcome.exit_value,
+            error=outcome.error,
+            error_trace=outcome.trace,
+            failed_cell=outcome.failed_cell,
             logs=self.log.text(),
             executed_notebook=self.write_executed(),
         )
@@ -168,14 +171,26 @@ class _Run:
         document = ipynb_document(
             self.notebook, name=name, outputs=outputs, execution_counts=counts
         )
+        text = json.dumps(document, indent=1, ensure_ascii=False)
         try:
-            text = json.dumps(document, indent=1, ensure_ascii=False)
-            path.write_text(text, encoding="utf-8", errors="surrogateescape")
-        except (OSError, ValueError):
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates in some output: escape everything
+            data = json.dumps(document, indent=1).encode("ascii")
+        try:
+            path.write_bytes(data)
+        except OSError:
             logger.exception("cannot write the executed notebook %s", path)
         return path
 
     def execute(self) -> NotebookResult:
+        try:
+            outcome = self.outcome()
+        finally:
+            if self.kernel is not None:
+                self.kernel.kill()
+        return self.result(outcome)
+
+    def outcome(self) -> _Outcome:
         source = self.request.notebook
         try:
             self.request.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +200,7 @@ class _Run:
             self.cells = [None] * len(self.notebook.cells)
             if source.language not in ("PYTHON", "R"):
                 name = "SQL" if source.language == "SQL" else "Scala"
-                return self.result(
+                return _Outcome(
                     "FAILED",
                     error=f"{name} notebooks are not supported by the local workspace; "
                     "only Python and R notebooks can run locally",
@@ -193,31 +208,24 @@ class _Run:
             self.start_kernel(source.language)
             self.run_notebook(self.notebook, _Frame(source.workspace_path, ()))
         except _Exited as exited:
-            return self.result("SUCCESS", exit_value=exited.value)
+            return _Outcome("SUCCESS", exit_value=exited.value)
         except _Stopped as stopped:
-            return self.result(stopped.status, error=str(stopped), failed_cell=self.top_cell)
+            return _Outcome(stopped.status, error=str(stopped), failed_cell=self.top_cell)
         except _CellFailed as failed:
-            return self.result(
-                "FAILED", error=failed.error, trace=failed.trace, failed_cell=self.top_cell
-            )
+            return _Outcome("FAILED", failed.error, failed.trace, self.top_cell)
         except KernelStartError as exc:
-            return self.result(
-                "FAILED", error=one_line(f"cannot start the kernel: {exc}"), trace=str(exc)
-            )
+            return _Outcome("FAILED", one_line(f"cannot start the kernel: {exc}"), str(exc))
         except KernelDiedError as exc:
             where = f" while running cell {self.top_cell}" if self.top_cell else ""
-            return self.result(
-                "FAILED",
-                error=f"the {source.language.title()} kernel died unexpectedly{where}",
-                trace=str(exc),
-                failed_cell=self.top_cell,
-            )
+            error = f"the {source.language.title()} kernel died unexpectedly{where}"
+            return _Outcome("FAILED", error, str(exc), self.top_cell)
         except (OSError, NotebookFormatError) as exc:
-            return self.result("FAILED", error=one_line(f"cannot read the notebook: {exc}"))
-        finally:
-            if self.kernel is not None:
-                self.kernel.kill()
-        return self.result("SUCCESS")
+            return _Outcome("FAILED", one_line(f"cannot read the notebook: {exc}"))
+        except Exception as exc:
+            logger.exception("notebook runtime failure in %s", source.workspace_path)
+            error = one_line(f"internal error of the local notebook runtime: {exc!r}")
+            return _Outcome("FAILED", error, failed_cell=self.top_cell)
+        return _Outcome("SUCCESS")
 
     def load(self, file: Path, language: Language) -> Notebook:
         return parse_source(file.read_text(encoding="utf-8", errors="replace"), language)

@@ -20,8 +20,11 @@ import logging
 import os
 import queue
 import signal
+import socket
 import subprocess
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +45,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
+_LOOPBACK = "127.0.0.1"
+_RECENT_PORTS_KEPT = 1000
+_RECENT_PORTS: set[int] = set()
+_RECENT_ORDER: deque[int] = deque()
+_PORTS_LOCK = threading.Lock()
 _IDLE_GRACE_SECONDS = 5.0
 _LOG_TAIL_BYTES = 4000
 
@@ -65,6 +73,30 @@ class ExecuteReply:
     ename: str | None
     evalue: str | None
     traceback: tuple[str, ...]
+
+
+def _allocate_ports(count: int) -> list[int]:
+    """Free loopback ports, none handed out recently by this process.
+
+    The kernel binds them a moment later; remembering recent ones keeps two kernels that
+    start at the same time in this process from being given the same port.
+    """
+    with _PORTS_LOCK:
+        while True:
+            sockets = [socket.socket() for _ in range(count)]
+            try:
+                for sock in sockets:
+                    sock.bind((_LOOPBACK, 0))
+                ports = [int(sock.getsockname()[1]) for sock in sockets]
+            finally:
+                for sock in sockets:
+                    sock.close()
+            if not _RECENT_PORTS.intersection(ports):
+                _RECENT_PORTS.update(ports)
+                _RECENT_ORDER.extend(ports)
+                while len(_RECENT_ORDER) > _RECENT_PORTS_KEPT:
+                    _RECENT_PORTS.discard(_RECENT_ORDER.popleft())
+                return ports
 
 
 def _collect_tree(root: psutil.Process) -> set[psutil.Process]:
@@ -107,9 +139,27 @@ def kill_process_tree(root: psutil.Process | int, *, process_group: int | None =
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    _gone, alive = psutil.wait_procs(list(procs), timeout=5)
-    for proc in alive:
+    for proc in _wait_dead(procs, timeout=5.0):
         logger.warning("process %s survived SIGKILL", proc.pid)
+
+
+def _dead(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _wait_dead(procs: set[psutil.Process], *, timeout: float) -> list[psutil.Process]:
+    """Wait until all ``procs`` are gone or zombies (orphans wait for init to reap them)."""
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while alive:
+        alive = [proc for proc in alive if not _dead(proc)]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return alive
 
 
 class Kernel:
@@ -152,8 +202,16 @@ class Kernel:
 
         connection_file = work_dir / "kernel-connection.json"
         log_file = work_dir / "kernel.log"
+        shell, iopub, stdin, control, heartbeat = _allocate_ports(5)
         write_connection_file(
-            str(connection_file), ip="127.0.0.1", key=os.urandom(32).hex().encode()
+            str(connection_file),
+            ip=_LOOPBACK,
+            key=os.urandom(32).hex().encode(),
+            shell_port=shell,
+            iopub_port=iopub,
+            stdin_port=stdin,
+            control_port=control,
+            hb_port=heartbeat,
         )
         command = [part.replace("{connection_file}", str(connection_file)) for part in argv]
         logger.debug("starting kernel %s in %s", command, cwd)
@@ -171,10 +229,10 @@ class Kernel:
             except OSError as exc:
                 raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc
         client = BlockingKernelClient()
-        client.load_connection_file(str(connection_file))
-        client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)  # noqa: S604
         kernel = cls(process, client, log_file)
         try:
+            client.load_connection_file(str(connection_file))
+            client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)  # noqa: S604
             kernel._handshake(check=check, start_timeout=start_timeout)
         except BaseException:
             kernel.kill()

@@ -67,7 +67,7 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
     ``PYTHONPATH`` gets a directory holding only a link to this ``orchestrator`` package, so
     the kernel (and ``python -m orchestrator.local.runtime.child``) import the same code
     even when the package is not installed. ``PIP_TARGET`` keeps a stray ``!pip install``
-    out of the orchestrator's own environment.
+    out of the orchestrator's own environment. A non-UTF-8 locale is switched to UTF-8.
     """
     link_dir = request.scratch_dir / "pythonpath"
     link_dir.mkdir(exist_ok=True)
@@ -79,6 +79,7 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
         python_path.append(os.environ["PYTHONPATH"])
     secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
     env = dict(os.environ)
+    env.update(request.environment)
     env.update(
         ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
         ORCH_WORKSPACE_ROOT=str(request.workspace_root),
@@ -96,6 +97,10 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
         JPY_PARENT_PID=str(os.getpid()),
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
+    current = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or ""
+    if "utf8" not in current.lower().replace("-", ""):
+        # R prints non-ASCII text as <U+00E9> in the C locale.
+        env["LC_ALL"] = "en_US.UTF-8" if sys.platform == "darwin" else "C.UTF-8"
     return env
 
 

@@ -150,20 +150,20 @@ def _plan_run(inline: str, rest: str) -> CellAction:
 def shell_code(script: str, *, language: Language, script_file: Path) -> str:
     """Kernel code running ``script`` with bash (its output in the cell, failing on non-zero).
 
-    For R the script is written to ``script_file`` first (R cannot stream a child's output,
-    it is printed when the script ends).
+    For R the script is written to ``script_file`` and its output collected in a file next
+    to it (R cannot stream a child's output: it is printed when the script ends).
     """
     if language == "PYTHON":
         return f"__import__({KERNEL_HELPERS!r}, fromlist=['_']).run_shell({script!r})"
     script_file.write_text(script, encoding="utf-8")
     path = json.dumps(str(script_file), ensure_ascii=False)
+    output = json.dumps(f"{script_file}.out", ensure_ascii=False)
     return (
         "local({\n"
-        f"  out <- suppressWarnings(system2('bash', shQuote({path}), stdout = TRUE, "
-        "stderr = TRUE))\n"
+        f"  status <- system2('bash', shQuote({path}), stdout = {output}, stderr = {output})\n"
+        f"  out <- readLines({output}, warn = FALSE, encoding = 'UTF-8')\n"
         "  if (length(out)) cat(paste0(out, '\\n'), sep = '')\n"
-        "  status <- attr(out, 'status')\n"
-        "  if (!is.null(status) && status != 0)\n"
+        "  if (status != 0)\n"
         "    stop(sprintf('shell command exited with code %d', status), call. = FALSE)\n"
         "  invisible(NULL)\n"
         "})"

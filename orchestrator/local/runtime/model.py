@@ -43,6 +43,8 @@ class ExecutionRequest:
 
     ``scratch_dir`` is an empty directory the runtime owns for this run (control files, the
     ``%pip`` target, the executed notebook). ``timeout_seconds`` of ``None`` or ``0`` means none.
+    ``environment`` adds variables to the kernel's environment (e.g. ``ORCH_RUN_ID``,
+    ``ORCH_JOB_ID``, ``ORCH_TASK_VALUES`` for the shims); the runtime's own ``ORCH_*`` win.
     """
 
     notebook: NotebookSource
@@ -53,6 +55,7 @@ class ExecutionRequest:
     state_db: Path
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     timeout_seconds: float | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

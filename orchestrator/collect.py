@@ -1,0 +1,94 @@
+"""The build's collect step: JUnit XML back from storage, a synthesized failure for every task
+that ended without XML, the merged file in ``test-results/`` and the executed notebooks
+(runs/export HTML) in ``artifacts/``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.results import ResultsSummary, collect_results, synthesize_failure
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.jobs import Run
+
+    from orchestrator.build import BuildPlan
+    from orchestrator.progress import Progress
+    from orchestrator.storage import Storage
+
+__all__ = ["collect_run"]
+
+log = logging.getLogger(__name__)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    Path(tmp).replace(path)
+
+
+def _task_error(client: WorkspaceClient, task: object) -> tuple[str, str | None]:
+    run_id = getattr(task, "run_id", None)
+    state = getattr(task, "state", None)
+    result = getattr(getattr(state, "result_state", None), "value", None)
+    message = getattr(state, "state_message", None) or ""
+    error, trace = "", None
+    if run_id is not None:
+        try:
+            output = client.jobs.get_run_output(run_id)
+            error, trace = output.error or "", output.error_trace
+        except Exception as exc:  # noqa: BLE001 - the failure case is still reported
+            log.debug("no output for task run %s: %s", run_id, exc)
+    summary = f"task ended {result or 'without a result'} without writing test results"
+    detail = error or message
+    return (f"{summary}: {detail}" if detail else summary), trace
+
+
+def collect_run(
+    client: WorkspaceClient,
+    run: Run,
+    *,
+    storage: Storage,
+    plan: BuildPlan,
+    scratch: Path,
+    progress: Progress,
+) -> ResultsSummary:
+    results = scratch / "results"
+    count = storage.download_prefix(f"{plan.storage_prefix}/results", results)
+    progress.info(f"{count} result files from storage")
+    synthesized = []
+    for task in run.tasks or []:
+        key = task.task_key or "task"
+        if key not in plan.tasks:
+            continue
+        folder = results / key
+        if folder.is_dir() and any(folder.rglob("*.xml")):
+            continue
+        error, trace = _task_error(client, task)
+        synthesized.append(
+            synthesize_failure(key, error, trace, task.run_page_url or run.run_page_url)
+        )
+    config = plan.config
+    name = f"TEST-{plan.context.repo_name}-{plan.context.build_id}.xml"
+    summary = collect_results(
+        results_dir=results, output=config.paths.results / name, synthesized=synthesized
+    )
+    artifacts = config.paths.artifacts / plan.context.build_id
+    for task in run.tasks or []:
+        if task.run_id is None or task.task_key not in plan.tasks:
+            continue
+        try:
+            export = client.jobs.export_run(task.run_id)
+        except Exception as exc:  # noqa: BLE001 - a missing export is not a failed build
+            progress.info(f"{task.task_key}: no notebook export ({exc})")
+            continue
+        for view in export.views or []:
+            if view.content:
+                _write_atomic(artifacts / f"{task.task_key}.html", view.content)
+    return summary

@@ -1,0 +1,245 @@
+"""The Databricks side of a build: the repo's job, its runs, and the cluster they need.
+
+- :func:`ensure_job` finds the job by exact name, creates it when missing (two racing builds
+  converge on the oldest job and delete the extra one), resets it when its settings differ.
+- :func:`start_run` calls run-now with the build's parameters and an idempotency token.
+- :func:`wait_for_run` polls adaptively (fast at first, capped backoff) under the build's own
+  deadline, and :func:`cancel_run` cancels and waits until the run has really ended.
+- :func:`ensure_cluster_running` starts a terminated cluster under its own timeout.
+
+SDK errors become :class:`InfrastructureError`; deadlines raise :class:`TimeoutExpired`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.errors import InfrastructureError, TimeoutExpired
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.jobs import Run
+
+__all__ = [
+    "Polling",
+    "cancel_run",
+    "ensure_cluster_running",
+    "ensure_job",
+    "is_terminal",
+    "start_run",
+    "wait_for_run",
+]
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+
+
+@dataclass(frozen=True)
+class Polling:
+    """Adaptive polling: ``initial`` seconds, times ``factor`` after each poll, at most ``cap``."""
+
+    initial: float = 0.5
+    factor: float = 1.5
+    cap: float = 1.5
+
+    def intervals(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay
+            delay = min(self.cap, delay * self.factor)
+
+
+@contextmanager
+def _sdk_errors(action: str) -> Iterator[None]:
+    from databricks.sdk.errors.base import DatabricksError
+
+    try:
+        yield
+    except DatabricksError as exc:
+        raise InfrastructureError(f"{action}: {exc}") from exc
+    except TimeoutError as exc:  # the SDK's own retry deadline
+        raise InfrastructureError(f"{action}: gave up retrying: {exc}") from exc
+    except OSError as exc:
+        raise InfrastructureError(f"{action}: {exc}") from exc
+
+
+def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
+    """Top-level fields of ``desired`` whose value differs in ``current`` (server defaults for
+    fields the template does not set are not differences)."""
+    from databricks.sdk.service.jobs import JobSettings
+
+    a = JobSettings.from_dict(dict(current)).as_dict()
+    b = JobSettings.from_dict(dict(desired)).as_dict()
+    return sorted(k for k in b if a.get(k) != b[k])
+
+
+def ensure_job(client: WorkspaceClient, settings: Mapping[str, Any]) -> tuple[int, str]:
+    """The job named ``settings["name"]``, made to have these settings.
+
+    Returns ``(job_id, action)`` with action ``created``, ``reset`` or ``unchanged``.
+    """
+    name = str(settings["name"])
+
+    def same_name() -> list[int]:
+        with _sdk_errors(f"listing jobs named {name}"):
+            return sorted(
+                j.job_id
+                for j in client.jobs.list(name=name)
+                if j.job_id is not None and j.settings is not None and j.settings.name == name
+            )
+
+    found = same_name()
+    if not found:
+        with _sdk_errors(f"creating job {name}"):
+            created = client.api_client.do("POST", "/api/2.2/jobs/create", body=dict(settings))
+        assert isinstance(created, dict)
+        job_id = int(created["job_id"])
+        winners = same_name()
+        if winners and winners[0] != job_id:
+            # another build created it at the same time: keep the oldest, drop ours
+            log.info("job %s was created concurrently as %s; deleting %s", name, winners[0], job_id)
+            with _sdk_errors(f"deleting duplicate job {job_id}"):
+                client.jobs.delete(job_id)
+            return winners[0], "unchanged"
+        return job_id, "created"
+    job_id = found[0]
+    if len(found) > 1:
+        log.warning("%d jobs are named %s; using the oldest, %s", len(found), name, job_id)
+    with _sdk_errors(f"reading job {job_id}"):
+        job = client.jobs.get(job_id)
+    current = job.settings.as_dict() if job.settings is not None else {}
+    changed = _differs(current, settings)
+    if not changed:
+        return job_id, "unchanged"
+    log.info("job %s settings differ in %s; resetting", job_id, ", ".join(changed))
+    with _sdk_errors(f"resetting job {job_id}"):
+        client.api_client.do(
+            "POST", "/api/2.2/jobs/reset", body={"job_id": job_id, "new_settings": dict(settings)}
+        )
+    return job_id, "reset"
+
+
+def start_run(
+    client: WorkspaceClient,
+    job_id: int,
+    *,
+    job_parameters: Mapping[str, str],
+    idempotency_token: str,
+    only: Sequence[str] | None = None,
+) -> int:
+    """run-now; the same ``idempotency_token`` never starts a second run, so a retried request
+    (by the SDK on a 429/503, or by a re-run of the same build step) is safe."""
+    with _sdk_errors(f"starting a run of job {job_id}"):
+        started = client.jobs.run_now(
+            job_id,
+            job_parameters=dict(job_parameters),
+            idempotency_token=idempotency_token,
+            only=list(only) if only else None,
+        )
+    if started.run_id is None:
+        raise InfrastructureError(f"run-now of job {job_id} returned no run_id")
+    return int(started.run_id)
+
+
+def is_terminal(run: Run) -> bool:
+    state = run.status.state.value if run.status and run.status.state else None
+    life_cycle = (
+        run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else None
+    )
+    return life_cycle in TERMINAL or (life_cycle is None and state == "TERMINATED")
+
+
+def get_run(client: WorkspaceClient, run_id: int) -> Run:
+    with _sdk_errors(f"reading run {run_id}"):
+        return client.jobs.get_run(run_id)
+
+
+def wait_for_run(
+    client: WorkspaceClient,
+    run_id: int,
+    *,
+    deadline: float | None,
+    clock: Clock | None = None,
+    polling: Polling = Polling(),
+    on_update: Callable[[Run], None] | None = None,
+) -> Run:
+    """Poll until the run ends; TimeoutExpired when ``deadline`` (clock time) passes first."""
+    clock = clock or SystemClock()
+    for delay in polling.intervals():
+        run = get_run(client, run_id)
+        if on_update is not None:
+            on_update(run)
+        if is_terminal(run):
+            return run
+        now = clock.monotonic()
+        if deadline is not None and now >= deadline:
+            raise TimeoutExpired(f"run {run_id} did not finish before the build timeout")
+        clock.sleep(delay if deadline is None else min(delay, max(0.0, deadline - now)))
+    raise AssertionError("unreachable")
+
+
+def cancel_run(
+    client: WorkspaceClient,
+    run_id: int,
+    *,
+    clock: Clock | None = None,
+    timeout: float = 120.0,
+) -> Run | None:
+    """Cancel the run and wait until it has ended; None if that could not be confirmed."""
+    clock = clock or SystemClock()
+    try:
+        with _sdk_errors(f"cancelling run {run_id}"):
+            client.jobs.cancel_run(run_id)
+        return wait_for_run(
+            client,
+            run_id,
+            deadline=clock.monotonic() + timeout,
+            clock=clock,
+            polling=Polling(0.25, 1.5, 2.0),
+        )
+    except (InfrastructureError, TimeoutExpired) as exc:
+        log.error("could not confirm that run %s was cancelled: %s", run_id, exc)
+        return None
+
+
+def ensure_cluster_running(
+    client: WorkspaceClient,
+    cluster_id: str,
+    *,
+    timeout: float,
+    clock: Clock | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> bool:
+    """Start the cluster if it is terminated and wait until RUNNING; True if it had to start."""
+    clock = clock or SystemClock()
+    deadline = clock.monotonic() + timeout
+    started = False
+    for delay in Polling(1.0, 1.5, 5.0).intervals():
+        with _sdk_errors(f"reading cluster {cluster_id}"):
+            info = client.clusters.get(cluster_id)
+        state = info.state.value if info.state else "UNKNOWN"
+        if state == "RUNNING":
+            return started
+        if state == "TERMINATED":
+            with _sdk_errors(f"starting cluster {cluster_id}"):
+                client.clusters.start(cluster_id)
+            started = True
+        elif state in ("ERROR", "UNKNOWN"):
+            raise InfrastructureError(
+                f"cluster {cluster_id} is in state {state}: {info.state_message}"
+            )
+        if on_wait is not None:
+            on_wait(state)
+        now = clock.monotonic()
+        if now >= deadline:
+            raise TimeoutExpired(
+                f"cluster {cluster_id} was not running after {timeout:.0f} s (state {state})"
+            )
+        clock.sleep(min(delay, deadline - now))
+    raise AssertionError("unreachable")
