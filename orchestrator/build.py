@@ -109,12 +109,14 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         config_path = Path(environ["ORCHESTRATOR_CONFIG"])
     if config_path is None and (cwd / "orchestrator.yml").is_file():
         config_path = cwd / "orchestrator.yml"
+    # the repo root: where the config file is, else the working directory
+    root = config_path.resolve().parent if config_path is not None else cwd
     config = load_config(
         config_path,
         target=resolve_target(options.target, environ),
         overrides=options.overrides,
         environ=environ,
-        root=cwd,
+        root=root,
     )
     context = detect_context(
         environ=environ, cwd=config.root, build_id=options.build_id, repo_name=options.repo_name

@@ -65,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="dry run: print the job, the files and their destinations, the run parameters",
     )
-    commands.add_parser(
-        "render", parents=[common], help="print the rendered job settings (JSON)"
-    )
+    commands.add_parser("render", parents=[common], help="print the rendered job settings (JSON)")
 
     local = commands.add_parser("local", help="the local Databricks-compatible workspace")
     local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
@@ -238,5 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     except OrchestratorError as err:
-        print(f"orchestrator: error: {err}", file=sys.stderr)
+        # one line per problem (a config file may have several, all reported at once)
+        for line in str(err).splitlines() or [type(err).__name__]:
+            if line.strip():
+                print(f"orchestrator: error: {line.strip()}", file=sys.stderr)
         return err.exit_code

@@ -75,6 +75,10 @@ class NotebookTaskExecutor:
             state_db=self.store.db_path,
             secrets=self.secrets(),
             timeout_seconds=spec.timeout_seconds,
+            environment={
+                "ORCH_RUN_ID": str(spec.run_id),
+                "ORCH_TASK_RUN_ID": str(spec.task_run_id),
+            },
         )
         result = execute_notebook(request, resolver=resolver, cancel=cancel)
         logs = result.logs or ""
@@ -89,8 +93,10 @@ class NotebookTaskExecutor:
             output["notebook_output"] = {}
         message = ""
         if result.status == "FAILED":
-            cell = f" (cell {result.failed_cell})" if result.failed_cell else ""
-            output["error"] = f"{result.error}{cell}" if result.error else "Notebook failed"
+            error = result.error or "Notebook failed"
+            if result.failed_cell and not error.startswith("cell ") and "[cell " not in error:
+                error = f"{error} (cell {result.failed_cell})"
+            output["error"] = error
             if result.error_trace:
                 output["error_trace"] = result.error_trace
             message = output["error"]

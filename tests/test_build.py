@@ -1,0 +1,362 @@
+"""``orchestrator build`` end to end against the local workspace, in-process through ``main``
+where possible: the sample project green, failures, synthesized failures, timeouts, signals,
+faults, concurrent builds and bad input that must change nothing remotely."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from databricks.sdk.service import jobs
+
+from orchestrator.cli import main
+from orchestrator.local import FaultSettings, LocalWorkspace, start_local_workspace
+from tests.conftest import TOKEN, sdk_client
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    for name in ("databricks", "models"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("orchestrator.yml", "job-template.json"):
+        shutil.copy(REPO / name, root / name)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path)
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorkspace]:
+    monkeypatch.setenv("ORCH_TEST_TOKEN", TOKEN)
+    ws = start_local_workspace(tmp_path / "server", token=TOKEN, cluster_start_delay=0.2)
+    try:
+        yield ws
+    finally:
+        ws.stop()
+
+
+def remote_args(ws: LocalWorkspace) -> list[str]:
+    """Build flags pointing at a workspace that outlives the build, to check it afterwards."""
+    return [
+        "--set",
+        f"workspace.host={ws.url}",
+        "--set",
+        "workspace.token=env:ORCH_TEST_TOKEN",
+        "--set",
+        "workspace.auth_type=pat",
+        "--set",
+        "cluster_id=0000-000000-local",
+    ]
+
+
+def build(root: Path, *args: str) -> int:
+    return main(
+        ["build", "--config", str(root / "orchestrator.yml"), "--repo-name", "sample", *args]
+    )
+
+
+def junit(root: Path, build_id: str) -> ET.Element:
+    return ET.parse(root / "test-results" / f"TEST-sample-{build_id}.xml").getroot()
+
+
+def suites(root: ET.Element) -> dict[str, ET.Element]:
+    return {s.get("name", ""): s for s in root.iter("testsuite")}
+
+
+def test_sample_project_builds_green_with_r_and_python_results(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert build(project, "--build-id", "b1") == 0
+    got = suites(junit(project, "b1"))
+    assert got["run_pytest"].get("tests") == "8" and got["run_pytest"].get("failures") == "0"
+    assert got["run_testthat"].get("tests") == "10"
+    assert (project / "artifacts" / "b1" / "run_pytest.html").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "run_testthat" in out
+    # cleaned: nothing of the build is left in storage
+    assert not (project / ".orchestrator" / "storage" / "sample" / "b1").exists()
+
+
+def test_a_broken_test_exits_1_with_the_failure_in_junit(
+    project: Path, server: LocalWorkspace
+) -> None:
+    test_file = project / "databricks" / "tests" / "pytest" / "test_features.py"
+    test_file.write_text(
+        test_file.read_text()
+        + "\n\ndef test_broken():\n    assert 1 + 1 == 3, 'arithmetic is broken'\n"
+    )
+    assert build(project, "--build-id", "b2", *remote_args(server)) == 1
+    got = suites(junit(project, "b2"))
+    assert got["run_pytest"].get("failures") == "1"
+    text = ET.tostring(got["run_pytest"], encoding="unicode")
+    assert "arithmetic is broken" in text
+    # the workspace build folder was removed, the job stays
+    w = sdk_client(server)
+    assert [o.path for o in w.workspace.list("/Shared/builds/sample")] == [
+        "/Shared/builds/sample/_orchestrator"
+    ]
+
+
+def test_a_notebook_dying_before_xml_gets_a_synthesized_failure(
+    project: Path, server: LocalWorkspace
+) -> None:
+    notebook = project / "databricks" / "tests" / "run_testthat.r"
+    notebook.write_text(
+        notebook.read_text().replace(
+            "# COMMAND ----------", "# COMMAND ----------\n\nstop('cluster fell over')\n", 1
+        )
+    )
+    assert build(project, "--build-id", "b3", *remote_args(server)) == 1
+    got = suites(junit(project, "b3"))
+    assert got["run_pytest"].get("failures") == "0"
+    synthesized = ET.tostring(got["run_testthat"], encoding="unicode")
+    assert "cluster fell over" in synthesized
+    assert server.url in synthesized  # the run URL
+
+
+def wait_for_running(ws: LocalWorkspace, timeout: float = 60) -> int:
+    w = sdk_client(ws)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in w.jobs.list_runs(active_only=True, expand_tasks=True):
+            if run.tasks and any(
+                t.state and t.state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
+                for t in run.tasks
+            ):
+                return int(run.run_id)
+        time.sleep(0.2)
+    raise AssertionError("no run started")
+
+
+def slow_project(root: Path) -> None:
+    notebook = root / "databricks" / "tests" / "run_pytest.py"
+    notebook.write_text(
+        notebook.read_text().replace(
+            "# COMMAND ----------", "# COMMAND ----------\n\nimport time\ntime.sleep(300)\n", 1
+        )
+    )
+
+
+def test_build_timeout_cancels_the_run_and_exits_4(project: Path, server: LocalWorkspace) -> None:
+    slow_project(project)
+    code = build(project, "--build-id", "b4", "--timeout", "4s", *remote_args(server))
+    assert code == 4
+    w = sdk_client(server)
+    (run,) = list(w.jobs.list_runs())
+    assert run.state.result_state == jobs.RunResultState.CANCELED
+    got = suites(junit(project, "b4"))
+    assert got["run_pytest"].get("failures") == "1"  # synthesized: it never wrote XML
+
+
+def test_sigterm_cancels_the_run_and_exits_143(project: Path, server: LocalWorkspace) -> None:
+    slow_project(project)
+    env = {**os.environ, "ORCH_TEST_TOKEN": TOKEN, "CI": "true"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "build",
+            "--config",
+            str(project / "orchestrator.yml"),
+            "--repo-name",
+            "sample",
+            "--build-id",
+            "b5",
+            *remote_args(server),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        run_id = wait_for_running(server)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, out
+    run = sdk_client(server).jobs.get_run(run_id)
+    assert run.state.result_state == jobs.RunResultState.CANCELED
+    assert list(sdk_client(server).jobs.list_runs(active_only=True)) == []
+
+
+def test_injected_429_and_503_give_the_same_results_and_one_run(
+    project: Path, server: LocalWorkspace
+) -> None:
+    server.faults.configure(
+        FaultSettings(p429=0.05, p429_retry_after=0.05, p503=0.1, retry_after_seconds=0, seed=3)
+    )
+    assert build(project, "--build-id", "b6", *remote_args(server)) == 0
+    got = suites(junit(project, "b6"))
+    assert got["run_pytest"].get("tests") == "8" and got["run_testthat"].get("tests") == "10"
+    assert len(list(sdk_client(server).jobs.list_runs())) == 1
+    injected = server.faults.snapshot()["injected"]
+    assert injected.get("503", 0) > 0
+
+
+def test_eight_concurrent_builds_one_job_eight_runs(project: Path, server: LocalWorkspace) -> None:
+    env = {**os.environ, "ORCH_TEST_TOKEN": TOKEN, "CI": "true"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "build",
+                "--config",
+                str(project / "orchestrator.yml"),
+                "--repo-name",
+                "sample",
+                "--build-id",
+                f"c{i}",
+                "--keep",
+                *remote_args(server),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, outputs
+    w = sdk_client(server)
+    assert len([j for j in w.jobs.list() if j.settings.name == "build-sample"]) == 1
+    assert len(list(w.jobs.list_runs())) == 8
+    folders = {o.path for o in w.workspace.list("/Shared/builds/sample")}
+    assert {f"/Shared/builds/sample/c{i}" for i in range(8)} <= folders
+    for i in range(8):
+        got = suites(junit(project, f"c{i}"))
+        assert got["run_pytest"].get("tests") == "8" and got["run_testthat"].get("tests") == "10"
+
+
+def nothing_created(ws: LocalWorkspace) -> bool:
+    w = sdk_client(ws)
+    return list(w.jobs.list()) == [] and list(w.workspace.list("/")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda p: (p / "job-template.json").write_text('{"name": "x",, }'), "job-template.json:1"),
+        (
+            lambda p: (p / "job-template.json").write_text(
+                (p / "job-template.json").read_text().replace("${cluster_id}", "${clusterid}")
+            ),
+            "clusterid",
+        ),
+        (
+            lambda p: (p / "job-template.json").write_text(
+                (p / "job-template.json")
+                .read_text()
+                .replace('"task_key": "run_testthat"', '"task_key": "run_pytest"')
+            ),
+            "run_pytest",
+        ),
+        (lambda p: shutil.rmtree(p / "databricks"), "databricks"),
+        (
+            lambda p: (p / "databricks" / "big.py").write_bytes(b"x" * (10 * 1024 * 1024 + 10)),
+            "big.py",
+        ),
+        (
+            lambda p: (p / "orchestrator.yml").write_text("version: 1\ndefaults:\n  bogus: 1\n"),
+            "bogus",
+        ),
+        (
+            lambda p: (p / "orchestrator.yml").write_text(
+                "version: 1\ndefaults:\n  workspace:\n    token: dapi0123456789\n"
+            ),
+            "workspace.token",
+        ),
+    ],
+    ids=[
+        "malformed-json",
+        "unknown-placeholder",
+        "invalid-settings",
+        "no-notebooks",
+        "notebook-over-10mb",
+        "invalid-config",
+        "literal-secret",
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_remote(
+    project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str], change, expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    change(project)
+    assert build(project, "--build-id", "bad", *remote_args(server)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and all(line.startswith("orchestrator: error: ") for line in lines), lines
+    assert expected in lines[0], lines
+    assert nothing_created(server)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--repo-name", "a/b"],
+        ["--repo-name", ".."],
+        ["--repo-name", "has space"],
+        ["--build-id", "x\x07y"],
+        ["--build-id", "../up"],
+    ],
+)
+def test_unsafe_repo_names_and_build_ids_are_refused(
+    project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    code = main(
+        [
+            "build",
+            "--config",
+            str(project / "orchestrator.yml"),
+            "--build-id",
+            "ok",
+            *flags,
+            *remote_args(server),
+        ]
+    )
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("orchestrator: error: ")
+    assert nothing_created(server)
+
+
+def test_plan_prints_everything_and_changes_nothing(
+    project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "plan",
+            "--config",
+            str(project / "orchestrator.yml"),
+            "--repo-name",
+            "sample",
+            "--build-id",
+            "p1",
+            *remote_args(server),
+        ]
+    )
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["job"]["name"] == "build-sample"
+    targets = {d["target"] for d in doc["deploy"]}
+    assert "/Shared/builds/sample/p1/tests/run_pytest" in targets
+    assert not any("/tests/pytest/" in t for t in targets)  # test scripts go to storage
+    assert doc["run"]["job_parameters"]["build_id"] == "p1"
+    assert nothing_created(server)
