@@ -89,13 +89,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--faults", type=Path, help="JSON file of fault settings (latency, 429/503 rates...)"
     )
-    demo = local_commands.add_parser(
-        "demo", help="run the sample project's notebooks as a job on a local workspace"
-    )
-    demo.add_argument("--repo", type=Path, default=Path(), help="the sample project's root")
-    demo.add_argument(
-        "--work-dir", type=Path, default=Path(".orchestrator/demo"), help="state and results"
-    )
     return parser
 
 
@@ -229,10 +222,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plan(args, render_only=args.command == "render")
         if args.command == "local" and args.local_command == "serve":
             return _serve(args)
-        if args.command == "local" and args.local_command == "demo":
-            from orchestrator.demo import run_demo
-
-            return run_demo(args.repo, args.work_dir, sys.stdout)
         parser.print_help()
         return EXIT_USAGE
     except OrchestratorError as err:
