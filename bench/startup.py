@@ -51,9 +51,8 @@ def main() -> None:
         times = time_command(argv, args.runs)
         median = statistics.median(times)
         verdict = "met" if median <= target else "MISSED"
-        print(
-            f"| `{name}` | {median:.3f} | {min(times):.3f} | {max(times):.3f} | {target} | {verdict} |"
-        )
+        low, high = min(times), max(times)
+        print(f"| `{name}` | {median:.3f} | {low:.3f} | {high:.3f} | {target} | {verdict} |")
 
 
 if __name__ == "__main__":
