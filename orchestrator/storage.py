@@ -40,6 +40,18 @@ class Storage(Protocol):
         """Where ``prefix`` is, for humans (a URL or a path)."""
         ...
 
+    def list_children(self, prefix: str) -> list[str]:
+        """Names of the immediate sub-folders of ``prefix`` ("" is the root); [] if none."""
+        ...
+
+    def read_text(self, path: str) -> str | None:
+        """The text of one file, or None when it does not exist."""
+        ...
+
+    def size(self, prefix: str) -> int:
+        """Bytes stored under ``prefix`` (0 when it does not exist)."""
+        ...
+
 
 def _clean_prefix(prefix: str) -> PurePosixPath:
     parts = PurePosixPath(prefix.strip("/")).parts
@@ -108,6 +120,25 @@ class LocalFolderStorage:
 
     def describe(self, prefix: str) -> str:
         return str(self._path(prefix))
+
+    def list_children(self, prefix: str) -> list[str]:
+        folder = self._path(prefix) if prefix.strip("/") else self.root
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+    def read_text(self, path: str) -> str | None:
+        target = self._path(path)
+        try:
+            return target.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def size(self, prefix: str) -> int:
+        target = self._path(prefix)
+        if not target.exists():
+            return 0
+        return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
 
 
 def open_storage(location: str, *, cluster_root: str | None, base: Path) -> Storage:
