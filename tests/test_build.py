@@ -360,3 +360,12 @@ def test_plan_prints_everything_and_changes_nothing(
     assert not any("/tests/pytest/" in t for t in targets)  # test scripts go to storage
     assert doc["run"]["job_parameters"]["build_id"] == "p1"
     assert nothing_created(server)
+
+
+def test_a_terminated_cluster_is_started_before_the_run(
+    project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdk_client(server).clusters.delete("0000-000000-local")
+    assert build(project, "--build-id", "b7", *remote_args(server)) == 0
+    assert "started" in capsys.readouterr().out
+    assert sdk_client(server).clusters.get("0000-000000-local").state.value == "RUNNING"
