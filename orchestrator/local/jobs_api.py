@@ -76,16 +76,7 @@ class JobsApi:
         return {**job, "run_as_user_name": "local", "run_as_owner": True}
 
     def list(self, req: Request) -> dict[str, Any]:
-        limit = req.integer("limit", default=20) or 20
-        if not 1 <= limit <= 100:
-            raise bad_request("limit must be between 1 and 100")
-        offset = req.integer("offset", default=0) or 0
-        token = req.text("page_token")
-        if token:
-            try:
-                offset = int(base64.urlsafe_b64decode(token.encode()).decode())
-            except ValueError:
-                raise bad_request("Invalid page_token") from None
+        limit, offset = _page(req, max_limit=100)
         name = req.text("name")
         expand = req.flag("expand_tasks")
         jobs = self.store.list_jobs()
@@ -345,16 +336,7 @@ class JobsApi:
         completed_only = req.flag("completed_only")
         if active_only and completed_only:
             raise bad_request("active_only and completed_only can't both be true")
-        limit = req.integer("limit", default=20) or 20
-        if not 1 <= limit <= 1000:
-            raise bad_request("limit must be between 1 and 1000")
-        offset = req.integer("offset", default=0) or 0
-        token = req.text("page_token")
-        if token:
-            try:
-                offset = int(base64.urlsafe_b64decode(token.encode()).decode())
-            except ValueError:
-                raise bad_request("Invalid page_token") from None
+        limit, offset = _page(req, max_limit=1000)
         docs = self.store.list_runs(job_id=job_id, active_only=active_only)
         docs = [self.scheduler.get(int(d["run_id"])) or d for d in docs]
         if completed_only:
@@ -455,6 +437,21 @@ class JobsApi:
         html: str = self._export_html(executed, name)
         cache.write_text(html, encoding="utf-8")
         return html
+
+
+def _page(req: Request, *, max_limit: int) -> tuple[int, int]:
+    """``limit`` and the start offset, from ``offset`` or an opaque ``page_token``."""
+    limit = req.integer("limit", default=20) or 20
+    if not 1 <= limit <= max_limit:
+        raise bad_request(f"limit must be between 1 and {max_limit}")
+    offset = req.integer("offset", default=0) or 0
+    token = req.text("page_token")
+    if token:
+        try:
+            offset = int(base64.urlsafe_b64decode(token.encode()).decode())
+        except ValueError:
+            raise bad_request("Invalid page_token") from None
+    return limit, offset
 
 
 def _page_token(offset: int) -> str:

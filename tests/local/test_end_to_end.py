@@ -228,8 +228,8 @@ def test_flows_pass_with_injected_429_and_503(tmp_path: Path) -> None:
         )
 
 
-def test_serve_command_for_a_client_in_another_process(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABRICKS_TOKEN": TOKEN}
+def serve(state: Path) -> tuple[subprocess.Popen[str], str]:
+    """``orchestrator local serve`` in another process; its URL from the first line it prints."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -240,16 +240,21 @@ def test_serve_command_for_a_client_in_another_process(tmp_path: Path) -> None:
             "--port",
             "0",
             "--state-dir",
-            str(tmp_path / "state"),
+            str(state),
         ],
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
+        env={**os.environ, "DATABRICKS_TOKEN": TOKEN},
     )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line.split(" on ", 1)[1].split(" ", 1)[0]
+
+
+def test_serve_command_for_a_client_in_another_process(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABRICKS_TOKEN": TOKEN}
+    proc, url = serve(tmp_path / "state")
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        url = line.split(" on ", 1)[1].split(" ", 1)[0]
         client_code = (
             "from databricks.sdk import WorkspaceClient\n"
             "w = WorkspaceClient()\n"
@@ -271,25 +276,7 @@ def test_serve_command_for_a_client_in_another_process(tmp_path: Path) -> None:
 
 def test_a_killed_server_leaves_no_run_active_after_restart(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    env = {**os.environ, "DATABRICKS_TOKEN": TOKEN}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--state-dir",
-            str(state),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
+    proc, url = serve(state)
     from databricks.sdk import WorkspaceClient
 
     w = WorkspaceClient(host=url, token=TOKEN, auth_type="pat")
