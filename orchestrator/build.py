@@ -278,100 +278,123 @@ def execute(
     storage = open_storage(
         config.storage.root, cluster_root=config.storage.cluster_path, base=config.root
     )
+    job_id: int | None = None
     run_id: int | None = None
     run: Run | None = None
     run_url: str | None = None
     deployed = uploaded = False
-    exit_code = EXIT_OK
     with cancel_on_signals(), connect(config, environ=environ) as conn:
         try:
             progress.step(
                 f"build {plan.context.build_id} of {plan.context.repo_name} on {conn.host}"
             )
-            progress.step(f"cluster {conn.cluster_id}")
-            started = jobs.ensure_cluster_running(
-                conn.client,
-                conn.cluster_id,
-                timeout=config.timeouts.cluster_start,
-                clock=clock,
-                on_wait=lambda state: progress.info(f"cluster is {state}"),
-            )
-            progress.info("started" if started else "running")
-            _ensure_entry(plan, conn)
-            job_id, action = jobs.ensure_job(conn.client, plan.settings)
-            progress.step(f"job {plan.settings['name']} ({job_id}): {action}")
-            progress.step(f"deploy {len(plan.deploy_items)} files to {plan.build_folder}")
-            deployed = True
-            deploy(
-                conn.client,
-                config.paths.notebooks,
-                plan.build_folder,
-                concurrency=config.concurrency.deploy,
-                exclude=config.paths.storage_only,
-                progress=lambda done, total: progress.count("deployed", done, total),
-            )
-            progress.step(f"upload to {storage.describe(plan.storage_prefix)}")
-            uploaded = True
-            _upload(plan, storage, progress)
-            _write_markers(plan, conn, storage, scratch)
-            progress.step(f"run {', '.join(plan.tasks)}")
-            run_id = jobs.start_run(
-                conn.client,
-                job_id,
-                job_parameters=plan.parameters,
-                idempotency_token=plan.idempotency_token,
-                only=plan.tasks if len(plan.tasks) < len(plan.settings["tasks"]) else None,
-            )
-            run = jobs.get_run(conn.client, run_id)
-            run_url = run.run_page_url
-            progress.info(f"run {run_id}: {run_url}")
-            deadline = clock.monotonic() + config.timeouts.build
-            try:
-                run = jobs.wait_for_run(
-                    conn.client,
-                    run_id,
-                    deadline=deadline,
-                    clock=clock,
-                    polling=jobs.Polling(cap=config.timeouts.poll),
-                    on_update=progress.run,
-                )
-            except TimeoutExpired:
-                progress.step(
-                    f"build timeout ({config.timeouts.build:.0f} s): cancelling run {run_id}"
-                )
-                with shielded():
-                    run = jobs.cancel_run(conn.client, run_id, clock=clock) or run
-                exit_code = EXIT_TIMEOUT
+            job_id = prepare_job(plan, conn, progress=progress, clock=clock)
+            deployed = uploaded = True  # from here on, a failure cleans up what was sent
+            deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
+            run_id, run_url = start_build_run(plan, conn, job_id, progress=progress)
+            job_id = None  # the run is known by its id from here on
+            run, exit_code = await_run(plan, conn, run_id, progress=progress, clock=clock)
             progress.step("collect results")
             summary = collect_run(
-                conn.client,
-                run,
-                storage=storage,
-                plan=plan,
-                scratch=scratch,
-                progress=progress,
+                conn.client, run, storage=storage, plan=plan, scratch=scratch, progress=progress
             )
             if exit_code == EXIT_OK and (not summary.ok or summary.tests == 0):
                 exit_code = EXIT_TESTS_FAILED
             return BuildResult(exit_code, run_id, run_url, summary)
         except BuildCancelled as cancelled:
             progress.step(f"cancelled by {cancelled}")
-            with shielded():
-                if run_id is not None:
-                    jobs.cancel_run(conn.client, run_id, clock=clock)
             return BuildResult(cancelled.exit_code, run_id, run_url)
         finally:
             with shielded():
+                if run_id is None and job_id is not None:
+                    # interrupted around run-now: a run of this build may exist without its id
+                    run_id = jobs.find_build_run(conn.client, job_id, plan.context.build_id)
                 if run_id is not None and (run is None or not jobs.is_terminal(run)):
-                    # any other way out (an error, an interrupt) must not leave the run going
+                    # any way out before the run ended (a signal, an error) cancels it first
+                    progress.step(f"cancelling run {run_id}")
                     jobs.cancel_run(conn.client, run_id, clock=clock)
                 if keep:
                     progress.step(f"kept {plan.build_folder} and the storage prefix (--keep)")
                 else:
-                    _clean(plan, conn, storage, progress, deployed=deployed, uploaded=uploaded)
+                    clean_build(plan, conn, storage, progress, deployed=deployed, uploaded=uploaded)
 
 
-def _clean(
+def prepare_job(plan: BuildPlan, conn: Connection, *, progress: Progress, clock: Clock) -> int:
+    """The cluster running (under its own timeout), the entry notebook and the job in place."""
+    progress.step(f"cluster {conn.cluster_id}")
+    started = jobs.ensure_cluster_running(
+        conn.client,
+        conn.cluster_id,
+        timeout=plan.config.timeouts.cluster_start,
+        clock=clock,
+        on_wait=lambda state: progress.info(f"cluster is {state}"),
+    )
+    progress.info("started" if started else "running")
+    _ensure_entry(plan, conn)
+    job_id, action = jobs.ensure_job(conn.client, plan.settings)
+    progress.step(f"job {plan.settings['name']} ({job_id}): {action}")
+    return job_id
+
+
+def deploy_build(
+    plan: BuildPlan, conn: Connection, storage: Storage, *, progress: Progress, scratch: Path
+) -> None:
+    """Notebooks to the build folder, test data, scripts and models to storage, the markers."""
+    config = plan.config
+    progress.step(f"deploy {len(plan.deploy_items)} files to {plan.build_folder}")
+    deploy(
+        conn.client,
+        config.paths.notebooks,
+        plan.build_folder,
+        concurrency=config.concurrency.deploy,
+        exclude=config.paths.storage_only,
+        progress=lambda done, total: progress.count("deployed", done, total),
+    )
+    progress.step(f"upload to {storage.describe(plan.storage_prefix)}")
+    _upload(plan, storage, progress)
+    _write_markers(plan, conn, storage, scratch)
+
+
+def start_build_run(
+    plan: BuildPlan, conn: Connection, job_id: int, *, progress: Progress
+) -> tuple[int, str | None]:
+    """run-now with the build's parameters; the run URL is printed as soon as the run exists."""
+    progress.step(f"run {', '.join(plan.tasks)}")
+    run_id = jobs.start_run(
+        conn.client,
+        job_id,
+        job_parameters=plan.parameters,
+        idempotency_token=plan.idempotency_token,
+        only=plan.tasks if len(plan.tasks) < len(plan.settings["tasks"]) else None,
+    )
+    run_url = jobs.get_run(conn.client, run_id).run_page_url
+    progress.info(f"run {run_id}: {run_url}")
+    return run_id, run_url
+
+
+def await_run(
+    plan: BuildPlan, conn: Connection, run_id: int, *, progress: Progress, clock: Clock
+) -> tuple[Run, int]:
+    """Wait under the build timeout; on expiry the run is cancelled (and waited for): exit 4."""
+    config = plan.config
+    try:
+        run = jobs.wait_for_run(
+            conn.client,
+            run_id,
+            deadline=clock.monotonic() + config.timeouts.build,
+            clock=clock,
+            polling=jobs.Polling(cap=config.timeouts.poll),
+            on_update=progress.run,
+        )
+        return run, EXIT_OK
+    except TimeoutExpired:
+        progress.step(f"build timeout ({config.timeouts.build:.0f} s): cancelling run {run_id}")
+        with shielded():
+            ended = jobs.cancel_run(conn.client, run_id, clock=clock)
+        return ended or jobs.get_run(conn.client, run_id), EXIT_TIMEOUT
+
+
+def clean_build(
     plan: BuildPlan,
     conn: Connection,
     storage: Storage,

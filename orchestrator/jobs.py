@@ -147,6 +147,16 @@ def start_run(
     return int(started.run_id)
 
 
+def find_build_run(client: WorkspaceClient, job_id: int, build_id: str) -> int | None:
+    """The active run of ``job_id`` started for ``build_id`` (its ``build_id`` job parameter)."""
+    with _sdk_errors(f"listing runs of job {job_id}"):
+        for run in client.jobs.list_runs(job_id=job_id, active_only=True):
+            for param in run.job_parameters or []:
+                if param.name == "build_id" and param.value == build_id and run.run_id:
+                    return int(run.run_id)
+    return None
+
+
 def is_terminal(run: Run) -> bool:
     state = run.status.state.value if run.status and run.status.state else None
     life_cycle = (

@@ -132,3 +132,16 @@ def test_cluster_start_timeout_on_the_injected_clock(tmp_path: Path) -> None:
         with pytest.raises(TimeoutExpired, match="not running"):
             jobs.ensure_cluster_running(client, CLUSTER, timeout=30, clock=clock)
         assert sum(clock.sleeps) == pytest.approx(30.0)
+
+
+def test_a_run_is_found_by_its_build_id_when_its_run_id_was_lost(ws: LocalWorkspace) -> None:
+    client = sdk_client(ws)
+    with_parameter = settings(sleep="30") | {"parameters": [{"name": "build_id", "default": ""}]}
+    job_id, _ = jobs.ensure_job(client, with_parameter)
+    run_id = jobs.start_run(
+        client, job_id, job_parameters={"build_id": "b-9"}, idempotency_token="x"
+    )
+    assert jobs.find_build_run(client, job_id, "b-9") == run_id
+    assert jobs.find_build_run(client, job_id, "other") is None
+    jobs.cancel_run(client, run_id)
+    assert jobs.find_build_run(client, job_id, "b-9") is None
