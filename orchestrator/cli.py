@@ -66,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
         help="dry run: print the job, the files and their destinations, the run parameters",
     )
     commands.add_parser("render", parents=[common], help="print the rendered job settings (JSON)")
+    step_help = {
+        "deploy": "step: notebooks to the build folder, test data/scripts/models to storage",
+        "run": "step: cluster, entry notebook, job, run-now; prints the run id",
+        "wait": "step: wait for --run-id under the build timeout (cancels it on expiry)",
+        "collect": "step: JUnit and notebooks of --run-id to test-results/ and artifacts/",
+        "clean": "step: remove the build folder and storage prefix of --build-id",
+    }
+    for name, text in step_help.items():
+        step = commands.add_parser(name, parents=[common], help=text)
+        if name in ("wait", "collect"):
+            step.add_argument("--run-id", type=int, required=True, help="the build's run")
+        if name == "wait":
+            step.add_argument("--timeout", help="how long to wait, e.g. 45m (timeouts.build)")
 
     local = commands.add_parser("local", help="the local Databricks-compatible workspace")
     local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
@@ -208,6 +221,38 @@ def _build(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _step(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from orchestrator.build import BuildOptions, prepare
+    from orchestrator.report import publish, to_json
+    from orchestrator.steps import describe, run_step
+
+    options = _options(args)
+    assert isinstance(options, BuildOptions)
+    plan = prepare(options, environ=os.environ, cwd=Path.cwd())
+    with tempfile.TemporaryDirectory(prefix="orchestrator-step-") as scratch:
+        result = run_step(
+            args.command,
+            plan,
+            out=sys.stderr if args.json else sys.stdout,
+            environ=os.environ,
+            run_id=getattr(args, "run_id", None),
+            scratch=Path(scratch),
+        )
+    if result.summary is not None:
+        if args.json:
+            print(json.dumps(to_json(result.summary, context=plan.context, run_url=result.run_url)))
+        else:
+            publish(result.summary, out=sys.stdout, environ=os.environ, run_url=result.run_url)
+    elif args.json:
+        print(json.dumps(describe(result)))
+    elif result.run_id is not None and args.command == "run":
+        print(result.run_id)
+    return result.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -218,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "build":
             return _build(args)
+        if args.command in ("deploy", "run", "wait", "collect", "clean"):
+            return _step(args)
         if args.command in ("plan", "render"):
             return _plan(args, render_only=args.command == "render")
         if args.command == "local" and args.local_command == "serve":

@@ -1,0 +1,117 @@
+"""The build's steps as commands of their own, with the same config as ``orchestrator build``:
+``deploy``, ``run``, ``wait``, ``collect``, ``clean``.
+
+They share a build through ``--build-id`` (and a run through ``--run-id``), so the workspace must
+outlive each command: a configured host (or ``orchestrator local serve`` given as the host). The
+embedded local workspace stops with the command, which would cancel a run, so ``run``, ``wait``
+and ``collect`` refuse it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from orchestrator import jobs
+from orchestrator.build import (
+    BuildPlan,
+    BuildResult,
+    await_run,
+    clean_build,
+    deploy_build,
+    prepare_job,
+    start_build_run,
+)
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.connect import connect
+from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, UsageError
+from orchestrator.progress import Progress
+from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
+from orchestrator.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    from databricks.sdk.service.jobs import Run
+
+__all__ = ["STEPS", "run_step"]
+
+STEPS = ("deploy", "run", "wait", "collect", "clean")
+
+
+def _storage(plan: BuildPlan) -> Storage:
+    config = plan.config
+    return open_storage(
+        config.storage.root, cluster_root=config.storage.cluster_path, base=config.root
+    )
+
+
+def run_step(
+    step: str,
+    plan: BuildPlan,
+    *,
+    out: TextIO,
+    environ: Mapping[str, str],
+    run_id: int | None,
+    scratch: Path,
+    clock: Clock | None = None,
+) -> BuildResult:
+    from orchestrator.collect import collect_run
+
+    clock = clock or SystemClock()
+    if step in ("run", "wait", "collect") and plan.config.workspace.is_local:
+        raise UsageError(
+            f"orchestrator {step} needs a workspace that outlives the command: set "
+            "workspace.host (for example to an `orchestrator local serve` URL) or use "
+            "`orchestrator build`"
+        )
+    if step in ("wait", "collect") and run_id is None:
+        raise UsageError(f"orchestrator {step} needs --run-id")
+    progress = Progress(out, live=False)
+    storage = _storage(plan)
+    with cancel_on_signals(), connect(plan.config, environ=environ) as conn:
+        if step == "deploy":
+            deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
+            return BuildResult(EXIT_OK, document={"build_folder": plan.build_folder})
+        if step == "clean":
+            clean_build(plan, conn, storage, progress, deployed=True, uploaded=True)
+            return BuildResult(EXIT_OK)
+        if step == "run":
+            job_id = prepare_job(plan, conn, progress=progress, clock=clock)
+            new_id, url = start_build_run(plan, conn, job_id, progress=progress)
+            return BuildResult(EXIT_OK, new_id, url, document={"run_id": new_id, "run_url": url})
+        assert run_id is not None
+        run: Run | None = None
+        try:
+            if step == "wait":
+                run, code = await_run(plan, conn, run_id, progress=progress, clock=clock)
+                ok = _succeeded(run)
+                return BuildResult(
+                    code if code != EXIT_OK or ok else EXIT_TESTS_FAILED,
+                    run_id,
+                    run.run_page_url,
+                    document={"run_id": run_id, "result": _result(run)},
+                )
+            run = jobs.get_run(conn.client, run_id)
+            summary = collect_run(
+                conn.client, run, storage=storage, plan=plan, scratch=scratch, progress=progress
+            )
+            code = EXIT_OK if summary.ok and summary.tests > 0 else EXIT_TESTS_FAILED
+            return BuildResult(code, run_id, run.run_page_url, summary)
+        except BuildCancelled as cancelled:
+            if step == "wait":
+                with shielded():
+                    jobs.cancel_run(conn.client, run_id, clock=clock)
+            return BuildResult(cancelled.exit_code, run_id)
+
+
+def _result(run: Run) -> str | None:
+    state = run.state
+    return state.result_state.value if state and state.result_state else None
+
+
+def _succeeded(run: Run) -> bool:
+    return _result(run) == "SUCCESS"
+
+
+def describe(result: BuildResult) -> dict[str, Any]:
+    return dict(result.document) | {"exit_code": result.exit_code}

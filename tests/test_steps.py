@@ -1,0 +1,58 @@
+"""The build's steps as separate commands sharing a build id and a run id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from databricks.sdk.service import jobs
+
+from orchestrator.cli import main
+from orchestrator.local import LocalWorkspace
+from tests.conftest import sdk_client
+from tests.test_build import make_project, project, remote_args, server, suites, junit  # noqa: F401
+
+
+def step(root: Path, name: str, *args: str) -> int:
+    return main(
+        [
+            name,
+            "--config",
+            str(root / "orchestrator.yml"),
+            "--repo-name",
+            "sample",
+            "--build-id",
+            "s1",
+            *args,
+        ]
+    )
+
+
+def test_deploy_run_wait_collect_clean_one_after_another(
+    project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = remote_args(server)
+    w = sdk_client(server)
+    assert step(project, "deploy", *remote) == 0
+    assert w.workspace.get_status("/Shared/builds/sample/s1/tests/run_pytest").path
+    capsys.readouterr()
+    assert step(project, "run", "--json", *remote) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert step(project, "wait", "--run-id", str(run_id), *remote) == 0
+    assert w.jobs.get_run(run_id).state.result_state == jobs.RunResultState.SUCCESS
+    assert step(project, "collect", "--run-id", str(run_id), *remote) == 0
+    got = suites(junit(project, "s1"))
+    assert got["run_pytest"].get("tests") == "8" and got["run_testthat"].get("tests") == "10"
+    assert step(project, "clean", *remote) == 0
+    assert [o.path for o in w.workspace.list("/Shared/builds/sample")] == [
+        "/Shared/builds/sample/_orchestrator"
+    ]
+    assert not (project / ".orchestrator" / "storage" / "sample" / "s1").exists()
+
+
+def test_steps_that_need_a_lasting_workspace_refuse_the_embedded_one(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert step(project, "run") == 2
+    assert "outlives the command" in capsys.readouterr().err
