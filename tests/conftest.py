@@ -40,3 +40,22 @@ def sdk_client(ws: LocalWorkspace, **config: object):  # type: ignore[no-untyped
 @pytest.fixture
 def client(workspace: LocalWorkspace):  # type: ignore[no-untyped-def]
     return sdk_client(workspace)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the sample project (notebooks, model, config, job template)."""
+    from tests.buildkit import make_project
+
+    return make_project(tmp_path)
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorkspace]:
+    """A local workspace that outlives the builds aimed at it (see buildkit.remote_args)."""
+    monkeypatch.setenv("ORCH_TEST_TOKEN", TOKEN)
+    ws = start_local_workspace(tmp_path / "server", token=TOKEN, cluster_start_delay=0.2)
+    try:
+        yield ws
+    finally:
+        ws.stop()

@@ -12,69 +12,15 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
-from orchestrator.local import FaultSettings, LocalWorkspace, start_local_workspace
+from orchestrator.local import FaultSettings, LocalWorkspace
+from tests.buildkit import build, junit, remote_args, suites
 from tests.conftest import TOKEN, sdk_client
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def make_project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    for name in ("databricks", "models"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("orchestrator.yml", "job-template.json"):
-        shutil.copy(REPO / name, root / name)
-    return root
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path)
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorkspace]:
-    monkeypatch.setenv("ORCH_TEST_TOKEN", TOKEN)
-    ws = start_local_workspace(tmp_path / "server", token=TOKEN, cluster_start_delay=0.2)
-    try:
-        yield ws
-    finally:
-        ws.stop()
-
-
-def remote_args(ws: LocalWorkspace) -> list[str]:
-    """Build flags pointing at a workspace that outlives the build, to check it afterwards."""
-    return [
-        "--set",
-        f"workspace.host={ws.url}",
-        "--set",
-        "workspace.token=env:ORCH_TEST_TOKEN",
-        "--set",
-        "workspace.auth_type=pat",
-        "--set",
-        "cluster_id=0000-000000-local",
-    ]
-
-
-def build(root: Path, *args: str) -> int:
-    return main(
-        ["build", "--config", str(root / "orchestrator.yml"), "--repo-name", "sample", *args]
-    )
-
-
-def junit(root: Path, build_id: str) -> ET.Element:
-    return ET.parse(root / "test-results" / f"TEST-sample-{build_id}.xml").getroot()
-
-
-def suites(root: ET.Element) -> dict[str, ET.Element]:
-    return {s.get("name", ""): s for s in root.iter("testsuite")}
 
 
 def test_sample_project_builds_green_with_r_and_python_results(

@@ -10,8 +10,8 @@ from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
 from orchestrator.local import LocalWorkspace
+from tests.buildkit import junit, remote_args, suites
 from tests.conftest import sdk_client
-from tests.test_build import make_project, project, remote_args, server, suites, junit  # noqa: F401
 
 
 def step(root: Path, name: str, *args: str) -> int:
