@@ -1,0 +1,141 @@
+"""What a build leaves and prints: the build marker, --json, live progress, profile auth, and
+--changed-since selecting the affected test notebooks from git."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.local import LocalWorkspace
+from orchestrator.progress import Progress
+from tests.buildkit import build, remote_args
+from tests.conftest import TOKEN, sdk_client
+
+
+def test_the_marker_is_written_to_the_build_folder_and_storage(
+    project: Path, server: LocalWorkspace
+) -> None:
+    assert build(project, "--build-id", "m1", "--keep", *remote_args(server)) == 0
+    w = sdk_client(server)
+    marker = json.loads(w.workspace.download("/Shared/builds/sample/m1/_build.json").read())
+    assert marker["build_id"] == "m1" and marker["repo"] == "sample"
+    assert {"branch", "commit", "pull_request", "created"} <= set(marker)
+    stored = project / ".orchestrator" / "storage" / "sample" / "m1" / "_build.json"
+    assert json.loads(stored.read_text())["build_id"] == "m1"
+
+
+def test_json_output_is_one_document_on_stdout(
+    project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert build(project, "--build-id", "j1", "--json", *remote_args(server)) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["status"] == "passed" and document["tests"] == 18
+    assert document["exit_code"] == 0
+    assert "==> deploy" in captured.err  # progress goes to stderr with --json
+
+
+def test_a_databricks_profile_authenticates_the_build(
+    project: Path, server: LocalWorkspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "databrickscfg"
+    config.write_text(f"[ci]\nhost = {server.url}\ntoken = {TOKEN}\n")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
+    code = build(
+        project,
+        "--build-id",
+        "p1",
+        "--set",
+        f"workspace.host={server.url}",
+        "--set",
+        "workspace.profile=ci",
+        "--set",
+        "cluster_id=0000-000000-local",
+    )
+    assert code == 0
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_in_ci() -> None:
+    from databricks.sdk.service import jobs
+
+    run = jobs.Run.from_dict(
+        {"tasks": [{"task_key": "a", "state": {"life_cycle_state": "RUNNING"}}]}
+    )
+    live = io.StringIO()
+    Progress(live, live=True).run(run)
+    assert live.getvalue().startswith("\r\x1b[K")
+    ci = io.StringIO()
+    clock = iter([0.0, 1.0, 100.0, 100.0])
+    progress = Progress(ci, live=False, ci_interval=30, now=lambda: next(clock))
+    progress.run(run)
+    progress.run(run)  # unchanged and too soon: nothing
+    assert ci.getvalue() == "    a: RUNNING\n"
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def repo(project: Path) -> Path:
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "base")
+    return project
+
+
+def planned_tasks(root: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    assert (
+        main(
+            [
+                "plan",
+                "--config",
+                str(root / "orchestrator.yml"),
+                "--repo-name",
+                "sample",
+                "--build-id",
+                "x",
+                "--changed-since",
+                "HEAD",
+            ]
+        )
+        == 0
+    )
+    return list(json.loads(capsys.readouterr().out)["run"]["tasks"])
+
+
+def test_changed_since_maps_changes_to_test_notebooks(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scoring = repo / "databricks" / "churn" / "scoring.R"
+    scoring.write_text(scoring.read_text() + "\n# touched\n")
+    assert planned_tasks(repo, capsys) == ["run_testthat"]
+    git(repo, "checkout", "--", ".")
+    features = repo / "databricks" / "churn" / "features.py"
+    features.write_text(features.read_text() + "\n# touched\n")
+    assert planned_tasks(repo, capsys) == ["run_pytest"]
+    git(repo, "checkout", "--", ".")
+    (repo / "databricks" / "tests" / "data" / "extra.csv").write_text("a\n1\n")
+    assert planned_tasks(repo, capsys) == ["run_pytest", "run_testthat"]
+    (repo / "databricks" / "tests" / "data" / "extra.csv").unlink()
+    (repo / "NOTES.md").write_text("docs only\n")
+    assert planned_tasks(repo, capsys) == []
+
+
+def test_nothing_affected_exits_0_without_a_run(
+    repo: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / "NOTES.md").write_text("docs only\n")
+    assert build(repo, "--build-id", "n1", "--changed-since", "HEAD", *remote_args(server)) == 0
+    assert "no test notebook is affected" in capsys.readouterr().out
+    assert list(sdk_client(server).jobs.list()) == []
