@@ -21,14 +21,15 @@ junitparser and defusedxml are imported inside the functions that use them.
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+
+from orchestrator.files import write_atomically
 
 __all__ = [
     "FailedCase",
@@ -282,19 +283,10 @@ def _text(value: str, limit: int | None = None) -> str:
 def _write_atomically(document: Any, output: Path) -> None:
     from xml.etree import ElementTree
 
-    output.parent.mkdir(parents=True, exist_ok=True)
     ElementTree.indent(document._elem)
-    fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            document.write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temporary).chmod(0o644)
-        Path(temporary).replace(output)  # os.replace: atomic within the folder
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    document.write(buffer)
+    write_atomically(output, buffer.getvalue())
 
 
 def _summarize(
