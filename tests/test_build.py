@@ -30,7 +30,10 @@ def test_sample_project_builds_green_with_r_and_python_results(
     got = suites(junit(project, "b1"))
     assert got["run_pytest"].get("tests") == "8" and got["run_pytest"].get("failures") == "0"
     assert got["run_testthat"].get("tests") == "10"
-    assert (project / "artifacts" / "b1" / "run_pytest.html").stat().st_size > 1000
+    exported = (project / "artifacts" / "b1" / "run_pytest.html").read_text()
+    # the entry notebook's export carries the build notebook's cells and outputs
+    assert "Notebook run: /Shared/builds/sample/b1/tests/run_pytest (SUCCESS)" in exported
+    assert "8 passed" in exported
     out = capsys.readouterr().out
     assert "PASSED" in out and "run_testthat" in out
     # cleaned: nothing of the build is left in storage

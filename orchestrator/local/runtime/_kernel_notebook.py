@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.local.runtime._kernel_child_view import show_child_notebook
 from orchestrator.local.runtime._kernel_common import (
     _WORKSPACE,
     DbutilsError,
@@ -225,6 +226,7 @@ class NotebookUtil:
         finally:
             result_file.unlink(missing_ok=True)
         log_file.unlink(missing_ok=True)
+        show_child_notebook(result, path=target)
         status = str(result.get("status") or "FAILED")
         if status == "SUCCESS":
             value = result.get("exit_value")
