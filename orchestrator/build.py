@@ -24,7 +24,7 @@ from orchestrator import jobs
 from orchestrator.changes import select_tasks
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import load_config, resolve_target
-from orchestrator.connect import LOCAL_CLUSTER_ID, Connection, connect
+from orchestrator.connect import LOCAL_CLUSTER_ID, Connection, open_services
 from orchestrator.context import BuildContext, detect_context
 from orchestrator.entry import ENTRY_SOURCE, entry_path
 from orchestrator.errors import (
@@ -36,7 +36,7 @@ from orchestrator.errors import (
 )
 from orchestrator.progress import Progress
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
-from orchestrator.storage import Storage, open_storage
+from orchestrator.storage import Storage, data_prefix, tree_digest
 from orchestrator.template import build_parameters, job_values, render_job
 from orchestrator.workspace import DeployItem, delete_folder, deploy, plan_deploy
 
@@ -73,6 +73,7 @@ class BuildPlan:
     deploy_folders: tuple[str, ...]
     deploy_items: tuple[DeployItem, ...]
     uploads: tuple[tuple[Path, str], ...]  # local folder -> storage sub-prefix
+    data: tuple[Path, str] | None  # test data -> its shared, content-addressed prefix
     tasks: tuple[str, ...]  # the task keys this build runs
     idempotency_token: str
 
@@ -89,6 +90,7 @@ class BuildPlan:
             "provider": c.provider,
             "url": c.url,
             "target": self.config.target,
+            "data": self.data[1] if self.data else None,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
@@ -135,9 +137,13 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
     folders, items = plan_deploy(
         config.paths.notebooks, build_folder, exclude=config.paths.storage_only
     )
-    uploads: list[tuple[Path, str]] = [(config.paths.test_data, "data")]
-    uploads += [(p, f"tests/{p.name}") for p in config.paths.test_scripts]
+    uploads: list[tuple[Path, str]] = [(p, f"tests/{p.name}") for p in config.paths.test_scripts]
     uploads.append((config.paths.models, "models"))
+    data = None
+    if config.paths.test_data.is_dir():
+        # stored once by content hash, shared read-only by every build with the same data
+        data = (config.paths.test_data, data_prefix(tree_digest(config.paths.test_data)))
+        parameters["data_dir"] = f"{config.storage.cluster_root.rstrip('/')}/{data[1]}"
     tasks = tuple(t["task_key"] for t in settings["tasks"])
     if options.changed_since:
         tasks = select_tasks(
@@ -158,6 +164,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         deploy_folders=tuple(folders),
         deploy_items=tuple(items),
         uploads=tuple(uploads),
+        data=data,
         tasks=tasks,
         idempotency_token=token,
     )
@@ -185,6 +192,10 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
         "storage": [
             {"source": _rel(src, root), "target": f"{storage_root}/{plan.storage_prefix}/{dst}"}
             for src, dst in plan.uploads
+        ]
+        + [
+            {"source": _rel(src, root), "target": f"{storage_root}/{dst}", "shared": True}
+            for src, dst in ([plan.data] if plan.data else [])
         ],
         "run": {
             "job_parameters": plan.parameters,
@@ -202,6 +213,12 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _upload(plan: BuildPlan, storage: Storage, progress: Progress) -> None:
+    test_data = _rel(plan.config.paths.test_data, plan.config.root)
+    if plan.data is None:
+        progress.info(f"{test_data}: missing, nothing to upload")
+    else:
+        sent = storage.upload_immutable(*plan.data)
+        progress.info(f"{test_data} -> {plan.data[1]}/ ({sent} new files, shared)")
     for source, dest in plan.uploads:
         if not source.exists():
             progress.info(f"{_rel(source, plan.config.root)}: missing, nothing to upload")
@@ -275,15 +292,12 @@ def execute(
     clock = clock or SystemClock()
     config = plan.config
     progress = Progress(out, live=live)
-    storage = open_storage(
-        config.storage.root, cluster_root=config.storage.cluster_path, base=config.root
-    )
     job_id: int | None = None
     run_id: int | None = None
     run: Run | None = None
     run_url: str | None = None
     deployed = uploaded = False
-    with cancel_on_signals(), connect(config, environ=environ) as conn:
+    with cancel_on_signals(), open_services(config, environ=environ) as (conn, storage):
         try:
             progress.step(
                 f"build {plan.context.build_id} of {plan.context.repo_name} on {conn.host}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from orchestrator import __version__
 from orchestrator.errors import EXIT_OK, EXIT_USAGE, OrchestratorError
+from orchestrator.masking import masked_output
 
 __all__ = ["main"]
 
@@ -79,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
             step.add_argument("--run-id", type=int, required=True, help="the build's run")
         if name == "wait":
             step.add_argument("--timeout", help="how long to wait, e.g. 45m (timeouts.build)")
+
+    _cleanup_parser(commands)
 
     local = commands.add_parser("local", help="the local Databricks-compatible workspace")
     local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
@@ -253,6 +257,140 @@ def _step(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cleanup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="delete old build folders and storage prefixes, cancel orphaned runs",
+        description="Delete build folders (<build_root>/<repo>/<build_id>) and their storage "
+        "prefixes that no retention rule keeps, and cancel orphaned runs of the build-<repo> "
+        "jobs. A build is deleted only when no rule keeps it; see README, Cleanup.",
+    )
+    cleanup.add_argument("--config", type=Path, help="config file (default: ./orchestrator.yml)")
+    cleanup.add_argument("--target", help="config target (default: $ORCHESTRATOR_TARGET or local)")
+    cleanup.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set build_root=/Shared/ci-builds (repeatable)",
+    )
+    cleanup.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this repo (repeatable; default: every repo under the build root)",
+    )
+    cleanup.add_argument(
+        "--older-than", metavar="AGE", help="keep builds younger than AGE, e.g. 14d, 36h, 2w"
+    )
+    cleanup.add_argument(
+        "--keep-last", type=int, metavar="N", help="keep the N newest builds of each repo"
+    )
+    cleanup.add_argument(
+        "--include-unmarked",
+        action="store_true",
+        help="also judge folders without a _build.json marker by their modification time",
+    )
+    orphans = cleanup.add_mutually_exclusive_group()
+    orphans.add_argument(
+        "--orphan-after",
+        metavar="AGE",
+        help="cancel build runs active longer than AGE (default: 6h, or twice "
+        "timeouts.build + timeouts.cluster_start when that is longer)",
+    )
+    orphans.add_argument(
+        "--no-orphan-sweep",
+        action="store_true",
+        help="cancel no runs (a live run still keeps its build)",
+    )
+    cleanup.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be deleted and cancelled; change nothing",
+    )
+    cleanup.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="N",
+        help="workspace deletes per second (default: 2, the service's limit; 0 = no limit)",
+    )
+    cleanup.add_argument(
+        "--concurrency", type=int, default=None, metavar="N", help="deletes in flight (default: 8)"
+    )
+    cleanup.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from orchestrator.cleanup import (
+        DEFAULT_CONCURRENCY,
+        DEFAULT_DELETE_RATE,
+        CleanupOptions,
+        default_orphan_after,
+        load_cleanup_config,
+        run_cleanup,
+    )
+    from orchestrator.cleanup_report import report_json, report_lines
+    from orchestrator.errors import UsageError
+    from orchestrator.retention import Policy, is_build_name, parse_age
+
+    for name in args.repo:
+        if not is_build_name(name):
+            raise UsageError(f"--repo {name!r}: not a repo name (letters, digits, '.', '_', '-')")
+    rate = DEFAULT_DELETE_RATE if args.rate is None else args.rate
+    concurrency = DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
+    if rate < 0 or concurrency < 1:
+        raise UsageError("--rate must be 0 or more and --concurrency at least 1")
+    older_than = parse_age(args.older_than, flag="--older-than") if args.older_than else None
+    Policy(older_than=older_than, keep_last=args.keep_last)  # flag errors before the config's
+    overrides: dict[str, str] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected FIELD=VALUE")
+        overrides[key.strip()] = value
+    config = load_cleanup_config(
+        config_path=args.config,
+        target=args.target,
+        overrides=overrides,
+        environ=os.environ,
+        cwd=Path.cwd(),
+    )
+    if args.no_orphan_sweep:
+        orphan_after = None
+    elif args.orphan_after:
+        orphan_after = parse_age(args.orphan_after, flag="--orphan-after")
+    else:
+        orphan_after = default_orphan_after(config)
+    policy = Policy(
+        older_than=older_than,
+        keep_last=args.keep_last,
+        include_unmarked=args.include_unmarked,
+        orphan_after=orphan_after,
+    )
+    options = CleanupOptions(
+        policy,
+        repos=tuple(args.repo),
+        dry_run=args.dry_run,
+        rate=rate or None,
+        concurrency=concurrency,
+    )
+    events = sys.stderr if args.json else sys.stdout
+    report = run_cleanup(
+        options,
+        config=config,
+        environ=os.environ,
+        on_event=lambda line: print(line, file=events, flush=True),
+    )
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+    else:
+        print("\n".join(report_lines(report)))
+    return report.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -260,6 +398,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # the Azure SDK logs credential-chain and retry details as warnings; failures reach
+        # the user as our own one-line errors
+        logging.getLogger("azure").setLevel(logging.ERROR)
+    # every resolved secret is masked in all output from here on (streams and logging) and
+    # announced to the CI (##vso[task.setsecret] / ::add-mask::)
+    with masked_output(environ=os.environ):
+        return _command(parser, args)
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command == "build":
             return _build(args)
@@ -267,6 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _step(args)
         if args.command in ("plan", "render"):
             return _plan(args, render_only=args.command == "render")
+        if args.command == "cleanup":
+            return _cleanup(args)
         if args.command == "local" and args.local_command == "serve":
             return _serve(args)
         parser.print_help()

@@ -5,11 +5,13 @@ that ended without XML, the merged file in ``test-results/`` and the executed no
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from defusedxml import ElementTree
+
+from orchestrator.files import write_atomically
+from orchestrator.masking import masker
 from orchestrator.results import ResultsSummary, collect_results, synthesize_failure
 
 if TYPE_CHECKING:
@@ -25,12 +27,26 @@ __all__ = ["collect_run"]
 log = logging.getLogger(__name__)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    Path(tmp).replace(path)
+def _mask_xml(path: Path) -> None:
+    """A downloaded result file that shows a secret is rewritten with it masked, before it is
+    parsed: in text and attribute values only, so the XML's structure is never touched."""
+    secrets = masker()
+    if not secrets.active:
+        return
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    if secrets.mask(text) == text:
+        return
+    try:
+        tree = ElementTree.parse(path)
+    except Exception:  # noqa: BLE001 - not XML: it gets reported as such, masked
+        path.write_text(secrets.mask(text), encoding="utf-8", errors="surrogateescape")
+        return
+    for element in tree.iter():
+        element.text = secrets.mask(element.text) if element.text else element.text
+        element.tail = secrets.mask(element.tail) if element.tail else element.tail
+        for name, value in element.attrib.items():
+            element.attrib[name] = secrets.mask(value)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
 def _task_error(client: WorkspaceClient, task: object) -> tuple[str, str | None]:
@@ -61,6 +77,8 @@ def collect_run(
 ) -> ResultsSummary:
     results = scratch / "results"
     count = storage.download_prefix(f"{plan.storage_prefix}/results", results)
+    for xml in results.rglob("*.xml"):
+        _mask_xml(xml)  # masked at the source: the summary, report and files are built from it
     progress.info(f"{count} result files from storage")
     synthesized = []
     for task in run.tasks or []:
@@ -71,6 +89,7 @@ def collect_run(
         if folder.is_dir() and any(folder.rglob("*.xml")):
             continue
         error, trace = _task_error(client, task)
+        error, trace = masker().mask(error), None if trace is None else masker().mask(trace)
         synthesized.append(
             synthesize_failure(key, error, trace, task.run_page_url or run.run_page_url)
         )
@@ -90,5 +109,6 @@ def collect_run(
             continue
         for view in export.views or []:
             if view.content:
-                _write_atomic(artifacts / f"{task.task_key}.html", view.content)
+                html = masker().mask(view.content)
+                write_atomically(artifacts / f"{task.task_key}.html", html.encode())
     return summary

@@ -49,7 +49,7 @@ from orchestrator.config_schema import (
     section_model,
     settable_fields,
 )
-from orchestrator.errors import UsageError
+from orchestrator.errors import OrchestratorError, UsageError
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -130,15 +130,25 @@ def resolve_secret(
     environ: Mapping[str, str],
     keyvault: Callable[[str], str] | None = None,
 ) -> str:
-    """The value behind a reference. Errors name the field and the reference, never a value."""
+    """The value behind a reference. Errors name the field and the reference, never a value.
+
+    Every value returned is registered for masking (:func:`orchestrator.masking.register_secret`).
+    """
+    from orchestrator.masking import register_secret
+
     if ref.source == "env":
         value = environ.get(ref.name)
         if not value:
             raise UsageError(f"{field}: environment variable {ref.name} is not set")
-        return value
-    if keyvault is None:
+    elif keyvault is None:
         raise UsageError(f"{field}: {ref} needs a Key Vault client (key_vault_url)")
-    return keyvault(ref.name)
+    else:
+        try:
+            value = keyvault(ref.name)
+        except OrchestratorError as exc:
+            raise type(exc)(f"{field}: {exc}") from None
+    register_secret(value)
+    return value
 
 
 def load_config(

@@ -5,6 +5,10 @@ process (the embedded default).
 The auto-started local workspace keeps its state in ``<repo>/.orchestrator/local-workspace`` so
 the repo's job and earlier runs stay visible between builds. One process at a time owns that
 folder (an exclusive lock); a build that finds it taken uses a temporary state folder instead.
+
+:func:`open_services` is what a build opens: the Key Vault resolver (when ``key_vault_url`` is
+set), the storage with its resolved credentials and the workspace connection. Every secret is
+resolved, and registered for masking, before anything remote is changed.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
 
     from orchestrator.config_schema import BuildConfig
+    from orchestrator.storage import Storage
 
-__all__ = ["LOCAL_CLUSTER_ID", "Connection", "connect"]
+__all__ = ["LOCAL_CLUSTER_ID", "Connection", "connect", "open_services"]
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +123,39 @@ def connect(
     except ValueError as exc:  # the SDK's own config validation
         raise UsageError(f"workspace authentication: {exc}") from exc
     yield Connection(client, str(ws.host), False, config.cluster_id, tuple(secrets))
+
+
+@contextmanager
+def open_services(
+    config: BuildConfig, *, environ: Mapping[str, str]
+) -> Iterator[tuple[Connection, Storage]]:
+    """Key Vault (if configured) -> storage (credentials resolved) -> workspace connection."""
+    from orchestrator.masking import register_secret
+    from orchestrator.secrets import keyvault_for
+    from orchestrator.storage import StorageAuth, open_storage, storage_auth
+
+    storage_config = config.storage
+    keyvault = keyvault_for(config)
+    try:
+        auth = (
+            storage_auth(storage_config, environ=environ, keyvault=keyvault)
+            if storage_config.is_remote
+            else StorageAuth()
+        )
+        storage = open_storage(
+            storage_config.root,
+            cluster_root=storage_config.cluster_path,
+            base=config.root,
+            auth=auth,
+            concurrency=config.concurrency.deploy,
+        )
+        try:
+            with connect(config, environ=environ, keyvault=keyvault) as conn:
+                for value in conn.secrets:
+                    register_secret(value)
+                yield conn, storage
+        finally:
+            storage.close()
+    finally:
+        if keyvault is not None:
+            keyvault.close()

@@ -24,11 +24,10 @@ from orchestrator.build import (
     start_build_run,
 )
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.connect import connect
+from orchestrator.connect import open_services
 from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, UsageError
 from orchestrator.progress import Progress
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
-from orchestrator.storage import Storage, open_storage
 
 if TYPE_CHECKING:
     from databricks.sdk.service.jobs import Run
@@ -36,13 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["STEPS", "run_step"]
 
 STEPS = ("deploy", "run", "wait", "collect", "clean")
-
-
-def _storage(plan: BuildPlan) -> Storage:
-    config = plan.config
-    return open_storage(
-        config.storage.root, cluster_root=config.storage.cluster_path, base=config.root
-    )
 
 
 def run_step(
@@ -67,8 +59,7 @@ def run_step(
     if step in ("wait", "collect") and run_id is None:
         raise UsageError(f"orchestrator {step} needs --run-id")
     progress = Progress(out, live=False)
-    storage = _storage(plan)
-    with cancel_on_signals(), connect(plan.config, environ=environ) as conn:
+    with cancel_on_signals(), open_services(plan.config, environ=environ) as (conn, storage):
         if step == "deploy":
             deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
             return BuildResult(EXIT_OK, document={"build_folder": plan.build_folder})

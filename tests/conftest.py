@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from orchestrator.local import LocalWorkspace, start_local_workspace
+
+if TYPE_CHECKING:
+    from tests.azurite import Azurite
 
 TOKEN = "test-token-not-a-secret"
 
@@ -59,3 +63,19 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWor
         yield ws
     finally:
         ws.stop()
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's Blob service for a test module (tests/azurite.py); fails in CI when missing."""
+    from tests.azurite import serve_azurite
+
+    yield from serve_azurite(tmp_path_factory)
+
+
+@pytest.fixture
+def container(azurite: Azurite) -> str:
+    """A new, empty container in Azurite."""
+    from tests.azurite import new_container
+
+    return new_container(azurite)

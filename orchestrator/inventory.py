@@ -1,0 +1,309 @@
+"""The builds that exist: workspace build folders and storage prefixes, with their markers.
+
+:func:`discover` lists ``<build_root>/<repo>/<build_id>/`` folders and ``<repo>/<build_id>/``
+storage prefixes (one repo, several, or every repo under both roots), merges the two views of a
+build and reads its ``_build.json`` marker, storage first (storage is not throttled) and the
+workspace copy only when that fails. It also reads each repo's cleanup journal,
+``<build_root>/<repo>/_orchestrator/cleanup.json``: the builds a cleanup had started deleting
+when it was interrupted (their markers may already be gone).
+
+The workspace is reached through :class:`WorkspaceTree`; :class:`SdkWorkspaceTree` is the
+databricks-sdk implementation, with a rate limit on reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from orchestrator.errors import InfrastructureError, OrchestratorError
+from orchestrator.ratelimit import TokenBucket
+from orchestrator.retention import (
+    MARKER_NAME,
+    RESERVED,
+    Build,
+    build_folder,
+    build_prefix,
+    is_build_name,
+    read_marker,
+)
+from orchestrator.storage import LocalFolderStorage, Storage
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+
+__all__ = [
+    "DEFAULT_READ_RATE",
+    "JOURNAL_NAME",
+    "Discovery",
+    "Entry",
+    "SdkWorkspaceTree",
+    "WorkspaceTree",
+    "discover",
+    "journal_path",
+    "read_journal",
+    "write_journal",
+]
+
+log = logging.getLogger(__name__)
+
+#: Workspace reads (list, export) per second during discovery: under the service's published
+#: list (50/s) and export (60/s) limits, leaving room for builds running meanwhile.
+DEFAULT_READ_RATE = 20.0
+JOURNAL_NAME = "cleanup.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One object in a workspace folder listing."""
+
+    name: str
+    is_dir: bool
+    modified: datetime | None = None
+
+
+class WorkspaceTree(Protocol):
+    """The workspace as cleanup sees it."""
+
+    def list(self, path: str) -> list[Entry] | None:
+        """The children of a folder; None when it does not exist."""
+        ...
+
+    def read_text(self, path: str) -> str | None:
+        """A workspace file's text; None when it does not exist."""
+        ...
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a workspace file (creating its folder), replacing any existing one."""
+        ...
+
+    def delete(self, path: str) -> bool:
+        """Delete recursively; False when it was already gone."""
+        ...
+
+
+@contextmanager
+def _sdk_errors(action: str) -> Iterator[None]:
+    from databricks.sdk.errors.base import DatabricksError
+
+    try:
+        yield
+    except DatabricksError as exc:
+        raise InfrastructureError(f"{action}: {exc}") from exc
+    except (TimeoutError, OSError) as exc:  # the SDK's own retry deadline, the network
+        raise InfrastructureError(f"{action}: {exc}") from exc
+
+
+class SdkWorkspaceTree:
+    """:class:`WorkspaceTree` over databricks-sdk; reads wait for ``read_limiter``."""
+
+    def __init__(self, client: WorkspaceClient, *, read_limiter: TokenBucket | None = None):
+        self.client = client
+        self.read_limiter = read_limiter or TokenBucket(DEFAULT_READ_RATE)
+
+    def list(self, path: str) -> list[Entry] | None:
+        from databricks.sdk.errors import NotFound
+
+        self.read_limiter.acquire()
+        with _sdk_errors(f"listing {path}"):
+            try:
+                objects = list(self.client.workspace.list(path))
+            except NotFound:
+                return None
+        out = []
+        for o in objects:
+            if not o.path:
+                continue
+            kind = o.object_type.value if o.object_type else ""
+            stamp = datetime.fromtimestamp(o.modified_at / 1000, UTC) if o.modified_at else None
+            out.append(Entry(posixpath.basename(o.path), kind in ("DIRECTORY", "REPO"), stamp))
+        return out
+
+    def read_text(self, path: str) -> str | None:
+        from databricks.sdk.errors import NotFound
+        from databricks.sdk.service.workspace import ExportFormat
+
+        self.read_limiter.acquire()
+        with _sdk_errors(f"reading {path}"):
+            try:
+                data = self.client.workspace.download(path, format=ExportFormat.AUTO).read()
+            except NotFound:
+                return None
+        return data.decode("utf-8", errors="replace")
+
+    def write_text(self, path: str, text: str) -> None:
+        from databricks.sdk.service.workspace import ImportFormat
+
+        with _sdk_errors(f"writing {path}"):
+            self.client.workspace.mkdirs(posixpath.dirname(path))
+            self.client.workspace.import_(
+                path,
+                content=base64.b64encode(text.encode()).decode(),
+                format=ImportFormat.AUTO,
+                overwrite=True,
+            )
+
+    def delete(self, path: str) -> bool:
+        from databricks.sdk.errors import NotFound
+
+        with _sdk_errors(f"deleting {path}"):
+            try:
+                self.client.workspace.delete(path, recursive=True)
+            except NotFound:
+                return False
+        return True
+
+
+# -- the journal -------------------------------------------------------------------------------
+
+
+def journal_path(root: str, repo: str) -> str:
+    return f"{root}/{repo}/_orchestrator/{JOURNAL_NAME}"
+
+
+def read_journal(tree: WorkspaceTree, root: str, repo: str) -> frozenset[str]:
+    """Build ids an interrupted cleanup of ``repo`` had started deleting (unsafe ones dropped)."""
+    text = tree.read_text(journal_path(root, repo))
+    try:
+        pending = json.loads(text).get("pending", []) if text else []
+    except (ValueError, AttributeError):
+        log.warning("%s is not a cleanup journal; ignoring it", journal_path(root, repo))
+        return frozenset()
+    if not isinstance(pending, list):
+        return frozenset()
+    return frozenset(p for p in pending if isinstance(p, str) and is_build_name(p))
+
+
+def write_journal(tree: WorkspaceTree, root: str, repo: str, pending: Iterable[str]) -> None:
+    """Record the builds being deleted; a failure is logged (the journal only helps re-runs)."""
+    document = {
+        "pending": sorted(set(pending)),
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": "builds `orchestrator cleanup` started deleting; the next cleanup finishes them",
+    }
+    try:
+        tree.write_text(journal_path(root, repo), json.dumps(document, indent=2))
+    except OrchestratorError as exc:
+        log.warning("could not update the cleanup journal of %s: %s", repo, exc)
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Discovery:
+    builds: tuple[Build, ...]
+    repos: tuple[str, ...]
+    journals: Mapping[str, frozenset[str]]  # repo -> build ids pending in its journal
+    notes: tuple[str, ...] = ()  # names seen that are never candidates
+
+
+def _storage_modified(storage: Storage, prefix: str) -> datetime | None:
+    """The newest modification time under a prefix, where the storage can tell."""
+    custom = getattr(storage, "modified", None)
+    if callable(custom):
+        value = custom(prefix)
+        return value if isinstance(value, datetime) else None
+    if isinstance(storage, LocalFolderStorage):
+        folder = storage.root / prefix
+        try:
+            stamps = [p.stat().st_mtime for p in [folder, *folder.rglob("*")]]
+        except OSError:
+            return None
+        return datetime.fromtimestamp(max(stamps), UTC)
+    return None
+
+
+@dataclass(frozen=True)
+class _Found:
+    repo: str
+    build_id: str
+    entry: Entry | None  # the workspace folder
+    in_storage: bool
+    pending: bool
+
+
+def _inspect(
+    found: _Found, *, tree: WorkspaceTree, storage: Storage, root: str, want_modified: bool
+) -> Build:
+    """One build with its creation time from a marker: storage first, then the workspace."""
+    repo, build_id, entry = found.repo, found.build_id, found.entry
+    prefix = build_prefix(repo, build_id)
+    build = Build(
+        repo,
+        build_id,
+        in_workspace=entry is not None,
+        in_storage=found.in_storage,
+        modified=entry.modified if entry else None,
+        pending=found.pending,
+    )
+    marker: datetime | str = "no marker"
+    if found.in_storage:
+        text = storage.read_text(f"{prefix}/{MARKER_NAME}")
+        marker = read_marker(text, repo=repo, build_id=build_id)
+    if not isinstance(marker, datetime) and entry is not None:
+        text = tree.read_text(f"{build_folder(root, repo, build_id)}/{MARKER_NAME}")
+        in_workspace = read_marker(text, repo=repo, build_id=build_id)
+        if isinstance(in_workspace, datetime) or marker == "no marker":
+            marker = in_workspace
+    if isinstance(marker, datetime):
+        return replace(build, created=marker)
+    if want_modified and found.in_storage:
+        build = build.merge(Build(repo, build_id, modified=_storage_modified(storage, prefix)))
+    return replace(build, problem=marker)
+
+
+def discover(
+    tree: WorkspaceTree,
+    storage: Storage,
+    *,
+    root: str,
+    repos: Sequence[str] = (),
+    want_modified: bool = False,
+    concurrency: int = 8,
+) -> Discovery:
+    """Every build folder and prefix of ``repos`` (every repo when empty), with its marker.
+
+    ``want_modified`` also finds the modification time of storage prefixes without a marker
+    (for ``--include-unmarked``). Names that are not safe path segments are never candidates.
+    """
+    names = list(repos)
+    if not names:
+        listed = {e.name for e in tree.list(root) or [] if e.is_dir}
+        names = sorted(listed | set(storage.list_children("")))
+    safe = [n for n in names if is_build_name(n)]
+    notes = [
+        f"{n}: not a repo folder name, left alone"
+        for n in names
+        if not is_build_name(n) and not n.startswith("_")
+    ]
+    found: list[_Found] = []
+    journals: dict[str, frozenset[str]] = {}
+    for repo in safe:
+        folders = {e.name: e for e in tree.list(f"{root}/{repo}") or [] if e.is_dir}
+        prefixes = set(storage.list_children(repo))
+        has_journal = "_orchestrator" in folders
+        pending = read_journal(tree, root, repo) if has_journal else frozenset()
+        journals[repo] = pending
+        for name in sorted(set(folders) | prefixes):
+            if name in RESERVED or name.startswith("_"):
+                continue
+            if not is_build_name(name):
+                notes.append(f"{repo}/{name}: not a build folder name, left alone")
+                continue
+            found.append(_Found(repo, name, folders.get(name), name in prefixes, name in pending))
+
+    def inspect(item: _Found) -> Build:
+        return _inspect(item, tree=tree, storage=storage, root=root, want_modified=want_modified)
+
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="discover") as pool:
+        builds = tuple(pool.map(inspect, found))
+    return Discovery(builds, tuple(safe), journals, tuple(notes))
