@@ -76,6 +76,8 @@ def _segment_problem(value: str) -> str | None:
         return "it contains a path separator"
     if ".." in value or value == ".":
         return "it contains '..' or is '.'"
+    if value.startswith("_"):
+        return "it starts with '_' (reserved for the orchestrator's own folders)"
     if len(value) > _MAX_SEGMENT:
         return f"it is longer than {_MAX_SEGMENT} characters"
     if not _SEGMENT_ALLOWED.fullmatch(value):

@@ -334,3 +334,11 @@ def test_separators_dots_spaces_and_controls_are_always_refused(
     with pytest.raises(UsageError) as raised:
         validate_segment(head + bad + tail, what="build id")
     assert "\n" not in str(raised.value)
+
+
+def test_names_starting_with_underscore_are_reserved() -> None:
+    from orchestrator.context import validate_segment
+    from orchestrator.errors import UsageError
+
+    with pytest.raises(UsageError, match="reserved"):
+        validate_segment("_data", what="repo name")

@@ -61,6 +61,18 @@ def kernel_argv(language: Language) -> list[str]:
     raise KernelStartError(f"no kernel for {language} notebooks")
 
 
+_CREDENTIAL_PREFIXES = ("DATABRICKS_", "ARM_", "AZURE_", "ORCHESTRATOR_", "GITHUB_TOKEN")
+_CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "ACCOUNT_KEY", "SAS")
+
+
+def _credential_variable(name: str) -> bool:
+    """Variables a notebook must not inherit from whoever started the local workspace: the
+    CI agent's workspace and cloud credentials (a cluster never sees them either). Notebooks get
+    secrets through ``dbutils.secrets``."""
+    upper = name.upper()
+    return upper.startswith(_CREDENTIAL_PREFIXES) or any(w in upper for w in _CREDENTIAL_WORDS)
+
+
 def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path) -> dict[str, str]:
     """The kernel's environment: ours plus the ``ORCH_*`` variables the shims read.
 
@@ -78,7 +90,7 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
     if os.environ.get("PYTHONPATH"):
         python_path.append(os.environ["PYTHONPATH"])
     secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not _credential_variable(k)}
     env.update(request.environment)
     env.update(
         ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
