@@ -31,7 +31,7 @@ LEAKY_TEST = """
 def test_that_leaks_secrets():
     import os
 
-    token = os.environ["ORCH_LEAK_TOKEN"]
+    token = os.environ["ORCH_LEAK_VALUE"]
     connection = os.environ["ORCH_TEST_AZURITE"]
     print(f"token={token} connection={connection}")
     assert token == connection, f"token {token} is not {connection}"
@@ -57,7 +57,7 @@ def leaky_project(project: Path) -> Path:
     tests = project / "databricks" / "tests" / "pytest" / "test_features.py"
     tests.write_text(tests.read_text() + LEAKY_TEST)
     shim = project / "databricks" / "tests" / "abfss_shim.py"  # the notebook the task exports
-    leak = 'print("shim sees", os.environ["ORCH_LEAK_TOKEN"])\nscratch = '
+    leak = 'print("shim sees", os.environ["ORCH_LEAK_VALUE"])\nscratch = '
     shim.write_text(shim.read_text().replace("scratch = ", leak, 1))
     return project
 
@@ -95,7 +95,8 @@ def test_in_process_build_with_vault_and_env_secrets_leaks_nothing(
     summary = tmp_path / "step-summary.md"
     for name, value in {
         "ORCH_TEST_AZURITE": azurite.connection_string,
-        "ORCH_LEAK_TOKEN": workspace_token,  # what the notebook prints
+        # printed by the notebook; a credential-like name would not reach the kernel at all
+        "ORCH_LEAK_VALUE": workspace_token,
         "GITHUB_ACTIONS": "true",
         "GITHUB_RUN_ID": "4242",
         "GITHUB_REPOSITORY": "org/sample",
@@ -162,7 +163,7 @@ def test_a_ci_build_in_a_subprocess_leaks_nothing_to_its_output(
     env = {
         **os.environ,
         "ORCH_TEST_AZURITE": azurite.connection_string,
-        "ORCH_LEAK_TOKEN": workspace_token,
+        "ORCH_LEAK_VALUE": workspace_token,
         "TF_BUILD": "True",
         "BUILD_BUILDID": "4243",
         "BUILD_REPOSITORY_NAME": "sample",
@@ -184,7 +185,7 @@ def test_a_ci_build_in_a_subprocess_leaks_nothing_to_its_output(
             "--set",
             f"workspace.host={workspace.url}",
             "--set",
-            "workspace.token=env:ORCH_LEAK_TOKEN",
+            "workspace.token=env:ORCH_LEAK_VALUE",
             "--set",
             "workspace.auth_type=pat",
             "--set",
