@@ -78,7 +78,7 @@ log = logging.getLogger(__name__)
 #: per workspace for the Workspace API's delete (import 30/s, list 50/s, export 60/s); staying
 #: at it leaves the SDK's 429 retries as a backstop rather than the mechanism.
 DEFAULT_DELETE_RATE = 2.0
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 16
 
 Event = Callable[[str], None]
 

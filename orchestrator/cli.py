@@ -318,7 +318,7 @@ def _cleanup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="workspace deletes per second (default: 2, the service's limit; 0 = no limit)",
     )
     cleanup.add_argument(
-        "--concurrency", type=int, default=None, metavar="N", help="deletes in flight (default: 8)"
+        "--concurrency", type=int, default=None, metavar="N", help="deletes in flight (default: 16)"
     )
     cleanup.add_argument("--json", action="store_true", help="machine-readable report on stdout")
 

@@ -292,7 +292,7 @@ class TimeoutsConfig(_Model):
 
     build: Seconds = 3600.0
     cluster_start: Seconds = 1200.0
-    poll: Seconds = 2.0
+    poll: Seconds = 1.5
 
 
 class ConcurrencyConfig(_Model):

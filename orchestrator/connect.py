@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import resolve_secret
 from orchestrator.errors import InfrastructureError, UsageError
@@ -69,6 +69,12 @@ def _local_state(root: Path) -> Iterator[Path]:
         handle.close()
 
 
+def _pool_size(config: BuildConfig) -> int:
+    """Enough keep-alive connections for the parallel deploy (requests' default is 10 over
+    http, so 16 parallel imports would reconnect)."""
+    return max(20, config.concurrency.deploy + 4)
+
+
 @contextmanager
 def connect(
     config: BuildConfig,
@@ -77,6 +83,7 @@ def connect(
     keyvault: Callable[[str], str] | None = None,
 ) -> Iterator[Connection]:
     from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
 
     if config.workspace.is_local:
         from orchestrator.local import start_local_workspace
@@ -87,7 +94,14 @@ def connect(
             except OSError as exc:
                 raise InfrastructureError(f"cannot start the local workspace: {exc}") from exc
             try:
-                client = WorkspaceClient(host=workspace.url, token=workspace.token, auth_type="pat")
+                client = WorkspaceClient(
+                    config=Config(
+                        host=workspace.url,
+                        token=workspace.token,
+                        auth_type="pat",
+                        max_connections_per_pool=_pool_size(config),
+                    )
+                )
                 yield Connection(
                     client,
                     workspace.url,
@@ -100,7 +114,7 @@ def connect(
         return
 
     ws = config.workspace
-    kwargs: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
     secrets: list[str] = []
     for name in ("host", "profile", "auth_type", "client_id", "tenant_id"):
         value = getattr(ws, name)
@@ -119,7 +133,9 @@ def connect(
     if not config.cluster_id:
         raise UsageError(f"target {config.target}: cluster_id is required for a remote workspace")
     try:
-        client = WorkspaceClient(**kwargs)  # type: ignore[arg-type]
+        client = WorkspaceClient(
+            config=Config(**kwargs, max_connections_per_pool=_pool_size(config))
+        )
     except ValueError as exc:  # the SDK's own config validation
         raise UsageError(f"workspace authentication: {exc}") from exc
     yield Connection(client, str(ws.host), False, config.cluster_id, tuple(secrets))

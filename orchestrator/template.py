@@ -9,9 +9,10 @@ This module owns the template language and the job-settings checks:
 * An unknown, malformed or unterminated placeholder and malformed JSON are :class:`UsageError`
   with ``file:line:col``; every placeholder problem is reported at once.
 * The rendered settings are checked against databricks-sdk's job settings dataclasses (unknown
-  fields, types, enums, required fields) and against rules the API enforces server-side (a
-  name, at least one task, unique task keys, dependencies that exist and form no cycle, notebook
-  paths, timeouts, ``max_concurrent_runs``).
+  fields, types, enums, required fields) through the snapshot of their structure that
+  :mod:`orchestrator.job_schema` ships (importing the SDK would cost ~0.8 s), and against rules
+  the API enforces server-side (a name, at least one task, unique task keys, dependencies that
+  exist and form no cycle, notebook paths, timeouts, ``max_concurrent_runs``).
 
 The job is shared by every build of a repo, so the template may only use repo-level values (see
 :func:`job_values`); per-build values travel as job parameters at run-now time
@@ -20,17 +21,14 @@ The job is shared by every build of a repo, so the template may only use repo-le
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import functools
 import json
 import re
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from orchestrator.errors import UsageError
+from orchestrator.job_schema import TypeExpr, load_schema
 
 if TYPE_CHECKING:
     from orchestrator.config_schema import BuildConfig
@@ -173,76 +171,72 @@ def _parse(text: str, source: str) -> Any:
 
 def validate_job_settings(settings: Mapping[str, Any], *, source: str) -> None:
     """Raise one UsageError listing every problem of these Jobs API job settings."""
-    from databricks.sdk.service.jobs import JobSettings
-
+    schema = load_schema()
     problems: list[str] = []
-    _check_shape(settings, JobSettings, "", problems)
-    if not problems:
-        try:
-            JobSettings.from_dict(dict(settings))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            problems.append(f"not valid job settings ({type(exc).__name__}: {exc})")
+    _check_shape(settings, schema["root"], "", problems, schema["types"])
     problems.extend(_check_rules(settings))
     if problems:
         raise UsageError("\n".join(f"{source}: invalid job settings: {p}" for p in problems))
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_EXPECTED = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number"}
 
 
-def _check_shape(value: Any, hint: Any, path: str, problems: list[str]) -> None:
-    """Check JSON ``value`` against an SDK type annotation, recursively."""
+def _is_primitive(value: Any, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
+
+
+def _check_shape(
+    value: Any, kind: TypeExpr, path: str, problems: list[str], types: Mapping[str, Any]
+) -> None:
+    """Check JSON ``value`` against a type of the SDK snapshot (``orchestrator.job_schema``)."""
     where = path or "settings"
-    origin = typing.get_origin(hint)
-    if origin is typing.Union:
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is not None and options:
-            _check_shape(value, options[0], path, problems)
+    if kind == "any":
         return
-    if hint is Any:
+    if isinstance(kind, dict):
+        if "list" in kind:
+            if not isinstance(value, list):
+                problems.append(f"{where}: expected a list")
+                return
+            for i, item in enumerate(value):
+                _check_shape(item, kind["list"], f"{path}[{i}]", problems, types)
+        else:
+            if not isinstance(value, dict):
+                problems.append(f"{where}: expected an object")
+                return
+            for key, item in value.items():
+                _check_shape(item, kind["map"], f"{path}.{key}", problems, types)
         return
-    if origin is list:
-        if not isinstance(value, list):
-            problems.append(f"{where}: expected a list")
-            return
-        for i, item in enumerate(value):
-            _check_shape(item, typing.get_args(hint)[0], f"{path}[{i}]", problems)
+    if kind in _EXPECTED:
+        if not _is_primitive(value, kind):
+            problems.append(f"{where}: expected {_EXPECTED[kind]}")
         return
-    if origin is dict:
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected an object")
-            return
-        for key, item in value.items():
-            _check_shape(item, typing.get_args(hint)[1], f"{path}.{key}", problems)
-        return
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        allowed = [str(m.value) for m in hint]
+    spec = types[kind]
+    if "enum" in spec:
+        allowed: list[str] = spec["enum"]
         if value not in allowed:
             problems.append(f"{where}: expected one of {', '.join(allowed)}")
         return
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        _check_object(value, hint, path, problems)
-        return
-    expected = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
-    ok = {
-        str: isinstance(value, str),
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-    }
-    if hint in ok and not ok[hint]:
-        problems.append(f"{where}: expected {expected[hint]}")
+    _check_object(value, spec, path, problems, types)
 
 
-def _check_object(value: Any, cls: type, path: str, problems: list[str]) -> None:
+def _check_object(
+    value: Any, spec: Mapping[str, Any], path: str, problems: list[str], types: Mapping[str, Any]
+) -> None:
     where = path or "settings"
     if not isinstance(value, dict):
         problems.append(f"{where}: expected an object")
         return
-    hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields: dict[str, TypeExpr] = spec["fields"]
+    required: list[str] = spec["required"]
     for key, item in value.items():
         child = f"{path}.{key}" if path else key
         if key not in fields:
@@ -252,12 +246,11 @@ def _check_object(value: Any, cls: type, path: str, problems: list[str]) -> None
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"{child}: unknown field{hint}")
             continue
-        _check_shape(item, hints[key], child, problems)
-    for name, spec in fields.items():
-        required = (
-            spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
-        )
-        if required and name not in value:
+        if item is None and key not in required:
+            continue  # an optional field (Optional[...] in the SDK) may be null
+        _check_shape(item, fields[key], child, problems, types)
+    for name in required:
+        if name not in value:
             problems.append(f"{f'{path}.{name}' if path else name}: required")
 
 
@@ -275,8 +268,11 @@ def _check_rules(settings: Mapping[str, Any]) -> list[str]:
         problems.append("tasks: a job needs at least one task")
         return problems
     keys: dict[str, int] = {}
+    job_clusters = settings.get("job_clusters")
     clusters = {
-        c.get("job_cluster_key") for c in settings.get("job_clusters") or [] if isinstance(c, dict)
+        c.get("job_cluster_key")
+        for c in (job_clusters if isinstance(job_clusters, list) else [])
+        if isinstance(c, dict) and isinstance(c.get("job_cluster_key"), str)
     }
     for i, task in enumerate(tasks):
         if not isinstance(task, dict):
@@ -300,7 +296,7 @@ def _check_rules(settings: Mapping[str, Any]) -> list[str]:
                     f"tasks[{i}].notebook_task.notebook_path: must be an absolute workspace path"
                 )
         cluster_key = task.get("job_cluster_key")
-        if cluster_key is not None and cluster_key not in clusters:
+        if isinstance(cluster_key, str) and cluster_key not in clusters:
             problems.append(f"tasks[{i}].job_cluster_key: no job cluster {cluster_key!r}")
     problems.extend(_check_dependencies(tasks, keys))
     problems.extend(_check_parameters(settings.get("parameters")))
@@ -325,7 +321,8 @@ def _check_dependencies(tasks: list[Any], keys: Mapping[str, int]) -> list[str]:
     for i, task in enumerate(tasks):
         if not isinstance(task, dict) or not isinstance(task.get("task_key"), str):
             continue
-        for j, dep in enumerate(task.get("depends_on") or []):
+        depends_on = task.get("depends_on")
+        for j, dep in enumerate(depends_on if isinstance(depends_on, list) else []):
             target = dep.get("task_key") if isinstance(dep, dict) else None
             if not isinstance(target, str):
                 continue

@@ -119,11 +119,13 @@ def deploy(
     from databricks.sdk.service.workspace import ImportFormat, Language
 
     folders, items = plan_deploy(local, target, exclude=exclude)
-    try:
-        for folder in folders:
-            client.workspace.mkdirs(folder)
-    except DatabricksError as exc:
-        raise InfrastructureError(f"workspace mkdirs {target}: {exc}") from exc
+    workers = max(1, concurrency)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mkdirs") as pool:
+        # leaf folders only, so no two calls create the same parent: one round trip in all
+        try:
+            list(pool.map(client.workspace.mkdirs, folders))
+        except DatabricksError as exc:
+            raise InfrastructureError(f"workspace mkdirs {target}: {exc}") from exc
 
     def send(item: DeployItem) -> DeployItem:
         content = base64.b64encode(item.source.read_bytes()).decode()

@@ -67,8 +67,9 @@ class JobsApi:
         settings.setdefault("name", "Untitled")
         settings.setdefault("max_concurrent_runs", 1)
         runs.validate_settings(settings)
-        job_id = self.store.next_id("job")
-        self.store.insert_job(job_id, now_ms(), "local", settings)
+        with self._lock:  # ids appear in the listing in the order they were given out
+            job_id = self.store.next_id("job")
+            self.store.insert_job(job_id, now_ms(), "local", settings)
         return {"job_id": job_id}
 
     def get(self, req: Request) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from types import TracebackType
 
 from orchestrator.local.admin import Admin
 from orchestrator.local.clusters import Clusters, ClusterSpec
+from orchestrator.local.dbfs_api import DbfsApi
 from orchestrator.local.faults import Faults, FaultSettings
 from orchestrator.local.http import Response, Router, serve_http
 from orchestrator.local.jobs_api import JobsApi
@@ -85,6 +86,7 @@ class LocalWorkspace:
             self.store, self.scheduler, base_url=self.url, export_html=export_executed_html
         )
         WorkspaceApi(self.store).register(router)
+        DbfsApi(self.store).register(router)
         self.jobs.register(router)
         self.clusters.register(router)
         SecretsApi(self.store).register(router)
