@@ -152,16 +152,23 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _options(args: argparse.Namespace) -> object:
-    from orchestrator.build import BuildOptions
+def _overrides(items: Sequence[str]) -> dict[str, str]:
+    """``--set FIELD=VALUE`` flags as config overrides."""
     from orchestrator.errors import UsageError
 
     overrides: dict[str, str] = {}
-    for item in args.overrides:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set {item!r}: expected FIELD=VALUE")
         overrides[key.strip()] = value
+    return overrides
+
+
+def _options(args: argparse.Namespace) -> object:
+    from orchestrator.build import BuildOptions
+
+    overrides = _overrides(args.overrides)
     if getattr(args, "timeout", None):
         overrides["timeouts.build"] = args.timeout
     if getattr(args, "keep", False):
@@ -345,12 +352,7 @@ def _cleanup(args: argparse.Namespace) -> int:
         raise UsageError("--rate must be 0 or more and --concurrency at least 1")
     older_than = parse_age(args.older_than, flag="--older-than") if args.older_than else None
     Policy(older_than=older_than, keep_last=args.keep_last)  # flag errors before the config's
-    overrides: dict[str, str] = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set {item!r}: expected FIELD=VALUE")
-        overrides[key.strip()] = value
+    overrides = _overrides(args.overrides)
     config = load_cleanup_config(
         config_path=args.config,
         target=args.target,

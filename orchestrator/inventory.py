@@ -17,14 +17,14 @@ import base64
 import json
 import logging
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.errors import InfrastructureError, OrchestratorError
+from orchestrator.errors import OrchestratorError
+from orchestrator.jobs import sdk_errors
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.retention import (
     MARKER_NAME,
@@ -90,18 +90,6 @@ class WorkspaceTree(Protocol):
         ...
 
 
-@contextmanager
-def _sdk_errors(action: str) -> Iterator[None]:
-    from databricks.sdk.errors.base import DatabricksError
-
-    try:
-        yield
-    except DatabricksError as exc:
-        raise InfrastructureError(f"{action}: {exc}") from exc
-    except (TimeoutError, OSError) as exc:  # the SDK's own retry deadline, the network
-        raise InfrastructureError(f"{action}: {exc}") from exc
-
-
 class SdkWorkspaceTree:
     """:class:`WorkspaceTree` over databricks-sdk; reads wait for ``read_limiter``."""
 
@@ -113,7 +101,7 @@ class SdkWorkspaceTree:
         from databricks.sdk.errors import NotFound
 
         self.read_limiter.acquire()
-        with _sdk_errors(f"listing {path}"):
+        with sdk_errors(f"listing {path}"):
             try:
                 objects = list(self.client.workspace.list(path))
             except NotFound:
@@ -132,7 +120,7 @@ class SdkWorkspaceTree:
         from databricks.sdk.service.workspace import ExportFormat
 
         self.read_limiter.acquire()
-        with _sdk_errors(f"reading {path}"):
+        with sdk_errors(f"reading {path}"):
             try:
                 data = self.client.workspace.download(path, format=ExportFormat.AUTO).read()
             except NotFound:
@@ -142,7 +130,7 @@ class SdkWorkspaceTree:
     def write_text(self, path: str, text: str) -> None:
         from databricks.sdk.service.workspace import ImportFormat
 
-        with _sdk_errors(f"writing {path}"):
+        with sdk_errors(f"writing {path}"):
             self.client.workspace.mkdirs(posixpath.dirname(path))
             self.client.workspace.import_(
                 path,
@@ -154,7 +142,7 @@ class SdkWorkspaceTree:
     def delete(self, path: str) -> bool:
         from databricks.sdk.errors import NotFound
 
-        with _sdk_errors(f"deleting {path}"):
+        with sdk_errors(f"deleting {path}"):
             try:
                 self.client.workspace.delete(path, recursive=True)
             except NotFound:

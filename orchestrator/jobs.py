@@ -31,6 +31,7 @@ __all__ = [
     "ensure_cluster_running",
     "ensure_job",
     "is_terminal",
+    "sdk_errors",
     "start_run",
     "wait_for_run",
 ]
@@ -56,7 +57,7 @@ class Polling:
 
 
 @contextmanager
-def _sdk_errors(action: str) -> Iterator[None]:
+def sdk_errors(action: str) -> Iterator[None]:
     from databricks.sdk.errors.base import DatabricksError
 
     try:
@@ -87,7 +88,7 @@ def ensure_job(client: WorkspaceClient, settings: Mapping[str, Any]) -> tuple[in
     name = str(settings["name"])
 
     def same_name() -> list[int]:
-        with _sdk_errors(f"listing jobs named {name}"):
+        with sdk_errors(f"listing jobs named {name}"):
             return sorted(
                 j.job_id
                 for j in client.jobs.list(name=name)
@@ -96,7 +97,7 @@ def ensure_job(client: WorkspaceClient, settings: Mapping[str, Any]) -> tuple[in
 
     found = same_name()
     if not found:
-        with _sdk_errors(f"creating job {name}"):
+        with sdk_errors(f"creating job {name}"):
             created = client.api_client.do("POST", "/api/2.2/jobs/create", body=dict(settings))
         assert isinstance(created, dict)
         job_id = int(created["job_id"])
@@ -104,21 +105,21 @@ def ensure_job(client: WorkspaceClient, settings: Mapping[str, Any]) -> tuple[in
         if winners and winners[0] != job_id:
             # another build created it at the same time: keep the oldest, drop ours
             log.info("job %s was created concurrently as %s; deleting %s", name, winners[0], job_id)
-            with _sdk_errors(f"deleting duplicate job {job_id}"):
+            with sdk_errors(f"deleting duplicate job {job_id}"):
                 client.jobs.delete(job_id)
             return winners[0], "unchanged"
         return job_id, "created"
     job_id = found[0]
     if len(found) > 1:
         log.warning("%d jobs are named %s; using the oldest, %s", len(found), name, job_id)
-    with _sdk_errors(f"reading job {job_id}"):
+    with sdk_errors(f"reading job {job_id}"):
         job = client.jobs.get(job_id)
     current = job.settings.as_dict() if job.settings is not None else {}
     changed = _differs(current, settings)
     if not changed:
         return job_id, "unchanged"
     log.info("job %s settings differ in %s; resetting", job_id, ", ".join(changed))
-    with _sdk_errors(f"resetting job {job_id}"):
+    with sdk_errors(f"resetting job {job_id}"):
         client.api_client.do(
             "POST", "/api/2.2/jobs/reset", body={"job_id": job_id, "new_settings": dict(settings)}
         )
@@ -135,7 +136,7 @@ def start_run(
 ) -> int:
     """run-now; the same ``idempotency_token`` never starts a second run, so a retried request
     (by the SDK on a 429/503, or by a re-run of the same build step) is safe."""
-    with _sdk_errors(f"starting a run of job {job_id}"):
+    with sdk_errors(f"starting a run of job {job_id}"):
         started = client.jobs.run_now(
             job_id,
             job_parameters=dict(job_parameters),
@@ -149,7 +150,7 @@ def start_run(
 
 def find_build_run(client: WorkspaceClient, job_id: int, build_id: str) -> int | None:
     """The active run of ``job_id`` started for ``build_id`` (its ``build_id`` job parameter)."""
-    with _sdk_errors(f"listing runs of job {job_id}"):
+    with sdk_errors(f"listing runs of job {job_id}"):
         for run in client.jobs.list_runs(job_id=job_id, active_only=True):
             for param in run.job_parameters or []:
                 if param.name == "build_id" and param.value == build_id and run.run_id:
@@ -166,7 +167,7 @@ def is_terminal(run: Run) -> bool:
 
 
 def get_run(client: WorkspaceClient, run_id: int) -> Run:
-    with _sdk_errors(f"reading run {run_id}"):
+    with sdk_errors(f"reading run {run_id}"):
         return client.jobs.get_run(run_id)
 
 
@@ -204,7 +205,7 @@ def cancel_run(
     """Cancel the run and wait until it has ended; None if that could not be confirmed."""
     clock = clock or SystemClock()
     try:
-        with _sdk_errors(f"cancelling run {run_id}"):
+        with sdk_errors(f"cancelling run {run_id}"):
             client.jobs.cancel_run(run_id)
         return wait_for_run(
             client,
@@ -231,13 +232,13 @@ def ensure_cluster_running(
     deadline = clock.monotonic() + timeout
     started = False
     for delay in Polling(1.0, 1.5, 5.0).intervals():
-        with _sdk_errors(f"reading cluster {cluster_id}"):
+        with sdk_errors(f"reading cluster {cluster_id}"):
             info = client.clusters.get(cluster_id)
         state = info.state.value if info.state else "UNKNOWN"
         if state == "RUNNING":
             return started
         if state == "TERMINATED":
-            with _sdk_errors(f"starting cluster {cluster_id}"):
+            with sdk_errors(f"starting cluster {cluster_id}"):
                 client.clusters.start(cluster_id)
             started = True
         elif state in ("ERROR", "UNKNOWN"):

@@ -8,14 +8,14 @@ select_orphans`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from orchestrator import jobs
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired
+from orchestrator.jobs import sdk_errors
 from orchestrator.retention import ActiveRun
 
 if TYPE_CHECKING:
@@ -44,18 +44,6 @@ class RunControl(Protocol):
         ...
 
 
-@contextmanager
-def _sdk_errors(action: str) -> Iterator[None]:
-    from databricks.sdk.errors.base import DatabricksError
-
-    try:
-        yield
-    except DatabricksError as exc:
-        raise InfrastructureError(f"{action}: {exc}") from exc
-    except (TimeoutError, OSError) as exc:  # the SDK's own retry deadline, the network
-        raise InfrastructureError(f"{action}: {exc}") from exc
-
-
 def _parameter(run: BaseRun, name: str) -> str | None:
     for p in run.job_parameters or []:
         if p.name == name:
@@ -73,7 +61,7 @@ class SdkRuns:
 
     def active(self, repo: str) -> list[ActiveRun]:
         name = job_name(repo)
-        with _sdk_errors(f"listing active runs of {name}"):
+        with sdk_errors(f"listing active runs of {name}"):
             job_ids = sorted(
                 j.job_id
                 for j in self.client.jobs.list(name=name)
@@ -105,7 +93,7 @@ class SdkRuns:
     def cancel(self, run_id: int) -> bool:
         from databricks.sdk.errors import NotFound
 
-        with _sdk_errors(f"cancelling run {run_id}"):
+        with sdk_errors(f"cancelling run {run_id}"):
             try:
                 self.client.jobs.cancel_run(run_id)
             except NotFound:

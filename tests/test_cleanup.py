@@ -47,6 +47,7 @@ from orchestrator.retention import (
     select_orphans,
 )
 from orchestrator.storage import LocalFolderStorage
+from tests.buildkit import remote_args
 from tests.conftest import TOKEN, sdk_client
 from tests.local.fakes import FakeExecutor
 
@@ -86,19 +87,6 @@ def project(tmp_path: Path) -> Path:
         f"version: 1\ndefaults:\n  build_root: {ROOT}\n  storage:\n    root: storage\n"
     )
     return root
-
-
-def remote_args(ws: LocalWorkspace) -> list[str]:
-    return [
-        "--set",
-        f"workspace.host={ws.url}",
-        "--set",
-        "workspace.token=env:ORCH_TEST_TOKEN",
-        "--set",
-        "workspace.auth_type=pat",
-        "--set",
-        "cluster_id=0000-000000-local",
-    ]
 
 
 def run_cli(project: Path, ws: LocalWorkspace, *args: str) -> int:
