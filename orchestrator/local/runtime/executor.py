@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+#: Attempts at starting a kernel that exits at once (e.g. a port taken by another process).
+KERNEL_START_ATTEMPTS = 3
 
 EXECUTED_NOTEBOOK = "executed_notebook.ipynb"
 
@@ -233,16 +235,27 @@ class _Run:
     def start_kernel(self, language: Language) -> None:
         env = kernel_env(self.request, control_dir=self.control_dir, pip_target=self.pip_target)
         cwd = self.request.notebook.file.parent
-        self.kernel = Kernel.start(
-            argv=kernel_argv(language),
-            cwd=cwd if cwd.is_dir() else self.request.scratch_dir,
-            env=env,
-            work_dir=self.request.scratch_dir,
-            check=self.check,
-            start_timeout=KERNEL_START_TIMEOUT,
-        )
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                self.kernel = Kernel.start(
+                    argv=kernel_argv(language),
+                    cwd=cwd if cwd.is_dir() else self.request.scratch_dir,
+                    env=env,
+                    work_dir=self.request.scratch_dir,
+                    check=self.check,
+                    start_timeout=KERNEL_START_TIMEOUT,
+                )
+                break
+            except KernelStartError as exc:
+                # A kernel that exits at once has usually lost one of its free ports to
+                # another process between allocation and bind; new ports fix that.
+                if attempt == KERNEL_START_ATTEMPTS or "did not answer" in str(exc):
+                    raise
+                logger.warning("kernel start failed (%s); retrying with new ports", exc)
+        kernel = self.kernel
+        assert kernel is not None
         for what, code in bootstrap_steps(language):
-            reply = self.kernel.execute(
+            reply = kernel.execute(
                 code, on_message=lambda _msg: None, check=self.check, silent=True
             )
             if reply.status != "ok":
