@@ -76,6 +76,7 @@ class BuildPlan:
     data: tuple[Path, str] | None  # test data -> its shared, content-addressed prefix
     tasks: tuple[str, ...]  # the task keys this build runs
     idempotency_token: str
+    warnings: tuple[str, ...] = ()  # one line each, shown before the build goes on
 
     @property
     def marker(self) -> dict[str, str | None]:
@@ -126,11 +127,13 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
     repo = context.repo_name
     cluster_id = config.cluster_id or (LOCAL_CLUSTER_ID if config.workspace.is_local else "")
     entry = entry_path(config.build_root, repo)
+    warnings: list[str] = []
     settings = render_job(
         config.paths.job_template,
         values=job_values(
             config=config, repo_name=repo, cluster_id=cluster_id, entry_notebook=entry
         ),
+        warnings=warnings,
     )
     parameters = build_parameters(config=config, context=context)
     build_folder = parameters["build_folder"]
@@ -167,6 +170,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         data=data,
         tasks=tasks,
         idempotency_token=token,
+        warnings=tuple(warnings),
     )
 
 

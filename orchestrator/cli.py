@@ -183,6 +183,16 @@ def _options(args: argparse.Namespace) -> object:
     )
 
 
+def _warn(lines: Sequence[str]) -> None:
+    """Warnings go to stderr (and the CI's annotations), never into --json output."""
+    import os
+
+    from orchestrator.report import publish_warning
+
+    for line in lines:
+        publish_warning(line, out=sys.stderr, environ=os.environ)
+
+
 def _plan(args: argparse.Namespace, *, render_only: bool) -> int:
     import os
 
@@ -191,6 +201,7 @@ def _plan(args: argparse.Namespace, *, render_only: bool) -> int:
     options = _options(args)
     assert isinstance(options, BuildOptions)
     plan = prepare(options, environ=os.environ, cwd=Path.cwd())
+    _warn(plan.warnings)
     document = plan.settings if render_only else plan_document(plan)
     print(json.dumps(document, indent=2))
     return EXIT_OK
@@ -206,6 +217,7 @@ def _build(args: argparse.Namespace) -> int:
     options = _options(args)
     assert isinstance(options, BuildOptions)
     plan = prepare(options, environ=os.environ, cwd=Path.cwd())
+    _warn(plan.warnings)
     if not plan.tasks:
         message = f"no test notebook is affected by changes since {args.changed_since}"
         print(json.dumps({"status": "skipped", "reason": message}) if args.json else message)
@@ -243,6 +255,7 @@ def _step(args: argparse.Namespace) -> int:
     options = _options(args)
     assert isinstance(options, BuildOptions)
     plan = prepare(options, environ=os.environ, cwd=Path.cwd())
+    _warn(plan.warnings)
     with tempfile.TemporaryDirectory(prefix="orchestrator-step-") as scratch:
         result = run_step(
             args.command,

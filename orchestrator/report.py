@@ -32,6 +32,7 @@ __all__ = [
     "escape_github_property",
     "publish",
     "publish_error",
+    "publish_warning",
     "render_markdown",
     "render_table",
     "status_of",
@@ -318,6 +319,13 @@ def publish_error(
     else:
         text = f"## {_md(title)}: ERROR\n\n<pre>{html.escape(message)}</pre>\n"
         _append_step_summary(environ, text)
+
+
+def publish_warning(
+    message: str, *, out: TextIO, environ: Mapping[str, str], title: str = "orchestrator"
+) -> None:
+    """One warning line, as a CI annotation where the CI has them (the build goes on)."""
+    _annotate(out, detect_format(environ), "warning", title, message)
 
 
 def _group_start(out: TextIO, fmt: Format, name: str) -> None:

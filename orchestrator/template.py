@@ -8,9 +8,11 @@ This module owns the template language and the job-settings checks:
   references (``{{job.run_id}}``, ``{{job.parameters.x}}``, ``{{task.name}}``) are left alone.
 * An unknown, malformed or unterminated placeholder and malformed JSON are :class:`UsageError`
   with ``file:line:col``; every placeholder problem is reported at once.
-* The rendered settings are checked against databricks-sdk's job settings dataclasses (unknown
-  fields, types, enums, required fields) through the snapshot of their structure that
-  :mod:`orchestrator.job_schema` ships (importing the SDK would cost ~0.8 s), and against rules
+* The rendered settings are checked against databricks-sdk's job settings dataclasses (types,
+  enums, required fields, misspelt field names) through the snapshot of their structure that
+  :mod:`orchestrator.job_schema` ships (importing the SDK would cost ~0.8 s). A field the snapshot
+  does not know and that is no near miss of a known one is a warning, not an error: it may be new
+  in Databricks since the snapshot's SDK release. The checks also apply rules
   the API enforces server-side (a name, at least one task, unique task keys, dependencies that
   exist and form no cycle, notebook paths, timeouts, ``max_concurrent_runs``).
 
@@ -22,13 +24,15 @@ The job is shared by every build of a repo, so the template may only use repo-le
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from orchestrator.errors import UsageError
-from orchestrator.job_schema import TypeExpr, load_schema
+from orchestrator.job_schema import REFRESH_HINT, TypeExpr, load_schema, misspelling_of
 
 if TYPE_CHECKING:
     from orchestrator.config_schema import BuildConfig
@@ -43,6 +47,8 @@ __all__ = [
     "validate_job_settings",
 ]
 
+log = logging.getLogger(__name__)
+
 JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -55,11 +61,16 @@ _INT_FIELDS = ("timeout_seconds", "max_retries", "min_retry_interval_millis")
 
 
 def render_job(
-    path: Path, *, values: Mapping[str, JsonValue], source: str | None = None
+    path: Path,
+    *,
+    values: Mapping[str, JsonValue],
+    source: str | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Read, render and validate ``path``; the result is ready for jobs create/reset.
 
-    ``source`` is how errors name the file (default: ``path`` as given).
+    ``source`` is how errors name the file (default: ``path`` as given). Warnings (fields the
+    snapshot does not know) are appended to ``warnings``, or logged when it is None.
     """
     source = source or str(path)
     try:
@@ -69,7 +80,12 @@ def render_job(
     except UnicodeDecodeError:
         raise UsageError(f"{source}: the job template is not UTF-8 text") from None
     settings = render_template(text, values=values, source=source)
-    validate_job_settings(settings, source=source)
+    found = validate_job_settings(settings, source=source)
+    if warnings is None:
+        for line in found:
+            log.warning("%s", line)
+    else:
+        warnings.extend(found)
     return settings
 
 
@@ -169,14 +185,31 @@ def _parse(text: str, source: str) -> Any:
 # -- job settings -----------------------------------------------------------------------------
 
 
-def validate_job_settings(settings: Mapping[str, Any], *, source: str) -> None:
-    """Raise one UsageError listing every problem of these Jobs API job settings."""
+def validate_job_settings(settings: Mapping[str, Any], *, source: str) -> list[str]:
+    """Raise one UsageError listing every problem of these Jobs API job settings; return one
+    warning line per field that the snapshot does not know (it is sent as written)."""
     schema = load_schema()
     problems: list[str] = []
-    _check_shape(settings, schema["root"], "", problems, schema["types"])
+    unknown: list[str] = []
+    _check_shape(settings, schema["root"], "", _Findings(problems, unknown), schema["types"])
     problems.extend(_check_rules(settings))
     if problems:
         raise UsageError("\n".join(f"{source}: invalid job settings: {p}" for p in problems))
+    version = schema.get("sdk_version", "unknown")
+    return [
+        f"{source}: {path}: not a field of the job settings in databricks-sdk {version} (the "
+        f"snapshot this check uses); sent as written, in case it is new in Databricks; "
+        f"{REFRESH_HINT}"
+        for path in unknown
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Findings:
+    """Where the shape checks put what they find: problems (errors) and unknown fields."""
+
+    problems: list[str]
+    unknown: list[str]
 
 
 _EXPECTED = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number"}
@@ -195,7 +228,7 @@ def _is_primitive(value: Any, kind: str) -> bool:
 
 
 def _check_shape(
-    value: Any, kind: TypeExpr, path: str, problems: list[str], types: Mapping[str, Any]
+    value: Any, kind: TypeExpr, path: str, found: _Findings, types: Mapping[str, Any]
 ) -> None:
     """Check JSON ``value`` against a type of the SDK snapshot (``orchestrator.job_schema``)."""
     where = path or "settings"
@@ -204,54 +237,54 @@ def _check_shape(
     if isinstance(kind, dict):
         if "list" in kind:
             if not isinstance(value, list):
-                problems.append(f"{where}: expected a list")
+                found.problems.append(f"{where}: expected a list")
                 return
             for i, item in enumerate(value):
-                _check_shape(item, kind["list"], f"{path}[{i}]", problems, types)
+                _check_shape(item, kind["list"], f"{path}[{i}]", found, types)
         else:
             if not isinstance(value, dict):
-                problems.append(f"{where}: expected an object")
+                found.problems.append(f"{where}: expected an object")
                 return
             for key, item in value.items():
-                _check_shape(item, kind["map"], f"{path}.{key}", problems, types)
+                _check_shape(item, kind["map"], f"{path}.{key}", found, types)
         return
     if kind in _EXPECTED:
         if not _is_primitive(value, kind):
-            problems.append(f"{where}: expected {_EXPECTED[kind]}")
+            found.problems.append(f"{where}: expected {_EXPECTED[kind]}")
         return
     spec = types[kind]
     if "enum" in spec:
         allowed: list[str] = spec["enum"]
         if value not in allowed:
-            problems.append(f"{where}: expected one of {', '.join(allowed)}")
+            found.problems.append(f"{where}: expected one of {', '.join(allowed)}")
         return
-    _check_object(value, spec, path, problems, types)
+    _check_object(value, spec, path, found, types)
 
 
 def _check_object(
-    value: Any, spec: Mapping[str, Any], path: str, problems: list[str], types: Mapping[str, Any]
+    value: Any, spec: Mapping[str, Any], path: str, found: _Findings, types: Mapping[str, Any]
 ) -> None:
     where = path or "settings"
     if not isinstance(value, dict):
-        problems.append(f"{where}: expected an object")
+        found.problems.append(f"{where}: expected an object")
         return
     fields: dict[str, TypeExpr] = spec["fields"]
     required: list[str] = spec["required"]
     for key, item in value.items():
         child = f"{path}.{key}" if path else key
         if key not in fields:
-            import difflib
-
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{child}: unknown field{hint}")
+            known = misspelling_of(key, list(fields))
+            if known is None:
+                found.unknown.append(child)
+            else:
+                found.problems.append(f"{child}: unknown field (did you mean {known!r}?)")
             continue
         if item is None and key not in required:
             continue  # an optional field (Optional[...] in the SDK) may be null
-        _check_shape(item, fields[key], child, problems, types)
+        _check_shape(item, fields[key], child, found, types)
     for name in required:
         if name not in value:
-            problems.append(f"{f'{path}.{name}' if path else name}: required")
+            found.problems.append(f"{f'{path}.{name}' if path else name}: required")
 
 
 def _check_rules(settings: Mapping[str, Any]) -> list[str]:
