@@ -50,7 +50,7 @@ class Mode:
 
 
 def modes(*, default_rate: bool = True) -> list[Mode]:
-    from orchestrator.cleanup import DEFAULT_CONCURRENCY, DEFAULT_DELETE_RATE
+    from orchestrator.cleanup.execute import DEFAULT_CONCURRENCY, DEFAULT_DELETE_RATE
 
     out = [Mode("sequential (one delete at a time)", 1, None)]
     if default_rate:
@@ -110,11 +110,11 @@ def ours(
     server: Server, client: WorkspaceClient, storage: Path, mode: Mode, count: int
 ) -> tuple[float, int, int]:
     """Seconds, API requests and folders deleted: one cleanup of ``count`` fresh builds."""
-    from orchestrator.cleanup import CleanupOptions, cleanup
-    from orchestrator.inventory import SdkWorkspaceTree
-    from orchestrator.orphans import SdkRuns
-    from orchestrator.retention import Policy
-    from orchestrator.storage import LocalFolderStorage
+    from orchestrator.cleanup.discovery import SdkWorkspaceTree
+    from orchestrator.cleanup.execute import CleanupOptions, cleanup
+    from orchestrator.cleanup.orphans import SdkRuns
+    from orchestrator.cleanup.policy import Policy
+    from orchestrator.storage.base import LocalFolderStorage
 
     make_builds(server, client, storage, count)
     before = server.requests()

@@ -104,11 +104,11 @@ def ours(
     concurrency: int | None = None,
 ) -> None:
     """What ``orchestrator cleanup --older-than 7d --repo <repo>`` does."""
-    from orchestrator.cleanup import DEFAULT_CONCURRENCY, CleanupOptions, cleanup
-    from orchestrator.inventory import SdkWorkspaceTree
-    from orchestrator.orphans import SdkRuns
-    from orchestrator.retention import Policy
-    from orchestrator.storage import LocalFolderStorage
+    from orchestrator.cleanup.discovery import SdkWorkspaceTree
+    from orchestrator.cleanup.execute import DEFAULT_CONCURRENCY, CleanupOptions, cleanup
+    from orchestrator.cleanup.orphans import SdkRuns
+    from orchestrator.cleanup.policy import Policy
+    from orchestrator.storage.base import LocalFolderStorage
 
     report = cleanup(
         tree=SdkWorkspaceTree(client),
@@ -156,7 +156,7 @@ def _measure(ctx: Context, row: Row, n: int, action: str, concurrency: int | Non
 
 
 def run(ctx: Context) -> list[Row]:
-    from orchestrator.cleanup import DEFAULT_CONCURRENCY
+    from orchestrator.cleanup.execute import DEFAULT_CONCURRENCY
 
     n = 60 if ctx.quick else BUILDS
     name = SCENARIO.format(n=n, how="")
@@ -198,7 +198,7 @@ def rate_limited(ctx: Context) -> Callable[[], list[Row]]:
     """The default rate, on a workspace of its own. It waits on its rate limit most of the
     time, so the harness runs it beside the other scenarios: this makes every run's builds now
     (before the others measure) and returns the measurement to run in the background."""
-    from orchestrator.cleanup import DEFAULT_DELETE_RATE
+    from orchestrator.cleanup.execute import DEFAULT_DELETE_RATE
 
     server = ctx.start_server("cleanup-rated")
     client = client_for(server)

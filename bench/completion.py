@@ -64,8 +64,8 @@ def end_time(client: WorkspaceClient, run_id: int) -> float:
 
 
 def ours(client: WorkspaceClient, run_id: int) -> None:
-    from orchestrator.config_schema import TimeoutsConfig
-    from orchestrator.jobs import Polling, wait_for_run
+    from orchestrator.adapters.databricks_jobs import Polling, wait_for_run
+    from orchestrator.config.schema import TimeoutsConfig
 
     wait_for_run(client, run_id, deadline=None, polling=Polling(cap=TimeoutsConfig().poll))
 
@@ -90,7 +90,7 @@ def legacy_loop(cli: LegacyCli) -> Callable[[WorkspaceClient, int], None]:
 
 
 def run(ctx: Context) -> list[Row]:
-    from orchestrator.config_schema import TimeoutsConfig
+    from orchestrator.config.schema import TimeoutsConfig
 
     durations = (5.0, 30.0) if ctx.quick else (5.0, 30.0, 75.0)
     cap = TimeoutsConfig().poll

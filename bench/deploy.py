@@ -40,7 +40,7 @@ def make_notebooks(root: Path) -> Path:
 
 
 def run(ctx: Context) -> list[Row]:
-    from orchestrator.workspace import deploy
+    from orchestrator.build.deploy import deploy
 
     src = make_notebooks(ctx.scratch)
     client = ctx.client()

@@ -54,8 +54,8 @@ def make_data(root: Path, *, files: int = FILES, total: int = TOTAL, seed: int =
 
 def child(mode: str, connection: str, container: str, data: str) -> None:
     """One measured upload in this (fresh) process; prints a JSON result."""
-    from orchestrator.adls import AdlsStorage
-    from orchestrator.storage import StorageAuth, data_prefix, tree_digest
+    from orchestrator.storage.adls import AdlsStorage
+    from orchestrator.storage.base import StorageAuth, data_prefix, tree_digest
 
     storage = AdlsStorage(
         f"abfss://{container}@devstoreaccount1.dfs.core.windows.net/bench",

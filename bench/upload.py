@@ -1,6 +1,7 @@
 """Upload 50 MB of test data in 200 files: the build's storage upload (content-hashed test data,
 ``tree_digest`` + ``Storage.upload_immutable`` to ADLS Gen2 through the Blob endpoint,
-:mod:`orchestrator.adls`) against ``databricks fs cp -r`` to DBFS (one multipart put per file).
+:mod:`orchestrator.storage.adls`) against ``databricks fs cp -r`` to DBFS (one multipart put per
+file).
 
 The two tools write to different services, as they do in real life: ours to the storage account
 (Azurite here, behind :mod:`bench.latency_proxy` so each request also costs 20 ms), the legacy
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bench.harness import LEGACY, Context, Row, bound, timed
 
 if TYPE_CHECKING:
-    from orchestrator.storage import Storage
+    from orchestrator.storage.base import Storage
 
 SCENARIO = "upload 50 MB of test data in 200 files"
 SECOND = "upload the same 50 MB again (unchanged)"
@@ -76,8 +77,8 @@ def storage_service(ctx: Context) -> Iterator[tuple[Any, str] | None]:
 
 
 def open_adls(connection: str, prefix: str) -> Storage:
-    from orchestrator.adls import AdlsStorage
-    from orchestrator.storage import StorageAuth
+    from orchestrator.storage.adls import AdlsStorage
+    from orchestrator.storage.base import StorageAuth
     from tests.azurite import ACCOUNT
 
     return AdlsStorage(
@@ -88,7 +89,7 @@ def open_adls(connection: str, prefix: str) -> Storage:
 
 def upload(storage: Storage, data: Path) -> int:
     """What the build does with its test data."""
-    from orchestrator.storage import data_prefix, tree_digest
+    from orchestrator.storage.base import data_prefix, tree_digest
 
     return storage.upload_immutable(data, data_prefix(tree_digest(data)))
 

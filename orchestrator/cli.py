@@ -166,7 +166,7 @@ def _overrides(items: Sequence[str]) -> dict[str, str]:
 
 
 def _options(args: argparse.Namespace) -> object:
-    from orchestrator.build import BuildOptions
+    from orchestrator.build.flow import BuildOptions
 
     overrides = _overrides(args.overrides)
     if getattr(args, "timeout", None):
@@ -187,7 +187,7 @@ def _warn(lines: Sequence[str]) -> None:
     """Warnings go to stderr (and the CI's annotations), never into --json output."""
     import os
 
-    from orchestrator.report import publish_warning
+    from orchestrator.results.report import publish_warning
 
     for line in lines:
         publish_warning(line, out=sys.stderr, environ=os.environ)
@@ -196,7 +196,7 @@ def _warn(lines: Sequence[str]) -> None:
 def _plan(args: argparse.Namespace, *, render_only: bool) -> int:
     import os
 
-    from orchestrator.build import BuildOptions, plan_document, prepare
+    from orchestrator.build.flow import BuildOptions, plan_document, prepare
 
     options = _options(args)
     assert isinstance(options, BuildOptions)
@@ -211,8 +211,8 @@ def _build(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from orchestrator.build import BuildOptions, execute, prepare
-    from orchestrator.report import publish, to_json
+    from orchestrator.build.flow import BuildOptions, execute, prepare
+    from orchestrator.results.report import publish, to_json
 
     options = _options(args)
     assert isinstance(options, BuildOptions)
@@ -248,9 +248,9 @@ def _step(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from orchestrator.build import BuildOptions, prepare
-    from orchestrator.report import publish, to_json
-    from orchestrator.steps import describe, run_step
+    from orchestrator.build.flow import BuildOptions, prepare
+    from orchestrator.build.steps import describe, run_step
+    from orchestrator.results.report import publish, to_json
 
     options = _options(args)
     assert isinstance(options, BuildOptions)
@@ -344,7 +344,7 @@ def _cleanup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from orchestrator.cleanup import (
+    from orchestrator.cleanup.execute import (
         DEFAULT_CONCURRENCY,
         DEFAULT_DELETE_RATE,
         CleanupOptions,
@@ -352,9 +352,9 @@ def _cleanup(args: argparse.Namespace) -> int:
         load_cleanup_config,
         run_cleanup,
     )
-    from orchestrator.cleanup_report import report_json, report_lines
+    from orchestrator.cleanup.policy import Policy, is_build_name, parse_age
+    from orchestrator.cleanup.report import report_json, report_lines
     from orchestrator.errors import UsageError
-    from orchestrator.retention import Policy, is_build_name, parse_age
 
     for name in args.repo:
         if not is_build_name(name):

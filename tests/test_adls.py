@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.adls import AdlsStorage, RetrySettings, parse_abfss
 from orchestrator.errors import InfrastructureError, UsageError
-from orchestrator.storage import StorageAuth, data_prefix, open_storage, tree_digest
+from orchestrator.storage.adls import AdlsStorage, RetrySettings, parse_abfss
+from orchestrator.storage.base import StorageAuth, data_prefix, open_storage, tree_digest
 from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from tests.faultproxy import fault_proxy
 
@@ -160,7 +160,7 @@ def test_unsafe_blob_names_are_never_written_outside_the_target(
     """Blob names come from the cluster: one that is not a plain relative path is skipped."""
     from azure.storage.blob import ContainerClient
 
-    from orchestrator.adls import _safe_relative
+    from orchestrator.storage.adls import _safe_relative
 
     with ContainerClient.from_connection_string(azurite.connection_string, container) as client:
         client.upload_blob("ci/r/b/ok.xml", b"ok")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.storage import LocalFolderStorage, data_prefix, tree_digest
+from orchestrator.storage.base import LocalFolderStorage, data_prefix, tree_digest
 from tests.azurite import Azurite, azurite_build_flags, use_abfss_shim
 from tests.buildkit import build, junit, suites
 

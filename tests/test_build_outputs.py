@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.build.progress import Progress
 from orchestrator.cli import main
 from orchestrator.local import LocalWorkspace
-from orchestrator.progress import Progress
 from tests.buildkit import build, remote_args
 from tests.conftest import TOKEN, sdk_client
 

@@ -28,14 +28,10 @@ from databricks.sdk.service.workspace import ImportFormat, Language
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.cleanup import CleanupOptions, cleanup, execute_cleanup, plan_cleanup
-from orchestrator.cli import main
-from orchestrator.errors import UsageError
-from orchestrator.inventory import Entry, SdkWorkspaceTree, discover, journal_path
-from orchestrator.local import FaultSettings, LocalWorkspace, start_local_workspace
-from orchestrator.orphans import SdkRuns
-from orchestrator.ratelimit import TokenBucket
-from orchestrator.retention import (
+from orchestrator.cleanup.discovery import Entry, SdkWorkspaceTree, discover, journal_path
+from orchestrator.cleanup.execute import CleanupOptions, cleanup, execute_cleanup, plan_cleanup
+from orchestrator.cleanup.orphans import SdkRuns
+from orchestrator.cleanup.policy import (
     ActiveRun,
     Build,
     Policy,
@@ -46,7 +42,11 @@ from orchestrator.retention import (
     select_builds,
     select_orphans,
 )
-from orchestrator.storage import LocalFolderStorage
+from orchestrator.cli import main
+from orchestrator.errors import UsageError
+from orchestrator.local import FaultSettings, LocalWorkspace, start_local_workspace
+from orchestrator.ratelimit import TokenBucket
+from orchestrator.storage.base import LocalFolderStorage
 from tests.buildkit import remote_args
 from tests.conftest import TOKEN, sdk_client
 from tests.local.fakes import FakeExecutor

@@ -9,14 +9,14 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from orchestrator.config import (
+from orchestrator.config.loader import (
     BuildConfig,
     ConfigError,
     load_config,
     resolve_secret,
     resolve_target,
 )
-from orchestrator.config_schema import SecretRef, is_secret_name, parse_duration
+from orchestrator.config.schema import SecretRef, is_secret_name, parse_duration
 from orchestrator.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

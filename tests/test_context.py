@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.context import BuildContext, detect_context, validate_segment
+from orchestrator.config.context import BuildContext, detect_context, validate_segment
 from orchestrator.errors import UsageError
 
 FIXED_NOW = datetime(2026, 5, 23, 10, 15, 0, tzinfo=UTC)
@@ -337,7 +337,7 @@ def test_separators_dots_spaces_and_controls_are_always_refused(
 
 
 def test_names_starting_with_underscore_are_reserved() -> None:
-    from orchestrator.context import validate_segment
+    from orchestrator.config.context import validate_segment
     from orchestrator.errors import UsageError
 
     with pytest.raises(UsageError, match="reserved"):

@@ -3,7 +3,7 @@
 The template checks read ``orchestrator/job_settings_schema.json`` instead of importing the SDK
 (which costs ~0.8 s). These tests keep that honest: regenerating from the installed SDK must give
 exactly the shipped file (an SDK upgrade that changes the job settings fails here until
-``python -m orchestrator.job_schema --write`` refreshes it), and the snapshot checks must report
+``python -m orchestrator.job.schema --write`` refreshes it), and the snapshot checks must report
 exactly what a check walking the SDK's dataclasses reports, for every field of the sample job
 broken in every way. The SDK they compare with is the locked one (``requirements.lock``), so a
 newer release upstream never turns these red; a refresh of the lock refreshes the snapshot.
@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator import job_schema
 from orchestrator.errors import UsageError
-from orchestrator.job_schema import misspelling_of
-from orchestrator.template import render_job, validate_job_settings
+from orchestrator.job import schema as job_schema
+from orchestrator.job.schema import misspelling_of
+from orchestrator.job.template import render_job, validate_job_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_the_installed_sdk_and_the_snapshot_are_the_locked_release() -> None:
     assert metadata.version("databricks-sdk") == locked, "install from the lock: .ci/setup"
     assert job_schema.load_schema()["sdk_version"] == locked, (
         "the snapshot was made from another databricks-sdk than the lock's: "
-        "run python -m orchestrator.job_schema --write"
+        "run python -m orchestrator.job.schema --write"
     )
 
 
@@ -57,7 +57,7 @@ def test_the_shipped_snapshot_is_what_the_installed_sdk_gives() -> None:
     regenerated = job_schema.dumps(job_schema.generate())
     assert regenerated == shipped, (
         "orchestrator/job_settings_schema.json is stale for the installed databricks-sdk: "
-        "run python -m orchestrator.job_schema --write"
+        "run python -m orchestrator.job.schema --write"
     )
 
 
@@ -77,7 +77,7 @@ def test_the_loaded_snapshot_starts_at_job_settings() -> None:
 def test_validating_a_template_does_not_import_the_sdk() -> None:
     code = (
         "import sys\n"
-        "from orchestrator.template import validate_job_settings\n"
+        "from orchestrator.job.template import validate_job_settings\n"
         "try:\n"
         "    validate_job_settings({'name': 'j', 'tasks': [{'task_key': 'a', 'notebok_task': 1}]}, "
         "source='t')\n"
@@ -219,7 +219,7 @@ def _problems(job: dict[str, Any]) -> list[str]:
 def test_the_snapshot_checks_report_what_the_sdk_types_report() -> None:
     from databricks.sdk.service.jobs import JobSettings
 
-    from orchestrator.template import _check_rules
+    from orchestrator.job.template import _check_rules
 
     job = _sample_job()
     cases = list(_mutations(job))
@@ -282,9 +282,9 @@ def older_snapshot(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     schema = copy.deepcopy(job_schema.load_schema())
     schema["sdk_version"] = "0.0.1-old"
     del schema["types"]["jobs.JobSettings"]["fields"]["description"]
-    import orchestrator.template
+    import orchestrator.job.template
 
-    monkeypatch.setattr(orchestrator.template, "load_schema", lambda: schema)
+    monkeypatch.setattr(orchestrator.job.template, "load_schema", lambda: schema)
     return schema
 
 
@@ -298,7 +298,7 @@ def test_a_field_the_snapshot_lacks_is_a_warning_naming_field_version_and_refres
     assert len(warnings) == 2
     first = warnings[0]
     assert first.startswith("job-template.json: description: not a field")
-    assert "databricks-sdk 0.0.1-old" in first and "orchestrator.job_schema --write" in first
+    assert "databricks-sdk 0.0.1-old" in first and "orchestrator.job.schema --write" in first
     assert "\n" not in first
     assert warnings[1].startswith("job-template.json: tasks[0].brand_new_task: not a field")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from databricks.sdk.service import jobs as sdk_jobs
 
-from orchestrator import jobs
+from orchestrator.adapters import databricks_jobs as jobs
 from orchestrator.errors import TimeoutExpired
 from orchestrator.local import LocalWorkspace, start_local_workspace
 from tests.conftest import TOKEN, sdk_client

@@ -161,7 +161,7 @@ def test_each_masked_output_has_its_own_values(capsys: pytest.CaptureFixture[str
 def test_result_xml_is_masked_in_values_never_in_its_structure(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import xml.etree.ElementTree as ET
 
-    from orchestrator.collect import _mask_xml
+    from orchestrator.build.collect import _mask_xml
 
     value = "testcase"  # a secret that is also a tag name: the XML must stay XML
     path = tmp_path / "run.xml"

@@ -39,12 +39,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator import jobs as orchestrator_jobs
-from orchestrator import secrets as secrets_module
-from orchestrator.config import load_config
-from orchestrator.config_schema import BuildConfig, is_secret_name
+from orchestrator.adapters import databricks_jobs as orchestrator_jobs
+from orchestrator.adapters import keyvault as secrets_module
+from orchestrator.adapters.keyvault import KeyVaultSecrets
+from orchestrator.config.loader import load_config
+from orchestrator.config.schema import BuildConfig, is_secret_name
 from orchestrator.local import LocalWorkspace
-from orchestrator.secrets import KeyVaultSecrets
 from tests.conftest import sdk_client
 from tests.kvserver import FakeCredential, client_options, key_vault
 from tests.pipelines.azure_eval import MACRO

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.context import BuildContext
-from orchestrator.report import (
+from orchestrator.config.context import BuildContext
+from orchestrator.results.junit import FailedCase, ResultsSummary, SuiteSummary
+from orchestrator.results.report import (
     detect_format,
     escape_ado_data,
     escape_ado_property,
@@ -24,7 +25,6 @@ from orchestrator.report import (
     render_table,
     to_json,
 )
-from orchestrator.results import FailedCase, ResultsSummary, SuiteSummary
 
 ADO = {"TF_BUILD": "True"}
 RUN_URL = "https://adb-1.azuredatabricks.net/#job/1/run/2"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from orchestrator.results import ResultsSummary, collect_results, synthesize_failure
+from orchestrator.results.junit import ResultsSummary, collect_results, synthesize_failure
 
 PYTEST_XML = """\
 <?xml version="1.0" encoding="utf-8"?>

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import secrets as secrets_module
+from orchestrator.adapters import keyvault as secrets_module
+from orchestrator.adapters.keyvault import KeyVaultSecrets
 from orchestrator.cli import main
 from orchestrator.local import LocalWorkspace, start_local_workspace
 from orchestrator.masking import MASK
-from orchestrator.secrets import KeyVaultSecrets
 from tests.azurite import ACCOUNT_KEY, Azurite, azurite_build_flags, use_abfss_shim
 from tests.kvserver import FakeCredential, client_options, key_vault
 

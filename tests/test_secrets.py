@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import secrets as secrets_module
+from orchestrator.adapters import keyvault as secrets_module
+from orchestrator.adapters.keyvault import KeyVaultSecrets
 from orchestrator.cli import main
-from orchestrator.config import resolve_secret
-from orchestrator.config_schema import SecretRef
+from orchestrator.config.loader import resolve_secret
+from orchestrator.config.schema import SecretRef
 from orchestrator.errors import InfrastructureError, UsageError
 from orchestrator.masking import masker
-from orchestrator.secrets import KeyVaultSecrets
 from tests.buildkit import build, remote_args
 from tests.kvserver import TENANT, TOKEN, FakeCredential, KeyVaultDouble, client_options, key_vault
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from orchestrator.config import load_config
-from orchestrator.context import BuildContext
+from orchestrator.config.context import BuildContext
+from orchestrator.config.loader import load_config
 from orchestrator.errors import UsageError
-from orchestrator.template import (
+from orchestrator.job.template import (
     JsonValue,
     build_parameters,
     job_values,
@@ -412,8 +412,9 @@ def test_render_job_checks_the_rendered_settings(tmp_path: Path) -> None:
 def test_importing_the_stage_modules_loads_neither_the_sdk_nor_junitparser() -> None:
     code = (
         "import sys\n"
-        "import orchestrator.config, orchestrator.context, orchestrator.template\n"
-        "import orchestrator.results, orchestrator.report\n"
+        "import orchestrator.config.loader, orchestrator.config.context\n"
+        "import orchestrator.job.template\n"
+        "import orchestrator.results.junit, orchestrator.results.report\n"
         "heavy = [m for m in sys.modules if m.startswith(('databricks', 'junitparser'))]\n"
         "print(heavy)\n"
     )

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.config import load_config, resolve_target
-from orchestrator.config_schema import BuildConfig
+from orchestrator.config.loader import load_config, resolve_target
+from orchestrator.config.schema import BuildConfig
 from tests.kvserver import KeyVaultDouble
 from tests.pipelines.commands import Invocation, Pipeline
 from tests.pipelines.expressions import System

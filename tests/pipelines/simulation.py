@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.connect import LOCAL_CLUSTER_ID
+from orchestrator.services import LOCAL_CLUSTER_ID
 from tests.conftest import TOKEN
 from tests.pipelines.expressions import Status
 

@@ -23,10 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.errors import OrchestratorError
-from orchestrator.jobs import sdk_errors
-from orchestrator.ratelimit import TokenBucket
-from orchestrator.retention import (
+from orchestrator.adapters.databricks_jobs import sdk_errors
+from orchestrator.cleanup.policy import (
     MARKER_NAME,
     RESERVED,
     Build,
@@ -35,7 +33,9 @@ from orchestrator.retention import (
     is_build_name,
     read_marker,
 )
-from orchestrator.storage import LocalFolderStorage, Storage
+from orchestrator.errors import OrchestratorError
+from orchestrator.ratelimit import TokenBucket
+from orchestrator.storage.base import LocalFolderStorage, Storage
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

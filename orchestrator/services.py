@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config import resolve_secret
+from orchestrator.config.loader import resolve_secret
 from orchestrator.errors import InfrastructureError, UsageError
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
 
-    from orchestrator.config_schema import BuildConfig
-    from orchestrator.storage import Storage
+    from orchestrator.config.schema import BuildConfig
+    from orchestrator.storage.base import Storage
 
 __all__ = ["LOCAL_CLUSTER_ID", "Connection", "connect", "open_services"]
 
@@ -146,9 +146,9 @@ def open_services(
     config: BuildConfig, *, environ: Mapping[str, str]
 ) -> Iterator[tuple[Connection, Storage]]:
     """Key Vault (if configured) -> storage (credentials resolved) -> workspace connection."""
+    from orchestrator.adapters.keyvault import keyvault_for
     from orchestrator.masking import register_secret
-    from orchestrator.secrets import keyvault_for
-    from orchestrator.storage import StorageAuth, open_storage, storage_auth
+    from orchestrator.storage.base import StorageAuth, open_storage, storage_auth
 
     storage_config = config.storage
     keyvault = keyvault_for(config)

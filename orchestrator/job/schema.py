@@ -9,9 +9,9 @@ read that instead. The snapshot records the SDK version it was made from. A test
 from the locked SDK (``requirements.lock``) and compares, so a lock refresh that changes the job
 settings forces a refresh of the snapshot in the same commit::
 
-    python -m orchestrator.job_schema --write         # regenerate from the installed SDK
-    python -m orchestrator.job_schema --check         # exit 1 when the snapshot is stale
-    python -m orchestrator.job_schema --check-latest  # report drift from the newest SDK; exit 0
+    python -m orchestrator.job.schema --write         # regenerate from the installed SDK
+    python -m orchestrator.job.schema --check         # exit 1 when the snapshot is stale
+    python -m orchestrator.job.schema --check-latest  # report drift from the newest SDK; exit 0
 
 A user's SDK may be newer than the snapshot, and Databricks adds job fields often, so the
 template checks treat a field the snapshot does not know as a warning, not an error, unless it is
@@ -57,7 +57,7 @@ SCHEMA_FILE = "job_settings_schema.json"
 FORMAT_VERSION = 1
 REFRESH_HINT = (
     "refresh it with .ci/lock --upgrade-package databricks-sdk, then "
-    "python -m orchestrator.job_schema --write"
+    "python -m orchestrator.job.schema --write"
 )
 #: Where ``--check-latest`` reads the newest databricks-sdk release (a package registry).
 PYPI_JSON = "https://pypi.org/pypi/databricks-sdk/json"
@@ -75,7 +75,7 @@ def schema_path() -> Path:
 @functools.cache
 def load_schema() -> dict[str, Any]:
     """The shipped snapshot (read once per process)."""
-    text = resources.files("orchestrator").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    text = resources.files("orchestrator.job").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     if schema.get("version") != FORMAT_VERSION:
         raise RuntimeError(f"{SCHEMA_FILE}: unsupported format version {schema.get('version')}")
@@ -240,7 +240,7 @@ def check_latest(*, url: str = PYPI_JSON, timeout: float = 20.0) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestrator.job_schema",
+        prog="python -m orchestrator.job.schema",
         description="Regenerate or check the JobSettings snapshot from the installed SDK.",
     )
     group = parser.add_mutually_exclusive_group(required=True)
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     current = path.read_text(encoding="utf-8") if path.exists() else ""
     if current != text:
-        sys.stderr.write(f"{path} is out of date: run python -m orchestrator.job_schema --write\n")
+        sys.stderr.write(f"{path} is out of date: run python -m orchestrator.job.schema --write\n")
         return 1
     return 0
 

@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from orchestrator import jobs
-from orchestrator.changes import select_tasks
+from orchestrator.adapters import databricks_jobs as jobs
+from orchestrator.build.changes import select_tasks
+from orchestrator.build.deploy import DeployItem, delete_folder, deploy, plan_deploy
+from orchestrator.build.entry_notebook import ENTRY_SOURCE, entry_path
+from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.config import load_config, resolve_target
-from orchestrator.connect import LOCAL_CLUSTER_ID, Connection, open_services
-from orchestrator.context import BuildContext, detect_context
-from orchestrator.entry import ENTRY_SOURCE, entry_path
+from orchestrator.config.context import BuildContext, detect_context
+from orchestrator.config.loader import load_config, resolve_target
 from orchestrator.errors import (
     EXIT_OK,
     EXIT_TESTS_FAILED,
@@ -34,16 +35,15 @@ from orchestrator.errors import (
     InfrastructureError,
     TimeoutExpired,
 )
-from orchestrator.progress import Progress
+from orchestrator.job.template import build_parameters, job_values, render_job
+from orchestrator.services import LOCAL_CLUSTER_ID, Connection, open_services
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
-from orchestrator.storage import Storage, data_prefix, tree_digest
-from orchestrator.template import build_parameters, job_values, render_job
-from orchestrator.workspace import DeployItem, delete_folder, deploy, plan_deploy
+from orchestrator.storage.base import Storage, data_prefix, tree_digest
 
 if TYPE_CHECKING:
     from databricks.sdk.service.jobs import Run
 
-    from orchestrator.config_schema import BuildConfig
+    from orchestrator.config.schema import BuildConfig
 
 __all__ = ["BuildOptions", "BuildPlan", "BuildResult", "execute", "plan_document", "prepare"]
 
@@ -291,7 +291,7 @@ def execute(
     scratch: Path,
 ) -> BuildResult:
     """Run the build; the returned exit code follows the README (0, 1, 3, 4, 130, 143)."""
-    from orchestrator.collect import collect_run
+    from orchestrator.build.collect import collect_run
 
     clock = clock or SystemClock()
     config = plan.config

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from orchestrator import jobs
-from orchestrator.build import (
+from orchestrator.adapters import databricks_jobs as jobs
+from orchestrator.build.flow import (
     BuildPlan,
     BuildResult,
     await_run,
@@ -23,10 +23,10 @@ from orchestrator.build import (
     prepare_job,
     start_build_run,
 )
+from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.connect import open_services
 from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, UsageError
-from orchestrator.progress import Progress
+from orchestrator.services import open_services
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def run_step(
     scratch: Path,
     clock: Clock | None = None,
 ) -> BuildResult:
-    from orchestrator.collect import collect_run
+    from orchestrator.build.collect import collect_run
 
     clock = clock or SystemClock()
     if step in ("run", "wait", "collect") and plan.config.workspace.is_local:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from orchestrator.context import validate_segment
+from orchestrator.config.context import validate_segment
 from orchestrator.errors import UsageError
 
 __all__ = [

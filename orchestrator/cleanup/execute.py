@@ -2,7 +2,7 @@
 
 1. :func:`~orchestrator.inventory.discover` finds the builds and their markers.
 2. :func:`plan_cleanup` picks the orphaned runs and applies the retention policy
-   (:mod:`orchestrator.retention`); a build with a live run is kept.
+   (:mod:`orchestrator.cleanup.policy`); a build with a live run is kept.
 3. :func:`execute_cleanup` cancels the orphans, records the builds it is about to delete in
    each repo's journal, deletes workspace folders and storage prefixes in parallel with
    workspace deletes under a token-bucket rate limit, and clears the journal. "Not found" counts
@@ -27,10 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.cleanup_report import deleted_line, header
-from orchestrator.clock import Clock, SystemClock
-from orchestrator.errors import EXIT_INFRA, EXIT_OK, OrchestratorError
-from orchestrator.inventory import (
+from orchestrator.cleanup.discovery import (
     Discovery,
     SdkWorkspaceTree,
     WorkspaceTree,
@@ -38,9 +35,8 @@ from orchestrator.inventory import (
     read_journal,
     write_journal,
 )
-from orchestrator.orphans import RunControl, SdkRuns
-from orchestrator.ratelimit import TokenBucket
-from orchestrator.retention import (
+from orchestrator.cleanup.orphans import RunControl, SdkRuns
+from orchestrator.cleanup.policy import (
     ActiveRun,
     Decision,
     Policy,
@@ -51,11 +47,15 @@ from orchestrator.retention import (
     select_builds,
     select_orphans,
 )
+from orchestrator.cleanup.report import deleted_line, header
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.errors import EXIT_INFRA, EXIT_OK, OrchestratorError
+from orchestrator.ratelimit import TokenBucket
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
-from orchestrator.storage import Storage
+from orchestrator.storage.base import Storage
 
 if TYPE_CHECKING:
-    from orchestrator.config_schema import BuildConfig
+    from orchestrator.config.schema import BuildConfig
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -392,7 +392,7 @@ def load_cleanup_config(
     cwd: Path,
 ) -> BuildConfig:
     """The target's configuration, found as ``orchestrator build`` finds it."""
-    from orchestrator.config import load_config, resolve_target
+    from orchestrator.config.loader import load_config, resolve_target
 
     if config_path is None and environ.get("ORCHESTRATOR_CONFIG"):
         config_path = Path(environ["ORCHESTRATOR_CONFIG"])
@@ -424,7 +424,7 @@ def run_cleanup(
     on_event: Event | None = None,
 ) -> CleanupReport:
     """Clean the target's build root and storage root; roots are checked before any call."""
-    from orchestrator.connect import open_services
+    from orchestrator.services import open_services
 
     root = check_workspace_root(config.build_root)
     storage_root = check_storage_root(config.storage.root, repo_root=config.root)

@@ -1,7 +1,7 @@
 """Build artifacts storage: models, test scripts and test data in, JUnit XML out.
 
 A storage location is chosen by URL scheme (papermill's habit): a plain path is a local folder
-(:class:`LocalFolderStorage`); ``abfss://`` is ADLS Gen2 (:mod:`orchestrator.adls`, imported
+(:class:`LocalFolderStorage`); ``abfss://`` is ADLS Gen2 (:mod:`orchestrator.storage.adls`, imported
 only when used), behind the same interface. The cluster may see the same place under another
 path (a ``/dbfs/mnt/...`` mount, a ``/Volumes/...`` path): :meth:`Storage.cluster_path` gives that
 path for run parameters.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from orchestrator.errors import InfrastructureError, UsageError
 
 if TYPE_CHECKING:
-    from orchestrator.config_schema import StorageConfig
+    from orchestrator.config.schema import StorageConfig
 
 __all__ = [
     "DATA_PREFIX",
@@ -115,7 +115,7 @@ def storage_auth(
     keyvault: Callable[[str], str] | None = None,
 ) -> StorageAuth:
     """Resolve the storage secrets the config references (env or Key Vault)."""
-    from orchestrator.config import resolve_secret
+    from orchestrator.config.loader import resolve_secret
 
     values: dict[str, str] = {}
     for name in ("connection_string", "account_key", "sas_token"):
@@ -282,9 +282,9 @@ def open_storage(
     concurrency: int = 8,
 ) -> Storage:
     """The storage for a location from the config: ``abfss://`` (ADLS Gen2 over the Blob
-    endpoint, see :mod:`orchestrator.adls`) or a local path (relative to ``base``)."""
+    endpoint, see :mod:`orchestrator.storage.adls`) or a local path (relative to ``base``)."""
     if location.startswith("abfss://"):
-        from orchestrator.adls import AdlsStorage
+        from orchestrator.storage.adls import AdlsStorage
 
         return AdlsStorage(
             location, auth=auth or StorageAuth(), cluster_root=cluster_root, concurrency=concurrency

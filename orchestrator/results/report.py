@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
-    from orchestrator.context import BuildContext
-    from orchestrator.results import FailedCase, ResultsSummary
+    from orchestrator.config.context import BuildContext
+    from orchestrator.results.junit import FailedCase, ResultsSummary
 
 __all__ = [
     "Format",

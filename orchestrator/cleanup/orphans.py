@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from orchestrator import jobs
+from orchestrator.adapters import databricks_jobs as jobs
+from orchestrator.adapters.databricks_jobs import sdk_errors
+from orchestrator.cleanup.policy import ActiveRun
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired
-from orchestrator.jobs import sdk_errors
-from orchestrator.retention import ActiveRun
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

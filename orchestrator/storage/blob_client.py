@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UsageError
-from orchestrator.storage import StorageAuth
+from orchestrator.storage.base import StorageAuth
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

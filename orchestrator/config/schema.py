@@ -3,7 +3,7 @@
 This module owns *what a valid configuration is*: field names, types, defaults, per-field rules
 (URLs, workspace paths, durations, bounds) and the two secret rules (a secret is only ever a
 :class:`SecretRef`, and which field names count as secret). Reading ``orchestrator.yml``,
-environment variables and flags into these models is :mod:`orchestrator.config`'s job.
+environment variables and flags into these models is :mod:`orchestrator.config.loader`'s job.
 
 Relative paths are resolved against the repo root passed as validation context
 (``model_validate(data, context={"root": Path(...)})``).

@@ -1,7 +1,7 @@
 """Loading the build configuration: ``orchestrator.yml`` + environment + flags -> BuildConfig.
 
 This module owns *where settings come from* and how problems are reported; what a valid
-setting is lives in :mod:`orchestrator.config_schema`.
+setting is lives in :mod:`orchestrator.config.schema`.
 
 The file::
 
@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.config_schema import (
+from orchestrator.config.schema import (
     ENV_VARS,
     LOADER_FIELDS,
     BuildConfig,

@@ -10,7 +10,7 @@ This module owns the template language and the job-settings checks:
   with ``file:line:col``; every placeholder problem is reported at once.
 * The rendered settings are checked against databricks-sdk's job settings dataclasses (types,
   enums, required fields, misspelt field names) through the snapshot of their structure that
-  :mod:`orchestrator.job_schema` ships (importing the SDK would cost ~0.8 s). A field the snapshot
+  :mod:`orchestrator.job.schema` ships (importing the SDK would cost ~0.8 s). A field the snapshot
   does not know and that is no near miss of a known one is a warning, not an error: it may be new
   in Databricks since the snapshot's SDK release. The checks also apply rules
   the API enforces server-side (a name, at least one task, unique task keys, dependencies that
@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from orchestrator.errors import UsageError
-from orchestrator.job_schema import REFRESH_HINT, TypeExpr, load_schema, misspelling_of
+from orchestrator.job.schema import REFRESH_HINT, TypeExpr, load_schema, misspelling_of
 
 if TYPE_CHECKING:
-    from orchestrator.config_schema import BuildConfig
-    from orchestrator.context import BuildContext
+    from orchestrator.config.context import BuildContext
+    from orchestrator.config.schema import BuildConfig
 
 __all__ = [
     "JsonValue",
@@ -230,7 +230,7 @@ def _is_primitive(value: Any, kind: str) -> bool:
 def _check_shape(
     value: Any, kind: TypeExpr, path: str, found: _Findings, types: Mapping[str, Any]
 ) -> None:
-    """Check JSON ``value`` against a type of the SDK snapshot (``orchestrator.job_schema``)."""
+    """Check JSON ``value`` against a type of the SDK snapshot (``orchestrator.job.schema``)."""
     where = path or "settings"
     if kind == "any":
         return

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import UsageError
 
 if TYPE_CHECKING:
-    from orchestrator.config_schema import BuildConfig
+    from orchestrator.config.schema import BuildConfig
 
 __all__ = ["changed_files", "select_tasks"]
 

@@ -12,15 +12,15 @@ from defusedxml import ElementTree
 
 from orchestrator.files import write_atomically
 from orchestrator.masking import masker
-from orchestrator.results import ResultsSummary, collect_results, synthesize_failure
+from orchestrator.results.junit import ResultsSummary, collect_results, synthesize_failure
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.service.jobs import Run
 
-    from orchestrator.build import BuildPlan
-    from orchestrator.progress import Progress
-    from orchestrator.storage import Storage
+    from orchestrator.build.flow import BuildPlan
+    from orchestrator.build.progress import Progress
+    from orchestrator.storage.base import Storage
 
 __all__ = ["collect_run"]
 

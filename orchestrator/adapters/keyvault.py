@@ -20,7 +20,7 @@ from orchestrator.errors import InfrastructureError, UsageError
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-    from orchestrator.config_schema import BuildConfig
+    from orchestrator.config.schema import BuildConfig
 
 __all__ = ["KeyVaultSecrets", "keyvault_for"]
 

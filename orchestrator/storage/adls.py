@@ -34,7 +34,9 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from orchestrator.adls_client import (
+from orchestrator.errors import InfrastructureError
+from orchestrator.storage.base import StorageAuth, clean_prefix, list_tree
+from orchestrator.storage.blob_client import (
     AbfssLocation,
     RequestStats,
     RetrySettings,
@@ -42,8 +44,6 @@ from orchestrator.adls_client import (
     open_blob_service,
     parse_abfss,
 )
-from orchestrator.errors import InfrastructureError
-from orchestrator.storage import StorageAuth, clean_prefix, list_tree
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.retention import Decision, build_folder, build_prefix, format_age
+from orchestrator.cleanup.policy import Decision, build_folder, build_prefix, format_age
 
 if TYPE_CHECKING:
-    from orchestrator.cleanup import CleanupReport, Deleted
+    from orchestrator.cleanup.execute import CleanupReport, Deleted
 
 __all__ = ["deleted_line", "format_bytes", "header", "report_json", "report_lines"]
 
