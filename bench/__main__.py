@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from bench.harness import REPO, Context, Row, machine, render_table
+from bench.harness import Context, Row, machine, render_table
 from bench.legacy import LegacyCli, LegacyUnavailable, install
+from bench.paths import REPO
 from bench.server import Server
 
 SCENARIOS = ("deploy", "upload", "completion", "cleanup", "startup", "demo", "memory")

@@ -9,37 +9,31 @@ minutes at 500); the others take seconds.
 The comparison with the legacy CLI is the ``cleanup`` scenario of ``python -m bench``
 (``bench/cleanup_builds.py``).
 
-Every measurement starts from fresh builds: a workspace folder with a notebook and its
-``_build.json`` marker, 30 days old, and a storage prefix with a file and the marker, made with
-no latency and not timed. Ours is the library call the CLI makes (discover, plan, journal,
-delete), timed until every folder and prefix is gone.
+Every measurement starts from fresh builds, the scenario the two cleanup benchmarks share
+(bench/old_builds.py): a workspace folder with a notebook and its ``_build.json`` marker, 30
+days old, and a storage prefix with a file and the marker, made with no latency and not timed.
+Ours is the library call the CLI makes (discover, plan, journal, delete), timed until every
+folder and prefix is gone.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import math
 import secrets
-import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.harness import client_for
+from bench.old_builds import REPO_NAME, ROOT, clean_up, make_old_builds
 from bench.server import Server
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
-
-ROOT = "/Shared/builds"
-REPO = "bench"
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class Mode:
 
 
 def modes(*, default_rate: bool = True) -> list[Mode]:
-    from orchestrator.cleanup.execute import DEFAULT_CONCURRENCY, DEFAULT_DELETE_RATE
+    from orchestrator.cleanup.model import DEFAULT_CONCURRENCY, DEFAULT_DELETE_RATE
 
     out = [Mode("sequential (one delete at a time)", 1, None)]
     if default_rate:
@@ -60,49 +54,9 @@ def modes(*, default_rate: bool = True) -> list[Mode]:
     return out
 
 
-def make_builds(server: Server, client: WorkspaceClient, storage: Path, count: int) -> None:
-    """``count`` builds, 30 days old, in the workspace and in storage; no latency meanwhile."""
-    from databricks.sdk.service.workspace import ImportFormat, Language
-
-    created = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
-    shutil.rmtree(storage, ignore_errors=True)
-
-    def one(n: int) -> None:
-        build_id = f"b{n:04d}"
-        folder = f"{ROOT}/{REPO}/{build_id}"
-        marker = json.dumps({"build_id": build_id, "repo": REPO, "created": created})
-        client.workspace.mkdirs(folder)
-        client.workspace.import_(
-            f"{folder}/run_tests",
-            content=base64.b64encode(b"print('tests')\n").decode(),
-            format=ImportFormat.SOURCE,
-            language=Language.PYTHON,
-        )
-        client.workspace.import_(
-            f"{folder}/_build.json",
-            content=base64.b64encode(marker.encode()).decode(),
-            format=ImportFormat.AUTO,
-        )
-        prefix = storage / REPO / build_id
-        (prefix / "models").mkdir(parents=True)
-        (prefix / "models" / "model.rds").write_bytes(b"m" * 4096)
-        (prefix / "_build.json").write_text(marker)
-
-    faults = server.faults()
-    server.set_faults({})
-    try:
-        client.workspace.mkdirs(f"{ROOT}/{REPO}/_orchestrator")
-        with ThreadPoolExecutor(32) as pool:
-            list(pool.map(one, range(count)))
-    finally:
-        server.set_faults(faults)
-
-
-def _check_clean(client: WorkspaceClient, storage: Path | None, what: str) -> None:
-    left = [o.path for o in client.workspace.list(f"{ROOT}/{REPO}")]
-    if left != [f"{ROOT}/{REPO}/_orchestrator"] or (
-        storage is not None and any((storage / REPO).iterdir())
-    ):
+def _check_clean(client: WorkspaceClient, storage: Path, what: str) -> None:
+    left = [o.path for o in client.workspace.list(f"{ROOT}/{REPO_NAME}")]
+    if left != [f"{ROOT}/{REPO_NAME}/_orchestrator"] or any((storage / REPO_NAME).iterdir()):
         raise RuntimeError(f"{what}: cleanup incomplete ({len(left) - 1} folders left)")
 
 
@@ -110,29 +64,12 @@ def ours(
     server: Server, client: WorkspaceClient, storage: Path, mode: Mode, count: int
 ) -> tuple[float, int, int]:
     """Seconds, API requests and folders deleted: one cleanup of ``count`` fresh builds."""
-    from orchestrator.cleanup.discovery import SdkWorkspaceTree
-    from orchestrator.cleanup.execute import CleanupOptions, cleanup
-    from orchestrator.cleanup.orphans import SdkRuns
-    from orchestrator.cleanup.policy import Policy
-    from orchestrator.storage.base import LocalFolderStorage
-
-    make_builds(server, client, storage, count)
+    make_old_builds(server, storage, count)
     before = server.requests()
     t0 = time.perf_counter()
-    report = cleanup(
-        tree=SdkWorkspaceTree(client),
-        storage=LocalFolderStorage(storage),
-        runs=SdkRuns(client),
-        root=ROOT,
-        storage_root=str(storage),
-        options=CleanupOptions(
-            Policy(older_than=timedelta(days=14)), rate=mode.rate, concurrency=mode.concurrency
-        ),
-    )
+    report = clean_up(client, storage, expect=count, rate=mode.rate, concurrency=mode.concurrency)
     seconds = time.perf_counter() - t0
     requests = server.requests() - before
-    if report.errors:
-        raise RuntimeError(f"{mode.name}: {report.errors[0]}")
     _check_clean(client, storage, mode.name)
     return seconds, requests, report.folders_deleted
 

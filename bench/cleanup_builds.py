@@ -4,8 +4,9 @@ retention, journal, parallel deletes) against the legacy loop (``workspace ls`` 
 ``workspace rm -r`` for each build folder, one at a time).
 
 Every build is a workspace folder ``/Shared/builds/<repo>/<build_id>`` holding its
-``_build.json`` marker (30 days old) and a notebook, plus the same marker in a local storage
-folder (the build writes both; storage is read first and is not throttled).
+``_build.json`` marker (30 days old) and a notebook, plus a model file and the same marker in a
+local storage folder (the build writes both; storage is read first and is not throttled): the
+scenario ``python -m bench.cleanup`` measures too (bench/old_builds.py).
 
 - Unthrottled (no client or server rate limit): target at least 10x faster than the sequential
   loop. The loop runs databricks-cli 0.18.0's own ``WorkspaceApi`` in one process: a bash loop
@@ -22,26 +23,19 @@ sequential, default rate, 8 and 16 in flight, one run each.)
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
 import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.harness import LEGACY, Context, Row, bound, client_for, timed
+from bench.old_builds import REPO_NAME, ROOT, clean_up, make_old_builds
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
 
-    from bench.server import Server
-
 SCENARIO = "clean up {n} old builds{how}"
-ROOT = "/Shared/builds"
-REPO_NAME = "bench"
 BUILDS = 500
 WHAT_IF_CONCURRENCY = 16
 RATED_BUILDS = 100  # at the default 2 deletes/s: 50 s a run (20 builds with --quick)
@@ -59,41 +53,6 @@ print(time.perf_counter() - t0)
 """
 
 
-def populate(ctx: Context, server: Server, n: int, storage: Path, repo: str = REPO_NAME) -> None:
-    """``n`` builds of ``repo``, 30 days old, in the workspace and in ``storage`` (untimed)."""
-    from databricks.sdk.service.workspace import ImportFormat, Language
-
-    created = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
-    notebook = base64.b64encode(b"# Databricks notebook source\nprint(1)\n").decode()
-    with ctx.unthrottled(server):
-        client = client_for(server)
-
-        def one(i: int) -> None:
-            build_id = f"b{i:04d}"
-            folder = f"{ROOT}/{repo}/{build_id}"
-            marker = json.dumps({"build_id": build_id, "repo": repo, "created": created})
-            client.workspace.mkdirs(folder)
-            client.workspace.import_(
-                f"{folder}/_build.json",
-                content=base64.b64encode(marker.encode()).decode(),
-                format=ImportFormat.AUTO,
-                overwrite=True,
-            )
-            client.workspace.import_(
-                f"{folder}/test_notebook",
-                content=notebook,
-                format=ImportFormat.SOURCE,
-                language=Language.PYTHON,
-                overwrite=True,
-            )
-            local = storage / repo / build_id
-            local.mkdir(parents=True, exist_ok=True)
-            (local / "_build.json").write_text(marker)
-
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(one, range(n)))
-
-
 def ours(
     client: WorkspaceClient,
     storage: Path,
@@ -103,28 +62,8 @@ def ours(
     repo: str = REPO_NAME,
     concurrency: int | None = None,
 ) -> None:
-    """What ``orchestrator cleanup --older-than 7d --repo <repo>`` does."""
-    from orchestrator.cleanup.discovery import SdkWorkspaceTree
-    from orchestrator.cleanup.execute import DEFAULT_CONCURRENCY, CleanupOptions, cleanup
-    from orchestrator.cleanup.orphans import SdkRuns
-    from orchestrator.cleanup.policy import Policy
-    from orchestrator.storage.base import LocalFolderStorage
-
-    report = cleanup(
-        tree=SdkWorkspaceTree(client),
-        storage=LocalFolderStorage(storage),
-        runs=SdkRuns(client),
-        root=ROOT,
-        storage_root=str(storage),
-        options=CleanupOptions(
-            policy=Policy(older_than=timedelta(days=7)),
-            rate=rate,
-            repos=(repo,),
-            concurrency=concurrency or DEFAULT_CONCURRENCY,
-        ),
-    )
-    if report.errors or report.folders_deleted != n:
-        raise RuntimeError(f"cleanup deleted {report.folders_deleted} of {n}: {report.errors}")
+    """What ``orchestrator cleanup --older-than 14d --repo <repo>`` does."""
+    clean_up(client, storage, expect=n, rate=rate, concurrency=concurrency, repos=(repo,))
 
 
 def legacy_loop(ctx: Context) -> float:
@@ -143,7 +82,7 @@ def _measure(ctx: Context, row: Row, n: int, action: str, concurrency: int | Non
     server = ctx.workspace
     client = client_for(server)
     storage = ctx.scratch / "cleanup-storage"
-    populate(ctx, server, n, storage)
+    make_old_builds(server, storage, n)
     before = ctx.requests()
     if action == "legacy":
         row.samples.append(legacy_loop(ctx))
@@ -156,7 +95,7 @@ def _measure(ctx: Context, row: Row, n: int, action: str, concurrency: int | Non
 
 
 def run(ctx: Context) -> list[Row]:
-    from orchestrator.cleanup.execute import DEFAULT_CONCURRENCY
+    from orchestrator.cleanup.model import DEFAULT_CONCURRENCY
 
     n = 60 if ctx.quick else BUILDS
     name = SCENARIO.format(n=n, how="")
@@ -198,14 +137,14 @@ def rate_limited(ctx: Context) -> Callable[[], list[Row]]:
     """The default rate, on a workspace of its own. It waits on its rate limit most of the
     time, so the harness runs it beside the other scenarios: this makes every run's builds now
     (before the others measure) and returns the measurement to run in the background."""
-    from orchestrator.cleanup.execute import DEFAULT_DELETE_RATE
+    from orchestrator.cleanup.model import DEFAULT_DELETE_RATE
 
     server = ctx.start_server("cleanup-rated")
     client = client_for(server)
     n = 20 if ctx.quick else RATED_BUILDS
     storage = ctx.scratch / "cleanup-rated"
     for i in range(ctx.runs):
-        populate(ctx, server, n, storage, repo=f"{REPO_NAME}{i}")
+        make_old_builds(server, storage, n, repo=f"{REPO_NAME}{i}")
     limits = {"POST workspace/delete": DEFAULT_DELETE_RATE}
     server.set_faults(server.faults() | {"rate_limits": limits})
 

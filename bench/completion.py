@@ -64,7 +64,7 @@ def end_time(client: WorkspaceClient, run_id: int) -> float:
 
 
 def ours(client: WorkspaceClient, run_id: int) -> None:
-    from orchestrator.adapters.databricks_jobs import Polling, wait_for_run
+    from orchestrator.adapters.databricks.runs import Polling, wait_for_run
     from orchestrator.config.schema import TimeoutsConfig
 
     wait_for_run(client, run_id, deadline=None, polling=Polling(cap=TimeoutsConfig().poll))

@@ -4,58 +4,27 @@ sequential variant: the same build on a workspace that runs one task at a time
 (``max_workers=1``). The target is the time, reported, and the speed-up of running in parallel.
 
 The builds aim at a workspace process of the harness (``--set workspace.host=...``) so the
-20 ms latency applies to them too.
+20 ms latency applies to them too. The sample project's copy and the build's command line are
+the tests' own (tests/sample.py).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from bench.harness import REPO, Context, Row, timed
+from bench.harness import Context, Row, timed
 from bench.server import Server
+from tests.sample import command, copy_sample_project, in_subprocess, workspace_flags
 
 SCENARIO = "demo build end to end (2 test notebooks)"
 TOKEN_ENV = "BENCH_BUILD_TOKEN"
 
 
-def make_project(root: Path, name: str) -> Path:
-    """A copy of the sample project (notebooks, model, config, job template)."""
-    project = root / name
-    if project.exists():
-        shutil.rmtree(project)
-    for part in ("databricks", "models"):
-        shutil.copytree(REPO / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
-    for part in ("orchestrator.yml", "job-template.json"):
-        shutil.copy(REPO / part, project / part)
-    return project
-
-
 def build_argv(project: Path, server: Server, build_id: str, *flags: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "build",
-        "--config",
-        str(project / "orchestrator.yml"),
-        "--repo-name",
-        "sample",
-        "--build-id",
-        build_id,
-        "--set",
-        f"workspace.host={server.url}",
-        "--set",
-        f"workspace.token=env:{TOKEN_ENV}",
-        "--set",
-        "workspace.auth_type=pat",
-        "--set",
-        "cluster_id=0000-000000-local",
-        *flags,
-    ]
+    remote = workspace_flags(server.url, f"env:{TOKEN_ENV}")
+    return in_subprocess(*command(project, "build", "--build-id", build_id, *remote, *flags))
 
 
 def build_env(server: Server, **extra: str) -> dict[str, str]:
@@ -77,7 +46,7 @@ def build(project: Path, server: Server, build_id: str) -> None:
 
 
 def run(ctx: Context) -> list[Row]:
-    project = make_project(ctx.scratch, "demo-project")
+    project = copy_sample_project(ctx.scratch / "demo-project")
     parallel = ctx.start_server("demo", max_workers=4)
     sequential = ctx.start_server("demo-seq", max_workers=1)
     par = Row(SCENARIO, "orchestrator build, test notebooks in parallel", [])

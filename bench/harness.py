@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from bench.legacy import LegacyCli
     from bench.server import Server
 
-REPO = Path(__file__).resolve().parents[1]
 LEGACY = "databricks-cli 0.18.0"
 
 
@@ -68,19 +67,23 @@ class Context:
     def client(self, server: Server | None = None, **config: Any) -> WorkspaceClient:
         return client_for(server or self.workspace, **config)
 
-    @contextlib.contextmanager
-    def unthrottled(self, server: Server | None = None) -> Iterator[None]:
+    def unthrottled(self, server: Server | None = None) -> contextlib.AbstractContextManager[None]:
         """No injected latency while setting up or tearing down (not measured)."""
-        server = server or self.workspace
-        before = server.faults()
-        server.set_faults({})
-        try:
-            yield
-        finally:
-            server.set_faults(before)
+        return unthrottled(server or self.workspace)
 
     def requests(self, prefix: str = "") -> int:
         return self.workspace.requests(prefix)
+
+
+@contextlib.contextmanager
+def unthrottled(server: Server) -> Iterator[None]:
+    """No injected latency (nor other faults) on ``server`` meanwhile: set-up and tear-down."""
+    before = server.faults()
+    server.set_faults({})
+    try:
+        yield
+    finally:
+        server.set_faults(before)
 
 
 def client_for(server: Server, **config: Any) -> WorkspaceClient:

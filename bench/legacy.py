@@ -18,7 +18,7 @@ import venv
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import REPO
+from bench.paths import REPO
 
 __all__ = ["VERSION", "LegacyCli", "LegacyUnavailable", "install"]
 

@@ -17,9 +17,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from bench.demo import build_argv, build_env, make_project
+from bench.demo import build_argv, build_env
 from bench.harness import Context, Row
 from bench.upload import make_data
+from tests.sample import copy_sample_project
 
 SCENARIO = "peak memory of a build uploading 50 MB"
 WRAPPER = (
@@ -47,7 +48,7 @@ def azurite(ctx: Context) -> Iterator[str | None]:
 
 
 def run(ctx: Context) -> list[Row]:
-    project = make_project(ctx.scratch, "memory-project")
+    project = copy_sample_project(ctx.scratch / "memory-project")
     data = make_data(ctx.scratch)
     shutil.copytree(data, project / "databricks" / "tests" / "data" / "bulk")
     row = Row(SCENARIO, "orchestrator build", [], unit="MB")

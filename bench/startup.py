@@ -12,11 +12,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench.harness import LEGACY, Context, Row
+from bench.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {
     "orchestrator --help": ([sys.executable, "-m", "orchestrator", "--help"], 0.3),
     "orchestrator plan": (

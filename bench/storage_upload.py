@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.paths import REPO
+
 MIB = 1024 * 1024
 TOTAL = 50 * MIB
 FILES = 200
@@ -54,8 +55,9 @@ def make_data(root: Path, *, files: int = FILES, total: int = TOTAL, seed: int =
 
 def child(mode: str, connection: str, container: str, data: str) -> None:
     """One measured upload in this (fresh) process; prints a JSON result."""
+    from orchestrator.layout import data_prefix
     from orchestrator.storage.adls import AdlsStorage
-    from orchestrator.storage.base import StorageAuth, data_prefix, tree_digest
+    from orchestrator.storage.base import StorageAuth, tree_digest
 
     storage = AdlsStorage(
         f"abfss://{container}@devstoreaccount1.dfs.core.windows.net/bench",

@@ -89,7 +89,8 @@ def open_adls(connection: str, prefix: str) -> Storage:
 
 def upload(storage: Storage, data: Path) -> int:
     """What the build does with its test data."""
-    from orchestrator.storage.base import data_prefix, tree_digest
+    from orchestrator.layout import data_prefix
+    from orchestrator.storage.base import tree_digest
 
     return storage.upload_immutable(data, data_prefix(tree_digest(data)))
 

@@ -11,15 +11,18 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import __version__
-from orchestrator.errors import EXIT_OK, EXIT_USAGE, OrchestratorError
+from orchestrator.errors import EXIT_USAGE, OrchestratorError
+from orchestrator.layout import LOCAL_SERVE_PORT, LOCAL_STATE_DIR
 from orchestrator.masking import masked_output
+
+if TYPE_CHECKING:
+    from orchestrator.build.plan import BuildOptions
 
 __all__ = ["main"]
 
@@ -35,10 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config file (default: ./orchestrator.yml)")
-    common.add_argument("--target", help="config target (default: $ORCHESTRATOR_TARGET or local)")
-    common.add_argument(
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, help="config file (default: ./orchestrator.yml)")
+    config.add_argument("--target", help="config target (default: $ORCHESTRATOR_TARGET or local)")
+    config.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -46,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="override a config field, e.g. --set timeouts.build=30m (repeatable)",
     )
+    common = argparse.ArgumentParser(add_help=False, parents=[config])
     common.add_argument("--build-id", help="build id (default: from the CI, or generated)")
     common.add_argument("--repo-name", help="repo name (default: from the CI or git)")
     common.add_argument(
@@ -82,16 +86,18 @@ def _parser() -> argparse.ArgumentParser:
         if name == "wait":
             step.add_argument("--timeout", help="how long to wait, e.g. 45m (timeouts.build)")
 
-    _cleanup_parser(commands)
+    _cleanup_parser(commands, config)
 
     local = commands.add_parser("local", help="the local Databricks-compatible workspace")
     local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
     serve = local_commands.add_parser("serve", help="run the local workspace until interrupted")
-    serve.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free)")
+    serve.add_argument(
+        "--port", type=int, default=LOCAL_SERVE_PORT, help="port on 127.0.0.1 (0 = any free)"
+    )
     serve.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(".orchestrator/local-workspace"),
+        default=Path(LOCAL_STATE_DIR),
         help="where the workspace tree, jobs and runs are kept",
     )
     serve.add_argument(
@@ -110,46 +116,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
+    from orchestrator.services import serve_local
 
-    from orchestrator.errors import UsageError
-    from orchestrator.local import FaultSettings, start_local_workspace
-
-    faults = FaultSettings()
-    if args.faults is not None:
-        try:
-            faults = FaultSettings.from_dict(json.loads(args.faults.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise UsageError(f"{args.faults}: invalid fault settings: {exc}") from None
-    token = os.environ.get(args.token_env) or None
-    try:
-        workspace = start_local_workspace(
-            args.state_dir,
-            port=args.port,
-            token=token,
-            faults=faults,
-            cluster_start_delay=args.cluster_start_delay,
-            max_workers=args.max_workers,
-        )
-    except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    print(f"Local workspace on {workspace.url} (state in {args.state_dir})", flush=True)
-    print(f"export DATABRICKS_HOST={workspace.url}", flush=True)
-    if token is None and sys.stdout.isatty():
-        print(f"export DATABRICKS_TOKEN={workspace.token}", flush=True)
-    elif token is None:
-        print(f"Token: random (set ${args.token_env} to choose it)", flush=True)
-    else:
-        print(f"Token: taken from ${args.token_env}", flush=True)
-    try:
-        stop.wait()
-    finally:
-        print("Stopping: cancelling active runs", flush=True)
-        workspace.stop()
-    return EXIT_OK
+    return serve_local(
+        args.state_dir,
+        port=args.port,
+        token=os.environ.get(args.token_env) or None,
+        token_env=args.token_env,
+        faults_file=args.faults,
+        cluster_start_delay=args.cluster_start_delay,
+        max_workers=args.max_workers,
+        out=sys.stdout,
+    )
 
 
 def _overrides(items: Sequence[str]) -> dict[str, str]:
@@ -165,8 +143,8 @@ def _overrides(items: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
-def _options(args: argparse.Namespace) -> object:
-    from orchestrator.build.flow import BuildOptions
+def _options(args: argparse.Namespace) -> BuildOptions:
+    from orchestrator.build.plan import BuildOptions
 
     overrides = _overrides(args.overrides)
     if getattr(args, "timeout", None):
@@ -183,117 +161,34 @@ def _options(args: argparse.Namespace) -> object:
     )
 
 
-def _warn(lines: Sequence[str]) -> None:
-    """Warnings go to stderr (and the CI's annotations), never into --json output."""
-    import os
-
-    from orchestrator.results.report import publish_warning
-
-    for line in lines:
-        publish_warning(line, out=sys.stderr, environ=os.environ)
-
-
-def _plan(args: argparse.Namespace, *, render_only: bool) -> int:
-    import os
-
-    from orchestrator.build.flow import BuildOptions, plan_document, prepare
-
-    options = _options(args)
-    assert isinstance(options, BuildOptions)
-    plan = prepare(options, environ=os.environ, cwd=Path.cwd())
-    _warn(plan.warnings)
-    document = plan.settings if render_only else plan_document(plan)
-    print(json.dumps(document, indent=2))
-    return EXIT_OK
-
-
 def _build(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
+    from orchestrator.build.commands import (
+        Invocation,
+        build_command,
+        plan_command,
+        step_command,
+    )
 
-    from orchestrator.build.flow import BuildOptions, execute, prepare
-    from orchestrator.results.report import publish, to_json
-
-    options = _options(args)
-    assert isinstance(options, BuildOptions)
-    plan = prepare(options, environ=os.environ, cwd=Path.cwd())
-    _warn(plan.warnings)
-    if not plan.tasks:
-        message = f"no test notebook is affected by changes since {args.changed_since}"
-        print(json.dumps({"status": "skipped", "reason": message}) if args.json else message)
-        return EXIT_OK
-    progress_out = sys.stderr if args.json else sys.stdout
-    with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as scratch:
-        result = execute(
-            plan,
-            out=progress_out,
-            environ=os.environ,
-            keep=plan.config.keep,
-            live=progress_out.isatty() and not os.environ.get("CI"),
-            scratch=Path(scratch),
-        )
-    if result.summary is not None:
-        if args.json:
-            document = to_json(result.summary, context=plan.context, run_url=result.run_url)
-            document["exit_code"] = result.exit_code
-            print(json.dumps(document, indent=2))
-        else:
-            publish(result.summary, out=sys.stdout, environ=os.environ, run_url=result.run_url)
-    elif args.json:
-        print(json.dumps({"status": "cancelled", "exit_code": result.exit_code}))
-    return result.exit_code
+    io = Invocation(environ=os.environ, cwd=Path.cwd(), out=sys.stdout, err=sys.stderr)
+    if args.command in ("plan", "render"):
+        return plan_command(_options(args), render_only=args.command == "render", io=io)
+    if args.command == "build":
+        return build_command(_options(args), json_output=args.json, io=io)
+    run_id = getattr(args, "run_id", None)
+    return step_command(args.command, _options(args), run_id=run_id, json_output=args.json, io=io)
 
 
-def _step(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
-
-    from orchestrator.build.flow import BuildOptions, prepare
-    from orchestrator.build.steps import describe, run_step
-    from orchestrator.results.report import publish, to_json
-
-    options = _options(args)
-    assert isinstance(options, BuildOptions)
-    plan = prepare(options, environ=os.environ, cwd=Path.cwd())
-    _warn(plan.warnings)
-    with tempfile.TemporaryDirectory(prefix="orchestrator-step-") as scratch:
-        result = run_step(
-            args.command,
-            plan,
-            out=sys.stderr if args.json else sys.stdout,
-            environ=os.environ,
-            run_id=getattr(args, "run_id", None),
-            scratch=Path(scratch),
-        )
-    if result.summary is not None:
-        if args.json:
-            print(json.dumps(to_json(result.summary, context=plan.context, run_url=result.run_url)))
-        else:
-            publish(result.summary, out=sys.stdout, environ=os.environ, run_url=result.run_url)
-    elif args.json:
-        print(json.dumps(describe(result)))
-    elif result.run_id is not None and args.command == "run":
-        print(result.run_id)
-    return result.exit_code
-
-
-def _cleanup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _cleanup_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    config: argparse.ArgumentParser,
+) -> None:
     cleanup = commands.add_parser(
         "cleanup",
+        parents=[config],
         help="delete old build folders and storage prefixes, cancel orphaned runs",
         description="Delete build folders (<build_root>/<repo>/<build_id>) and their storage "
         "prefixes that no retention rule keeps, and cancel orphaned runs of the build-<repo> "
         "jobs. A build is deleted only when no rule keeps it; see README, Cleanup.",
-    )
-    cleanup.add_argument("--config", type=Path, help="config file (default: ./orchestrator.yml)")
-    cleanup.add_argument("--target", help="config target (default: $ORCHESTRATOR_TARGET or local)")
-    cleanup.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field, e.g. --set build_root=/Shared/ci-builds (repeatable)",
     )
     cleanup.add_argument(
         "--repo",
@@ -344,59 +239,28 @@ def _cleanup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from orchestrator.cleanup.execute import (
-        DEFAULT_CONCURRENCY,
-        DEFAULT_DELETE_RATE,
-        CleanupOptions,
-        default_orphan_after,
-        load_cleanup_config,
-        run_cleanup,
-    )
-    from orchestrator.cleanup.policy import Policy, is_build_name, parse_age
+    from orchestrator.cleanup.command import CleanupRequest, run_cleanup_command
     from orchestrator.cleanup.report import report_json, report_lines
-    from orchestrator.errors import UsageError
 
-    for name in args.repo:
-        if not is_build_name(name):
-            raise UsageError(f"--repo {name!r}: not a repo name (letters, digits, '.', '_', '-')")
-    rate = DEFAULT_DELETE_RATE if args.rate is None else args.rate
-    concurrency = DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
-    if rate < 0 or concurrency < 1:
-        raise UsageError("--rate must be 0 or more and --concurrency at least 1")
-    older_than = parse_age(args.older_than, flag="--older-than") if args.older_than else None
-    Policy(older_than=older_than, keep_last=args.keep_last)  # flag errors before the config's
-    overrides = _overrides(args.overrides)
-    config = load_cleanup_config(
+    request = CleanupRequest(
         config_path=args.config,
         target=args.target,
-        overrides=overrides,
-        environ=os.environ,
-        cwd=Path.cwd(),
-    )
-    if args.no_orphan_sweep:
-        orphan_after = None
-    elif args.orphan_after:
-        orphan_after = parse_age(args.orphan_after, flag="--orphan-after")
-    else:
-        orphan_after = default_orphan_after(config)
-    policy = Policy(
-        older_than=older_than,
+        overrides=_overrides(args.overrides),
+        repos=tuple(args.repo),
+        older_than=args.older_than,
         keep_last=args.keep_last,
         include_unmarked=args.include_unmarked,
-        orphan_after=orphan_after,
-    )
-    options = CleanupOptions(
-        policy,
-        repos=tuple(args.repo),
+        orphan_after=args.orphan_after,
+        orphan_sweep=not args.no_orphan_sweep,
         dry_run=args.dry_run,
-        rate=rate or None,
-        concurrency=concurrency,
+        rate=args.rate,
+        concurrency=args.concurrency,
     )
     events = sys.stderr if args.json else sys.stdout
-    report = run_cleanup(
-        options,
-        config=config,
+    report = run_cleanup_command(
+        request,
         environ=os.environ,
+        cwd=Path.cwd(),
         on_event=lambda line: print(line, file=events, flush=True),
     )
     if args.json:
@@ -425,12 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
-        if args.command == "build":
+        if args.command in ("build", "plan", "render", "deploy", "run", "wait", "collect", "clean"):
             return _build(args)
-        if args.command in ("deploy", "run", "wait", "collect", "clean"):
-            return _step(args)
-        if args.command in ("plan", "render"):
-            return _plan(args, render_only=args.command == "render")
         if args.command == "cleanup":
             return _cleanup(args)
         if args.command == "local" and args.local_command == "serve":

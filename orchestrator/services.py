@@ -1,6 +1,8 @@
-"""A ``WorkspaceClient`` for the build's target: the configured workspace through
-databricks-sdk's unified auth, or, with no host configured, a local workspace started in this
-process (the embedded default).
+"""The services a build or a cleanup opens for its target: the Databricks workspace (through the
+adapter, :class:`~orchestrator.adapters.databricks.DatabricksWorkspace`) and the storage.
+
+The workspace is the configured one, reached with databricks-sdk's unified auth, or, with no host
+configured, a local workspace started in this process (the embedded default).
 
 The auto-started local workspace keeps its state in ``<repo>/.orchestrator/local-workspace`` so
 the repo's job and earlier runs stay visible between builds. One process at a time owns that
@@ -21,18 +23,19 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
+from orchestrator.adapters.databricks import DatabricksWorkspace, open_workspace
+from orchestrator.clock import Clock
 from orchestrator.config.loader import resolve_secret
-from orchestrator.errors import InfrastructureError, UsageError
+from orchestrator.errors import EXIT_OK, InfrastructureError, UsageError
+from orchestrator.layout import LOCAL_STATE_DIR
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
-
     from orchestrator.config.schema import BuildConfig
     from orchestrator.storage.base import Storage
 
-__all__ = ["LOCAL_CLUSTER_ID", "Connection", "connect", "open_services"]
+__all__ = ["LOCAL_CLUSTER_ID", "Connection", "connect", "open_services", "serve_local"]
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +44,21 @@ LOCAL_CLUSTER_ID = "0000-000000-local"
 
 @dataclass(frozen=True)
 class Connection:
-    client: WorkspaceClient
+    workspace: DatabricksWorkspace
     host: str
     local: bool
     cluster_id: str
     secrets: tuple[str, ...]  # resolved secret values, for masking
+    #: the embedded local workspace's state folder, when it outlives the build (the repo's
+    #: ``.orchestrator/local-workspace``; None for a remote workspace or a temporary state)
+    kept_state: Path | None = None
 
 
 @contextmanager
-def _local_state(root: Path) -> Iterator[Path]:
-    state = root / ".orchestrator" / "local-workspace"
+def _local_state(root: Path) -> Iterator[tuple[Path, bool]]:
+    """The repo's local workspace state folder, locked for this process (True: it is kept), or
+    a temporary one when another process holds it (False)."""
+    state = root / LOCAL_STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     handle = (state / ".lock").open("w")
     try:
@@ -59,10 +67,10 @@ def _local_state(root: Path) -> Iterator[Path]:
         handle.close()
         log.warning("%s is in use by another build; using a temporary local workspace", state)
         with tempfile.TemporaryDirectory(prefix="orchestrator-local-") as tmp:
-            yield Path(tmp)
+            yield Path(tmp), False
         return
     try:
-        yield state
+        yield state, True
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -81,33 +89,29 @@ def connect(
     *,
     environ: Mapping[str, str],
     keyvault: Callable[[str], str] | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[Connection]:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.config import Config
-
     if config.workspace.is_local:
         from orchestrator.local import start_local_workspace
 
-        with _local_state(config.root) as state:
+        with _local_state(config.root) as (state, kept):
             try:
                 workspace = start_local_workspace(state, cluster_start_delay=1.0)
             except OSError as exc:
                 raise InfrastructureError(f"cannot start the local workspace: {exc}") from exc
             try:
-                client = WorkspaceClient(
-                    config=Config(
-                        host=workspace.url,
-                        token=workspace.token,
-                        auth_type="pat",
-                        max_connections_per_pool=_pool_size(config),
-                    )
+                remote = open_workspace(
+                    {"host": workspace.url, "token": workspace.token, "auth_type": "pat"},
+                    pool_size=_pool_size(config),
+                    clock=clock,
                 )
                 yield Connection(
-                    client,
+                    remote,
                     workspace.url,
                     True,
                     config.cluster_id or LOCAL_CLUSTER_ID,
                     (workspace.token,),
+                    state if kept else None,
                 )
             finally:
                 workspace.stop()
@@ -132,23 +136,19 @@ def connect(
         kwargs["azure_client_id"] = kwargs.pop("client_id", "")
     if not config.cluster_id:
         raise UsageError(f"target {config.target}: cluster_id is required for a remote workspace")
-    try:
-        client = WorkspaceClient(
-            config=Config(**kwargs, max_connections_per_pool=_pool_size(config))
-        )
-    except ValueError as exc:  # the SDK's own config validation
-        raise UsageError(f"workspace authentication: {exc}") from exc
-    yield Connection(client, str(ws.host), False, config.cluster_id, tuple(secrets))
+    remote = open_workspace(kwargs, pool_size=_pool_size(config), clock=clock)
+    yield Connection(remote, str(ws.host), False, config.cluster_id, tuple(secrets))
 
 
 @contextmanager
 def open_services(
-    config: BuildConfig, *, environ: Mapping[str, str]
+    config: BuildConfig, *, environ: Mapping[str, str], clock: Clock | None = None
 ) -> Iterator[tuple[Connection, Storage]]:
     """Key Vault (if configured) -> storage (credentials resolved) -> workspace connection."""
     from orchestrator.adapters.keyvault import keyvault_for
     from orchestrator.masking import register_secret
-    from orchestrator.storage.base import StorageAuth, open_storage, storage_auth
+    from orchestrator.storage.base import StorageAuth, storage_auth
+    from orchestrator.storage.open import open_storage
 
     storage_config = config.storage
     keyvault = keyvault_for(config)
@@ -166,7 +166,7 @@ def open_services(
             concurrency=config.concurrency.deploy,
         )
         try:
-            with connect(config, environ=environ, keyvault=keyvault) as conn:
+            with connect(config, environ=environ, keyvault=keyvault, clock=clock) as conn:
                 for value in conn.secrets:
                     register_secret(value)
                 yield conn, storage
@@ -175,3 +175,59 @@ def open_services(
     finally:
         if keyvault is not None:
             keyvault.close()
+
+
+def serve_local(
+    state_dir: Path,
+    *,
+    port: int,
+    token: str | None,
+    token_env: str,
+    faults_file: Path | None,
+    cluster_start_delay: float,
+    max_workers: int,
+    out: TextIO,
+) -> int:
+    """``orchestrator local serve``: the local workspace on 127.0.0.1 until SIGINT/SIGTERM."""
+    import json
+    import signal
+    import threading
+
+    from orchestrator.local import FaultSettings, start_local_workspace
+
+    faults = FaultSettings()
+    if faults_file is not None:
+        try:
+            faults = FaultSettings.from_dict(json.loads(faults_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(f"{faults_file}: invalid fault settings: {exc}") from None
+    try:
+        workspace = start_local_workspace(
+            state_dir,
+            port=port,
+            token=token,
+            faults=faults,
+            cluster_start_delay=cluster_start_delay,
+            max_workers=max_workers,
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    out.write(f"Local workspace on {workspace.url} (state in {state_dir})\n")
+    out.write(f"export DATABRICKS_HOST={workspace.url}\n")
+    if token is None and out.isatty():
+        out.write(f"export DATABRICKS_TOKEN={workspace.token}\n")
+    elif token is None:
+        out.write(f"Token: random (set ${token_env} to choose it)\n")
+    else:
+        out.write(f"Token: taken from ${token_env}\n")
+    out.flush()
+    try:
+        stop.wait()
+    finally:
+        out.write("Stopping: cancelling active runs\n")
+        out.flush()
+        workspace.stop()
+    return EXIT_OK

@@ -1,45 +1,39 @@
-"""Helpers for tests that run builds: a copy of the sample project, flags aiming a build at a
-test server, reading the merged JUnit."""
+"""Helpers for tests that run builds: a copy of the sample project, the command lines of a
+build and the flags aiming it at a test server (both from tests/sample.py, which the
+benchmarks share), reading the merged JUnit."""
 
 from __future__ import annotations
 
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from orchestrator.cli import main
 from orchestrator.local import LocalWorkspace
+from tests.sample import command, copy_sample_project, in_subprocess, workspace_flags
 
-REPO = Path(__file__).resolve().parents[1]
+__all__ = [
+    "build",
+    "command",
+    "in_subprocess",
+    "junit",
+    "make_project",
+    "remote_args",
+    "suites",
+    "workspace_flags",
+]
 
 
 def make_project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    for name in ("databricks", "models"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("orchestrator.yml", "job-template.json"):
-        shutil.copy(REPO / name, root / name)
-    return root
+    return copy_sample_project(tmp_path / "proj")
 
 
 def remote_args(ws: LocalWorkspace) -> list[str]:
     """Build flags pointing at a workspace that outlives the build, to check it afterwards."""
-    return [
-        "--set",
-        f"workspace.host={ws.url}",
-        "--set",
-        "workspace.token=env:ORCH_TEST_TOKEN",
-        "--set",
-        "workspace.auth_type=pat",
-        "--set",
-        "cluster_id=0000-000000-local",
-    ]
+    return workspace_flags(ws.url, "env:ORCH_TEST_TOKEN")
 
 
 def build(root: Path, *args: str) -> int:
-    return main(
-        ["build", "--config", str(root / "orchestrator.yml"), "--repo-name", "sample", *args]
-    )
+    return main(command(root, "build", *args))
 
 
 def junit(root: Path, build_id: str) -> ET.Element:

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.abfss import parse_abfss
 from orchestrator.errors import InfrastructureError, UsageError
-from orchestrator.storage.adls import AdlsStorage, RetrySettings, parse_abfss
-from orchestrator.storage.base import StorageAuth, data_prefix, open_storage, tree_digest
+from orchestrator.layout import data_prefix
+from orchestrator.storage.adls import AdlsStorage, RetrySettings
+from orchestrator.storage.base import StorageAuth, tree_digest
+from orchestrator.storage.open import open_storage
 from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from tests.faultproxy import fault_proxy
 

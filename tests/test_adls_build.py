@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.storage.base import LocalFolderStorage, data_prefix, tree_digest
+from orchestrator.layout import data_prefix
+from orchestrator.storage.base import tree_digest
+from orchestrator.storage.local import LocalFolderStorage
 from tests.azurite import Azurite, azurite_build_flags, use_abfss_shim
-from tests.buildkit import build, junit, suites
+from tests.buildkit import build, command, junit, suites
 
 
 def blob_names(azurite: Azurite, container: str) -> list[str]:
@@ -67,8 +69,8 @@ def test_plan_points_data_dir_at_the_shared_copy(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = "abfss://builds@acct01.dfs.core.windows.net/ci"
-    args = ["plan", "--config", str(project / "orchestrator.yml"), "--repo-name", "sample"]
-    code = main([*args, "--build-id", "p1", "--set", f"storage.root={root}"])
+    plan = command(project, "plan", "--set", f"storage.root={root}")
+    code = main([*plan, "--build-id", "p1"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     digest = tree_digest(project / "databricks" / "tests" / "data")
@@ -82,8 +84,7 @@ def test_plan_points_data_dir_at_the_shared_copy(
     assert doc["build"]["data"] == f"_data/{digest}"
     # through a mount, the notebooks see the same copy under the mount
     mount = "/dbfs/mnt/builds"
-    main([*args, "--build-id", "p2", "--set", f"storage.root={root}", "--set",
-          f"storage.cluster_path={mount}"])  # fmt: skip
+    main([*plan, "--build-id", "p2", "--set", f"storage.cluster_path={mount}"])
     doc = json.loads(capsys.readouterr().out)
     assert doc["run"]["job_parameters"]["data_dir"] == f"{mount}/_data/{digest}"
 

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -19,7 +18,7 @@ from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
 from orchestrator.local import FaultSettings, LocalWorkspace
-from tests.buildkit import build, junit, remote_args, suites
+from tests.buildkit import build, command, in_subprocess, junit, remote_args, suites
 from tests.conftest import TOKEN, sdk_client
 
 
@@ -115,19 +114,7 @@ def test_sigterm_cancels_the_run_and_exits_143(project: Path, server: LocalWorks
     slow_project(project)
     env = {**os.environ, "ORCH_TEST_TOKEN": TOKEN, "CI": "true"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "build",
-            "--config",
-            str(project / "orchestrator.yml"),
-            "--repo-name",
-            "sample",
-            "--build-id",
-            "b5",
-            *remote_args(server),
-        ],
+        in_subprocess(*command(project, "build", "--build-id", "b5", *remote_args(server))),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -163,20 +150,9 @@ def test_eight_concurrent_builds_one_job_eight_runs(project: Path, server: Local
     env = {**os.environ, "ORCH_TEST_TOKEN": TOKEN, "CI": "true"}
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator",
-                "build",
-                "--config",
-                str(project / "orchestrator.yml"),
-                "--repo-name",
-                "sample",
-                "--build-id",
-                f"c{i}",
-                "--keep",
-                *remote_args(server),
-            ],
+            in_subprocess(
+                *command(project, "build", "--build-id", f"c{i}", "--keep", *remote_args(server))
+            ),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -270,17 +246,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_remote(
 def test_unsafe_repo_names_and_build_ids_are_refused(
     project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str], flags: list[str]
 ) -> None:
-    code = main(
-        [
-            "build",
-            "--config",
-            str(project / "orchestrator.yml"),
-            "--build-id",
-            "ok",
-            *flags,
-            *remote_args(server),
-        ]
-    )
+    args = ["--build-id", "ok", *flags, *remote_args(server)]
+    code = main(command(project, "build", *args, repo_name=None))
     assert code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("orchestrator: error: ")
@@ -290,18 +257,7 @@ def test_unsafe_repo_names_and_build_ids_are_refused(
 def test_plan_prints_everything_and_changes_nothing(
     project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        [
-            "plan",
-            "--config",
-            str(project / "orchestrator.yml"),
-            "--repo-name",
-            "sample",
-            "--build-id",
-            "p1",
-            *remote_args(server),
-        ]
-    )
+    code = main(command(project, "plan", "--build-id", "p1", *remote_args(server)))
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["job"]["name"] == "build-sample"

@@ -13,7 +13,7 @@ import pytest
 from orchestrator.build.progress import Progress
 from orchestrator.cli import main
 from orchestrator.local import LocalWorkspace
-from tests.buildkit import build, remote_args
+from tests.buildkit import build, command, remote_args
 from tests.conftest import TOKEN, sdk_client
 
 
@@ -95,22 +95,7 @@ def repo(project: Path) -> Path:
 
 
 def planned_tasks(root: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    assert (
-        main(
-            [
-                "plan",
-                "--config",
-                str(root / "orchestrator.yml"),
-                "--repo-name",
-                "sample",
-                "--build-id",
-                "x",
-                "--changed-since",
-                "HEAD",
-            ]
-        )
-        == 0
-    )
+    assert main(command(root, "plan", "--build-id", "x", "--changed-since", "HEAD")) == 0
     return list(json.loads(capsys.readouterr().out)["run"]["tasks"])
 
 
@@ -139,3 +124,49 @@ def test_nothing_affected_exits_0_without_a_run(
     assert build(repo, "--build-id", "n1", "--changed-since", "HEAD", *remote_args(server)) == 0
     assert "no test notebook is affected" in capsys.readouterr().out
     assert list(sdk_client(server).jobs.list()) == []
+
+
+def test_an_embedded_build_ends_with_a_command_and_url_that_open_its_run_later(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import urllib.request
+
+    from orchestrator.local import start_local_workspace
+
+    monkeypatch.chdir(project)
+    assert build(project, "--build-id", "browse") == 0
+    out = capsys.readouterr().out
+    hint = [line for line in out.splitlines() if line.startswith("Browse this run later:")]
+    assert len(hint) == 1, out
+    found = re.fullmatch(
+        r"Browse this run later: orchestrator local serve   then open "
+        r"http://127\.0\.0\.1:8765(/jobs/\d+/runs/\d+)",
+        hint[0],
+    )
+    assert found, hint[0]  # no --state-dir: serve's default is the repo's kept state
+    # what `orchestrator local serve` serves from that state, after the build's server is gone
+    ws = start_local_workspace(project / ".orchestrator" / "local-workspace", port=0)
+    try:
+        with urllib.request.urlopen(ws.url + found.group(1), timeout=30) as response:
+            page = response.read().decode()
+    finally:
+        ws.stop()
+    assert "run_pytest" in page and "run_testthat" in page
+    assert "18/18 passed" in page or "18 passed" in page  # the counts the build collected
+
+
+def test_the_browse_hint_names_the_state_dir_when_it_is_not_servers_default(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.build.commands import browse_hint
+    from orchestrator.build.plan import BuildResult
+
+    state = tmp_path / "repo" / ".orchestrator" / "local-workspace"
+    result = BuildResult(0, 3, "http://127.0.0.1:40123/jobs/1/runs/3", local_state=state)
+    hint = browse_hint(result, cwd=tmp_path)
+    assert hint == (
+        f"Browse this run later: orchestrator local serve --state-dir {state}"
+        "   then open http://127.0.0.1:8765/jobs/1/runs/3"
+    )
+    assert browse_hint(BuildResult(0, 3, result.run_url), cwd=tmp_path) is None  # remote

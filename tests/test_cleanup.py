@@ -28,11 +28,11 @@ from databricks.sdk.service.workspace import ImportFormat, Language
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.cleanup.discovery import Entry, SdkWorkspaceTree, discover, journal_path
-from orchestrator.cleanup.execute import CleanupOptions, cleanup, execute_cleanup, plan_cleanup
-from orchestrator.cleanup.orphans import SdkRuns
+from orchestrator.adapters.databricks import ActiveRun, DatabricksWorkspace, Entry
+from orchestrator.cleanup.discovery import discover
+from orchestrator.cleanup.execute import cleanup, execute_cleanup, plan_cleanup
+from orchestrator.cleanup.model import CleanupOptions
 from orchestrator.cleanup.policy import (
-    ActiveRun,
     Build,
     Policy,
     check_storage_root,
@@ -44,11 +44,13 @@ from orchestrator.cleanup.policy import (
 )
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
+from orchestrator.layout import journal_path
 from orchestrator.local import FaultSettings, LocalWorkspace, start_local_workspace
 from orchestrator.ratelimit import TokenBucket
-from orchestrator.storage.base import LocalFolderStorage
+from orchestrator.storage.local import LocalFolderStorage
 from tests.buildkit import remote_args
 from tests.conftest import TOKEN, sdk_client
+from tests.fakes import FakeClock
 from tests.local.fakes import FakeExecutor
 
 ROOT = "/Shared/builds"
@@ -171,9 +173,9 @@ def options(**policy: Any) -> CleanupOptions:
 def library_cleanup(ws: LocalWorkspace, storage: Path, opts: CleanupOptions, *, now: datetime):
     client = sdk_client(ws)
     return cleanup(
-        tree=SdkWorkspaceTree(client),
+        tree=DatabricksWorkspace(client),
         storage=LocalFolderStorage(storage),
-        runs=SdkRuns(client),
+        runs=DatabricksWorkspace(client),
         root=ROOT,
         storage_root=str(storage),
         options=opts,
@@ -449,7 +451,7 @@ def test_not_found_counts_as_done(server: LocalWorkspace, tmp_path: Path) -> Non
     storage = tmp_path / "storage"
     for build_id in ("b1", "b2"):
         make_build(w, storage, "sample", build_id, age=timedelta(days=30))
-    tree, store, runs = SdkWorkspaceTree(w), LocalFolderStorage(storage), SdkRuns(w)
+    tree, store, runs = DatabricksWorkspace(w), LocalFolderStorage(storage), DatabricksWorkspace(w)
     opts = options(older_than=timedelta(days=14))
     found = discover(tree, store, root=ROOT)
     plan = plan_cleanup(
@@ -596,20 +598,6 @@ def test_runs_of_another_build_root_are_not_judged_by_their_folder() -> None:
 
 
 # -- rate limit --------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self.lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
 
 
 def test_token_bucket_spaces_requests_at_the_rate() -> None:

@@ -10,28 +10,14 @@ from pathlib import Path
 import pytest
 from databricks.sdk.service import jobs as sdk_jobs
 
-from orchestrator.adapters import databricks_jobs as jobs
+from orchestrator.adapters.databricks import runs as jobs
 from orchestrator.errors import TimeoutExpired
 from orchestrator.local import LocalWorkspace, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
+from tests.fakes import FakeClock
 from tests.local.fakes import FakeExecutor
 
 CLUSTER = "0000-000000-local"
-
-
-class FakeClock:
-    """Time moves only when the code under test sleeps; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -39,8 +39,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.adapters import databricks_jobs as orchestrator_jobs
 from orchestrator.adapters import keyvault as secrets_module
+from orchestrator.adapters.databricks import runs as orchestrator_jobs
 from orchestrator.adapters.keyvault import KeyVaultSecrets
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig, is_secret_name

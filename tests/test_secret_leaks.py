@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from orchestrator.cli import main
 from orchestrator.local import LocalWorkspace, start_local_workspace
 from orchestrator.masking import MASK
 from tests.azurite import ACCOUNT_KEY, Azurite, azurite_build_flags, use_abfss_shim
+from tests.buildkit import command, in_subprocess, workspace_flags
 from tests.kvserver import FakeCredential, client_options, key_vault
 
 LEAKY_TEST = """
@@ -117,24 +117,16 @@ def test_in_process_build_with_vault_and_env_secrets_leaks_nothing(
         code = main(
             [
                 "-v",
-                "build",
-                "--config",
-                str(project / "orchestrator.yml"),
-                "--repo-name",
-                "sample",
-                "--build-id",
-                "leak1",
-                "--set",
-                f"workspace.host={workspace.url}",
-                "--set",
-                "workspace.token=keyvault:db-token",
-                "--set",
-                "workspace.auth_type=pat",
-                "--set",
-                "cluster_id=0000-000000-local",
-                "--set",
-                f"key_vault_url={vault.url}",
-                *azurite_build_flags(container),
+                *command(
+                    project,
+                    "build",
+                    "--build-id",
+                    "leak1",
+                    *workspace_flags(workspace.url, "keyvault:db-token"),
+                    "--set",
+                    f"key_vault_url={vault.url}",
+                    *azurite_build_flags(container),
+                ),
             ]
         )
     out, err = capsys.readouterr()
@@ -170,28 +162,17 @@ def test_a_ci_build_in_a_subprocess_leaks_nothing_to_its_output(
         "CI": "true",
     }
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
+        in_subprocess(
             "-v",
-            "build",
-            "--config",
-            str(project / "orchestrator.yml"),
-            "--repo-name",
-            "sample",
-            "--build-id",
-            "leak2",
-            "--set",
-            f"workspace.host={workspace.url}",
-            "--set",
-            "workspace.token=env:ORCH_LEAK_VALUE",
-            "--set",
-            "workspace.auth_type=pat",
-            "--set",
-            "cluster_id=0000-000000-local",
-            *azurite_build_flags(container),
-        ],
+            *command(
+                project,
+                "build",
+                "--build-id",
+                "leak2",
+                *workspace_flags(workspace.url, "env:ORCH_LEAK_VALUE"),
+                *azurite_build_flags(container),
+            ),
+        ),
         env=env,
         capture_output=True,
         text=True,

@@ -10,23 +10,12 @@ from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
 from orchestrator.local import LocalWorkspace
-from tests.buildkit import junit, remote_args, suites
+from tests.buildkit import command, junit, remote_args, suites
 from tests.conftest import sdk_client
 
 
 def step(root: Path, name: str, *args: str) -> int:
-    return main(
-        [
-            name,
-            "--config",
-            str(root / "orchestrator.yml"),
-            "--repo-name",
-            "sample",
-            "--build-id",
-            "s1",
-            *args,
-        ]
-    )
+    return main(command(root, name, "--build-id", "s1", *args))
 
 
 def test_deploy_run_wait_collect_clean_one_after_another(

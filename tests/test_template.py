@@ -14,13 +14,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from orchestrator.build.parameters import build_parameters, job_values
 from orchestrator.config.context import BuildContext
 from orchestrator.config.loader import load_config
 from orchestrator.errors import UsageError
 from orchestrator.job.template import (
     JsonValue,
-    build_parameters,
-    job_values,
     render_job,
     render_template,
     validate_job_settings,

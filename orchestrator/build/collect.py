@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 
 from defusedxml import ElementTree
 
+from orchestrator.errors import InfrastructureError
 from orchestrator.files import write_atomically
 from orchestrator.masking import masker
 from orchestrator.results.junit import ResultsSummary, collect_results, synthesize_failure
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service.jobs import Run
-
-    from orchestrator.build.flow import BuildPlan
+    from orchestrator.adapters.databricks import DatabricksWorkspace
+    from orchestrator.adapters.databricks.workspace import Run
+    from orchestrator.build.plan import BuildPlan
     from orchestrator.build.progress import Progress
     from orchestrator.storage.base import Storage
 
@@ -49,25 +49,8 @@ def _mask_xml(path: Path) -> None:
     tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
-def _task_error(client: WorkspaceClient, task: object) -> tuple[str, str | None]:
-    run_id = getattr(task, "run_id", None)
-    state = getattr(task, "state", None)
-    result = getattr(getattr(state, "result_state", None), "value", None)
-    message = getattr(state, "state_message", None) or ""
-    error, trace = "", None
-    if run_id is not None:
-        try:
-            output = client.jobs.get_run_output(run_id)
-            error, trace = output.error or "", output.error_trace
-        except Exception as exc:  # noqa: BLE001 - the failure case is still reported
-            log.debug("no output for task run %s: %s", run_id, exc)
-    summary = f"task ended {result or 'without a result'} without writing test results"
-    detail = error or message
-    return (f"{summary}: {detail}" if detail else summary), trace
-
-
 def collect_run(
-    client: WorkspaceClient,
+    workspace: DatabricksWorkspace,
     run: Run,
     *,
     storage: Storage,
@@ -88,7 +71,7 @@ def collect_run(
         folder = results / key
         if folder.is_dir() and any(folder.rglob("*.xml")):
             continue
-        error, trace = _task_error(client, task)
+        error, trace = workspace.task_error(task)
         error, trace = masker().mask(error), None if trace is None else masker().mask(trace)
         synthesized.append(
             synthesize_failure(key, error, trace, task.run_page_url or run.run_page_url)
@@ -103,12 +86,11 @@ def collect_run(
         if task.run_id is None or task.task_key not in plan.tasks:
             continue
         try:
-            export = client.jobs.export_run(task.run_id)
-        except Exception as exc:  # noqa: BLE001 - a missing export is not a failed build
+            views = workspace.export_views(task.run_id)
+        except InfrastructureError as exc:  # a missing export is not a failed build
             progress.info(f"{task.task_key}: no notebook export ({exc})")
             continue
-        for view in export.views or []:
-            if view.content:
-                html = masker().mask(view.content)
-                write_atomically(artifacts / f"{task.task_key}.html", html.encode())
+        for content in views:
+            html = masker().mask(content)
+            write_atomically(artifacts / f"{task.task_key}.html", html.encode())
     return summary

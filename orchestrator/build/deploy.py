@@ -1,32 +1,23 @@
-"""Deploying a folder of notebooks and files to a Databricks workspace folder, and removing it.
+"""What a deploy sends: a folder of notebooks and files planned as workspace folders and items.
 
 Files with a Databricks notebook header (``# Databricks notebook source``, ``-- ...``,
 ``// ...``) become notebooks of their extension's language, without the extension, as Databricks
-itself names them; every other file becomes a workspace file. Everything is checked before the
-first request (sizes, names), folders are created first, then files are imported in parallel with
-bounded concurrency through ``workspace.import_`` (JSON), which the SDK retries on 429/503; its
-multipart ``upload`` is not retried.
+itself names them; every other file becomes a workspace file. Everything is checked here, before
+the first request (sizes, names); the adapter
+(:meth:`~orchestrator.adapters.databricks.DatabricksWorkspace.deploy`) then creates the folders and
+imports the items in parallel.
 """
 
 from __future__ import annotations
 
-import base64
-import logging
 import posixpath
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from orchestrator.errors import InfrastructureError, UsageError
+from orchestrator.adapters.databricks import DeployItem
+from orchestrator.errors import UsageError
 
-if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
-
-__all__ = ["MAX_IMPORT_BYTES", "DeployItem", "delete_folder", "deploy", "plan_deploy"]
-
-log = logging.getLogger(__name__)
+__all__ = ["MAX_IMPORT_BYTES", "DeployItem", "plan_deploy"]
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 _HEADERS = {
@@ -36,15 +27,6 @@ _HEADERS = {
 }
 _LANGUAGES = {".py": "PYTHON", ".r": "R", ".sql": "SQL", ".scala": "SCALA"}
 _SKIPPED_PARTS = ("__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache")
-
-
-@dataclass(frozen=True)
-class DeployItem:
-    source: Path
-    target: str  # absolute workspace path
-    kind: str  # NOTEBOOK or FILE
-    language: str | None
-    size: int
 
 
 def _notebook_language(path: Path) -> str | None:
@@ -103,72 +85,3 @@ def plan_deploy(
     # only leaves: mkdirs creates the parents
     leaves = sorted(f for f in parents if not any(o.startswith(f + "/") for o in parents))
     return leaves, items
-
-
-def deploy(
-    client: WorkspaceClient,
-    local: Path,
-    target: str,
-    *,
-    concurrency: int = 16,
-    exclude: Iterable[Path] = (),
-    progress: Callable[[int, int], None] | None = None,
-) -> list[DeployItem]:
-    """Copy ``local`` into the workspace folder ``target``; returns what was deployed."""
-    from databricks.sdk.errors.base import DatabricksError
-    from databricks.sdk.service.workspace import ImportFormat, Language
-
-    folders, items = plan_deploy(local, target, exclude=exclude)
-    workers = max(1, concurrency)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mkdirs") as pool:
-        # leaf folders only, so no two calls create the same parent: one round trip in all
-        try:
-            list(pool.map(client.workspace.mkdirs, folders))
-        except DatabricksError as exc:
-            raise InfrastructureError(f"workspace mkdirs {target}: {exc}") from exc
-
-    def send(item: DeployItem) -> DeployItem:
-        content = base64.b64encode(item.source.read_bytes()).decode()
-        if item.kind == "NOTEBOOK":
-            assert item.language is not None
-            client.workspace.import_(
-                item.target,
-                content=content,
-                format=ImportFormat.SOURCE,
-                language=Language(item.language),
-                overwrite=True,
-            )
-        else:
-            client.workspace.import_(
-                item.target, content=content, format=ImportFormat.AUTO, overwrite=True
-            )
-        return item
-
-    done = 0
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="deploy") as pool:
-        futures = [pool.submit(send, item) for item in items]
-        try:
-            for future in as_completed(futures):
-                future.result()
-                done += 1
-                if progress is not None:
-                    progress(done, len(items))
-        except DatabricksError as exc:
-            for f in futures:
-                f.cancel()
-            raise InfrastructureError(f"workspace import into {target}: {exc}") from exc
-    return items
-
-
-def delete_folder(client: WorkspaceClient, path: str) -> bool:
-    """Remove a workspace folder recursively; False when it was already gone."""
-    from databricks.sdk.errors import NotFound
-    from databricks.sdk.errors.base import DatabricksError
-
-    try:
-        client.workspace.delete(path, recursive=True)
-    except NotFound:
-        return False
-    except DatabricksError as exc:
-        raise InfrastructureError(f"workspace delete {path}: {exc}") from exc
-    return True

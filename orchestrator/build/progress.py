@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from databricks.sdk.service.jobs import Run
+    from orchestrator.adapters.databricks.workspace import Run
 
 __all__ = ["Progress"]
 

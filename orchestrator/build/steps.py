@@ -13,16 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from orchestrator.adapters import databricks_jobs as jobs
+from orchestrator.build.collect import collect_run
 from orchestrator.build.flow import (
-    BuildPlan,
-    BuildResult,
     await_run,
     clean_build,
     deploy_build,
     prepare_job,
     start_build_run,
 )
+from orchestrator.build.plan import BuildPlan, BuildResult
 from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, UsageError
@@ -30,7 +29,7 @@ from orchestrator.services import open_services
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
 
 if TYPE_CHECKING:
-    from databricks.sdk.service.jobs import Run
+    from orchestrator.adapters.databricks.workspace import Run
 
 __all__ = ["STEPS", "run_step"]
 
@@ -47,8 +46,6 @@ def run_step(
     scratch: Path,
     clock: Clock | None = None,
 ) -> BuildResult:
-    from orchestrator.build.collect import collect_run
-
     clock = clock or SystemClock()
     if step in ("run", "wait", "collect") and plan.config.workspace.is_local:
         raise UsageError(
@@ -59,7 +56,10 @@ def run_step(
     if step in ("wait", "collect") and run_id is None:
         raise UsageError(f"orchestrator {step} needs --run-id")
     progress = Progress(out, live=False)
-    with cancel_on_signals(), open_services(plan.config, environ=environ) as (conn, storage):
+    with (
+        cancel_on_signals(),
+        open_services(plan.config, environ=environ, clock=clock) as (conn, storage),
+    ):
         if step == "deploy":
             deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
             return BuildResult(EXIT_OK, document={"build_folder": plan.build_folder})
@@ -67,14 +67,14 @@ def run_step(
             clean_build(plan, conn, storage, progress, deployed=True, uploaded=True)
             return BuildResult(EXIT_OK)
         if step == "run":
-            job_id = prepare_job(plan, conn, progress=progress, clock=clock)
+            job_id = prepare_job(plan, conn, progress=progress)
             new_id, url = start_build_run(plan, conn, job_id, progress=progress)
             return BuildResult(EXIT_OK, new_id, url, document={"run_id": new_id, "run_url": url})
         assert run_id is not None
         run: Run | None = None
         try:
             if step == "wait":
-                run, code = await_run(plan, conn, run_id, progress=progress, clock=clock)
+                run, code = await_run(plan, conn, run_id, progress=progress)
                 ok = _succeeded(run)
                 return BuildResult(
                     code if code != EXIT_OK or ok else EXIT_TESTS_FAILED,
@@ -82,16 +82,16 @@ def run_step(
                     run.run_page_url,
                     document={"run_id": run_id, "result": _result(run)},
                 )
-            run = jobs.get_run(conn.client, run_id)
+            run = conn.workspace.get_run(run_id)
             summary = collect_run(
-                conn.client, run, storage=storage, plan=plan, scratch=scratch, progress=progress
+                conn.workspace, run, storage=storage, plan=plan, scratch=scratch, progress=progress
             )
             code = EXIT_OK if summary.ok and summary.tests > 0 else EXIT_TESTS_FAILED
             return BuildResult(code, run_id, run.run_page_url, summary)
         except BuildCancelled as cancelled:
             if step == "wait":
                 with shielded():
-                    jobs.cancel_run(conn.client, run_id, clock=clock)
+                    conn.workspace.cancel_run(run_id)
             return BuildResult(cancelled.exit_code, run_id)
 
 

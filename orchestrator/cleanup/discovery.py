@@ -7,48 +7,42 @@ workspace copy only when that fails. It also reads each repo's cleanup journal,
 ``<build_root>/<repo>/_orchestrator/cleanup.json``: the builds a cleanup had started deleting
 when it was interrupted (their markers may already be gone).
 
-The workspace is reached through :class:`WorkspaceTree`; :class:`SdkWorkspaceTree` is the
-databricks-sdk implementation, with a rate limit on reads.
+The workspace is reached through :class:`WorkspaceTree`, which the Databricks adapter
+(:class:`~orchestrator.adapters.databricks.DatabricksWorkspace`) implements, with a rate limit
+on reads (:data:`DEFAULT_READ_RATE`).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from orchestrator.adapters.databricks_jobs import sdk_errors
-from orchestrator.cleanup.policy import (
+from orchestrator.adapters.databricks import Entry
+from orchestrator.cleanup.policy import Build, read_marker
+from orchestrator.errors import OrchestratorError
+from orchestrator.layout import (
     MARKER_NAME,
+    ORCHESTRATOR_FOLDER,
     RESERVED,
-    Build,
     build_folder,
     build_prefix,
     is_build_name,
-    read_marker,
+    journal_path,
 )
-from orchestrator.errors import OrchestratorError
-from orchestrator.ratelimit import TokenBucket
-from orchestrator.storage.base import LocalFolderStorage, Storage
-
-if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
+from orchestrator.storage.base import Storage
+from orchestrator.storage.local import LocalFolderStorage
 
 __all__ = [
     "DEFAULT_READ_RATE",
-    "JOURNAL_NAME",
     "Discovery",
     "Entry",
-    "SdkWorkspaceTree",
     "WorkspaceTree",
     "discover",
-    "journal_path",
     "read_journal",
     "write_journal",
 ]
@@ -58,16 +52,6 @@ log = logging.getLogger(__name__)
 #: Workspace reads (list, export) per second during discovery: under the service's published
 #: list (50/s) and export (60/s) limits, leaving room for builds running meanwhile.
 DEFAULT_READ_RATE = 20.0
-JOURNAL_NAME = "cleanup.json"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One object in a workspace folder listing."""
-
-    name: str
-    is_dir: bool
-    modified: datetime | None = None
 
 
 class WorkspaceTree(Protocol):
@@ -90,71 +74,7 @@ class WorkspaceTree(Protocol):
         ...
 
 
-class SdkWorkspaceTree:
-    """:class:`WorkspaceTree` over databricks-sdk; reads wait for ``read_limiter``."""
-
-    def __init__(self, client: WorkspaceClient, *, read_limiter: TokenBucket | None = None):
-        self.client = client
-        self.read_limiter = read_limiter or TokenBucket(DEFAULT_READ_RATE)
-
-    def list(self, path: str) -> list[Entry] | None:
-        from databricks.sdk.errors import NotFound
-
-        self.read_limiter.acquire()
-        with sdk_errors(f"listing {path}"):
-            try:
-                objects = list(self.client.workspace.list(path))
-            except NotFound:
-                return None
-        out = []
-        for o in objects:
-            if not o.path:
-                continue
-            kind = o.object_type.value if o.object_type else ""
-            stamp = datetime.fromtimestamp(o.modified_at / 1000, UTC) if o.modified_at else None
-            out.append(Entry(posixpath.basename(o.path), kind in ("DIRECTORY", "REPO"), stamp))
-        return out
-
-    def read_text(self, path: str) -> str | None:
-        from databricks.sdk.errors import NotFound
-        from databricks.sdk.service.workspace import ExportFormat
-
-        self.read_limiter.acquire()
-        with sdk_errors(f"reading {path}"):
-            try:
-                data = self.client.workspace.download(path, format=ExportFormat.AUTO).read()
-            except NotFound:
-                return None
-        return data.decode("utf-8", errors="replace")
-
-    def write_text(self, path: str, text: str) -> None:
-        from databricks.sdk.service.workspace import ImportFormat
-
-        with sdk_errors(f"writing {path}"):
-            self.client.workspace.mkdirs(posixpath.dirname(path))
-            self.client.workspace.import_(
-                path,
-                content=base64.b64encode(text.encode()).decode(),
-                format=ImportFormat.AUTO,
-                overwrite=True,
-            )
-
-    def delete(self, path: str) -> bool:
-        from databricks.sdk.errors import NotFound
-
-        with sdk_errors(f"deleting {path}"):
-            try:
-                self.client.workspace.delete(path, recursive=True)
-            except NotFound:
-                return False
-        return True
-
-
 # -- the journal -------------------------------------------------------------------------------
-
-
-def journal_path(root: str, repo: str) -> str:
-    return f"{root}/{repo}/_orchestrator/{JOURNAL_NAME}"
 
 
 def read_journal(tree: WorkspaceTree, root: str, repo: str) -> frozenset[str]:
@@ -278,7 +198,7 @@ def discover(
     for repo in safe:
         folders = {e.name: e for e in tree.list(f"{root}/{repo}") or [] if e.is_dir}
         prefixes = set(storage.list_children(repo))
-        has_journal = "_orchestrator" in folders
+        has_journal = ORCHESTRATOR_FOLDER in folders
         pending = read_journal(tree, root, repo) if has_journal else frozenset()
         journals[repo] = pending
         for name in sorted(set(folders) | prefixes):

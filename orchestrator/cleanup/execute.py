@@ -1,6 +1,6 @@
 """``orchestrator cleanup``: old build folders, their storage prefixes and orphaned runs.
 
-1. :func:`~orchestrator.inventory.discover` finds the builds and their markers.
+1. :func:`~orchestrator.cleanup.discovery.discover` finds the builds and their markers.
 2. :func:`plan_cleanup` picks the orphaned runs and applies the retention policy
    (:mod:`orchestrator.cleanup.policy`); a build with a live run is kept.
 3. :func:`execute_cleanup` cancels the orphans, records the builds it is about to delete in
@@ -9,9 +9,11 @@
    as done, so a re-run after a crash finishes the job, even for a folder whose marker was
    already deleted.
 
-:func:`cleanup` runs the three on interfaces (a :class:`~orchestrator.inventory.WorkspaceTree`,
-a :class:`~orchestrator.storage.Storage`, a :class:`~orchestrator.orphans.RunControl`), so tests
-pass fakes; :func:`run_cleanup` wires the configured target's services in. Nothing outside
+:func:`cleanup` runs the three on interfaces (a
+:class:`~orchestrator.cleanup.discovery.WorkspaceTree`, a
+:class:`~orchestrator.storage.base.Storage`, a :class:`~orchestrator.cleanup.orphans.RunControl`),
+so tests pass fakes; :func:`orchestrator.cleanup.command.run_cleanup` wires the configured
+target's services in. Nothing outside
 ``<build_root>/<repo>/<build_id>`` and ``<storage_root>/<repo>/<build_id>`` is ever deleted,
 ``_orchestrator`` never, and job definitions are never changed.
 """
@@ -22,135 +24,45 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import partial
 
+from orchestrator.adapters.databricks.model import ActiveRun
 from orchestrator.cleanup.discovery import (
     Discovery,
-    SdkWorkspaceTree,
     WorkspaceTree,
     discover,
     read_journal,
     write_journal,
 )
-from orchestrator.cleanup.orphans import RunControl, SdkRuns
+from orchestrator.cleanup.model import (
+    CleanupOptions,
+    CleanupPlan,
+    CleanupReport,
+    Deleted,
+)
+from orchestrator.cleanup.orphans import RunControl
 from orchestrator.cleanup.policy import (
-    ActiveRun,
     Decision,
     Policy,
-    build_folder,
-    build_prefix,
-    check_storage_root,
     check_workspace_root,
     select_builds,
     select_orphans,
 )
 from orchestrator.cleanup.report import deleted_line, header
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.errors import EXIT_INFRA, EXIT_OK, OrchestratorError
+from orchestrator.errors import OrchestratorError
+from orchestrator.layout import build_folder, build_prefix
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
 from orchestrator.storage.base import Storage
 
-if TYPE_CHECKING:
-    from orchestrator.config.schema import BuildConfig
-
-__all__ = [
-    "DEFAULT_CONCURRENCY",
-    "DEFAULT_DELETE_RATE",
-    "CleanupOptions",
-    "CleanupPlan",
-    "CleanupReport",
-    "Deleted",
-    "cleanup",
-    "default_orphan_after",
-    "execute_cleanup",
-    "load_cleanup_config",
-    "plan_cleanup",
-    "run_cleanup",
-]
+__all__ = ["Event", "cleanup", "execute_cleanup", "plan_cleanup"]
 
 log = logging.getLogger(__name__)
 
-#: Workspace deletes per second. Databricks' resource-limits page lists 2 requests per second
-#: per workspace for the Workspace API's delete (import 30/s, list 50/s, export 60/s); staying
-#: at it leaves the SDK's 429 retries as a backstop rather than the mechanism.
-DEFAULT_DELETE_RATE = 2.0
-DEFAULT_CONCURRENCY = 16
-
 Event = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class CleanupOptions:
-    policy: Policy
-    repos: tuple[str, ...] = ()  # empty: every repo under the build root and the storage root
-    dry_run: bool = False
-    rate: float | None = DEFAULT_DELETE_RATE  # workspace deletes per second; None: no limit
-    concurrency: int = DEFAULT_CONCURRENCY
-    cancel_timeout: float = 120.0  # seconds to wait for cancelled runs to end
-
-
-@dataclass(frozen=True)
-class CleanupPlan:
-    root: str
-    storage_root: str
-    decisions: tuple[Decision, ...]
-    orphans: tuple[tuple[ActiveRun, str], ...]
-    journals: Mapping[str, frozenset[str]]
-    notes: tuple[str, ...] = ()
-
-    def of(self, action: str) -> list[Decision]:
-        return [d for d in self.decisions if d.action == action]
-
-
-@dataclass(frozen=True)
-class Deleted:
-    """What happened to one selected build."""
-
-    repo: str
-    build_id: str
-    folder: bool = False  # the workspace folder was deleted now
-    prefix: bool = False  # the storage prefix was deleted now
-    bytes: int = 0
-    error: str | None = None
-
-    @property
-    def done(self) -> bool:
-        """Nothing of the build is left (deleted now, or already gone)."""
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class CleanupReport:
-    plan: CleanupPlan
-    dry_run: bool
-    deleted: tuple[Deleted, ...] = ()
-    cancelled: tuple[int, ...] = ()
-    unconfirmed: tuple[int, ...] = ()  # cancel sent, end not seen in time
-    errors: tuple[str, ...] = ()
-    seconds: float = 0.0
-    interrupted: BuildCancelled | None = field(default=None, compare=False)
-
-    @property
-    def folders_deleted(self) -> int:
-        return sum(d.folder for d in self.deleted)
-
-    @property
-    def prefixes_deleted(self) -> int:
-        return sum(d.prefix for d in self.deleted)
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(d.bytes for d in self.deleted)
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted is not None:
-            return self.interrupted.exit_code
-        return EXIT_INFRA if self.errors else EXIT_OK
 
 
 def plan_cleanup(
@@ -293,18 +205,15 @@ def execute_cleanup(
             )
             for repo, ids in sorted(by_repo.items()):
                 write_journal(tree, plan.root, repo, plan.journals.get(repo, frozenset()) | ids)
-            for d in todo:
-                futures.append(
-                    pool.submit(
-                        _delete_build,
-                        d,
-                        root=plan.root,
-                        tree=tree,
-                        storage=storage,
-                        limiter=limiter,
-                        stop=stop,
-                    )
-                )
+            delete = partial(
+                _delete_build,
+                root=plan.root,
+                tree=tree,
+                storage=storage,
+                limiter=limiter,
+                stop=stop,
+            )
+            futures += [pool.submit(delete, d, stop=stop) for d in todo]
             for future in as_completed(futures):
                 result = future.result()
                 results[(result.repo, result.build_id)] = result
@@ -315,10 +224,7 @@ def execute_cleanup(
         finally:
             with shielded():
                 pool.shutdown(wait=True, cancel_futures=True)
-                for future in futures:  # those that ended while we were interrupted
-                    if future.done() and not future.cancelled() and future.exception() is None:
-                        result = future.result()
-                        results.setdefault((result.repo, result.build_id), result)
+                _gather_finished(futures, results)
                 _finish_journals(plan, tree, results.values(), by_repo)
     deleted = sorted(results.values(), key=lambda d: (d.repo, d.build_id))
     if interrupted is not None:
@@ -334,6 +240,16 @@ def execute_cleanup(
         clock.monotonic() - started,
         interrupted,
     )
+
+
+def _gather_finished(
+    futures: Iterable[Future[Deleted]], results: dict[tuple[str, str], Deleted]
+) -> None:
+    """Add the deletes that ended while the cleanup was interrupted."""
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is None:
+            result = future.result()
+            results.setdefault((result.repo, result.build_id), result)
 
 
 def cleanup(
@@ -378,65 +294,3 @@ def cleanup(
         plan, tree=tree, storage=storage, runs=runs, options=options, clock=clock, on_event=on_event
     )
     return replace(done, seconds=clock.monotonic() - started)
-
-
-# -- the configured target ---------------------------------------------------------------------
-
-
-def load_cleanup_config(
-    *,
-    config_path: Path | None,
-    target: str | None,
-    overrides: Mapping[str, str],
-    environ: Mapping[str, str],
-    cwd: Path,
-) -> BuildConfig:
-    """The target's configuration, found as ``orchestrator build`` finds it."""
-    from orchestrator.config.loader import load_config, resolve_target
-
-    if config_path is None and environ.get("ORCHESTRATOR_CONFIG"):
-        config_path = Path(environ["ORCHESTRATOR_CONFIG"])
-    if config_path is None and (cwd / "orchestrator.yml").is_file():
-        config_path = cwd / "orchestrator.yml"
-    root = config_path.resolve().parent if config_path is not None else cwd
-    return load_config(
-        config_path,
-        target=resolve_target(target, environ),
-        overrides=overrides,
-        environ=environ,
-        root=root,
-    )
-
-
-def default_orphan_after(config: BuildConfig) -> timedelta:
-    """6 hours, or twice the longest a build may legitimately take when that is longer."""
-    longest = timedelta(seconds=config.timeouts.build + config.timeouts.cluster_start)
-    return max(timedelta(hours=6), 2 * longest)
-
-
-def run_cleanup(
-    options: CleanupOptions,
-    *,
-    config: BuildConfig,
-    environ: Mapping[str, str],
-    now: datetime | None = None,
-    clock: Clock | None = None,
-    on_event: Event | None = None,
-) -> CleanupReport:
-    """Clean the target's build root and storage root; roots are checked before any call."""
-    from orchestrator.services import open_services
-
-    root = check_workspace_root(config.build_root)
-    storage_root = check_storage_root(config.storage.root, repo_root=config.root)
-    with open_services(config, environ=environ) as (conn, storage):
-        return cleanup(
-            tree=SdkWorkspaceTree(conn.client),
-            storage=storage,
-            runs=SdkRuns(conn.client, clock=clock),
-            root=root,
-            storage_root=storage_root,
-            options=options,
-            now=now,
-            clock=clock,
-            on_event=on_event,
-        )

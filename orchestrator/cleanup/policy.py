@@ -3,10 +3,9 @@
 - :func:`check_workspace_root` and :func:`check_storage_root` refuse roots too broad to clean
   (``/``, ``/Shared``, ``/Users/<x>``, ``/Repos/<x>``, a bare container, a filesystem root, the
   repo itself).
-- :func:`build_folder` and :func:`build_prefix` are the only way a path to delete is made: one
-  safe ``<repo>/<build_id>`` pair exactly two levels below the root. Names starting with ``_``
-  belong to the orchestrator (``<repo>/_orchestrator``, the shared test data ``_data``) and are
-  never a repo or a build.
+- Paths to delete are made only by :func:`orchestrator.layout.build_folder` and
+  :func:`orchestrator.layout.build_prefix`: one safe ``<repo>/<build_id>`` pair exactly two
+  levels below the root; names starting with ``_`` are never a repo or a build.
 - :func:`read_marker` turns a ``_build.json`` into a creation time (or the reason it can't).
 - :func:`select_builds` applies the retention policy to one or more repos' builds;
   :func:`select_orphans` picks the active runs to cancel.
@@ -21,36 +20,29 @@ import re
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
-from orchestrator.config.context import validate_segment
+from orchestrator.abfss import is_abfss, split_abfss
+from orchestrator.adapters.databricks.model import ActiveRun
 from orchestrator.errors import UsageError
+from orchestrator.layout import build_folder, is_build_name
 
 __all__ = [
-    "MARKER_NAME",
     "MIN_AGE",
-    "RESERVED",
     "ActiveRun",
     "Build",
     "Decision",
     "Policy",
-    "build_folder",
-    "build_prefix",
     "check_storage_root",
     "check_workspace_root",
     "format_age",
-    "is_build_name",
     "parse_age",
     "read_marker",
     "select_builds",
     "select_orphans",
 ]
 
-MARKER_NAME = "_build.json"
-#: Names the orchestrator owns: the entry notebook's folder, the shared test data. Every name
-#: starting with ``_`` is reserved the same way, at the repo and at the build level.
-RESERVED = frozenset({"_orchestrator", "_data"})
 #: Builds younger than this are never deleted: a build still deploying has no run yet.
 MIN_AGE = timedelta(hours=1)
 
@@ -111,15 +103,14 @@ def check_workspace_root(root: str) -> str:
 
 def check_storage_root(location: str, *, repo_root: Path | None = None) -> str:
     """The storage root; UsageError when it is a bare container or a broad local folder."""
-    if location.startswith("abfss://"):
-        rest = location[len("abfss://") :]
-        _, _, path = rest.partition("/")
-        if not path.strip("/") or "@" not in rest.partition("/")[0]:
+    if is_abfss(location):
+        url = split_abfss(location)
+        if url is None or not url.segments:
             raise UsageError(
                 f"storage root {location!r} is a bare container: clean up needs a folder in it, "
                 "such as abfss://<container>@<account>.dfs.core.windows.net/ci"
             )
-        if any(p in (".", "..") for p in path.split("/")):
+        if not url.normalized:
             raise UsageError(f"storage root {location!r} is not a normalized path")
         return location.rstrip("/")
     if "://" in location:
@@ -139,36 +130,6 @@ def check_storage_root(location: str, *, repo_root: Path | None = None) -> str:
             "builds, such as .orchestrator/storage"
         )
     return str(local)
-
-
-def is_build_name(name: str) -> bool:
-    """True for a name that can be a repo or build folder: a safe path segment, not reserved
-    (nothing starting with ``_``)."""
-    if name in RESERVED or name.startswith("_"):
-        return False
-    try:
-        validate_segment(name, what="name")
-    except UsageError:
-        return False
-    return True
-
-
-def build_folder(root: str, repo: str, build_id: str) -> str:
-    """``<root>/<repo>/<build_id>``, checked: the only way cleanup makes a workspace path."""
-    if not (is_build_name(repo) and is_build_name(build_id)):
-        raise UsageError(f"refusing to clean {repo!r}/{build_id!r}: not a build folder name")
-    path = f"{root.rstrip('/')}/{repo}/{build_id}"
-    pure = PurePosixPath(path)
-    if str(pure) != path or pure.parent.parent != PurePosixPath(root) or not root.startswith("/"):
-        raise UsageError(f"refusing to clean {path}: not two levels below {root}")
-    return path
-
-
-def build_prefix(repo: str, build_id: str) -> str:
-    """``<repo>/<build_id>``, checked: the only way cleanup makes a storage prefix."""
-    if not (is_build_name(repo) and is_build_name(build_id)):
-        raise UsageError(f"refusing to clean {repo!r}/{build_id!r}: not a build prefix name")
-    return f"{repo}/{build_id}"
 
 
 # -- markers -----------------------------------------------------------------------------------
@@ -318,19 +279,6 @@ def select_builds(
 
 
 # -- orphaned runs -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActiveRun:
-    """An active (queued, pending, running) run of a repo's build job."""
-
-    run_id: int
-    job_name: str
-    repo: str
-    build_id: str | None
-    build_folder: str | None
-    started: datetime | None
-    url: str | None = None
 
 
 def select_orphans(

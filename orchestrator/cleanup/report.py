@@ -7,12 +7,11 @@ time taken.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orchestrator.cleanup.policy import Decision, build_folder, build_prefix, format_age
-
-if TYPE_CHECKING:
-    from orchestrator.cleanup.execute import CleanupReport, Deleted
+from orchestrator.cleanup.model import CleanupReport, Deleted
+from orchestrator.cleanup.policy import Decision, format_age
+from orchestrator.layout import build_folder, build_prefix
 
 __all__ = ["deleted_line", "format_bytes", "header", "report_json", "report_lines"]
 

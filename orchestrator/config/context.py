@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from orchestrator.errors import UsageError
+from orchestrator.layout import validate_segment
 
 __all__ = [
     "ENV_BUILD_ID",
@@ -44,51 +44,8 @@ GitRunner = Callable[[Sequence[str], Path], str | None]
 ENV_BUILD_ID = "ORCHESTRATOR_BUILD_ID"
 ENV_REPO_NAME = "ORCHESTRATOR_REPO_NAME"
 
-_MAX_SEGMENT = 100
-_SEGMENT_ALLOWED = re.compile(r"[A-Za-z0-9._-]+")
 _PR_REF = re.compile(r"^refs/pull/(\d+)/(?:merge|head)$")
 _TRUE = frozenset({"true", "1", "yes", "on"})
-
-
-def validate_segment(value: str, *, what: str) -> str:
-    """Return ``value`` if it is safe as one path segment, else raise a one-line UsageError.
-
-    Safe means: not empty, at most 100 characters, only ASCII letters, digits, ``.``, ``_`` and
-    ``-``, and no ``..`` anywhere (so never ``.`` or ``..`` either). That keeps it one segment in
-    a workspace path, a local path on any OS and an ``abfss://`` URL without quoting.
-    """
-    problem = _segment_problem(value)
-    if problem is not None:
-        raise UsageError(
-            f"invalid {what} {_show(value)}: {problem}; use only letters, digits, '.', '_' and '-'"
-        )
-    return value
-
-
-def _segment_problem(value: str) -> str | None:
-    if not value:
-        return "it is empty"
-    if any(unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} for c in value):
-        return "it contains a control character"
-    if any(c.isspace() for c in value):
-        return "it contains a space"
-    if "/" in value or "\\" in value:
-        return "it contains a path separator"
-    if ".." in value or value == ".":
-        return "it contains '..' or is '.'"
-    if value.startswith("_"):
-        return "it starts with '_' (reserved for the orchestrator's own folders)"
-    if len(value) > _MAX_SEGMENT:
-        return f"it is longer than {_MAX_SEGMENT} characters"
-    if not _SEGMENT_ALLOWED.fullmatch(value):
-        bad = next(c for c in value if not _SEGMENT_ALLOWED.fullmatch(c))
-        return f"it contains {bad!r}"
-    return None
-
-
-def _show(value: str) -> str:
-    shown = value if len(value) <= 60 else value[:57] + "..."
-    return ascii(shown)
 
 
 @dataclass(frozen=True)

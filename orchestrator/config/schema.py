@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.abfss import is_abfss, split_abfss
+
 __all__ = [
     "DEFAULT_BUILD_ROOT",
     "DEFAULT_DEPLOY_CONCURRENCY",
@@ -82,10 +84,6 @@ _NOT_SECRET_LAST = frozenset({"url", "uri", "id", "name", "path", "type", "scope
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYVAULT_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
-_ABFSS = re.compile(
-    r"abfss://(?P<container>[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])?)"
-    r"@(?P<host>[A-Za-z0-9.-]+(?::\d+)?)(?P<prefix>/[^?#]*)?"
-)
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _AUTH_TYPE = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -234,8 +232,8 @@ class StorageConfig(_Model):
     def _root(cls, value: str, info: ValidationInfo) -> str:
         if not value:
             raise ValueError("must not be empty")
-        if value.startswith("abfss://"):
-            if not _ABFSS.fullmatch(value):
+        if is_abfss(value):
+            if split_abfss(value) is None:
                 raise ValueError(
                     "expected abfss://<container>@<account>.dfs.core.windows.net/<prefix>"
                 )
@@ -246,7 +244,7 @@ class StorageConfig(_Model):
 
     @property
     def is_remote(self) -> bool:
-        return self.root.startswith("abfss://")
+        return is_abfss(self.root)
 
     @property
     def local_root(self) -> Path | None:

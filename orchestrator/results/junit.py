@@ -85,6 +85,15 @@ class SuiteSummary:
     def passed(self) -> int:
         return self.tests - self.failures - self.errors - self.skipped
 
+    def counts(self) -> dict[str, int]:
+        """The totals: tests, failures, errors, skipped."""
+        return {
+            "tests": self.tests,
+            "failures": self.failures,
+            "errors": self.errors,
+            "skipped": self.skipped,
+        }
+
 
 @dataclass(frozen=True)
 class ResultsSummary:
@@ -101,6 +110,15 @@ class ResultsSummary:
     @property
     def passed(self) -> int:
         return self.tests - self.failures - self.errors - self.skipped
+
+    def counts(self) -> dict[str, int]:
+        """The totals: tests, failures, errors, skipped."""
+        return {
+            "tests": self.tests,
+            "failures": self.failures,
+            "errors": self.errors,
+            "skipped": self.skipped,
+        }
 
     @property
     def ok(self) -> bool:

@@ -27,34 +27,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from orchestrator.abfss import parse_abfss
 from orchestrator.errors import InfrastructureError
+from orchestrator.files import atomic_writer
 from orchestrator.storage.base import StorageAuth, clean_prefix, list_tree
 from orchestrator.storage.blob_client import (
-    AbfssLocation,
+    MIB,
     RequestStats,
     RetrySettings,
     one_line,
     open_blob_service,
-    parse_abfss,
 )
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.storage.blob import BlobProperties, ContainerClient
 
-__all__ = ["AbfssLocation", "AdlsStorage", "RequestStats", "RetrySettings", "parse_abfss"]
+__all__ = ["AdlsStorage", "RequestStats", "RetrySettings"]
 
 log = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class AdlsStorage:
@@ -128,7 +126,7 @@ class AdlsStorage:
             )
         return InfrastructureError(f"{action}: {one_line(exc)}")
 
-    def _parallel(self, action: str, work: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+    def _parallel(self, action: str, work: Callable[[_T], Any], items: Iterable[_T]) -> list[Any]:
         """``work`` on every item, ``concurrency`` at a time; the first error stops the rest."""
         from azure.core.exceptions import AzureError
 
@@ -222,17 +220,8 @@ class AdlsStorage:
         return len(blobs)
 
     def _get(self, name: str, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                self._container.get_blob_client(name).download_blob(max_concurrency=1).readinto(
-                    stream
-                )
-            Path(tmp).replace(dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(dest) as stream:
+            self._container.get_blob_client(name).download_blob(max_concurrency=1).readinto(stream)
 
     def delete_prefix(self, prefix: str) -> bool:
         from azure.core.exceptions import AzureError, ResourceNotFoundError

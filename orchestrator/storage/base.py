@@ -1,48 +1,34 @@
-"""Build artifacts storage: models, test scripts and test data in, JUnit XML out.
+"""The build storage's interface and what every implementation shares: the :class:`Storage`
+protocol (models, test scripts and test data in, JUnit XML out), storage credentials
+(:class:`StorageAuth`, :func:`storage_auth`) and the tree helpers.
 
-A storage location is chosen by URL scheme (papermill's habit): a plain path is a local folder
-(:class:`LocalFolderStorage`); ``abfss://`` is ADLS Gen2 (:mod:`orchestrator.storage.adls`, imported
-only when used), behind the same interface. The cluster may see the same place under another
-path (a ``/dbfs/mnt/...`` mount, a ``/Volumes/...`` path): :meth:`Storage.cluster_path` gives that
-path for run parameters.
+The implementations are :class:`~orchestrator.storage.local.LocalFolderStorage` and
+:class:`~orchestrator.storage.adls.AdlsStorage`; :func:`orchestrator.storage.open.open_storage`
+picks one by URL scheme. The cluster may see the same place under another path (a
+``/dbfs/mnt/...`` mount, a ``/Volumes/...`` path): :meth:`Storage.cluster_path` gives that path
+for run parameters.
 
 Test data is content-addressed: :func:`tree_digest` names a tree by the SHA-256 of its paths and
-contents, and :meth:`Storage.upload_immutable` puts it under ``_data/<digest>/`` once. Files there
-are never overwritten, and builds only read them, so concurrent builds share one copy.
+contents, and :meth:`Storage.upload_immutable` puts it under
+:func:`orchestrator.layout.data_prefix` once. Files there are never overwritten, and builds only
+read them, so concurrent builds share one copy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import stat
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.errors import InfrastructureError, UsageError
+from orchestrator.errors import UsageError
 
 if TYPE_CHECKING:
     from orchestrator.config.schema import StorageConfig
 
-__all__ = [
-    "DATA_PREFIX",
-    "LocalFolderStorage",
-    "Storage",
-    "StorageAuth",
-    "clean_prefix",
-    "data_prefix",
-    "list_tree",
-    "open_storage",
-    "storage_auth",
-    "tree_digest",
-]
+__all__ = ["Storage", "StorageAuth", "clean_prefix", "list_tree", "storage_auth", "tree_digest"]
 
-#: Where content-addressed test data lives, under the storage root (not a repo name).
-DATA_PREFIX = "_data"
 _HASH_CHUNK = 1024 * 1024
 
 
@@ -82,7 +68,8 @@ class Storage(Protocol):
     def upload_immutable(self, local: Path, prefix: str) -> int:
         """Copy the files under ``local`` that ``prefix`` does not hold yet, never overwriting
         one; returns the number of files sent (0 when all were there). For content-addressed
-        prefixes (:func:`data_prefix`), where a present name means the same content."""
+        prefixes (:func:`orchestrator.layout.data_prefix`), where a present name means the same
+        content."""
         ...
 
     def close(self) -> None:
@@ -156,142 +143,3 @@ def tree_digest(local: Path) -> str:
                 content.update(chunk)
         digest.update(f"{rel}\0{path.stat().st_size}\0{content.hexdigest()}\n".encode())
     return digest.hexdigest()
-
-
-def data_prefix(digest: str) -> str:
-    """The shared, immutable prefix of a test-data tree with this digest."""
-    return f"{DATA_PREFIX}/{digest}"
-
-
-class LocalFolderStorage:
-    """A folder on this machine; the local workspace's notebooks read it by the same path."""
-
-    def __init__(self, root: Path, *, cluster_root: str | None = None) -> None:
-        self.root = root.resolve()
-        self.cluster_root = cluster_root
-
-    def _path(self, prefix: str) -> Path:
-        return self.root / clean_prefix(prefix)
-
-    def upload_tree(self, local: Path, prefix: str) -> int:
-        target = self._path(prefix)
-        count = 0
-        try:
-            for rel, path in list_tree(local):
-                dest = target / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                # copy to a temporary name, then rename: a reader never sees half a file
-                fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
-                os.close(fd)
-                try:
-                    shutil.copyfile(path, tmp)
-                    Path(tmp).replace(dest)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
-                count += 1
-        except OSError as exc:
-            raise InfrastructureError(f"copying {local} to {target}: {exc}") from exc
-        return count
-
-    def download_prefix(self, prefix: str, local: Path) -> int:
-        source = self._path(prefix)
-        if not source.exists():
-            return 0
-        count = 0
-        for path in sorted(source.rglob("*")):
-            if path.is_file():
-                dest = local / path.relative_to(source)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, dest)
-                count += 1
-        return count
-
-    def delete_prefix(self, prefix: str) -> bool:
-        target = self._path(prefix)
-        if not target.exists():
-            return False
-        shutil.rmtree(target)
-        return True
-
-    def cluster_path(self, prefix: str) -> str:
-        if self.cluster_root:
-            return f"{self.cluster_root.rstrip('/')}/{clean_prefix(prefix)}"
-        return str(self._path(prefix))
-
-    def describe(self, prefix: str) -> str:
-        return str(self._path(prefix))
-
-    def list_children(self, prefix: str) -> list[str]:
-        folder = self._path(prefix) if prefix.strip("/") else self.root
-        if not folder.is_dir():
-            return []
-        return sorted(p.name for p in folder.iterdir() if p.is_dir())
-
-    def read_text(self, path: str) -> str | None:
-        target = self._path(path)
-        try:
-            return target.read_text(encoding="utf-8")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-
-    def size(self, prefix: str) -> int:
-        target = self._path(prefix)
-        if not target.exists():
-            return 0
-        return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-
-    def upload_immutable(self, local: Path, prefix: str) -> int:
-        target = self._path(prefix)
-        sent = 0
-        try:
-            for rel, path in list_tree(local):
-                dest = target / rel
-                if dest.exists():
-                    if dest.stat().st_size != path.stat().st_size:
-                        raise InfrastructureError(f"{dest}: differs from {path}; delete {target}")
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
-                os.close(fd)
-                try:
-                    shutil.copyfile(path, tmp)
-                    Path(tmp).chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-                    # link, not rename: it fails if the name exists, so nothing is overwritten
-                    # even when two builds upload the same data at once
-                    os.link(tmp, dest)
-                    sent += 1
-                except FileExistsError:
-                    pass
-                finally:
-                    Path(tmp).unlink(missing_ok=True)
-        except OSError as exc:
-            raise InfrastructureError(f"copying {local} to {target}: {exc}") from exc
-        return sent
-
-    def close(self) -> None:
-        return None
-
-
-def open_storage(
-    location: str,
-    *,
-    cluster_root: str | None,
-    base: Path,
-    auth: StorageAuth | None = None,
-    concurrency: int = 8,
-) -> Storage:
-    """The storage for a location from the config: ``abfss://`` (ADLS Gen2 over the Blob
-    endpoint, see :mod:`orchestrator.storage.adls`) or a local path (relative to ``base``)."""
-    if location.startswith("abfss://"):
-        from orchestrator.storage.adls import AdlsStorage
-
-        return AdlsStorage(
-            location, auth=auth or StorageAuth(), cluster_root=cluster_root, concurrency=concurrency
-        )
-    if "://" in location:
-        raise UsageError(f"{location}: unsupported storage URL (use abfss:// or a local path)")
-    root = Path(location)
-    if not root.is_absolute():
-        root = base / root
-    return LocalFolderStorage(root, cluster_root=cluster_root)

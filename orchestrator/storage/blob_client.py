@@ -1,5 +1,5 @@
-"""The Blob-endpoint client behind :class:`orchestrator.adls.AdlsStorage`: ``abfss://`` URLs,
-credentials, the retry policy and request counting.
+"""The Blob-endpoint client behind :class:`orchestrator.storage.adls.AdlsStorage`: credentials,
+the retry policy and request counting (the ``abfss://`` URL is parsed by :mod:`orchestrator.abfss`).
 
 ``abfss://<container>@<account>.dfs.<suffix>/<prefix>`` names the place; the client talks to
 ``https://<account>.blob.<suffix>`` (or a connection string's ``BlobEndpoint``). Credentials, in
@@ -9,64 +9,31 @@ Azure SDK is imported only by :func:`open_blob_service`.
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UsageError
-from orchestrator.storage.base import StorageAuth
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.pipeline import PipelineRequest
 
+    from orchestrator.abfss import AbfssLocation
+    from orchestrator.storage.base import StorageAuth
+
 __all__ = [
     "INSTALL_HINT",
     "MIB",
-    "AbfssLocation",
     "BlobService",
     "RequestStats",
     "RetrySettings",
     "one_line",
     "open_blob_service",
-    "parse_abfss",
 ]
 
 INSTALL_HINT = "ADLS Gen2 storage needs the Azure SDK: pip install 'orchestrator[azure]'"
 MIB = 1024 * 1024
-_ABFSS = re.compile(
-    r"abfss://(?P<container>[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])?)"
-    r"@(?P<account>[a-z0-9]{3,24})\.dfs\.(?P<suffix>[A-Za-z0-9.-]+)(?P<prefix>/[^?#]*)?"
-)
-
-
-@dataclass(frozen=True)
-class AbfssLocation:
-    container: str
-    account: str
-    suffix: str  # core.windows.net, core.chinacloudapi.cn...
-    prefix: str  # the root folder inside the container ("" for the container itself)
-
-    @property
-    def blob_endpoint(self) -> str:
-        return f"https://{self.account}.blob.{self.suffix}"
-
-    def url(self, path: str = "") -> str:
-        key = "/".join(p for p in (self.prefix, path) if p)
-        return f"abfss://{self.container}@{self.account}.dfs.{self.suffix}/{key}".rstrip("/")
-
-
-def parse_abfss(url: str) -> AbfssLocation:
-    match = _ABFSS.fullmatch(url.rstrip("/"))
-    if match is None:
-        raise UsageError(f"{url}: expected abfss://<container>@<account>.dfs.core.windows.net/...")
-    prefix = match["prefix"] or ""
-    parts = PurePosixPath(prefix.strip("/")).parts if prefix.strip("/") else ()
-    if any(p in (".", "..") for p in parts):
-        raise UsageError(f"{url}: the path must not contain '.' or '..'")
-    return AbfssLocation(match["container"], match["account"], match["suffix"], "/".join(parts))
 
 
 @dataclass(frozen=True)
@@ -151,19 +118,13 @@ def open_blob_service(
         raise UsageError(f"storage credentials for {location.url()}: {one_line(exc)}") from None
 
 
-def _open(
-    location: AbfssLocation,
-    auth: StorageAuth,
-    concurrency: int,
-    r: RetrySettings,
-    block_size: int,
-    stats: RequestStats,
-    endpoint: str | None,
-    credential: TokenCredential | None,
-) -> BlobService:
+def _client_options(
+    concurrency: int, r: RetrySettings, block_size: int, stats: RequestStats
+) -> tuple[Any, dict[str, Any]]:
+    """The pooled session and the client options every ``BlobServiceClient`` here gets."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
-    from azure.storage.blob import BlobServiceClient, ExponentialRetry
+    from azure.storage.blob import ExponentialRetry
     from urllib3.util.retry import Retry
 
     # one pooled session sized for the thread pool; urllib3's own retries off (the SDK's retry
@@ -199,6 +160,22 @@ def _open(
         "max_chunk_get_size": block_size,
         "raw_request_hook": stats.record,
     }
+    return session, options
+
+
+def _open(
+    location: AbfssLocation,
+    auth: StorageAuth,
+    concurrency: int,
+    r: RetrySettings,
+    block_size: int,
+    stats: RequestStats,
+    endpoint: str | None,
+    credential: TokenCredential | None,
+) -> BlobService:
+    from azure.storage.blob import BlobServiceClient
+
+    session, options = _client_options(concurrency, r, block_size, stats)
     if auth.connection_string:
         client = BlobServiceClient.from_connection_string(auth.connection_string, **options)
         name = getattr(client, "account_name", None)

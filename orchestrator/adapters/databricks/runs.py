@@ -1,4 +1,4 @@
-"""The Databricks side of a build: the repo's job, its runs, and the cluster they need.
+"""Jobs, runs and clusters through databricks-sdk: the repo's job, its runs, the cluster.
 
 - :func:`ensure_job` finds the job by exact name, creates it when missing (two racing builds
   converge on the oldest job and delete the extra one), resets it when its settings differ.
@@ -6,6 +6,10 @@
 - :func:`wait_for_run` polls adaptively (fast at first, capped backoff) under the build's own
   deadline, and :func:`cancel_run` cancels and waits until the run has really ended.
 - :func:`ensure_cluster_running` starts a terminated cluster under its own timeout.
+- :func:`active_runs`, :func:`task_error` and :func:`export_views` read what cleanup and the
+  collect step need.
+
+Jobs are found by exact name in one place (:func:`jobs_named`).
 
 SDK errors become :class:`InfrastructureError`; deadlines raise :class:`TimeoutExpired`.
 """
@@ -14,25 +18,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.adapters.databricks.errors import sdk_errors
+from orchestrator.adapters.databricks.model import ActiveRun
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired
+from orchestrator.layout import job_name
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service.jobs import Run
+    from databricks.sdk.service.jobs import BaseRun, Run
 
 __all__ = [
     "Polling",
+    "active_runs",
     "cancel_run",
     "ensure_cluster_running",
     "ensure_job",
+    "export_views",
+    "find_build_run",
+    "get_run",
     "is_terminal",
-    "sdk_errors",
+    "jobs_named",
     "start_run",
+    "task_error",
     "wait_for_run",
 ]
 
@@ -56,18 +68,15 @@ class Polling:
             delay = min(self.cap, delay * self.factor)
 
 
-@contextmanager
-def sdk_errors(action: str) -> Iterator[None]:
-    from databricks.sdk.errors.base import DatabricksError
-
-    try:
-        yield
-    except DatabricksError as exc:
-        raise InfrastructureError(f"{action}: {exc}") from exc
-    except TimeoutError as exc:  # the SDK's own retry deadline
-        raise InfrastructureError(f"{action}: gave up retrying: {exc}") from exc
-    except OSError as exc:
-        raise InfrastructureError(f"{action}: {exc}") from exc
+def jobs_named(client: WorkspaceClient, name: str) -> list[int]:
+    """The ids of the jobs named exactly ``name``, oldest first (the list filter is a prefix
+    match on some services, so names are compared here)."""
+    with sdk_errors(f"listing jobs named {name}"):
+        return sorted(
+            j.job_id
+            for j in client.jobs.list(name=name)
+            if j.job_id is not None and j.settings is not None and j.settings.name == name
+        )
 
 
 def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
@@ -86,22 +95,13 @@ def ensure_job(client: WorkspaceClient, settings: Mapping[str, Any]) -> tuple[in
     Returns ``(job_id, action)`` with action ``created``, ``reset`` or ``unchanged``.
     """
     name = str(settings["name"])
-
-    def same_name() -> list[int]:
-        with sdk_errors(f"listing jobs named {name}"):
-            return sorted(
-                j.job_id
-                for j in client.jobs.list(name=name)
-                if j.job_id is not None and j.settings is not None and j.settings.name == name
-            )
-
-    found = same_name()
+    found = jobs_named(client, name)
     if not found:
         with sdk_errors(f"creating job {name}"):
             created = client.api_client.do("POST", "/api/2.2/jobs/create", body=dict(settings))
         assert isinstance(created, dict)
         job_id = int(created["job_id"])
-        winners = same_name()
+        winners = jobs_named(client, name)
         if winners and winners[0] != job_id:
             # another build created it at the same time: keep the oldest, drop ours
             log.info("job %s was created concurrently as %s; deleting %s", name, winners[0], job_id)
@@ -254,3 +254,67 @@ def ensure_cluster_running(
             )
         clock.sleep(min(delay, deadline - now))
     raise AssertionError("unreachable")
+
+
+# -- what cleanup and the collect step read ----------------------------------------------------
+
+
+def _parameter(run: BaseRun, name: str) -> str | None:
+    for p in run.job_parameters or []:
+        if p.name == name:
+            value = p.value if p.value is not None else p.default
+            return value or None
+    return None
+
+
+def active_runs(client: WorkspaceClient, repo: str) -> list[ActiveRun]:
+    """The active runs of the repo's build job (by its exact name), with their build ids."""
+    name = job_name(repo)
+    job_ids = jobs_named(client, name)
+    with sdk_errors(f"listing active runs of {name}"):
+        found = [
+            run for job_id in job_ids for run in client.jobs.list_runs(job_id=job_id, active_only=True)
+        ]
+    out = []
+    for run in found:
+        if run.run_id is None:
+            continue
+        started = datetime.fromtimestamp(run.start_time / 1000, UTC) if run.start_time else None
+        out.append(
+            ActiveRun(
+                int(run.run_id),
+                name,
+                repo,
+                _parameter(run, "build_id"),
+                _parameter(run, "build_folder"),
+                started,
+                run.run_page_url,
+            )
+        )
+    return out
+
+
+def task_error(client: WorkspaceClient, task: object) -> tuple[str, str | None]:
+    """Why a task ended without test results: its state and error, with the error trace."""
+    run_id = getattr(task, "run_id", None)
+    state = getattr(task, "state", None)
+    result = getattr(getattr(state, "result_state", None), "value", None)
+    message = getattr(state, "state_message", None) or ""
+    error, trace = "", None
+    if run_id is not None:
+        try:
+            with sdk_errors(f"reading the output of task run {run_id}"):
+                output = client.jobs.get_run_output(run_id)
+            error, trace = output.error or "", output.error_trace
+        except InfrastructureError as exc:  # the failure case is still reported
+            log.debug("no output for task run %s: %s", run_id, exc)
+    summary = f"task ended {result or 'without a result'} without writing test results"
+    detail = error or message
+    return (f"{summary}: {detail}" if detail else summary), trace
+
+
+def export_views(client: WorkspaceClient, run_id: int) -> list[str]:
+    """The executed notebook of a task run as HTML (runs/export), one string per view."""
+    with sdk_errors(f"exporting run {run_id}"):
+        export = client.jobs.export_run(run_id)
+    return [view.content for view in export.views or [] if view.content]

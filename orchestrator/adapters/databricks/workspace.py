@@ -1,0 +1,290 @@
+"""The one door to Databricks: :class:`DatabricksWorkspace`, over a databricks-sdk client.
+
+Every call the orchestrator makes to a workspace (the configured one, or the local workspace
+over HTTP) goes through this class, and so does the translation of SDK errors
+(:mod:`orchestrator.adapters.databricks.errors`): build, the step commands, collect and cleanup
+take a ``DatabricksWorkspace``, never a ``WorkspaceClient``. It implements the interfaces that
+cleanup defines (``WorkspaceTree`` and ``RunControl``) structurally.
+
+Workspace files are written with ``workspace.import_`` (JSON with base64 content), which the SDK
+retries on 429/503; its multipart ``upload`` is not retried. A deploy creates the leaf folders
+first (one ``mkdirs`` each, in parallel), then imports the files with bounded concurrency.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import posixpath
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.adapters.databricks import runs
+from orchestrator.adapters.databricks.errors import is_not_found, sdk_errors
+from orchestrator.adapters.databricks.model import ActiveRun, DeployItem, Entry
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.errors import InfrastructureError, TimeoutExpired, UsageError
+from orchestrator.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.jobs import Run as Run  # re-exported for the stages' hints
+
+__all__ = ["DatabricksWorkspace", "open_workspace"]
+
+log = logging.getLogger(__name__)
+
+
+def open_workspace(
+    settings: Mapping[str, Any], *, pool_size: int, clock: Clock | None = None
+) -> DatabricksWorkspace:
+    """A workspace reached with databricks-sdk's unified auth; ``settings`` are its ``Config``
+    fields (host, token, auth_type, profile, azure_* ...). A configuration the SDK rejects is a
+    UsageError."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
+    try:
+        client = WorkspaceClient(
+            config=Config(**settings, max_connections_per_pool=pool_size)
+        )
+    except ValueError as exc:  # the SDK's own config validation
+        raise UsageError(f"workspace authentication: {exc}") from exc
+    return DatabricksWorkspace(client, clock=clock)
+
+
+class DatabricksWorkspace:
+    """A Databricks workspace as the orchestrator uses it.
+
+    ``clock`` paces the waits (tests pass a fake one); ``read_limiter`` throttles listing and
+    reading (cleanup's discovery passes one, to stay under the service's rate limits).
+    """
+
+    def __init__(
+        self,
+        client: WorkspaceClient,
+        *,
+        clock: Clock | None = None,
+        read_limiter: TokenBucket | None = None,
+    ) -> None:
+        self.client = client
+        self.clock = clock or SystemClock()
+        self.read_limiter = read_limiter
+
+    # -- jobs, runs and the cluster ------------------------------------------------------------
+
+    def ensure_cluster_running(
+        self, cluster_id: str, *, timeout: float, on_wait: Callable[[str], None] | None = None
+    ) -> bool:
+        return runs.ensure_cluster_running(
+            self.client, cluster_id, timeout=timeout, clock=self.clock, on_wait=on_wait
+        )
+
+    def ensure_job(self, settings: Mapping[str, Any]) -> tuple[int, str]:
+        return runs.ensure_job(self.client, settings)
+
+    def start_run(
+        self,
+        job_id: int,
+        *,
+        job_parameters: Mapping[str, str],
+        idempotency_token: str,
+        only: Sequence[str] | None = None,
+    ) -> int:
+        return runs.start_run(
+            self.client,
+            job_id,
+            job_parameters=job_parameters,
+            idempotency_token=idempotency_token,
+            only=only,
+        )
+
+    def get_run(self, run_id: int) -> Run:
+        return runs.get_run(self.client, run_id)
+
+    def wait_for_run(
+        self,
+        run_id: int,
+        *,
+        deadline: float | None,
+        polling: runs.Polling = runs.Polling(),
+        on_update: Callable[[Run], None] | None = None,
+    ) -> Run:
+        return runs.wait_for_run(
+            self.client,
+            run_id,
+            deadline=deadline,
+            clock=self.clock,
+            polling=polling,
+            on_update=on_update,
+        )
+
+    def cancel_run(self, run_id: int) -> Run | None:
+        """Cancel and wait until the run has ended; None if that could not be confirmed."""
+        return runs.cancel_run(self.client, run_id, clock=self.clock)
+
+    def find_build_run(self, job_id: int, build_id: str) -> int | None:
+        return runs.find_build_run(self.client, job_id, build_id)
+
+    def task_error(self, task: object) -> tuple[str, str | None]:
+        return runs.task_error(self.client, task)
+
+    def export_views(self, run_id: int) -> list[str]:
+        return runs.export_views(self.client, run_id)
+
+    def record_test_counts(self, run_id: int, counts: Mapping[str, int]) -> bool:
+        """Tell a local workspace the test counts a build collected for its run, so its Jobs UI
+        shows them (``POST /local-admin/runs/test-counts``; no such API on Databricks). False
+        when the workspace did not take them; never an error: the build's result stands."""
+        try:
+            with sdk_errors(f"recording the test counts of run {run_id}"):
+                self.client.api_client.do(
+                    "POST", "/local-admin/runs/test-counts", body={"run_id": run_id, **counts}
+                )
+        except InfrastructureError as exc:
+            log.debug("%s", exc)
+            return False
+        return True
+
+    # -- RunControl (cleanup) ------------------------------------------------------------------
+
+    def active(self, repo: str) -> list[ActiveRun]:
+        return runs.active_runs(self.client, repo)
+
+    def cancel(self, run_id: int) -> bool:
+        """Ask the run to stop; False when it no longer exists."""
+        try:
+            with sdk_errors(f"cancelling run {run_id}"):
+                self.client.jobs.cancel_run(run_id)
+        except InfrastructureError as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        return True
+
+    def wait_ended(self, run_ids: Sequence[int], *, timeout: float) -> set[int]:
+        """Wait (at most ``timeout`` seconds) until the runs end; returns those that did."""
+        deadline = self.clock.monotonic() + timeout
+        ended: set[int] = set()
+        for run_id in run_ids:
+            try:
+                self.wait_for_run(run_id, deadline=deadline, polling=runs.Polling(0.25, 1.5, 2.0))
+            except TimeoutExpired:
+                continue  # not confirmed before the deadline
+            except InfrastructureError as exc:
+                if not is_not_found(exc):
+                    continue  # gone counts as ended; anything else is not confirmed
+            ended.add(run_id)
+        return ended
+
+    # -- the workspace tree (WorkspaceTree for cleanup; deploy and files for the build) --------
+
+    def list(self, path: str) -> list[Entry] | None:
+        """The children of a folder; None when it does not exist."""
+        self._read()
+        try:
+            with sdk_errors(f"listing {path}"):
+                objects = list(self.client.workspace.list(path))
+        except InfrastructureError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        out = []
+        for o in objects:
+            if not o.path:
+                continue
+            kind = o.object_type.value if o.object_type else ""
+            stamp = datetime.fromtimestamp(o.modified_at / 1000, UTC) if o.modified_at else None
+            out.append(Entry(posixpath.basename(o.path), kind in ("DIRECTORY", "REPO"), stamp))
+        return out
+
+    def read_text(self, path: str) -> str | None:
+        """A workspace file's or notebook's source text; None when it does not exist."""
+        from databricks.sdk.service.workspace import ExportFormat
+
+        self._read()
+        try:
+            with sdk_errors(f"reading {path}"):
+                data = self.client.workspace.download(path, format=ExportFormat.AUTO).read()
+        except InfrastructureError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return data.decode("utf-8", errors="replace")
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a workspace file (creating its folder), replacing any existing one."""
+        self.write_file(path, text.encode())
+
+    def write_file(self, path: str, data: bytes, *, language: str | None = None) -> None:
+        """Write a file, or a notebook in ``language``, creating its folder; replaces any."""
+        with sdk_errors(f"writing {path}"):
+            self.client.workspace.mkdirs(posixpath.dirname(path))
+        self._import(path, data, language)
+
+    def delete(self, path: str) -> bool:
+        """Delete a folder or file recursively; False when it was already gone."""
+        try:
+            with sdk_errors(f"deleting {path}"):
+                self.client.workspace.delete(path, recursive=True)
+        except InfrastructureError as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        return True
+
+    def deploy(
+        self,
+        folders: Sequence[str],
+        items: Sequence[DeployItem],
+        *,
+        concurrency: int = 16,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Create ``folders`` (leaves only, so no two calls create one parent), then import
+        ``items`` with ``concurrency`` requests at a time; stops at the first failure."""
+        workers = max(1, concurrency)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mkdirs") as pool:
+            with sdk_errors("workspace mkdirs"):
+                list(pool.map(self.client.workspace.mkdirs, folders))
+
+        def send(item: DeployItem) -> None:
+            self._import(item.target, item.source.read_bytes(), item.language)
+
+        done = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy") as pool:
+            futures = [pool.submit(send, item) for item in items]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(items))
+            except InfrastructureError:
+                for f in futures:
+                    f.cancel()
+                raise
+
+    def _import(self, path: str, data: bytes, language: str | None) -> None:
+        from databricks.sdk.service.workspace import ImportFormat, Language
+
+        content = base64.b64encode(data).decode()
+        with sdk_errors(f"workspace import {path}"):
+            if language is not None:
+                self.client.workspace.import_(
+                    path,
+                    content=content,
+                    format=ImportFormat.SOURCE,
+                    language=Language(language),
+                    overwrite=True,
+                )
+            else:
+                self.client.workspace.import_(
+                    path, content=content, format=ImportFormat.AUTO, overwrite=True
+                )
+
+    def _read(self) -> None:
+        if self.read_limiter is not None:
+            self.read_limiter.acquire()

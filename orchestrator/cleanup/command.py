@@ -1,0 +1,130 @@
+"""``orchestrator cleanup`` as a library call: from the command's flags to a finished report.
+
+:func:`run_cleanup_command` checks the flags, loads the target's configuration (found as
+``orchestrator build`` finds it), assembles the retention policy and runs
+:func:`run_cleanup` against the configured workspace and storage. The CLI only parses arguments
+and prints the report (:mod:`orchestrator.cleanup.report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from orchestrator.cleanup.discovery import DEFAULT_READ_RATE
+from orchestrator.cleanup.execute import cleanup
+from orchestrator.cleanup.model import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DELETE_RATE,
+    CleanupOptions,
+    CleanupReport,
+)
+from orchestrator.cleanup.policy import Policy, check_storage_root, check_workspace_root, parse_age
+from orchestrator.clock import Clock
+from orchestrator.config.loader import load_config
+from orchestrator.config.schema import BuildConfig
+from orchestrator.errors import UsageError
+from orchestrator.layout import is_build_name
+from orchestrator.ratelimit import TokenBucket
+from orchestrator.services import open_services
+
+__all__ = ["CleanupRequest", "default_orphan_after", "run_cleanup", "run_cleanup_command"]
+
+
+@dataclass(frozen=True)
+class CleanupRequest:
+    """The ``orchestrator cleanup`` flags, as given (None: the default)."""
+
+    config_path: Path | None = None
+    target: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    repos: tuple[str, ...] = ()
+    older_than: str | None = None
+    keep_last: int | None = None
+    include_unmarked: bool = False
+    orphan_after: str | None = None
+    orphan_sweep: bool = True
+    dry_run: bool = False
+    rate: float | None = None
+    concurrency: int | None = None
+
+
+def run_cleanup_command(
+    request: CleanupRequest,
+    *,
+    environ: Mapping[str, str],
+    cwd: Path,
+    on_event: Callable[[str], None] | None = None,
+) -> CleanupReport:
+    """Check the flags (before the config, so a flag error is named first), then clean up."""
+    for name in request.repos:
+        if not is_build_name(name):
+            raise UsageError(f"--repo {name!r}: not a repo name (letters, digits, '.', '_', '-')")
+    rate = DEFAULT_DELETE_RATE if request.rate is None else request.rate
+    concurrency = DEFAULT_CONCURRENCY if request.concurrency is None else request.concurrency
+    if rate < 0 or concurrency < 1:
+        raise UsageError("--rate must be 0 or more and --concurrency at least 1")
+    older_than = parse_age(request.older_than, flag="--older-than") if request.older_than else None
+    Policy(older_than=older_than, keep_last=request.keep_last)  # flag errors first
+    config = load_config(
+        request.config_path,
+        target=request.target,
+        overrides=request.overrides,
+        environ=environ,
+        cwd=cwd,
+    )
+    if not request.orphan_sweep:
+        orphan_after = None
+    elif request.orphan_after:
+        orphan_after = parse_age(request.orphan_after, flag="--orphan-after")
+    else:
+        orphan_after = default_orphan_after(config)
+    policy = Policy(
+        older_than=older_than,
+        keep_last=request.keep_last,
+        include_unmarked=request.include_unmarked,
+        orphan_after=orphan_after,
+    )
+    options = CleanupOptions(
+        policy,
+        repos=request.repos,
+        dry_run=request.dry_run,
+        rate=rate or None,
+        concurrency=concurrency,
+    )
+    return run_cleanup(options, config=config, environ=environ, on_event=on_event)
+
+
+def default_orphan_after(config: BuildConfig) -> timedelta:
+    """6 hours, or twice the longest a build may legitimately take when that is longer."""
+    longest = timedelta(seconds=config.timeouts.build + config.timeouts.cluster_start)
+    return max(timedelta(hours=6), 2 * longest)
+
+
+def run_cleanup(
+    options: CleanupOptions,
+    *,
+    config: BuildConfig,
+    environ: Mapping[str, str],
+    now: datetime | None = None,
+    clock: Clock | None = None,
+    on_event: Callable[[str], None] | None = None,
+) -> CleanupReport:
+    """Clean the target's build root and storage root; roots are checked before any call."""
+    root = check_workspace_root(config.build_root)
+    storage_root = check_storage_root(config.storage.root, repo_root=config.root)
+    with open_services(config, environ=environ, clock=clock) as (conn, storage):
+        conn.workspace.read_limiter = TokenBucket(DEFAULT_READ_RATE)
+        return cleanup(
+            tree=conn.workspace,
+            storage=storage,
+            runs=conn.workspace,
+            root=root,
+            storage_root=storage_root,
+            options=options,
+            now=now,
+            clock=clock,
+            on_event=on_event,
+        )
