@@ -161,7 +161,7 @@ SHIM_NOTEBOOK = """# Databricks notebook source
 
 # COMMAND ----------
 
-for name in ("target", "tests_dir", "data_dir", "model_path", "results_dir"):
+for name in ("target", "tests_dir", "data_dir", "model_path", "results_dir", "table"):
     dbutils.widgets.text(name, "")
 
 # COMMAND ----------
@@ -208,13 +208,14 @@ def push(folder, url):
 
 
 scratch = tempfile.mkdtemp(prefix="abfss-shim-")
-args = {
-    "tests_dir": pull(dbutils.widgets.get("tests_dir"), f"{scratch}/tests"),
-    "data_dir": pull(dbutils.widgets.get("data_dir"), f"{scratch}/data"),
-    "results_dir": f"{scratch}/results",
-}
+args = {"results_dir": f"{scratch}/results"}
+for name in ("tests_dir", "data_dir"):  # the folders this test notebook is given
+    if dbutils.widgets.get(name):
+        args[name] = pull(dbutils.widgets.get(name), f"{scratch}/{name}")
 if dbutils.widgets.get("model_path"):
     args["model_path"] = pull_file(dbutils.widgets.get("model_path"), f"{scratch}/model.rds")
+if dbutils.widgets.get("table"):  # not storage: passed through as it is
+    args["table"] = dbutils.widgets.get("table")
 try:
     dbutils.notebook.run(dbutils.widgets.get("target"), 600, args)
 finally:

@@ -43,6 +43,13 @@ NOTEBOOK_WIDGETS = {
         "results_dir": "results",
         "code_dir": "..",
     },
+    "tests/run_spark_tests.py": {
+        "data_dir": "data",
+        "table": "main.churn_test.customer_features",
+        "results_dir": "results",
+        "code_dir": "..",
+    },
+    "features_spark.py": {"data_dir": "tests/data", "table": "main.churn.customer_features"},
     "score_customers.r": {
         "model_path": "../models/churn_model.rds",
         "input_path": "tests/data/customers.csv",

@@ -83,10 +83,10 @@ def test_sample_template_renders_to_valid_job_settings() -> None:
         assert needed in names
 
 
-def test_sample_template_runs_pytest_and_testthat_in_parallel_through_the_entry_notebook() -> None:
+def test_sample_template_runs_its_test_notebooks_in_parallel_through_the_entry_notebook() -> None:
     settings = render_job(REPO_ROOT / "job-template.json", values=sample_values())
     tasks = {t["task_key"]: t for t in settings["tasks"]}
-    assert set(tasks) == {"run_pytest", "run_testthat"}
+    assert set(tasks) == {"run_pytest", "run_testthat", "run_spark_tests"}
     for key, task in tasks.items():
         assert "depends_on" not in task
         assert task["existing_cluster_id"] == "0000-local"
@@ -104,6 +104,9 @@ def test_sample_template_runs_pytest_and_testthat_in_parallel_through_the_entry_
     testthat = tasks["run_testthat"]["notebook_task"]["base_parameters"]
     assert testthat["arg.tests_dir"] == "{{job.parameters.tests_dir}}/testthat"
     assert testthat["arg.model_path"] == "{{job.parameters.models_dir}}/churn_model.rds"
+    spark = tasks["run_spark_tests"]["notebook_task"]["base_parameters"]
+    # a table of its own per run, so concurrent builds on one workspace never share it
+    assert spark["arg.table"] == "main.churn_test.customer_features_{{job.run_id}}"
 
 
 def test_every_reference_in_the_sample_template_names_a_job_parameter() -> None:

@@ -1,25 +1,36 @@
 """Clusters API of the local workspace: configured local "clusters" a client can inspect and start.
 
-A local cluster runs nothing itself (tasks run in kernels on this machine); it has a state so
-clients can exercise their checks: ``get``/``list``, ``start`` (PENDING for the configured start
-delay, then RUNNING), ``delete`` (terminate). Jobs whose cluster is terminated start it and wait,
-as on the service.
+Tasks run in kernels on this machine; a cluster has a state so clients can exercise their
+checks: ``get``/``list``, ``start`` (PENDING, then RUNNING), ``delete`` (terminate). Jobs whose
+cluster is terminated start it and wait, as on the service.
+
+With ``spark_state_dir`` and the ``orchestrator[spark]`` extra installed, each cluster has a
+Spark engine (:mod:`orchestrator.local.spark`): ``start`` starts it, so PENDING lasts for the
+engine's real start (at least ``start_delay``); ``delete`` and :meth:`Clusters.close` stop it.
+A cluster RUNNING from the start gets its engine when a run first uses the cluster
+(:meth:`Clusters.wait_running`), in the background; kernels wait for its endpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.local.errors import ApiError, bad_request
 from orchestrator.local.http import Request, Router
+from orchestrator.local.spark.layout import DEFAULT_CLUSTER_ID
 from orchestrator.local.store import now_ms
+
+if TYPE_CHECKING:
+    from orchestrator.local.spark.engine import SparkEngines
 
 __all__ = ["DEFAULT_CLUSTER_ID", "ClusterSpec", "Clusters"]
 
-DEFAULT_CLUSTER_ID = "0000-000000-local"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,8 +41,20 @@ class ClusterSpec:
 
 
 class Clusters:
-    def __init__(self, specs: tuple[ClusterSpec, ...], *, start_delay: float) -> None:
+    def __init__(
+        self,
+        specs: tuple[ClusterSpec, ...],
+        *,
+        start_delay: float,
+        spark_state_dir: Path | None = None,
+    ) -> None:
         self.start_delay = start_delay
+        self.engines: SparkEngines | None = None
+        if spark_state_dir is not None:
+            from orchestrator.local.spark.engine import SparkEngines, engine_available
+
+            if engine_available():
+                self.engines = SparkEngines(spark_state_dir)
         self._cond = threading.Condition()
         self._clusters: dict[str, dict[str, Any]] = {}
         stamp = now_ms()
@@ -105,6 +128,9 @@ class Clusters:
             cluster["state_message"] = "Starting local cluster"
 
         def finish() -> None:
+            started = time.monotonic()
+            self._start_engine(cluster_id)
+            time.sleep(max(0.0, self.start_delay - (time.monotonic() - started)))
             with self._cond:
                 if cluster["state"] == "PENDING":
                     cluster["state"] = "RUNNING"
@@ -112,9 +138,18 @@ class Clusters:
                     cluster["start_time"] = now_ms()
                 self._cond.notify_all()
 
-        timer = threading.Timer(self.start_delay, finish)
-        timer.daemon = True
-        timer.start()
+        thread = threading.Thread(target=finish, name=f"cluster-start-{cluster_id}", daemon=True)
+        thread.start()
+
+    def _start_engine(self, cluster_id: str) -> None:
+        if self.engines is None:
+            return
+        from orchestrator.local.spark.engine import SparkEngineError
+
+        try:
+            self.engines.start(cluster_id)
+        except SparkEngineError as exc:
+            log.warning("cluster %s starts without Spark: %s", cluster_id, exc)
 
     def delete(self, req: Request) -> dict[str, Any]:
         cluster_id = req.required_text("cluster_id")
@@ -124,7 +159,20 @@ class Clusters:
             cluster["state_message"] = "Terminated by user"
             cluster["terminated_time"] = now_ms()
             self._cond.notify_all()
+        if self.engines is not None:
+            self.engines.stop(cluster_id)
         return {}
+
+    def ensure_engine(self, cluster_id: str | None) -> None:
+        """Start a cluster's Spark engine in the background if it does not run. Tasks on job
+        or serverless compute (``None``) use the engine of the default cluster id."""
+        if self.engines is not None:
+            self.engines.start_in_background(cluster_id or DEFAULT_CLUSTER_ID)
+
+    def close(self) -> None:
+        """Stop every cluster's Spark engine (the workspace is stopping)."""
+        if self.engines is not None:
+            self.engines.stop_all()
 
     def wait_running(self, cluster_id: str, cancel: threading.Event) -> bool:
         """Start the cluster if needed and wait until RUNNING; False when cancelled."""
@@ -143,4 +191,6 @@ class Clusters:
                     finally:
                         self._cond.acquire()
                 self._cond.wait(0.05)
+        if self.engines is not None:
+            self.engines.start_in_background(cluster_id)
         return True

@@ -194,17 +194,19 @@ def test_install_defines_the_databricks_globals(py: KernelSession) -> None:
     assert "dbutils" not in py.ok("%who").stdout
 
 
-def test_import_and_install_are_fast(layout: Layout, tmp_path: Path) -> None:
-    # The packages above the shim are the server's business; time the shim itself, compiled
-    # from source as in a kernel that cannot write bytecode.
+def test_installing_the_shim_imports_nothing_heavy(layout: Layout, tmp_path: Path) -> None:
+    # The shim is installed into every kernel before its first cell: it must not pull in Spark,
+    # pandas, pyarrow, grpc or the notebook formats (each costs tenths of a second). A structural
+    # check, not a timing: timings belong to bench/, not to a test on a shared machine.
     script = textwrap.dedent(
         """
-        import time, IPython, ipykernel.ipkernel  # what a kernel has loaded already
+        import sys, IPython, ipykernel.ipkernel  # what a kernel has loaded already
         import orchestrator.local.runtime
-        start = time.perf_counter()
+        before = set(sys.modules)
         from orchestrator.local.runtime._kernel_dbutils import install
         install(None)
-        print(time.perf_counter() - start)
+        heavy = ("pyspark", "pysail", "pandas", "pyarrow", "grpc", "nbformat", "nbconvert")
+        print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in heavy))
         """
     )
     output = subprocess.run(
@@ -215,7 +217,7 @@ def test_import_and_install_are_fast(layout: Layout, tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert float(output) < 0.05
+    assert output.strip() == "[]"
 
 
 def test_installing_twice_wraps_the_file_functions_once(py: KernelSession) -> None:
@@ -556,13 +558,17 @@ def test_display_html_sends_html(py: KernelSession) -> None:
 
 
 def test_spark_without_pyspark_raises_a_clear_error(py: KernelSession) -> None:
-    if py.value("__import__('importlib.util').util.find_spec('pyspark') is not None"):
-        pytest.skip("pyspark is installed here")
+    # a kernel without the spark extra: pyspark and pysail are made unfindable in it (the
+    # extra is installed here, as in CI, so its absence is simulated, not skipped)
+    py.ok(
+        "import sys\n"
+        "sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
+        "assert __import__('importlib.util').util.find_spec('pyspark') is None"
+    )
     result = py.run("spark.range(3)")
     assert result.ename == "SparkNotAvailable"
     assert result.evalue == (
-        "spark is not available in the local workspace: pyspark is not installed. "
-        "Install it into the notebook with %pip install pyspark (needs Java 17)"
+        "spark is not available in the local workspace: pip install 'orchestrator[spark]'"
     )
     assert py.run("sc.parallelize([1])").ename == "SparkNotAvailable"
     # Showing the proxy does not try to start Spark.

@@ -31,6 +31,7 @@ __all__ = [
 
 _WORKSPACE = "/Workspace"
 _DBFS = "/dbfs"
+_VOLUMES = "/Volumes"  # Unity Catalog volumes: <dbfs root>/Volumes/... here
 #: Attribute set on every function this shim wrapped, so that wrapping is done only once.
 _WRAPPED_MARK = "__orch_wrapped__"
 
@@ -64,7 +65,7 @@ class SecretNotFound(DbutilsError):
 
 
 class SparkNotAvailable(DbutilsError, RuntimeError):
-    """``spark`` was used but ``pyspark`` cannot be imported."""
+    """``spark`` was used but its engine or client is not installed or not running."""
 
 
 class WorkflowException(DbutilsError):

@@ -28,7 +28,9 @@ gathers the utilities, and the IPython handler of :class:`NotebookExit`. The par
   redacted from ``sys.stdout``/``sys.stderr`` (values of four characters or more) and from
   their ``repr``.
 * ``_kernel_library``: ``dbutils.library`` and ``dbutils.jobs.taskValues``.
-* ``_kernel_display``: ``display``, ``displayHTML`` and the lazy ``spark``/``sc``.
+* ``_kernel_display``: ``display`` and ``displayHTML``.
+* ``_kernel_spark``: ``spark``, a Spark Connect session on the engine of the task's cluster,
+  created on first use, and ``sc``, which fails as on Databricks' Spark Connect compute.
 
 Limitations, by design of a local stand-in:
 
@@ -38,8 +40,8 @@ Limitations, by design of a local stand-in:
   do not exist. ``os.getcwd()`` returns the notebook's local folder.
 * ``dbutils.library.restartPython()`` does not restart the process; it refreshes the import
   system so packages installed with ``%pip`` become importable.
-* ``spark`` needs ``pyspark`` (and Java 17) installed into the notebook; it is created on first
-  use as a ``local[1]`` session.
+* ``spark`` needs the ``orchestrator[spark]`` extra (Sail engine and Spark Connect client);
+  paths inside SQL text are not mapped to the local DBFS.
 
 These modules run inside user kernels: standard library only, and nothing heavier than what
 ipykernel has already imported is imported at module level.
@@ -47,11 +49,13 @@ ipykernel has already imported is imported at module level.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.local.runtime._kernel_common import (
     _DBFS,
+    _VOLUMES,
     _WORKSPACE,
     DbutilsError,
     InputWidgetNotDefined,
@@ -62,12 +66,7 @@ from orchestrator.local.runtime._kernel_common import (
     WorkflowException,
     _Config,
 )
-from orchestrator.local.runtime._kernel_display import (
-    _SparkContextProxy,
-    _SparkProxy,
-    display,
-    displayHTML,
-)
+from orchestrator.local.runtime._kernel_display import display, displayHTML
 from orchestrator.local.runtime._kernel_fs import FileInfo, FsUtil
 from orchestrator.local.runtime._kernel_library import (
     JobsUtil,
@@ -79,6 +78,7 @@ from orchestrator.local.runtime._kernel_notebook import NotebookContext as Noteb
 from orchestrator.local.runtime._kernel_notebook import NotebookUtil
 from orchestrator.local.runtime._kernel_paths import _install_path_hooks, _PathMapper
 from orchestrator.local.runtime._kernel_secrets import SecretMetadata, SecretScope, SecretsUtil
+from orchestrator.local.runtime._kernel_spark import SparkContextProxy, SparkProxy
 from orchestrator.local.runtime._kernel_widgets import WidgetsUtil
 
 if TYPE_CHECKING:
@@ -161,19 +161,31 @@ def install(ipython: Any) -> None:
     """
     config = _Config(os.environ, os.getcwd())  # noqa: PTH109
     _prepare_sys_path(config)
-    mapper = _PathMapper({_WORKSPACE: config.workspace_root, _DBFS: config.dbfs_root})
+    volumes = os.path.join(config.dbfs_root, "Volumes") if config.dbfs_root else ""  # noqa: PTH118
+    mapper = _PathMapper(
+        {_WORKSPACE: config.workspace_root, _DBFS: config.dbfs_root, _VOLUMES: volumes}
+    )
     user_ns: dict[str, Any] | None = getattr(ipython, "user_ns", None)
     _install_path_hooks(mapper, user_ns)
     dbutils = DBUtils(config, mapper)
-    spark = _SparkProxy(config)
+    spark = SparkProxy(config, functools.partial(_spark_path, dbutils.fs))
     names: dict[str, Any] = {
         "dbutils": dbutils,
         "display": display,
         "displayHTML": displayHTML,
         "spark": spark,
-        "sc": _SparkContextProxy(spark),
+        "sc": SparkContextProxy(),
         "getArgument": dbutils.widgets.getArgument,
     }
     if ipython is not None:
         ipython.push(names, interactive=False)
         ipython.set_custom_exc((NotebookExit,), _exit_handler)
+        ipython.events.register("post_run_cell", spark.after_cell)
+
+
+def _spark_path(fs: FsUtil, path: str) -> str:
+    """A Spark path as the engine sees it: where ``dbutils.fs`` puts the same path."""
+    scheme, sep, _ = path.partition(":")
+    if sep and scheme.isidentifier() and scheme not in ("dbfs", "file"):
+        return path  # s3://, abfss://...: the engine's business
+    return str(fs._resolve(path).local)

@@ -1,30 +1,20 @@
-"""``display``, ``displayHTML``, ``spark`` and ``sc`` of the in-kernel shim.
+"""``display`` and ``displayHTML`` of the in-kernel shim.
 
-This module owns the notebook's ``display`` (tables for DataFrames and lists of rows, else the
-object's rich repr) and ``displayHTML``, and the lazy ``spark``/``sc`` proxies: a ``local[1]``
-SparkSession is created on first use, and needs ``pyspark`` (and Java 17) installed into the
-notebook. IPython and pyspark are imported only when used.
+This module owns the notebook's ``display`` (tables for DataFrames, Spark Connect ones
+included, and lists of rows, else the object's rich repr) and ``displayHTML``. ``spark`` and
+``sc`` are in ``_kernel_spark``. IPython and pyspark are imported only when used.
 
 It runs inside user kernels: standard library only, nothing heavy at module level.
 """
 
 from __future__ import annotations
 
-import os
-import posixpath
-import sys
 from collections.abc import Mapping
 from typing import Any
-
-from orchestrator.local.runtime._kernel_common import SparkNotAvailable, _Config
 
 __all__ = ["display", "displayHTML"]
 
 _MAX_DISPLAY_ROWS = 1000
-_SPARK_MISSING = (
-    "spark is not available in the local workspace: pyspark is not installed. "
-    "Install it into the notebook with %pip install pyspark (needs Java 17)"
-)
 
 
 # --------------------------------------------------------------------------- display
@@ -113,70 +103,3 @@ def _html_table(columns: list[str], rows: list[list[Any]]) -> tuple[str, str]:
     if len(rows) > 20:
         lines.append(f"... ({len(rows)} rows)")
     return html_text, "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- spark
-
-
-class _SparkProxy:
-    """``spark``: creates a ``local[1]`` SparkSession on first use, if pyspark is there.
-
-    Names IPython probes for (``_repr_*_``, ``_ipython_*``, dunders) are answered without
-    starting Spark, so showing or completing ``spark`` stays cheap.
-    """
-
-    def __init__(self, config: _Config) -> None:
-        self._config = config
-        self._session: Any = None
-
-    def _get_session(self) -> Any:
-        if self._session is None:
-            import importlib
-            import importlib.util
-
-            importlib.invalidate_caches()
-            if importlib.util.find_spec("pyspark") is None:
-                raise SparkNotAvailable(_SPARK_MISSING)
-            from pyspark.sql import SparkSession  # type: ignore[import-not-found, unused-ignore]
-
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            name = posixpath.basename(self._config.notebook_path) or "notebook"
-            builder = SparkSession.builder.master("local[1]").appName(name)
-            settings = {
-                "spark.ui.enabled": "false",
-                "spark.sql.shuffle.partitions": "1",
-                "spark.sql.session.timeZone": "Etc/UTC",
-            }
-            if self._config.dbfs_root:
-                settings["spark.sql.warehouse.dir"] = posixpath.join(
-                    self._config.dbfs_root, "user/hive/warehouse"
-                )
-            for key, value in settings.items():
-                builder = builder.config(key, value)
-            self._session = builder.getOrCreate()
-        return self._session
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith(("__", "_repr_", "_ipython_")):
-            raise AttributeError(name)
-        return getattr(self._get_session(), name)
-
-    def __repr__(self) -> str:
-        if self._session is None:
-            return "<SparkSession (local; created on first use)>"
-        return repr(self._session)
-
-
-class _SparkContextProxy:
-    """``sc``: the SparkContext of ``spark``, resolved on first use."""
-
-    def __init__(self, spark: _SparkProxy) -> None:
-        self._spark = spark
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith(("__", "_repr_", "_ipython_")):
-            raise AttributeError(name)
-        return getattr(self._spark.sparkContext, name)
-
-    def __repr__(self) -> str:
-        return "<SparkContext (local; created on first use)>"
