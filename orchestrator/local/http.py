@@ -173,14 +173,18 @@ class Router:
 
     def __init__(self) -> None:
         self._api: dict[tuple[str, str], tuple[frozenset[str], Handler]] = {}
-        self._plain: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = []
+        self._plain: list[tuple[str, re.Pattern[str], Callable[..., Response], bool]] = []
 
     def api(self, method: str, route: str, versions: tuple[str, ...], handler: Handler) -> None:
         self._api[(method, route)] = (frozenset(versions), handler)
 
-    def plain(self, method: str, pattern: str, handler: Callable[..., Response]) -> None:
-        """A non-API route; named groups of ``pattern`` are passed as keyword arguments."""
-        self._plain.append((method, re.compile(pattern), handler))
+    def plain(
+        self, method: str, pattern: str, handler: Callable[..., Response], *, public: bool = False
+    ) -> None:
+        """A non-API route; named groups of ``pattern`` are passed as keyword arguments.
+
+        ``public`` routes are served without the bearer token (the read-only pages)."""
+        self._plain.append((method, re.compile(pattern), handler, public))
 
     def find_api(self, method: str, version: str, route: str) -> Handler:
         entry = self._api.get((method, route))
@@ -196,11 +200,20 @@ class Router:
         return handler
 
     def find_plain(self, method: str, path: str) -> tuple[Callable[..., Response], dict[str, str]]:
-        for m, pattern, handler in self._plain:
+        found = self.match_plain(method, path)
+        if found is None:
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No page at {path}")
+        return found[0], found[1]
+
+    def match_plain(
+        self, method: str, path: str
+    ) -> tuple[Callable[..., Response], dict[str, str], bool] | None:
+        """The handler, its keyword arguments and whether it is public; None when no route."""
+        for m, pattern, handler, public in self._plain:
             match = pattern.fullmatch(path)
             if match and m == method:
-                return handler, match.groupdict()
-        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No page at {path}")
+                return handler, match.groupdict(), public
+        return None
 
 
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, bytes]:
@@ -357,9 +370,13 @@ class _Handler(BaseHTTPRequestHandler):
         return Response.json(dict(result) if result is not None else {})
 
     def _plain(self, method: str, path: str, query: str, body: bytes) -> Response:
-        if not any(path.startswith(p) for p in self.app.public_paths):
+        found = self.app.router.match_plain(method, path)
+        public = found is not None and found[2]
+        if not public and not any(path.startswith(p) for p in self.app.public_paths):
             self._authorize()
-        handler, kwargs = self.app.router.find_plain(method, path)
+        if found is None:
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No page at {path}")
+        handler, kwargs, _ = found
         request = Request(method, self.path, None, path, parse_qs(query), self.headers, body)
         return handler(request, **kwargs)
 
