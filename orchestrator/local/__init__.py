@@ -1,9 +1,9 @@
 """The local Databricks-compatible workspace: Workspace, Jobs, Clusters, Secrets APIs over HTTP,
 notebook tasks executed in Jupyter kernels on this machine.
 
-The rest of the package uses only :func:`start_local_workspace` from here. Names are imported on
-first use: every notebook kernel imports ``orchestrator.local.runtime``, and loading the server
-there would only slow each kernel's start.
+The rest of the package uses only :func:`start_local_workspace` and :func:`prune_state_dir` from
+here. Names are imported on first use: every notebook kernel imports
+``orchestrator.local.runtime``, and loading the server there would only slow each kernel's start.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from orchestrator.local.clusters import ClusterSpec
     from orchestrator.local.faults import FaultSettings
+    from orchestrator.local.retention import PruneReport, Retention, prune_state_dir
     from orchestrator.local.server import (
         LocalWorkspace,
         LocalWorkspaceSettings,
@@ -26,6 +27,9 @@ __all__ = [
     "FaultSettings",
     "LocalWorkspace",
     "LocalWorkspaceSettings",
+    "PruneReport",
+    "Retention",
+    "prune_state_dir",
     "start_local_workspace",
     "temporary_workspace",
 ]
@@ -35,6 +39,9 @@ _HOME = {
     "FaultSettings": "orchestrator.local.faults",
     "LocalWorkspace": "orchestrator.local.server",
     "LocalWorkspaceSettings": "orchestrator.local.server",
+    "PruneReport": "orchestrator.local.retention",
+    "Retention": "orchestrator.local.retention",
+    "prune_state_dir": "orchestrator.local.retention",
     "start_local_workspace": "orchestrator.local.server",
     "temporary_workspace": "orchestrator.local.server",
 }

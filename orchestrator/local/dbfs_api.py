@@ -39,6 +39,7 @@ from typing import Any
 
 from orchestrator.local.errors import ApiError, already_exists, bad_request, not_found
 from orchestrator.local.http import Request, Router
+from orchestrator.local.names import check_path
 from orchestrator.local.store import Store
 
 __all__ = ["HANDLE_IDLE_SECONDS", "MAX_BLOCK_BYTES", "MAX_READ_BYTES", "DbfsApi"]
@@ -332,12 +333,13 @@ def normalize_dbfs_path(raw: str, *, field: str = "path") -> str:
     """An absolute DBFS path without scheme, trailing slash or dot segments."""
     text = raw[len("dbfs:") :] if raw.startswith("dbfs:") else raw
     if not text.startswith("/"):
-        raise bad_request(f"Invalid {field}: '{raw}' is not an absolute DBFS path")
+        raise bad_request(f"Invalid {field}: '{raw[:200]}' is not an absolute DBFS path")
+    check_path(text, field=field)
     if any(ord(ch) < 32 for ch in text):
         raise bad_request(f"Invalid {field}: contains control characters")
     parts = [p for p in text.split("/") if p]
     if any(p in (".", "..") for p in parts):
-        raise bad_request(f"Invalid {field}: '{raw}' contains '.' or '..' segments")
+        raise bad_request(f"Invalid {field}: '{raw[:200]}' contains '.' or '..' segments")
     return "/" + "/".join(parts)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator.local import runs
 from orchestrator.local.errors import ApiError, bad_request, invalid_state, not_found
 from orchestrator.local.http import Request, Router
+from orchestrator.local.retention import delete_run_files
 from orchestrator.local.scheduler import Scheduler, set_state
 from orchestrator.local.store import Store, now_ms
 
@@ -120,10 +121,16 @@ class JobsApi:
         job_id = req.required_int("job_id")
         changes = req.obj("new_settings")
         remove = req.get("fields_to_remove") or []
+        if not isinstance(remove, list):
+            raise bad_request("fields_to_remove must be a list of field names")
         settings = dict(self._job(job_id)["settings"])
         for key, value in changes.items():
             if key in ("tasks", "job_clusters") and req.version != "2.0":
                 ident = "task_key" if key == "tasks" else "job_cluster_key"
+                if not isinstance(value, list) or not all(
+                    isinstance(item, dict) and isinstance(item.get(ident), str) for item in value
+                ):
+                    raise bad_request(f"Invalid {key}: expected a list of objects with {ident}")
                 merged = {item[ident]: item for item in settings.get(key, []) if ident in item}
                 for item in value:
                     merged[item[ident]] = item
@@ -369,12 +376,13 @@ class JobsApi:
 
     def runs_delete(self, req: Request) -> dict[str, Any]:
         run_id = req.required_int("run_id")
-        _, task = self.lookup(run_id)
+        doc, task = self.lookup(run_id)
         if task is not None:
             raise bad_request("Delete the job run, not one of its task runs")
         if self.scheduler.is_active(run_id):
             raise invalid_state(f"Run {run_id} is active and can't be deleted; cancel it first.")
         self.store.delete_run(run_id)
+        delete_run_files(self.store, run_id, [int(t["run_id"]) for t in doc.get("tasks", [])])
         return {}
 
     def _single_task(self, run_id: int, what: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.local.errors import bad_request
+from orchestrator.local.names import check_description, check_task_key, check_title
 
 __all__ = [
     "job_parameter_values",
@@ -26,6 +27,14 @@ __all__ = [
 ]
 
 _REFERENCE = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+_RUN_IF = (
+    "ALL_SUCCESS",
+    "ALL_DONE",
+    "NONE_FAILED",
+    "AT_LEAST_ONE_SUCCESS",
+    "ALL_FAILED",
+    "AT_LEAST_ONE_FAILED",
+)
 _TASK_TYPES = (
     "notebook_task",
     "spark_python_task",
@@ -65,11 +74,12 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
     tasks = normalize_tasks(settings)
     if require_tasks and not tasks:
         raise bad_request("At least one task is required")
+    _check_fields(settings)
     keys: set[str] = set()
+    explicit = bool(settings.get("tasks"))  # the 2.0 single-task shape names its task itself
     for task in tasks:
-        key = task.get("task_key")
-        if not isinstance(key, str) or not key:
-            raise bad_request("Invalid task: task_key is required")
+        key = check_task_key(task.get("task_key")) if explicit else str(task["task_key"])
+        _check_task_fields(key, task)
         if key in keys:
             raise bad_request(f"Task key {key} is duplicated")
         keys.add(key)
@@ -82,7 +92,7 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
         if timeout is not None and (not isinstance(timeout, int) or timeout < 0):
             raise bad_request(f"Task {key}: timeout_seconds must be a non-negative integer")
     for task in tasks:
-        for dep in task.get("depends_on") or []:
+        for dep in task.get("depends_on") or []:  # a list: _check_task_fields
             if not isinstance(dep, dict) or dep.get("task_key") not in keys:
                 raise bad_request(
                     f"Task {task['task_key']} depends on {dep!r}, which is not a task of the job"
@@ -91,6 +101,45 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
     max_runs = settings.get("max_concurrent_runs")
     if max_runs is not None and (not isinstance(max_runs, int) or not 0 <= max_runs <= 1000):
         raise bad_request("max_concurrent_runs must be an integer between 0 and 1000")
+
+
+def _check_fields(settings: Mapping[str, Any]) -> None:
+    """Types and documented limits of the settings' own fields."""
+    check_title(settings.get("name"), field="name")
+    check_title(settings.get("run_name"), field="run_name")
+    check_description(settings.get("description"))
+    timeout = settings.get("timeout_seconds")
+    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)):
+        raise bad_request("timeout_seconds must be a non-negative integer")
+    if isinstance(timeout, int) and timeout < 0:
+        raise bad_request("timeout_seconds must be a non-negative integer")
+    for name in ("queue", "tags", "email_notifications", "notification_settings"):
+        if settings.get(name) is not None and not isinstance(settings[name], dict):
+            raise bad_request(f"Invalid {name}: expected an object")
+    for name in ("parameters", "job_clusters", "environments"):
+        if settings.get(name) is not None and not isinstance(settings[name], list):
+            raise bad_request(f"Invalid {name}: expected a list")
+    for param in settings.get("parameters") or []:
+        if not isinstance(param, dict) or not isinstance(param.get("name"), str):
+            raise bad_request("Invalid parameters: each needs a name")
+
+
+def _check_task_fields(key: str, task: Mapping[str, Any]) -> None:
+    depends = task.get("depends_on")
+    if depends is not None and not isinstance(depends, list):
+        raise bad_request(f"Task {key}: depends_on must be a list")
+    notebook = task.get("notebook_task")
+    if isinstance(notebook, dict):
+        params = notebook.get("base_parameters")
+        if params is not None and not isinstance(params, dict):
+            raise bad_request(f"Task {key}: base_parameters must be an object")
+        if not isinstance(notebook.get("notebook_path", ""), str):
+            raise bad_request(f"Task {key}: notebook_task.notebook_path must be a string")
+    cluster = task.get("existing_cluster_id")
+    if cluster is not None and not isinstance(cluster, str):
+        raise bad_request(f"Task {key}: existing_cluster_id must be a string")
+    if task.get("run_if") is not None and task["run_if"] not in _RUN_IF:
+        raise bad_request(f"Task {key}: invalid run_if {task['run_if']!r}")
 
 
 def _check_acyclic(tasks: list[dict[str, Any]]) -> None:

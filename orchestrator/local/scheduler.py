@@ -288,7 +288,9 @@ class Scheduler:
 
     def _save(self, run: _ActiveRun) -> None:
         with self._lock:
-            self.store.save_run(run.doc, active=True, token=run.token)
+            # a worker's last save can come after the run ended and was saved inactive
+            if self._active.get(int(run.doc["run_id"])) is run:
+                self.store.save_run(run.doc, active=True, token=run.token)
             self._changed.notify_all()
 
     def _coordinate(self, run: _ActiveRun) -> None:
@@ -319,6 +321,8 @@ class Scheduler:
                 return
             if not self.clusters.wait_running(cluster_id, run.cancel):
                 break
+        if any(t.get("existing_cluster_id") is None for t in doc["tasks"]):
+            self.clusters.ensure_engine(None)  # job/serverless compute: the default engine
         with self._lock:
             doc["setup_duration"] = now_ms() - doc["start_time"]
             if not run.cancel.is_set():

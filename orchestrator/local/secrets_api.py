@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.local.errors import ApiError, already_exists, bad_request, not_found
 from orchestrator.local.http import Request, Router
+from orchestrator.local.names import check_secret_key, check_secret_scope
 from orchestrator.local.store import Store
 
 __all__ = ["SecretsApi"]
@@ -32,6 +33,7 @@ class SecretsApi:
 
     def create_scope(self, req: Request) -> dict[str, Any]:
         scope = req.required_text("scope")
+        check_secret_scope(scope)
         if scope in self._scopes():
             raise already_exists(f"Scope {scope} already exists!")
         self.store.put_secret(scope, None, None)
@@ -54,6 +56,7 @@ class SecretsApi:
     def put(self, req: Request) -> dict[str, Any]:
         scope = req.required_text("scope")
         key = req.required_text("key")
+        check_secret_key(key)
         if scope not in self._scopes():
             raise not_found(f"Scope {scope} does not exist!")
         value = req.text("string_value")

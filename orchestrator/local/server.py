@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +23,15 @@ from orchestrator.local.dbfs_api import DbfsApi
 from orchestrator.local.faults import Faults, FaultSettings
 from orchestrator.local.http import Response, Router, serve_http
 from orchestrator.local.jobs_api import JobsApi
+from orchestrator.local.lifetime import (
+    drop_mark,
+    new_mark,
+    reap_leftovers,
+    sole_server,
+    start_watchdog,
+)
 from orchestrator.local.pages import Pages
+from orchestrator.local.retention import PruneReport, Retention, prune
 from orchestrator.local.scheduler import Scheduler, TaskExecutor
 from orchestrator.local.secrets_api import SecretsApi
 from orchestrator.local.store import Store
@@ -48,6 +58,8 @@ class LocalWorkspaceSettings:
     cluster_start_delay: float = 2.0
     max_workers: int = 4
     faults: FaultSettings = field(default_factory=FaultSettings)
+    retention: Retention = field(default_factory=Retention)
+    keep_run_scratch: bool = False  # debugging: keep each task's scratch folder
 
 
 class LocalWorkspace:
@@ -61,26 +73,52 @@ class LocalWorkspace:
         self.settings = settings
         self.token = settings.token or "local-" + secrets.token_hex(16)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self._start_lifetime(settings.state_dir)
+        try:
+            self._open_state(executor)
+            self._serve()
+        except BaseException:
+            if hasattr(self, "scheduler"):
+                self.scheduler.shutdown(timeout=2)
+                self.clusters.close()
+            if hasattr(self, "store"):
+                self.store.close()
+            self._end_lifetime()
+            raise
+        self._pruner = threading.Thread(target=self._prune_periodically, name="prune", daemon=True)
+        self._pruner.start()
+        log.info("local workspace listening on %s (state in %s)", self.url, settings.state_dir)
+
+    def _open_state(self, executor: TaskExecutor | None) -> None:
+        settings = self.settings
         self.store = Store(settings.state_dir)
         self.faults = Faults(settings.faults)
-        self.clusters = Clusters(settings.clusters, start_delay=settings.cluster_start_delay)
+        self.clusters = Clusters(
+            settings.clusters,
+            start_delay=settings.cluster_start_delay,
+            spark_state_dir=self.store.state_dir,
+        )
         self.scheduler = Scheduler(
             self.store,
             self.clusters,
-            executor or NotebookTaskExecutor(self.store),
+            executor or NotebookTaskExecutor(self.store, keep_scratch=settings.keep_run_scratch),
             max_workers=settings.max_workers,
         )
+        self._stopped = threading.Event()
+        self.prune()  # after recovery: runs a killed server left active have ended
+
+    def _serve(self) -> None:
         router = Router()
         self._server, self._thread = serve_http(
-            host=settings.host,
-            port=settings.port,
+            host=self.settings.host,
+            port=self.settings.port,
             router=router,
             token=self.token,
             faults=self.faults,
-            public_paths=("/.well-known/", "/jobs/", "/runs/"),
+            public_paths=("/.well-known/",),
         )
         port = self._server.server_address[1]
-        self.url = f"http://{settings.host}:{port}"
+        self.url = f"http://{self.settings.host}:{port}"
         self.port = int(port)
         self.jobs = JobsApi(
             self.store, self.scheduler, base_url=self.url, export_html=export_executed_html
@@ -93,22 +131,53 @@ class LocalWorkspace:
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
-        router.plain(
-            "GET",
-            r"/",
-            lambda req: Response.html(
-                "<h1>Local Databricks-compatible workspace</h1><p>See /api/2.x/...</p>"
-            ),
-        )
-        log.info("local workspace listening on %s (state in %s)", self.url, settings.state_dir)
+
+    def _start_lifetime(self, state_dir: Path) -> None:
+        """End what a killed workspace here left running (unless another one serves this
+        state dir), then start the watchdog that ends ours if this process dies."""
+        self._sole = sole_server(state_dir)
+        if self._sole.__enter__():
+            reap_leftovers(state_dir)
+        else:
+            log.warning("another local workspace serves %s: not ending its processes", state_dir)
+        self._mark = new_mark(state_dir)
+        self._watchdog = start_watchdog(self._mark)
+
+    def prune(self) -> PruneReport:
+        """Apply the retention settings now (see :mod:`orchestrator.local.retention`)."""
+        return prune(self.store, self.settings.retention, measure=False)
+
+    def _prune_periodically(self) -> None:
+        while not self._stopped.wait(self.settings.retention.interval_seconds):
+            try:
+                self.prune()
+            except Exception:  # a failed pass must not end the thread: the next one retries
+                log.exception("pruning the local workspace's state failed")
 
     def stop(self) -> None:
         """Cancel active runs (their kernels die), stop serving and close the state."""
+        self._stopped.set()
         self.scheduler.shutdown()
+        self.clusters.close()  # their Spark engines
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+        self._pruner.join(5)
         self.store.close()
+        self._end_lifetime()
+
+    def _end_lifetime(self) -> None:
+        """Close the watchdog's pipe: it ends whatever is left (nothing, after a clean stop)
+        and exits; release the state dir."""
+        if self._watchdog.stdin is not None:
+            self._watchdog.stdin.close()
+        try:
+            self._watchdog.wait(10)
+        except subprocess.TimeoutExpired:
+            self._watchdog.kill()
+            self._watchdog.wait(5)
+        drop_mark(self._mark)
+        self._sole.__exit__(None, None, None)
 
     def __enter__(self) -> LocalWorkspace:
         return self
@@ -132,9 +201,13 @@ def start_local_workspace(
     max_workers: int = 4,
     clusters: tuple[ClusterSpec, ...] = (ClusterSpec(),),
     executor: TaskExecutor | None = None,
+    retention: Retention | None = None,
+    keep_run_scratch: bool = False,
 ) -> LocalWorkspace:
     """Start a local workspace in this process on 127.0.0.1 (a free port unless given)."""
     settings = LocalWorkspaceSettings(
+        retention=retention or Retention(),
+        keep_run_scratch=keep_run_scratch,
         state_dir=state_dir,
         port=port,
         token=token,

@@ -290,6 +290,34 @@ class Store:
             rows = self._db.execute("SELECT run_id FROM runs WHERE active = 1").fetchall()
         return [int(r[0]) for r in rows]
 
+    def ended_runs(self) -> list[tuple[int, int, list[int]]]:
+        """``(run_id, end or start time, task run ids)`` of every ended run, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id, start_time, data FROM runs WHERE active = 0 ORDER BY run_id DESC"
+            ).fetchall()
+        ended = []
+        for run_id, start, data in rows:
+            doc = json.loads(data)
+            tasks = [int(t["run_id"]) for t in doc.get("tasks", []) if "run_id" in t]
+            ended.append((int(run_id), int(doc.get("end_time") or start or 0), tasks))
+        return ended
+
+    def run_ids_in_use(self) -> tuple[set[int], set[int]]:
+        """Ids of runs and task runs the database knows: ``(all, active)``."""
+        with self._lock:
+            rows = self._db.execute("SELECT run_id, active FROM runs").fetchall()
+            links = self._db.execute("SELECT task_run_id, run_id FROM task_runs").fetchall()
+        active_runs = {int(r[0]) for r in rows if r[1]}
+        known = {int(r[0]) for r in rows} | {int(t) for t, _ in links}
+        active = active_runs | {int(t) for t, run in links if int(run) in active_runs}
+        return known, active
+
+    def last_id(self, name: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM sequences WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
     def delete_run(self, run_id: int) -> None:
         with self._lock:
             self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.local.errors import ApiError
+from orchestrator.local.retention import EXECUTED_NOTEBOOK, keep_executed
 from orchestrator.local.scheduler import TaskOutcome, TaskSpec
 from orchestrator.local.store import Store
 from orchestrator.local.workspace_api import normalize_path
@@ -25,8 +26,12 @@ MAX_LOG_CHARS = 1_000_000
 
 
 class NotebookTaskExecutor:
-    def __init__(self, store: Store) -> None:
+    """Runs notebook tasks; a task's scratch folder is deleted when it ends (its executed
+    notebooks are kept beside ``output.json``) unless ``keep_scratch``."""
+
+    def __init__(self, store: Store, *, keep_scratch: bool = False) -> None:
         self.store = store
+        self.keep_scratch = keep_scratch
 
     def secrets(self) -> dict[str, dict[str, str]]:
         scopes: dict[str, dict[str, str]] = {}
@@ -78,14 +83,22 @@ class NotebookTaskExecutor:
             environment={
                 "ORCH_RUN_ID": str(spec.run_id),
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),
+                "ORCH_CLUSTER_ID": str(spec.task.get("existing_cluster_id") or ""),
             },
         )
-        result = execute_notebook(request, resolver=resolver, cancel=cancel)
+        try:
+            result = execute_notebook(request, resolver=resolver, cancel=cancel)
+        finally:
+            executed = (
+                scratch / EXECUTED_NOTEBOOK
+                if self.keep_scratch
+                else keep_executed(scratch, scratch.parent)
+            )
         logs = result.logs or ""
         output: dict[str, Any] = {
             "logs": logs[:MAX_LOG_CHARS],
             "logs_truncated": len(logs) > MAX_LOG_CHARS,
-            "_executed_notebook": str(result.executed_notebook),
+            "_executed_notebook": str(executed),
         }
         if result.exit_value is not None:
             output["notebook_output"] = {"result": result.exit_value, "truncated": False}

@@ -23,6 +23,7 @@ from typing import Any
 from orchestrator.local import notebooks
 from orchestrator.local.errors import ApiError, already_exists, bad_request, not_found
 from orchestrator.local.http import Request, Response, Router
+from orchestrator.local.names import check_path
 from orchestrator.local.store import ObjectRow, Store, now_ms
 
 __all__ = ["MAX_IMPORT_BYTES", "WorkspaceApi", "normalize_path"]
@@ -41,12 +42,13 @@ _HEADERS = {
 def normalize_path(raw: str, *, field: str = "path") -> str:
     """An absolute workspace path without ``/Workspace`` prefix, trailing slash or dot segments."""
     if not raw or not raw.startswith("/"):
-        raise bad_request(f"Invalid {field}: '{raw}' is not an absolute path")
+        raise bad_request(f"Invalid {field}: '{raw[:200]}' is not an absolute path")
+    check_path(raw, field=field)
     if "\x00" in raw or any(ord(ch) < 32 for ch in raw):
         raise bad_request(f"Invalid {field}: contains control characters")
     parts = [p for p in raw.split("/") if p]
     if any(p in (".", "..") for p in parts):
-        raise bad_request(f"Invalid {field}: '{raw}' contains '.' or '..' segments")
+        raise bad_request(f"Invalid {field}: '{raw[:200]}' contains '.' or '..' segments")
     if parts[:1] == ["Workspace"]:
         parts = parts[1:]
     return "/" + "/".join(parts)

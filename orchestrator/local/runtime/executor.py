@@ -244,6 +244,7 @@ class _Run:
                     work_dir=self.request.scratch_dir,
                     check=self.check,
                     start_timeout=KERNEL_START_TIMEOUT,
+                    state_dir=self.request.state_db.parent,
                 )
                 break
             except KernelStartError as exc:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from orchestrator.local.lifetime import die_with_parent, forget_process, record_process
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
@@ -165,8 +167,15 @@ def _wait_dead(procs: set[psutil.Process], *, timeout: float) -> list[psutil.Pro
 class Kernel:
     """A running kernel process with a connected blocking client. Use :meth:`start`."""
 
-    def __init__(self, process: subprocess.Popen[bytes], client: Any, log_file: Path) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        client: Any,
+        log_file: Path,
+        state_dir: Path | None = None,
+    ) -> None:
         self._process = process
+        self._state_dir = state_dir
         self._ps: psutil.Process | int
         try:
             self._ps = psutil.Process(process.pid)
@@ -191,8 +200,14 @@ class Kernel:
         work_dir: Path,
         check: Callable[[], None],
         start_timeout: float,
+        state_dir: Path | None = None,
     ) -> Kernel:
         """Launch ``argv`` (``{connection_file}`` is substituted) and wait until it answers.
+
+        The kernel gets SIGKILL when the calling thread ends (``PR_SET_PDEATHSIG``: call from
+        the thread that will kill it); with ``state_dir`` the local workspace's state records
+        it until it is killed, so a restarted workspace can end it
+        (:mod:`orchestrator.local.lifetime`).
 
         Raises :class:`KernelStartError` when the process exits or does not answer within
         ``start_timeout`` seconds; whatever ``check`` raises propagates (the process is killed).
@@ -225,11 +240,14 @@ class Kernel:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=die_with_parent(),  # one prctl call, async-signal-safe
                 )
             except OSError as exc:
                 raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc
+        if state_dir is not None:
+            record_process(state_dir, process.pid, "kernel")
         client = BlockingKernelClient()
-        kernel = cls(process, client, log_file)
+        kernel = cls(process, client, log_file, state_dir)
         try:
             client.load_connection_file(str(connection_file))
             client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)  # noqa: S604
@@ -354,6 +372,8 @@ class Kernel:
         kill_process_tree(self._ps, process_group=self._process.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=5)
+        if self._state_dir is not None:
+            forget_process(self._state_dir, self._process.pid)
         with contextlib.suppress(Exception):
             self._client.shell_channel.close()
             self._client.iopub_channel.close()

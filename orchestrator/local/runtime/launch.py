@@ -3,7 +3,8 @@
 This module owns the contract between the executor and the in-kernel shims: the ``ORCH_*``
 environment variables (see :func:`kernel_env`) and the code run silently before the first
 cell (:func:`bootstrap_steps`), which loads the ``dbutils`` shims
-(``_kernel_dbutils.py`` / ``_kernel_dbutils.R``) and the Python-side magic helpers.
+(``_kernel_dbutils.py`` / ``_kernel_dbutils.R``), the Python-side magic helpers and, for R,
+``_kernel_spark.R`` (``library(SparkR)``/``library(sparklyr)`` fail with one clear line).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orchestrator
+from orchestrator.local.lifetime import owner_env
 from orchestrator.local.runtime.kernel import KernelStartError
+from orchestrator.local.spark.layout import kernel_variables
 
 if TYPE_CHECKING:
     from orchestrator.local.notebooks import Language
@@ -32,6 +35,7 @@ KERNEL_START_TIMEOUT = 60.0
 _RUNTIME_DIR = Path(__file__).resolve().parent
 PYTHON_SHIM = _RUNTIME_DIR / "_kernel_dbutils.py"
 R_SHIM = _RUNTIME_DIR / "_kernel_dbutils.R"
+R_SPARK_SHIM = _RUNTIME_DIR / "_kernel_spark.R"
 _PYTHON_HELPERS = (
     "from orchestrator.local.runtime._kernel_magics import setup as __orch_setup\n"
     "__orch_setup(get_ipython()); del __orch_setup"
@@ -80,6 +84,7 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
     the kernel (and ``python -m orchestrator.local.runtime.child``) import the same code
     even when the package is not installed. ``PIP_TARGET`` keeps a stray ``!pip install``
     out of the orchestrator's own environment. A non-UTF-8 locale is switched to UTF-8.
+    The ``ORCH_SPARK_*`` variables point ``spark`` at the engine of the task's cluster.
     """
     link_dir = request.scratch_dir / "pythonpath"
     link_dir.mkdir(exist_ok=True)
@@ -92,6 +97,7 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
     secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
     env = {k: v for k, v in os.environ.items() if not _credential_variable(k)}
     env.update(request.environment)
+    env.update(owner_env(request.state_db.parent))  # the mark that lets nothing outlive us
     env.update(
         ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
         ORCH_WORKSPACE_ROOT=str(request.workspace_root),
@@ -109,6 +115,8 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
         JPY_PARENT_PID=str(os.getpid()),
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
+    # Spark: the engine of the task's cluster (a child notebook inherits ORCH_CLUSTER_ID).
+    env.update(kernel_variables(request.state_db.parent, env.get("ORCH_CLUSTER_ID", "")))
     current = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or ""
     if "utf8" not in current.lower().replace("-", ""):
         # R prints non-ASCII text as <U+00E9> in the C locale.
@@ -130,4 +138,6 @@ def bootstrap_steps(language: Language) -> list[tuple[str, str]]:
         steps.append(("dbutils shim", shim_code))
     else:
         logger.warning("%s is missing: dbutils is not available in notebooks", shim_file)
+    if language == "R":
+        steps.append(("no Spark for R", f"source({json.dumps(str(R_SPARK_SHIM))})"))
     return steps

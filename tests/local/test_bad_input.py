@@ -1,0 +1,525 @@
+"""Bad input to the local workspace: Databricks' 4xx answer, and nothing changes.
+
+One table over the Workspace, DBFS, Jobs and Secrets endpoints. Each case sends one request
+over HTTP to a workspace holding a few objects (a folder, a notebook, a DBFS file, a job, a
+secret scope) and asserts the HTTP status, the ``error_code`` and that the state dir is
+byte for byte what it was: every file under it, and a dump of the database. Limits are the
+documented ones (see ``orchestrator/local/names.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from orchestrator.local import LocalWorkspace, start_local_workspace
+from tests.local.fakes import FakeExecutor
+
+TOKEN = "bad-input-token"
+BAD = "INVALID_PARAMETER_VALUE"
+MISSING = "RESOURCE_DOES_NOT_EXIST"
+EXISTS = "RESOURCE_ALREADY_EXISTS"
+MALFORMED = "MALFORMED_REQUEST"
+NB = base64.b64encode(b"# Databricks notebook source\nprint(1)\n").decode()
+LONG_PATH = "/a" * 200_000  # 200,000 segments
+OVER_PATH = "/" + "/".join(["abcdefghij"] * 380)  # 4180 bytes, names of 10
+LONG_NAME = "/Shared/" + "n" * 256
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    method: str
+    route: str  # after /api/
+    body: Any = None
+    status: int = 400
+    code: str = BAD
+    params: dict[str, Any] = field(default_factory=dict)
+    raw: bytes | None = None
+
+
+def _task(key: str = "t", **extra: Any) -> dict[str, Any]:
+    return {"task_key": key, "notebook_task": {"notebook_path": "/Shared/a/nb"}, **extra}
+
+
+WORKSPACE = [
+    Case("mkdirs 200,000 segments", "POST", "2.0/workspace/mkdirs", {"path": LONG_PATH}),
+    Case("mkdirs path over 4096 bytes", "POST", "2.0/workspace/mkdirs", {"path": OVER_PATH}),
+    Case("mkdirs name over 255 bytes", "POST", "2.0/workspace/mkdirs", {"path": LONG_NAME}),
+    Case("mkdirs relative path", "POST", "2.0/workspace/mkdirs", {"path": "Shared/x"}),
+    Case("mkdirs dot-dot", "POST", "2.0/workspace/mkdirs", {"path": "/Shared/../x"}),
+    Case("mkdirs control char", "POST", "2.0/workspace/mkdirs", {"path": "/Shared/a\x01b"}),
+    Case("mkdirs no path", "POST", "2.0/workspace/mkdirs", {}),
+    Case("mkdirs path not a string", "POST", "2.0/workspace/mkdirs", {"path": 12}),
+    Case(
+        "mkdirs below a notebook",
+        "POST",
+        "2.0/workspace/mkdirs",
+        {"path": "/Shared/a/nb/sub/deeper"},
+        code=EXISTS,
+    ),
+    Case(
+        "import over 10 MB",
+        "POST",
+        "2.0/workspace/import",
+        {
+            "path": "/Shared/a/big",
+            "format": "RAW",
+            "content": base64.b64encode(b"x" * (10 * 1024 * 1024 + 1)).decode(),
+        },
+        code="MAX_NOTEBOOK_SIZE_EXCEEDED",
+    ),
+    Case(
+        "import invalid base64",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/x", "language": "PYTHON", "content": "%%%"},
+    ),
+    Case(
+        "import unknown language",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/x", "language": "COBOL", "content": NB},
+    ),
+    Case(
+        "import SOURCE without language",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/x", "format": "SOURCE", "content": NB},
+    ),
+    Case(
+        "import into a missing folder",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/missing/x", "language": "PYTHON", "content": NB},
+        404,
+        MISSING,
+    ),
+    Case(
+        "import over a notebook without overwrite",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/nb", "language": "PYTHON", "content": NB},
+        code=EXISTS,
+    ),
+    Case(
+        "import over a folder",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a", "language": "PYTHON", "content": NB, "overwrite": True},
+        code=EXISTS,
+    ),
+    Case(
+        "import DBC",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/x", "format": "DBC", "content": NB},
+    ),
+    Case(
+        "import broken Jupyter",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/x", "format": "JUPYTER", "content": NB},
+    ),
+    Case(
+        "import to a 200,000-segment path",
+        "POST",
+        "2.0/workspace/import",
+        {"path": LONG_PATH, "language": "PYTHON", "content": NB},
+    ),
+    Case("export a folder", "GET", "2.0/workspace/export", params={"path": "/Shared/a"}),
+    Case(
+        "export missing",
+        "GET",
+        "2.0/workspace/export",
+        params={"path": "/Shared/none"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "export as DBC",
+        "GET",
+        "2.0/workspace/export",
+        params={"path": "/Shared/a/nb", "format": "DBC"},
+    ),
+    Case("delete the root", "POST", "2.0/workspace/delete", {"path": "/", "recursive": True}),
+    Case(
+        "delete a full folder, not recursive",
+        "POST",
+        "2.0/workspace/delete",
+        {"path": "/Shared/a"},
+        code="DIRECTORY_NOT_EMPTY",
+    ),
+    Case("delete missing", "POST", "2.0/workspace/delete", {"path": "/nope"}, 404, MISSING),
+    Case(
+        "delete with recursive=maybe",
+        "POST",
+        "2.0/workspace/delete",
+        {"path": "/Shared/a", "recursive": "maybe"},
+    ),
+    Case("get-status over-long", "GET", "2.0/workspace/get-status", params={"path": OVER_PATH}),
+    Case(
+        "list missing",
+        "GET",
+        "2.0/workspace/list",
+        params={"path": "/nope"},
+        status=404,
+        code=MISSING,
+    ),
+    Case("malformed JSON", "POST", "2.0/workspace/mkdirs", raw=b"{not json", code=MALFORMED),
+    Case("JSON body not an object", "POST", "2.0/workspace/mkdirs", raw=b"[]", code=MALFORMED),
+]
+
+DBFS = [
+    Case("put 200,000 segments", "POST", "2.0/dbfs/put", {"path": LONG_PATH, "contents": ""}),
+    Case("put path over 4096 bytes", "POST", "2.0/dbfs/put", {"path": OVER_PATH}),
+    Case(
+        "put over 1 MB inline",
+        "POST",
+        "2.0/dbfs/put",
+        {"path": "/data/big", "contents": base64.b64encode(b"x" * (1024 * 1024 + 1)).decode()},
+        code="MAX_BLOCK_SIZE_EXCEEDED",
+    ),
+    Case("put invalid base64", "POST", "2.0/dbfs/put", {"path": "/data/x", "contents": "%%"}),
+    Case(
+        "put over a file without overwrite",
+        "POST",
+        "2.0/dbfs/put",
+        {"path": "/data/f.txt", "contents": ""},
+        code=EXISTS,
+    ),
+    Case("put to the root", "POST", "2.0/dbfs/put", {"path": "/", "contents": ""}),
+    Case(
+        "put below a file",
+        "POST",
+        "2.0/dbfs/put",
+        {"path": "/data/f.txt/x/y", "contents": ""},
+        code=EXISTS,
+    ),
+    Case("put relative path", "POST", "2.0/dbfs/put", {"path": "data/x", "contents": ""}),
+    Case("mkdirs name over 255 bytes", "POST", "2.0/dbfs/mkdirs", {"path": "/d/" + "n" * 256}),
+    Case(
+        "mkdirs below a file", "POST", "2.0/dbfs/mkdirs", {"path": "/data/f.txt/sub"}, code=EXISTS
+    ),
+    Case(
+        "create over a file without overwrite",
+        "POST",
+        "2.0/dbfs/create",
+        {"path": "/data/f.txt"},
+        code=EXISTS,
+    ),
+    Case(
+        "read over 1 MB",
+        "GET",
+        "2.0/dbfs/read",
+        params={"path": "/data/f.txt", "length": 1024 * 1024 + 1},
+        code="MAX_READ_SIZE_EXCEEDED",
+    ),
+    Case(
+        "read negative offset", "GET", "2.0/dbfs/read", params={"path": "/data/f.txt", "offset": -1}
+    ),
+    Case("read a folder", "GET", "2.0/dbfs/read", params={"path": "/data"}),
+    Case(
+        "read missing",
+        "GET",
+        "2.0/dbfs/read",
+        params={"path": "/data/no"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "add-block unknown handle",
+        "POST",
+        "2.0/dbfs/add-block",
+        {"handle": 9999, "data": "AAAA"},
+        404,
+        MISSING,
+    ),
+    Case("close unknown handle", "POST", "2.0/dbfs/close", {"handle": 9999}, 404, MISSING),
+    Case("delete a full folder", "POST", "2.0/dbfs/delete", {"path": "/data"}, code="IO_ERROR"),
+    Case("delete the root", "POST", "2.0/dbfs/delete", {"path": "/", "recursive": True}),
+    Case(
+        "move into itself",
+        "POST",
+        "2.0/dbfs/move",
+        {"source_path": "/data", "destination_path": "/data/inner"},
+    ),
+    Case(
+        "move missing",
+        "POST",
+        "2.0/dbfs/move",
+        {"source_path": "/nope", "destination_path": "/elsewhere"},
+        404,
+        MISSING,
+    ),
+    Case(
+        "move onto a file",
+        "POST",
+        "2.0/dbfs/move",
+        {"source_path": "/data/g.txt", "destination_path": "/data/f.txt"},
+        code=EXISTS,
+    ),
+    Case(
+        "move to a 200,000-segment path",
+        "POST",
+        "2.0/dbfs/move",
+        {"source_path": "/data/g.txt", "destination_path": LONG_PATH},
+    ),
+]
+
+JOBS = [
+    Case("create name over 4096 bytes", "POST", "2.1/jobs/create", {"name": "é" * 2049}),
+    Case("create task_key with a space", "POST", "2.1/jobs/create", {"tasks": [_task("a b")]}),
+    Case("create task_key of 101", "POST", "2.1/jobs/create", {"tasks": [_task("k" * 101)]}),
+    Case("create duplicate task keys", "POST", "2.1/jobs/create", {"tasks": [_task(), _task()]}),
+    Case(
+        "create unknown dependency",
+        "POST",
+        "2.1/jobs/create",
+        {"tasks": [_task(depends_on=[{"task_key": "nope"}])]},
+    ),
+    Case(
+        "create dependency cycle",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "tasks": [
+                _task("a", depends_on=[{"task_key": "b"}]),
+                _task("b", depends_on=[{"task_key": "a"}]),
+            ]
+        },
+    ),
+    Case(
+        "create max_concurrent_runs 1001", "POST", "2.1/jobs/create", {"max_concurrent_runs": 1001}
+    ),
+    Case("create tasks not a list", "POST", "2.1/jobs/create", {"tasks": "x"}),
+    Case("create timeout -1", "POST", "2.1/jobs/create", {"timeout_seconds": -1}),
+    Case("create description too long", "POST", "2.1/jobs/create", {"description": "d" * 27_701}),
+    Case(
+        "create notebook task without path",
+        "POST",
+        "2.1/jobs/create",
+        {"tasks": [{"task_key": "t", "notebook_task": {}}]},
+    ),
+    Case("create bad run_if", "POST", "2.1/jobs/create", {"tasks": [_task(run_if="SOMETIMES")]}),
+    Case(
+        "get missing job", "GET", "2.1/jobs/get", params={"job_id": 999}, status=404, code=MISSING
+    ),
+    Case("get job_id not a number", "GET", "2.1/jobs/get", params={"job_id": "abc"}),
+    Case(
+        "update tasks not a list",
+        "POST",
+        "2.1/jobs/update",
+        {"job_id": 1, "new_settings": {"tasks": "x"}},
+    ),
+    Case(
+        "update fields_to_remove not a list",
+        "POST",
+        "2.1/jobs/update",
+        {"job_id": 1, "fields_to_remove": "tags"},
+    ),
+    Case("reset without new_settings", "POST", "2.1/jobs/reset", {"job_id": 1}),
+    Case(
+        "reset missing job",
+        "POST",
+        "2.1/jobs/reset",
+        {"job_id": 999, "new_settings": {"name": "x"}},
+        404,
+        MISSING,
+    ),
+    Case("delete missing job", "POST", "2.1/jobs/delete", {"job_id": 999}, 404, MISSING),
+    Case("run-now missing job", "POST", "2.1/jobs/run-now", {"job_id": 999}, 404, MISSING),
+    Case(
+        "run-now notebook_params not an object",
+        "POST",
+        "2.1/jobs/run-now",
+        {"job_id": 1, "notebook_params": "x"},
+    ),
+    Case("run-now unknown only", "POST", "2.1/jobs/run-now", {"job_id": 1, "only": ["zz"]}),
+    Case("submit without tasks", "POST", "2.1/jobs/runs/submit", {"run_name": "x"}),
+    Case(
+        "submit run_name over 4096 bytes",
+        "POST",
+        "2.1/jobs/runs/submit",
+        {"run_name": "r" * 4097, "tasks": [_task()]},
+    ),
+    Case(
+        "runs/get missing",
+        "GET",
+        "2.1/jobs/runs/get",
+        params={"run_id": 999},
+        status=404,
+        code=MISSING,
+    ),
+    Case("runs/cancel missing", "POST", "2.1/jobs/runs/cancel", {"run_id": 999}, 404, MISSING),
+    Case("runs/delete missing", "POST", "2.1/jobs/runs/delete", {"run_id": 999}, 404, MISSING),
+    Case("runs/list limit 1001", "GET", "2.1/jobs/runs/list", params={"limit": 1001}),
+    Case(
+        "runs/list active and completed",
+        "GET",
+        "2.1/jobs/runs/list",
+        params={"active_only": "true", "completed_only": "true"},
+    ),
+    Case(
+        "runs/export bad view",
+        "GET",
+        "2.1/jobs/runs/export",
+        params={"run_id": 1, "views_to_export": "X"},
+    ),
+    Case("jobs/list limit 101", "GET", "2.1/jobs/list", params={"limit": 101}),
+    Case("unknown endpoint", "GET", "2.1/jobs/nothing", status=404, code="ENDPOINT_NOT_FOUND"),
+    Case("wrong method", "GET", "2.1/jobs/create", status=405, code="METHOD_NOT_ALLOWED"),
+]
+
+SECRETS = [
+    Case("scope with a space", "POST", "2.0/secrets/scopes/create", {"scope": "a b"}),
+    Case("scope with a slash", "POST", "2.0/secrets/scopes/create", {"scope": "a/b"}),
+    Case("scope of 129", "POST", "2.0/secrets/scopes/create", {"scope": "s" * 129}),
+    Case("scope exists", "POST", "2.0/secrets/scopes/create", {"scope": "s"}, code=EXISTS),
+    Case("scope not a string", "POST", "2.0/secrets/scopes/create", {"scope": 5}),
+    Case(
+        "delete missing scope", "POST", "2.0/secrets/scopes/delete", {"scope": "zz"}, 404, MISSING
+    ),
+    Case(
+        "put into a missing scope",
+        "POST",
+        "2.0/secrets/put",
+        {"scope": "zz", "key": "k", "string_value": "v"},
+        404,
+        MISSING,
+    ),
+    Case(
+        "put key with a slash",
+        "POST",
+        "2.0/secrets/put",
+        {"scope": "s", "key": "a/b", "string_value": "v"},
+    ),
+    Case(
+        "put key with @",
+        "POST",
+        "2.0/secrets/put",
+        {"scope": "s", "key": "a@b", "string_value": "v"},
+    ),
+    Case(
+        "put key of 129",
+        "POST",
+        "2.0/secrets/put",
+        {"scope": "s", "key": "k" * 129, "string_value": "v"},
+    ),
+    Case(
+        "put value over 128 KB",
+        "POST",
+        "2.0/secrets/put",
+        {"scope": "s", "key": "big", "string_value": "v" * (128 * 1024 + 1)},
+        code="MAX_SECRET_SIZE_EXCEEDED",
+    ),
+    Case("put without a value", "POST", "2.0/secrets/put", {"scope": "s", "key": "k2"}),
+    Case(
+        "put invalid bytes_value",
+        "POST",
+        "2.0/secrets/put",
+        {"scope": "s", "key": "k2", "bytes_value": "%%"},
+    ),
+    Case(
+        "list missing scope",
+        "GET",
+        "2.0/secrets/list",
+        params={"scope": "zz"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "delete missing key",
+        "POST",
+        "2.0/secrets/delete",
+        {"scope": "s", "key": "zz"},
+        404,
+        MISSING,
+    ),
+]
+
+CASES = WORKSPACE + DBFS + JOBS + SECRETS
+
+
+def _id(case: Case) -> str:
+    return f"{case.route.split('/')[1]}: {case.name}"
+
+
+def test_the_table_has_at_least_40_cases_over_every_api() -> None:
+    assert len(CASES) >= 40
+    assert all(len(group) >= 10 for group in (WORKSPACE, DBFS, JOBS, SECRETS))
+    assert len({_id(c) for c in CASES}) == len(CASES)
+
+
+def _call(ws: LocalWorkspace, method: str, route: str, body: Any = None, **params: Any) -> Any:
+    headers = {"Authorization": f"Bearer {ws.token}"}
+    response = requests.request(
+        method, f"{ws.url}/api/{route}", json=body, params=params, headers=headers, timeout=60
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorkspace]:
+    """A workspace with a folder, a notebook, DBFS files, a job and a secret scope."""
+    state = tmp_path_factory.mktemp("bad-input") / "state"
+    ws = start_local_workspace(state, token=TOKEN, cluster_start_delay=0.1, executor=FakeExecutor())
+    _call(ws, "POST", "2.0/workspace/mkdirs", {"path": "/Shared/a"})
+    nb = {"path": "/Shared/a/nb", "language": "PYTHON", "content": NB}
+    _call(ws, "POST", "2.0/workspace/import", nb)
+    for name in ("f.txt", "g.txt"):
+        _call(ws, "POST", "2.0/dbfs/put", {"path": f"/data/{name}", "contents": NB})
+    _call(ws, "POST", "2.1/jobs/create", {"name": "job", "tasks": [_task()]})
+    _call(ws, "POST", "2.0/secrets/scopes/create", {"scope": "s"})
+    _call(ws, "POST", "2.0/secrets/put", {"scope": "s", "key": "k", "string_value": "v"})
+    try:
+        yield ws
+    finally:
+        ws.stop()
+
+
+def snapshot(state_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """Every file and folder under the state dir (content hashes) and the database's dump."""
+    files: dict[str, str] = {}
+    for path in sorted(state_dir.rglob("*")):
+        rel = path.relative_to(state_dir).as_posix()
+        if rel.startswith("state.db"):
+            continue
+        files[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    db = sqlite3.connect(f"file:{state_dir / 'state.db'}?mode=ro", uri=True)
+    try:
+        dump = list(db.iterdump())
+    finally:
+        db.close()
+    return files, dump
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_bad_input_is_4xx_and_changes_nothing(seeded: LocalWorkspace, case: Case) -> None:
+    before = snapshot(seeded.store.state_dir)
+    headers = {"Authorization": f"Bearer {seeded.token}"}
+    url = f"{seeded.url}/api/{case.route}"
+    if case.raw is not None:
+        headers["Content-Type"] = "application/json"
+        response = requests.request(
+            case.method, url, data=case.raw, params=case.params, headers=headers, timeout=60
+        )
+    else:
+        response = requests.request(
+            case.method, url, json=case.body, params=case.params, headers=headers, timeout=60
+        )
+    body = response.json()
+    assert (response.status_code, body.get("error_code")) == (case.status, case.code), body
+    assert set(body) == {"error_code", "message"}
+    assert len(json.dumps(body)) < 2000  # the message quotes a bounded part of the input
+    assert snapshot(seeded.store.state_dir) == before
