@@ -10,6 +10,7 @@ running builds, so the tests stay fast; runs use the scheduler's fake executor.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,22 +31,25 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.adapters.databricks import ActiveRun, DatabricksWorkspace, Entry
-from orchestrator.cleanup.discovery import discover
+from orchestrator.cleanup.discovery import discover, read_data_journal, write_data_journal
 from orchestrator.cleanup.execute import cleanup, execute_cleanup, plan_cleanup
-from orchestrator.cleanup.model import CleanupOptions
+from orchestrator.cleanup.model import CleanupOptions, CleanupReport
 from orchestrator.cleanup.policy import (
     Build,
+    DataCopy,
     Policy,
     check_storage_root,
     check_workspace_root,
+    marker_data,
     parse_age,
     read_marker,
     select_builds,
+    select_data,
     select_orphans,
 )
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
-from orchestrator.layout import journal_path
+from orchestrator.layout import is_build_name, journal_path
 from orchestrator.local import FaultSettings, LocalWorkspace, start_local_workspace
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.storage.local import LocalFolderStorage
@@ -170,7 +175,9 @@ def options(**policy: Any) -> CleanupOptions:
     return CleanupOptions(Policy(**policy), rate=None)
 
 
-def library_cleanup(ws: LocalWorkspace, storage: Path, opts: CleanupOptions, *, now: datetime):
+def library_cleanup(
+    ws: LocalWorkspace, storage: Path, opts: CleanupOptions, *, now: datetime
+) -> CleanupReport:
     client = sdk_client(ws)
     return cleanup(
         tree=DatabricksWorkspace(client),
@@ -706,6 +713,172 @@ def test_bad_flags_exit_2_before_any_request(
     assert "needs --older-than and/or --keep-last" in capsys.readouterr().err
 
 
+# -- shared test data (_data/<sha256>) ---------------------------------------------------------
+
+
+def digest(seed: str) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def data_copy(storage: Path, seed: str, *, age: timedelta) -> Path:
+    """A ``_data`` copy as builds leave it (read-only files), last used ``age`` ago."""
+    folder = storage / "_data" / digest(seed)
+    folder.mkdir(parents=True)
+    (folder / "x.csv").write_text(f"a,b\n{seed},1\n")
+    (folder / "x.csv").chmod(0o444)
+    stamp = (NOW - age).timestamp()
+    for path in (folder / "x.csv", folder):
+        os.utime(path, (stamp, stamp))
+    return folder
+
+
+def make_data_build(
+    client: Any, storage: Path, build_id: str, *, age: timedelta, seed: str | None
+) -> None:
+    """A build whose markers name the test data ``seed`` (None: a build without test data)."""
+    make_build(client, storage, "sample", build_id, age=age)
+    document = json.loads(marker("sample", build_id, NOW - age))
+    document["data"] = f"_data/{digest(seed)}" if seed else None
+    body = json.dumps(document).encode()
+    put(client, f"{ROOT}/sample/{build_id}/_build.json", body)
+    (storage / "sample" / build_id / "_build.json").write_bytes(body)
+
+
+def data_names(storage: Path) -> set[str]:
+    folder = storage / "_data"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def test_test_data_no_kept_build_uses_is_deleted_once_older_than_the_retention(
+    server: LocalWorkspace, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = sdk_client(server)
+    storage = project / "storage"
+    make_entry(w, "sample")
+    make_data_build(w, storage, "old", age=timedelta(days=30), seed="old")
+    make_data_build(w, storage, "kept", age=timedelta(days=2), seed="shared")
+    make_data_build(w, storage, "none", age=timedelta(days=2), seed=None)
+    data_copy(storage, "old", age=timedelta(days=30))  # only the deleted build used it
+    data_copy(storage, "shared", age=timedelta(days=90))  # old, but a kept build uses it
+    data_copy(storage, "recent", age=timedelta(days=3))  # used by no build, but recently
+    data_copy(storage, "orphan", age=timedelta(days=20))  # no build, unused for 20 days
+    (storage / "_data" / "not-a-digest").mkdir()
+    before = snapshot(w, storage)
+
+    assert run_cli(project, server, "--older-than", "14d", "--dry-run", "--json") == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert snapshot(w, storage) == before
+    would = {d["digest"] for d in plan["data"]["delete"]}
+    assert would == {digest("old"), digest("orphan")}
+    kept = {d["digest"]: d["reason"] for d in plan["data"]["kept"]}
+    assert kept[digest("shared")] == "used by build sample/kept"
+    assert "younger than 14d" in kept[digest("recent")]
+    assert {"reason": "_data/not-a-digest: not a test-data digest, left alone"} in plan["skipped"]
+    assert run_cli(project, server, "--older-than", "14d", "--dry-run") == 0
+    assert f"would delete _data/{digest('orphan')} (storage)" in capsys.readouterr().out
+
+    assert run_cli(project, server, "--older-than", "14d", "--json") == 0
+    done = json.loads(capsys.readouterr().out)
+    assert {r["storage_prefix"] for r in done["data"]["results"] if r["deleted"]} == {
+        f"_data/{digest('old')}",
+        f"_data/{digest('orphan')}",
+    }
+    assert done["summary"]["data_copies_deleted"] == 2
+    assert data_names(storage) == {digest("shared"), digest("recent"), "not-a-digest"}
+    assert ws_names(w, "sample") == ["_orchestrator", "kept", "none"]
+    journal = json.loads(w.workspace.download(f"{ROOT}/_orchestrator/cleanup.json").read())
+    assert journal["pending"] == []
+
+
+def test_a_build_still_deploying_keeps_all_test_data_and_repo_or_count_alone_never_collect(
+    server: LocalWorkspace, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = sdk_client(server)
+    storage = project / "storage"
+    make_entry(w, "sample")
+    data_copy(storage, "orphan", age=timedelta(days=40))
+    make_build(w, storage, "sample", "deploying", age=None)  # folder and prefix, no marker yet
+    make_build(w, storage, "sample", "leftover", age=None, workspace=False)  # its time: storage's
+    assert run_cli(project, server, "--older-than", "14d", "--json") == 0
+    kept = json.loads(capsys.readouterr().out)["data"]["kept"]
+    assert "sample/deploying may be deploying" in kept[0]["reason"]
+    assert data_names(storage) == {digest("orphan")}
+    # an hour later the unmarked build is not deploying any more: the copy goes
+    later = NOW + timedelta(hours=2)
+    opts = options(older_than=timedelta(days=14))
+    report = library_cleanup(server, storage, replace(opts, repos=("sample",)), now=later)
+    assert not report.plan.data and data_names(storage) == {digest("orphan")}  # --repo: not read
+    report = library_cleanup(server, storage, options(keep_last=0), now=later)
+    assert report.plan.data_of("delete") == [] and data_names(storage) == {digest("orphan")}
+    report = library_cleanup(server, storage, opts, now=later)
+    assert [d.digest for d in report.data_deleted if d.deleted] == [digest("orphan")]
+    assert data_names(storage) == set()
+
+
+def test_a_killed_cleanup_s_test_data_is_finished_and_a_copy_used_meanwhile_is_kept(
+    server: LocalWorkspace, project: Path, tmp_path: Path
+) -> None:
+    w = sdk_client(server)
+    storage = project / "storage"
+    tree = DatabricksWorkspace(w)
+    data_copy(storage, "half", age=timedelta(0))  # half-deleted: its folder was just changed
+    data_copy(storage, "used", age=timedelta(days=30))
+    write_data_journal(tree, ROOT, [digest("half"), digest("gone")])
+    local = LocalFolderStorage(storage)
+    discovery = discover(tree, local, root=ROOT)
+    assert discovery.data_journal == {digest("half"), digest("gone")}
+    plan = plan_cleanup(
+        discovery,
+        [],
+        root=ROOT,
+        storage_root=str(storage),
+        policy=Policy(older_than=timedelta(days=14)),
+        now=NOW,
+    )
+    assert {d.copy.digest: d.action for d in plan.data} == {
+        digest("half"): "delete",
+        digest("used"): "delete",
+    }
+    # a build uses the old copy between the plan and the delete: it is kept
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "x.csv").write_text("a,b\nused,1\n")
+    assert local.upload_immutable(source, f"_data/{digest('used')}") == 0
+    report = execute_cleanup(
+        plan,
+        tree=tree,
+        storage=local,
+        runs=NoRuns(),
+        options=options(older_than=timedelta(days=14)),
+    )
+    by_digest = {d.digest: d for d in report.data_deleted}
+    assert by_digest[digest("half")].deleted
+    assert by_digest[digest("used")].kept == "used since this cleanup started"
+    assert data_names(storage) == {digest("used")}
+    assert read_data_journal(tree, ROOT) == frozenset()
+
+
+def test_data_selection_never_takes_a_copy_a_kept_build_names() -> None:
+    copies = [DataCopy(digest(s), NOW - timedelta(days=100)) for s in "abc"]
+    builds = [
+        Build("r", "new", created=NOW - timedelta(days=1), data=digest("a"), data_known=True),
+        Build("r", "old", created=NOW - timedelta(days=50), data=digest("b"), data_known=True),
+    ]
+    policy = Policy(older_than=timedelta(days=14), keep_last=1)
+    decisions = select_builds(builds, policy=policy, now=NOW)
+    chosen = {
+        d.copy.digest: d.action for d in select_data(copies, decisions, policy=policy, now=NOW)
+    }
+    assert chosen == {digest("a"): "keep", digest("b"): "delete", digest("c"): "delete"}
+    legacy = Build("r", "legacy", created=NOW - timedelta(minutes=5))  # no `data` in its marker
+    decisions = select_builds([*builds, legacy], policy=policy, now=NOW)
+    assert {d.action for d in select_data(copies, decisions, policy=policy, now=NOW)} == {"keep"}
+    assert marker_data('{"data": "_data/' + digest("a") + '"}') == (True, digest("a"))
+    assert marker_data('{"data": null}') == (True, None)
+    assert marker_data('{"data": "_data/../x"}') == (False, None)
+    assert marker_data("{}") == (False, None)
+
+
 # -- the property: nothing outside the build root, ever ----------------------------------------
 
 
@@ -732,11 +905,16 @@ ROOTS = ["/Shared/builds", "/a", "/Users/u/ci", "/Workspace/Shared/builds", "/Re
 ROOTS += ["/", "/Shared", "/Users/u", "/Repos/u", "/Workspace", "/Workspace/Users/u", "/a/.."]
 
 
+SEEDS = ["a", "b", "c", "d"]
+World = tuple[str, dict[str, bytes | None], dict[str, bytes], Policy, set[str]]
+
+
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[str, dict[str, bytes | None], dict[str, bytes], Policy]:
-    """A build root, a workspace tree around it, storage files and a policy. Builds sit where
-    builds go (and next to it: ``<root>2``, the parent, deeper), with markers old and new,
-    right and wrong, and with reserved and unsafe names."""
+def worlds(draw: st.DrawFn) -> World:
+    """A build root, a workspace tree around it, storage files, a policy and the ``_data``
+    copies used recently. Builds sit where builds go (and next to it: ``<root>2``, the parent,
+    deeper), with markers old and new, right and wrong, naming test data or not, and with
+    reserved and unsafe names; ``_data`` holds copies old and recent, named by builds or not."""
     if draw(st.integers(0, 4)):
         root = draw(st.sampled_from(ROOTS))
     else:
@@ -754,7 +932,11 @@ def worlds(draw: st.DrawFn) -> tuple[str, dict[str, bytes | None], dict[str, byt
         folder = f"{base.rstrip('/')}/{repo}/{build}" + ("/deeper/b9" if deeper else "")
         _add(objects, folder + "/tests")
         objects[folder + "/tests/nb"] = b"print(1)"
-        body = marker(repo, build, NOW - timedelta(days=days))
+        document = json.loads(marker(repo, build, NOW - timedelta(days=days)))
+        seed = draw(st.sampled_from([None, "no field", *SEEDS]))
+        if seed != "no field":
+            document["data"] = f"_data/{digest(seed)}" if seed else None
+        body = json.dumps(document).encode()
         if marked:
             objects[folder + "/_build.json"] = body
         if draw(st.booleans()):  # the storage side of it, maybe under another name
@@ -772,17 +954,51 @@ def worlds(draw: st.DrawFn) -> tuple[str, dict[str, bytes | None], dict[str, byt
         include_unmarked=draw(st.booleans()),
         min_age=draw(st.sampled_from([timedelta(0), timedelta(hours=1)])),
     )
-    return root, objects, storage, policy
+    young: set[str] = set()
+    for seed in SEEDS:
+        if draw(st.booleans()):
+            storage[f"_data/{digest(seed)}/x.csv"] = b"a,b\n"
+            if draw(st.booleans()):
+                young.add(digest(seed))
+    return root, objects, storage, policy, young
+
+
+def _named_data(
+    root: str, objects: dict[str, bytes | None], storage: Path
+) -> dict[str, tuple[str, str]]:
+    """Digests named by the build markers left where builds are: -> (repo, build)."""
+    found: dict[str, tuple[str, str]] = {}
+    texts = [
+        (path[len(root) + 1 :].split("/"), data)
+        for path, data in objects.items()
+        if path.startswith(root + "/") and data is not None
+    ]
+    texts += [
+        (str(p.relative_to(storage)).split("/"), p.read_bytes())
+        for p in storage.rglob("*")
+        if p.is_file()
+    ]
+    for parts, data in texts:
+        if len(parts) != 3 or parts[2] != "_build.json":
+            continue
+        repo, build_id = parts[0], parts[1]
+        if not (is_build_name(repo) and is_build_name(build_id)):
+            continue
+        if not isinstance(read_marker(data.decode(), repo=repo, build_id=build_id), datetime):
+            continue
+        _, named = marker_data(data.decode())
+        if named:
+            found[named] = (repo, build_id)
+    return found
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
-def test_nothing_outside_the_build_root_is_ever_deleted(
-    world: tuple[str, dict[str, bytes | None], dict[str, bytes], Policy],
-) -> None:
+def test_nothing_outside_the_build_root_is_ever_deleted(world: World) -> None:
+    """Nor a ``_data`` copy that a build still there names, nor one used recently."""
     import tempfile
 
-    root, objects, files, policy = world
+    root, objects, files, policy, young = world
     tree = FakeTree(objects)
     with tempfile.TemporaryDirectory() as tmp:
         storage_root = Path(tmp) / "storage"
@@ -795,6 +1011,9 @@ def test_nothing_outside_the_build_root_is_ever_deleted(
             target.write_bytes(data)
             os.utime(target, (0, 0))
             written.add(name)
+        for name in {n.split("/")[1] for n in written if n.startswith("_data/")}:
+            stamp = NOW.timestamp() if name in young else 0
+            os.utime(storage_root / "_data" / name, (stamp, stamp))
         opts = CleanupOptions(policy, rate=None, concurrency=3)
         run = lambda: cleanup(  # noqa: E731
             tree=tree,
@@ -814,6 +1033,7 @@ def test_nothing_outside_the_build_root_is_ever_deleted(
         check_workspace_root(root)
         report = run()
         left = {str(p.relative_to(storage_root)) for p in storage_root.rglob("*") if p.is_file()}
+        named = _named_data(root.rstrip("/"), tree.objects, storage_root)
 
     event(f"workspace folders deleted: {min(len(tree.deleted), 3)}")
     event(f"storage prefixes deleted: {min(report.prefixes_deleted, 3)}")
@@ -833,7 +1053,16 @@ def test_nothing_outside_the_build_root_is_ever_deleted(
         assert path.endswith("/_orchestrator/cleanup.json"), path
         assert path.startswith(root + "/"), path
     deleted = {(d.repo, d.build_id) for d in report.deleted}
+    copies = {d.digest for d in report.data_deleted if d.deleted}
+    event(f"test-data copies deleted: {min(len(copies), 2)}")
     for gone in written - left:
         repo, build_id, _ = gone.split("/", 2)
+        if repo == "_data":
+            assert build_id in copies, gone
+            assert build_id not in named, f"{gone} is named by the kept {named[build_id]}"
+            assert policy.older_than is not None, gone
+            if build_id in young:  # used at NOW: only a zero retention lets it go
+                assert max(policy.older_than, policy.min_age) == timedelta(0), gone
+            continue
         assert not repo.startswith("_") and not build_id.startswith("_"), gone
         assert (repo, build_id) in deleted, gone

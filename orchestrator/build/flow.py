@@ -15,19 +15,28 @@ import json
 import logging
 import posixpath
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from orchestrator.adapters.databricks import Polling, is_terminal
+from orchestrator.adapters.databricks import Polling, is_terminal, platform_failure
 from orchestrator.build.collect import collect_run
 from orchestrator.build.entry_notebook import ENTRY_SOURCE
 from orchestrator.build.plan import BuildPlan, BuildResult, display_path
 from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, EXIT_TIMEOUT, TimeoutExpired
+from orchestrator.errors import (
+    EXIT_CANCELLED_SIGINT,
+    EXIT_CANCELLED_SIGTERM,
+    EXIT_INFRA,
+    EXIT_OK,
+    EXIT_TESTS_FAILED,
+    EXIT_TIMEOUT,
+    TimeoutExpired,
+)
 from orchestrator.layout import MARKER_NAME
 from orchestrator.services import Connection, open_services
-from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
+from orchestrator.signals import BuildCancelled, at_stake, cancel_on_signals, shielded
 from orchestrator.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -46,9 +55,11 @@ log = logging.getLogger(__name__)
 
 
 def _upload(plan: BuildPlan, storage: Storage, progress: Progress) -> None:
-    test_data = display_path(plan.config.paths.test_data, plan.config.root)
+    configured = plan.config.paths.test_data
+    test_data = "test data" if configured is None else display_path(configured, plan.config.root)
     if plan.data is None:
-        progress.info(f"{test_data}: missing, nothing to upload")
+        if configured is not None:
+            progress.info(f"{test_data}: missing, nothing to upload")
     else:
         sent = storage.upload_immutable(*plan.data)
         progress.info(f"{test_data} -> {plan.data[1]}/ ({sent} new files, shared)")
@@ -76,6 +87,28 @@ def _ensure_entry(plan: BuildPlan, conn: Connection) -> None:
     conn.workspace.write_file(plan.entry_notebook, ENTRY_SOURCE.encode(), language="PYTHON")
 
 
+@dataclass
+class _Build:
+    """What a build has done so far: what the wind-down must cancel and remove."""
+
+    job_id: int | None = None
+    run_id: int | None = None
+    run: Run | None = None
+    run_url: str | None = None
+    sent: bool = False  # deploy or upload begun: the build folder and prefix may exist
+    kept_state: Path | None = None
+
+    def at_stake(self, plan: BuildPlan) -> list[str]:
+        """What a hard exit may leave behind."""
+        items = [f"run {self.run_id} (may still be running)"] if self.run_id is not None else []
+        if self.sent:
+            items += [
+                f"workspace folder {plan.build_folder}",
+                f"storage prefix {plan.storage_prefix}",
+            ]
+        return items
+
+
 def execute(
     plan: BuildPlan,
     *,
@@ -86,57 +119,100 @@ def execute(
     live: bool = False,
     scratch: Path,
 ) -> BuildResult:
-    """Run the build; the returned exit code follows the README (0, 1, 3, 4, 130, 143)."""
+    """Run the build; the returned exit code follows the README (0, 1, 3, 4, 130, 143).
+
+    A signal during the final cancel or clean takes effect once they are done (130/143)."""
     clock = clock or SystemClock()
     config = plan.config
     progress = Progress(out, live=live)
-    job_id: int | None = None
-    run_id: int | None = None
-    run: Run | None = None
-    run_url: str | None = None
-    deployed = uploaded = False
+    build = _Build()
     with (
-        cancel_on_signals(),
-        open_services(config, environ=environ, clock=clock) as (
-            conn,
-            storage,
-        ),
+        cancel_on_signals(grace=config.timeouts.cancel_grace),
+        at_stake(lambda: build.at_stake(plan)),
+        open_services(config, environ=environ, clock=clock) as (conn, storage),
     ):
+        conn.workspace.retries.listen(progress.info)
+        build.kept_state = conn.kept_state
         try:
-            progress.step(
-                f"build {plan.context.build_id} of {plan.context.repo_name} on {conn.host}"
-            )
-            job_id = prepare_job(plan, conn, progress=progress)
-            deployed = uploaded = True  # from here on, a failure cleans up what was sent
-            deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
-            run_id, run_url = start_build_run(plan, conn, job_id, progress=progress)
-            job_id = None  # the run is known by its id from here on
-            run, exit_code = await_run(plan, conn, run_id, progress=progress)
-            progress.step("collect results")
-            summary = collect_run(
-                conn.workspace, run, storage=storage, plan=plan, scratch=scratch, progress=progress
-            )
-            if conn.local:
-                conn.workspace.record_test_counts(run_id, summary.counts())
-            if exit_code == EXIT_OK and (not summary.ok or summary.tests == 0):
-                exit_code = EXIT_TESTS_FAILED
-            return BuildResult(exit_code, run_id, run_url, summary, local_state=conn.kept_state)
+            result = _steps(plan, conn, storage, build, progress=progress, scratch=scratch)
         except BuildCancelled as cancelled:
             progress.step(f"cancelled by {cancelled}")
-            return BuildResult(cancelled.exit_code, run_id, run_url, local_state=conn.kept_state)
-        finally:
-            with shielded():
-                if run_id is None and job_id is not None:
-                    # interrupted around run-now: a run of this build may exist without its id
-                    run_id = conn.workspace.find_build_run(job_id, plan.context.build_id)
-                if run_id is not None and (run is None or not is_terminal(run)):
-                    # any way out before the run ended (a signal, an error) cancels it first
-                    progress.step(f"cancelling run {run_id}")
-                    conn.workspace.cancel_run(run_id)
-                if keep:
-                    progress.step(f"kept {plan.build_folder} and the storage prefix (--keep)")
-                else:
-                    clean_build(plan, conn, storage, progress, deployed=deployed, uploaded=uploaded)
+            result = BuildResult(
+                cancelled.exit_code, build.run_id, build.run_url, local_state=build.kept_state
+            )
+        except BaseException:
+            _wind_down(plan, conn, storage, build, progress, keep=keep)
+            raise
+        try:
+            _wind_down(plan, conn, storage, build, progress, keep=keep)
+        except BuildCancelled as late:
+            progress.step(f"cancelled by {late}, after finishing the cleanup under way")
+            if result.exit_code not in (EXIT_CANCELLED_SIGINT, EXIT_CANCELLED_SIGTERM):
+                result = replace(result, exit_code=late.exit_code)
+        return result
+
+
+def _steps(
+    plan: BuildPlan,
+    conn: Connection,
+    storage: Storage,
+    build: _Build,
+    *,
+    progress: Progress,
+    scratch: Path,
+) -> BuildResult:
+    progress.step(f"build {plan.context.build_id} of {plan.context.repo_name} on {conn.host}")
+    build.job_id = prepare_job(plan, conn, progress=progress)
+    build.sent = True  # from here on, a failure cleans up what was sent
+    deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
+    build.run_id, build.run_url = start_build_run(plan, conn, build.job_id, progress=progress)
+    build.job_id = None  # the run is known by its id from here on
+    build.run, exit_code = await_run(plan, conn, build.run_id, progress=progress)
+    progress.step("collect results")
+    summary = collect_run(
+        conn.workspace, build.run, storage=storage, plan=plan, scratch=scratch, progress=progress
+    )
+    if conn.local:
+        conn.workspace.record_test_counts(build.run_id, summary.counts())
+    if exit_code == EXIT_OK and (not summary.ok or summary.tests == 0):
+        exit_code = EXIT_TESTS_FAILED
+    platform = platform_failure(build.run)
+    if platform is not None and exit_code in (EXIT_OK, EXIT_TESTS_FAILED):
+        progress.step(f"the platform failed, not the tests (exit {EXIT_INFRA}): {platform}")
+        exit_code = EXIT_INFRA
+    return BuildResult(
+        exit_code, build.run_id, build.run_url, summary, local_state=build.kept_state
+    )
+
+
+def _wind_down(
+    plan: BuildPlan,
+    conn: Connection,
+    storage: Storage,
+    build: _Build,
+    progress: Progress,
+    *,
+    keep: bool,
+) -> None:
+    """Cancel a run that has not ended and remove the build's folders, shielded from signals
+    (one that arrives is raised as BuildCancelled when this is done)."""
+    with shielded():
+        run_id = build.run_id
+        if run_id is None and build.job_id is not None:
+            # interrupted around run-now: a run of this build may exist without its id
+            run_id = build.run_id = conn.workspace.find_build_run(
+                build.job_id, plan.context.build_id
+            )
+        if run_id is not None and (build.run is None or not is_terminal(build.run)):
+            # any way out before the run ended (a signal, an error) cancels it first
+            progress.step(f"cancelling run {run_id}")
+            build.run = conn.workspace.cancel_run(run_id) or build.run
+        if keep:
+            progress.step(f"kept {plan.build_folder} and the storage prefix (--keep)")
+        elif build.sent:
+            progress.step(f"clean {plan.build_folder} and the storage prefix")
+            cleaned = clean_build(plan, conn, storage, progress, deployed=True, uploaded=True)
+            build.sent = not cleaned
 
 
 def prepare_job(plan: BuildPlan, conn: Connection, *, progress: Progress) -> int:
@@ -215,7 +291,8 @@ def clean_build(
     *,
     deployed: bool,
     uploaded: bool,
-) -> None:
+) -> bool:
+    """Remove the build folder and storage prefix; False (and a line saying so) on failure."""
     try:
         if deployed:
             conn.workspace.delete(plan.build_folder)
@@ -225,3 +302,5 @@ def clean_build(
             progress.step("cleaned the build folder and storage prefix")
     except Exception as exc:  # noqa: BLE001 - cleaning must not hide the build's own result
         progress.info(f"cleanup failed ({exc}); `orchestrator cleanup` will remove it later")
+        return False
+    return True

@@ -9,10 +9,12 @@ and ``collect`` refuse it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from orchestrator.adapters.databricks import platform_failure
 from orchestrator.build.collect import collect_run
 from orchestrator.build.flow import (
     await_run,
@@ -24,7 +26,7 @@ from orchestrator.build.flow import (
 from orchestrator.build.plan import BuildPlan, BuildResult
 from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, UsageError
+from orchestrator.errors import EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED, UsageError
 from orchestrator.services import open_services
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
 
@@ -57,14 +59,16 @@ def run_step(
         raise UsageError(f"orchestrator {step} needs --run-id")
     progress = Progress(out, live=False)
     with (
-        cancel_on_signals(),
+        cancel_on_signals(grace=plan.config.timeouts.cancel_grace),
         open_services(plan.config, environ=environ, clock=clock) as (conn, storage),
     ):
+        conn.workspace.retries.listen(progress.info)
         if step == "deploy":
             deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
             return BuildResult(EXIT_OK, document={"build_folder": plan.build_folder})
         if step == "clean":
-            clean_build(plan, conn, storage, progress, deployed=True, uploaded=True)
+            with shielded():  # a signal takes effect once the folders are gone
+                clean_build(plan, conn, storage, progress, deployed=True, uploaded=True)
             return BuildResult(EXIT_OK)
         if step == "run":
             job_id = prepare_job(plan, conn, progress=progress)
@@ -77,7 +81,7 @@ def run_step(
                 run, code = await_run(plan, conn, run_id, progress=progress)
                 ok = _succeeded(run)
                 return BuildResult(
-                    code if code != EXIT_OK or ok else EXIT_TESTS_FAILED,
+                    _platform(run, code if code != EXIT_OK or ok else EXIT_TESTS_FAILED, progress),
                     run_id,
                     run.run_page_url,
                     document={"run_id": run_id, "result": _result(run)},
@@ -87,12 +91,22 @@ def run_step(
                 conn.workspace, run, storage=storage, plan=plan, scratch=scratch, progress=progress
             )
             code = EXIT_OK if summary.ok and summary.tests > 0 else EXIT_TESTS_FAILED
-            return BuildResult(code, run_id, run.run_page_url, summary)
+            return BuildResult(_platform(run, code, progress), run_id, run.run_page_url, summary)
         except BuildCancelled as cancelled:
             if step == "wait":
-                with shielded():
-                    conn.workspace.cancel_run(run_id)
+                progress.step(f"cancelled by {cancelled}: cancelling run {run_id}")
+                with contextlib.suppress(BuildCancelled), shielded():
+                    conn.workspace.cancel_run(run_id)  # a second signal waits for this
             return BuildResult(cancelled.exit_code, run_id)
+
+
+def _platform(run: Run, code: int, progress: Progress) -> int:
+    """Exit 3 instead of 0 or 1 when the platform, not the notebooks, ended the run."""
+    reason = platform_failure(run)
+    if reason is None or code not in (EXIT_OK, EXIT_TESTS_FAILED):
+        return code
+    progress.step(f"the platform failed, not the tests (exit {EXIT_INFRA}): {reason}")
+    return EXIT_INFRA
 
 
 def _result(run: Run) -> str | None:

@@ -7,6 +7,11 @@ workspace copy only when that fails. It also reads each repo's cleanup journal,
 ``<build_root>/<repo>/_orchestrator/cleanup.json``: the builds a cleanup had started deleting
 when it was interrupted (their markers may already be gone).
 
+When it cleans every repo (no ``repos``), it also lists the shared test data,
+``<storage_root>/_data/<sha256>``, with each copy's modification time, and the data journal
+(``<build_root>/_orchestrator/cleanup.json``). With ``repos`` the other repos' builds are not
+read, so which copies they use is unknown and the test data is not looked at.
+
 The workspace is reached through :class:`WorkspaceTree`, which the Databricks adapter
 (:class:`~orchestrator.adapters.databricks.DatabricksWorkspace`) implements, with a rate limit
 on reads (:data:`DEFAULT_READ_RATE`).
@@ -23,14 +28,17 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from orchestrator.adapters.databricks import Entry
-from orchestrator.cleanup.policy import Build, read_marker
+from orchestrator.cleanup.policy import Build, DataCopy, is_digest, marker_data, read_marker
 from orchestrator.errors import OrchestratorError
 from orchestrator.layout import (
+    DATA_PREFIX,
     MARKER_NAME,
     ORCHESTRATOR_FOLDER,
     RESERVED,
     build_folder,
     build_prefix,
+    data_journal_path,
+    data_prefix,
     is_build_name,
     journal_path,
 )
@@ -43,7 +51,10 @@ __all__ = [
     "Entry",
     "WorkspaceTree",
     "discover",
+    "read_data_journal",
     "read_journal",
+    "storage_modified",
+    "write_data_journal",
     "write_journal",
 ]
 
@@ -77,30 +88,46 @@ class WorkspaceTree(Protocol):
 # -- the journal -------------------------------------------------------------------------------
 
 
-def read_journal(tree: WorkspaceTree, root: str, repo: str) -> frozenset[str]:
-    """Build ids an interrupted cleanup of ``repo`` had started deleting (unsafe ones dropped)."""
-    text = tree.read_text(journal_path(root, repo))
+def _read_pending(tree: WorkspaceTree, path: str) -> list[str]:
+    text = tree.read_text(path)
     try:
         pending = json.loads(text).get("pending", []) if text else []
     except (ValueError, AttributeError):
-        log.warning("%s is not a cleanup journal; ignoring it", journal_path(root, repo))
-        return frozenset()
-    if not isinstance(pending, list):
-        return frozenset()
-    return frozenset(p for p in pending if isinstance(p, str) and is_build_name(p))
+        log.warning("%s is not a cleanup journal; ignoring it", path)
+        return []
+    return [p for p in pending if isinstance(p, str)] if isinstance(pending, list) else []
+
+
+def _write_pending(tree: WorkspaceTree, path: str, pending: Iterable[str], what: str) -> None:
+    document = {
+        "pending": sorted(set(pending)),
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": f"{what} `orchestrator cleanup` started deleting; the next cleanup finishes them",
+    }
+    try:
+        tree.write_text(path, json.dumps(document, indent=2))
+    except OrchestratorError as exc:
+        log.warning("could not update the cleanup journal %s: %s", path, exc)
+
+
+def read_journal(tree: WorkspaceTree, root: str, repo: str) -> frozenset[str]:
+    """Build ids an interrupted cleanup of ``repo`` had started deleting (unsafe ones dropped)."""
+    return frozenset(p for p in _read_pending(tree, journal_path(root, repo)) if is_build_name(p))
 
 
 def write_journal(tree: WorkspaceTree, root: str, repo: str, pending: Iterable[str]) -> None:
     """Record the builds being deleted; a failure is logged (the journal only helps re-runs)."""
-    document = {
-        "pending": sorted(set(pending)),
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "note": "builds `orchestrator cleanup` started deleting; the next cleanup finishes them",
-    }
-    try:
-        tree.write_text(journal_path(root, repo), json.dumps(document, indent=2))
-    except OrchestratorError as exc:
-        log.warning("could not update the cleanup journal of %s: %s", repo, exc)
+    _write_pending(tree, journal_path(root, repo), pending, "builds")
+
+
+def read_data_journal(tree: WorkspaceTree, root: str) -> frozenset[str]:
+    """Test-data digests an interrupted cleanup had started deleting (others dropped)."""
+    return frozenset(p for p in _read_pending(tree, data_journal_path(root)) if is_digest(p))
+
+
+def write_data_journal(tree: WorkspaceTree, root: str, pending: Iterable[str]) -> None:
+    """Record the ``_data`` copies being deleted (a failure is logged, as for builds)."""
+    _write_pending(tree, data_journal_path(root), pending, "test-data copies")
 
 
 # -- discovery ---------------------------------------------------------------------------------
@@ -112,9 +139,11 @@ class Discovery:
     repos: tuple[str, ...]
     journals: Mapping[str, frozenset[str]]  # repo -> build ids pending in its journal
     notes: tuple[str, ...] = ()  # names seen that are never candidates
+    data: tuple[DataCopy, ...] = ()  # the shared test data (only when every repo was read)
+    data_journal: frozenset[str] = frozenset()
 
 
-def _storage_modified(storage: Storage, prefix: str) -> datetime | None:
+def storage_modified(storage: Storage, prefix: str) -> datetime | None:
     """The newest modification time under a prefix, where the storage can tell."""
     custom = getattr(storage, "modified", None)
     if callable(custom):
@@ -154,18 +183,20 @@ def _inspect(
         pending=found.pending,
     )
     marker: datetime | str = "no marker"
+    text: str | None = None
     if found.in_storage:
         text = storage.read_text(f"{prefix}/{MARKER_NAME}")
         marker = read_marker(text, repo=repo, build_id=build_id)
     if not isinstance(marker, datetime) and entry is not None:
-        text = tree.read_text(f"{build_folder(root, repo, build_id)}/{MARKER_NAME}")
-        in_workspace = read_marker(text, repo=repo, build_id=build_id)
+        other = tree.read_text(f"{build_folder(root, repo, build_id)}/{MARKER_NAME}")
+        in_workspace = read_marker(other, repo=repo, build_id=build_id)
         if isinstance(in_workspace, datetime) or marker == "no marker":
-            marker = in_workspace
+            marker, text = in_workspace, other
     if isinstance(marker, datetime):
-        return replace(build, created=marker)
+        known, digest = marker_data(text)
+        return replace(build, created=marker, data=digest, data_known=known)
     if want_modified and found.in_storage:
-        build = build.merge(Build(repo, build_id, modified=_storage_modified(storage, prefix)))
+        build = build.merge(Build(repo, build_id, modified=storage_modified(storage, prefix)))
     return replace(build, problem=marker)
 
 
@@ -181,7 +212,8 @@ def discover(
     """Every build folder and prefix of ``repos`` (every repo when empty), with its marker.
 
     ``want_modified`` also finds the modification time of storage prefixes without a marker
-    (for ``--include-unmarked``). Names that are not safe path segments are never candidates.
+    (for ``--include-unmarked``; always without ``repos``, where the test-data rule needs it).
+    Names that are not safe path segments are never candidates.
     """
     names = list(repos)
     if not names:
@@ -210,8 +242,39 @@ def discover(
             found.append(_Found(repo, name, folders.get(name), name in prefixes, name in pending))
 
     def inspect(item: _Found) -> Build:
-        return _inspect(item, tree=tree, storage=storage, root=root, want_modified=want_modified)
+        # the test data needs it too: an unmarked build is deploying only while it is young
+        modified = want_modified or not repos
+        return _inspect(item, tree=tree, storage=storage, root=root, want_modified=modified)
 
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="discover") as pool:
         builds = tuple(pool.map(inspect, found))
-    return Discovery(builds, tuple(safe), journals, tuple(notes))
+        data: tuple[DataCopy, ...] = ()
+        data_journal: frozenset[str] = frozenset()
+        if not repos:
+            data, data_journal = _discover_data(tree, storage, root=root, pool=pool, notes=notes)
+    return Discovery(builds, tuple(safe), journals, tuple(notes), data, data_journal)
+
+
+def _discover_data(
+    tree: WorkspaceTree,
+    storage: Storage,
+    *,
+    root: str,
+    pool: ThreadPoolExecutor,
+    notes: list[str],
+) -> tuple[tuple[DataCopy, ...], frozenset[str]]:
+    """The ``_data/<sha256>`` copies with their modification times, and the data journal."""
+    names = storage.list_children(DATA_PREFIX)
+    notes += [
+        f"{DATA_PREFIX}/{n}: not a test-data digest, left alone"
+        for n in names
+        if not is_digest(n) and not n.startswith("_")
+    ]
+    digests = [n for n in names if is_digest(n)]
+    pending = read_data_journal(tree, root)
+
+    def copy(digest: str) -> DataCopy:
+        modified = storage_modified(storage, data_prefix(digest))
+        return DataCopy(digest, modified, digest in pending)
+
+    return tuple(pool.map(copy, digests)), pending

@@ -7,15 +7,19 @@
    each repo's journal, deletes workspace folders and storage prefixes in parallel with
    workspace deletes under a token-bucket rate limit, and clears the journal. "Not found" counts
    as done, so a re-run after a crash finishes the job, even for a folder whose marker was
-   already deleted.
+   already deleted. Then the shared test-data copies the policy selected
+   (:func:`~orchestrator.cleanup.policy.select_data`), journaled the same way in
+   ``<build_root>/_orchestrator/cleanup.json``; each copy's modification time is read again just
+   before its delete, and a copy used since the plan was made is kept.
 
 :func:`cleanup` runs the three on interfaces (a
 :class:`~orchestrator.cleanup.discovery.WorkspaceTree`, a
 :class:`~orchestrator.storage.base.Storage`, a :class:`~orchestrator.cleanup.orphans.RunControl`),
 so tests pass fakes; :func:`orchestrator.cleanup.command.run_cleanup` wires the configured
 target's services in. Nothing outside
-``<build_root>/<repo>/<build_id>`` and ``<storage_root>/<repo>/<build_id>`` is ever deleted,
-``_orchestrator`` never, and job definitions are never changed.
+``<build_root>/<repo>/<build_id>``, ``<storage_root>/<repo>/<build_id>`` and
+``<storage_root>/_data/<sha256>`` is ever deleted, ``_orchestrator`` never, and job definitions
+are never changed.
 """
 
 from __future__ import annotations
@@ -33,27 +37,33 @@ from orchestrator.cleanup.discovery import (
     Discovery,
     WorkspaceTree,
     discover,
+    read_data_journal,
     read_journal,
+    storage_modified,
+    write_data_journal,
     write_journal,
 )
 from orchestrator.cleanup.model import (
     CleanupOptions,
     CleanupPlan,
     CleanupReport,
+    DataDeleted,
     Deleted,
 )
 from orchestrator.cleanup.orphans import RunControl
 from orchestrator.cleanup.policy import (
+    DataDecision,
     Decision,
     Policy,
     check_workspace_root,
     select_builds,
+    select_data,
     select_orphans,
 )
-from orchestrator.cleanup.report import deleted_line, header
+from orchestrator.cleanup.report import data_deleted_line, deleted_line, header
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import OrchestratorError
-from orchestrator.layout import build_folder, build_prefix
+from orchestrator.layout import build_folder, build_prefix, data_prefix
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
 from orchestrator.storage.base import Storage
@@ -85,8 +95,16 @@ def plan_cleanup(
         if r.run_id not in cancelled and r.build_id
     }
     decisions = select_builds(discovery.builds, policy=policy, now=now, protected=protected)
+    data = select_data(discovery.data, decisions, policy=policy, now=now)
     return CleanupPlan(
-        root, storage_root, tuple(decisions), tuple(orphans), discovery.journals, discovery.notes
+        root,
+        storage_root,
+        tuple(decisions),
+        tuple(orphans),
+        discovery.journals,
+        discovery.notes,
+        tuple(data),
+        discovery.data_journal,
     )
 
 
@@ -165,6 +183,57 @@ def _finish_journals(
             write_journal(tree, plan.root, repo, current - finished)
 
 
+def _delete_one_copy(decision: DataDecision, *, storage: Storage) -> DataDeleted:
+    """One ``_data`` copy, unless it was used since the plan was made; idempotent."""
+    copy = decision.copy
+    prefix = data_prefix(copy.digest)
+    try:
+        now = storage_modified(storage, prefix)
+        if copy.modified is not None and now is not None and now > copy.modified:
+            return DataDeleted(copy.digest, kept="used since this cleanup started")
+        size = storage.size(prefix)
+        deleted = storage.delete_prefix(prefix)
+    except (OrchestratorError, OSError) as exc:
+        return DataDeleted(copy.digest, error=str(exc) or type(exc).__name__)
+    return DataDeleted(copy.digest, deleted, size if deleted else 0)
+
+
+def _delete_data(
+    plan: CleanupPlan,
+    *,
+    tree: WorkspaceTree,
+    storage: Storage,
+    results: dict[str, DataDeleted],
+    emit: Event,
+) -> None:
+    """The selected test-data copies, after the builds: journaled first, one at a time."""
+    todo = plan.data_of("delete")
+    if not todo:
+        return
+    write_data_journal(tree, plan.root, plan.data_journal | {d.copy.digest for d in todo})
+    for decision in todo:
+        result = _delete_one_copy(decision, storage=storage)
+        results[result.digest] = result
+        emit(data_deleted_line(result))
+
+
+def _finish_data_journal(
+    plan: CleanupPlan, tree: WorkspaceTree, deleted: Iterable[DataDeleted]
+) -> None:
+    """Drop the finished copies, and those no longer in storage, from the data journal."""
+    if not plan.data_of("delete") and not plan.data_journal:
+        return
+    gone = plan.data_journal - {d.copy.digest for d in plan.data}
+    finished = {d.digest for d in deleted if d.done} | gone
+    try:
+        current = read_data_journal(tree, plan.root)
+    except OrchestratorError as exc:
+        log.warning("could not read the test-data cleanup journal: %s", exc)
+        return
+    if current & finished:
+        write_data_journal(tree, plan.root, current - finished)
+
+
 def execute_cleanup(
     plan: CleanupPlan,
     *,
@@ -188,6 +257,7 @@ def execute_cleanup(
     limiter = TokenBucket(options.rate, initial=0.0, clock=clock)
     stop = threading.Event()
     results: dict[tuple[str, str], Deleted] = {}
+    data: dict[str, DataDeleted] = {}
     interrupted: BuildCancelled | None = None
     cancelled: list[int] = []
     unconfirmed: list[int] = []
@@ -218,6 +288,7 @@ def execute_cleanup(
                 result = future.result()
                 results[(result.repo, result.build_id)] = result
                 emit(deleted_line(result))
+            _delete_data(plan, tree=tree, storage=storage, results=data, emit=emit)
         except BuildCancelled as exc:
             interrupted = exc
             stop.set()
@@ -226,10 +297,12 @@ def execute_cleanup(
                 pool.shutdown(wait=True, cancel_futures=True)
                 _gather_finished(futures, results)
                 _finish_journals(plan, tree, results.values(), by_repo)
+                _finish_data_journal(plan, tree, data.values())
     deleted = sorted(results.values(), key=lambda d: (d.repo, d.build_id))
     if interrupted is not None:
         deleted = [d for d in deleted if d.done]
     errors += [f"{d.repo}/{d.build_id}: {d.error}" for d in deleted if d.error]
+    errors += [f"{data_prefix(d.digest)}: {d.error}" for d in data.values() if d.error]
     return CleanupReport(
         plan,
         False,
@@ -239,6 +312,7 @@ def execute_cleanup(
         tuple(errors),
         clock.monotonic() - started,
         interrupted,
+        tuple(sorted(data.values(), key=lambda d: d.digest)),
     )
 
 

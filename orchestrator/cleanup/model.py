@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestrator.adapters.databricks.model import ActiveRun
-from orchestrator.cleanup.policy import Decision, Policy
+from orchestrator.cleanup.policy import DataDecision, Decision, Policy
 from orchestrator.errors import EXIT_INFRA, EXIT_OK
 from orchestrator.signals import BuildCancelled
 
@@ -16,6 +16,7 @@ __all__ = [
     "CleanupOptions",
     "CleanupPlan",
     "CleanupReport",
+    "DataDeleted",
     "Deleted",
 ]
 
@@ -44,9 +45,14 @@ class CleanupPlan:
     orphans: tuple[tuple[ActiveRun, str], ...]
     journals: Mapping[str, frozenset[str]]
     notes: tuple[str, ...] = ()
+    data: tuple[DataDecision, ...] = ()  # the shared test data (empty with --repo)
+    data_journal: frozenset[str] = frozenset()
 
     def of(self, action: str) -> list[Decision]:
         return [d for d in self.decisions if d.action == action]
+
+    def data_of(self, action: str) -> list[DataDecision]:
+        return [d for d in self.data if d.action == action]
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,22 @@ class Deleted:
 
 
 @dataclass(frozen=True)
+class DataDeleted:
+    """What happened to one selected ``_data/<digest>`` copy."""
+
+    digest: str
+    deleted: bool = False  # deleted now (False: already gone, or kept after all)
+    bytes: int = 0
+    kept: str | None = None  # why it was left after all (used since the plan was made)
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Nothing is left to do for it (deleted, gone, or in use again)."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
 class CleanupReport:
     plan: CleanupPlan
     dry_run: bool
@@ -76,6 +98,7 @@ class CleanupReport:
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
     interrupted: BuildCancelled | None = field(default=None, compare=False)
+    data_deleted: tuple[DataDeleted, ...] = ()
 
     @property
     def folders_deleted(self) -> int:
@@ -86,8 +109,12 @@ class CleanupReport:
         return sum(d.prefix for d in self.deleted)
 
     @property
+    def data_copies_deleted(self) -> int:
+        return sum(d.deleted for d in self.data_deleted)
+
+    @property
     def bytes_freed(self) -> int:
-        return sum(d.bytes for d in self.deleted)
+        return sum(d.bytes for d in self.deleted) + sum(d.bytes for d in self.data_deleted)
 
     @property
     def exit_code(self) -> int:

@@ -9,6 +9,9 @@
 - :func:`read_marker` turns a ``_build.json`` into a creation time (or the reason it can't).
 - :func:`select_builds` applies the retention policy to one or more repos' builds;
   :func:`select_orphans` picks the active runs to cancel.
+- :func:`select_data` picks the shared ``_data/<sha256>`` test-data copies to delete: only with
+  ``older_than``, never one a build that stays refers to (its marker's ``data``), none while a
+  build that stays may still be deploying (no marker yet, younger than ``min_age``).
 
 Keeping these pure is what lets a property test throw random trees and roots at them.
 """
@@ -26,26 +29,32 @@ from typing import Literal
 from orchestrator.abfss import is_abfss, split_abfss
 from orchestrator.adapters.databricks.model import ActiveRun
 from orchestrator.errors import UsageError
-from orchestrator.layout import build_folder, is_build_name
+from orchestrator.layout import DATA_PREFIX, build_folder, is_build_name
 
 __all__ = [
     "MIN_AGE",
     "ActiveRun",
     "Build",
+    "DataCopy",
+    "DataDecision",
     "Decision",
     "Policy",
     "check_storage_root",
     "check_workspace_root",
     "format_age",
+    "is_digest",
+    "marker_data",
     "parse_age",
     "read_marker",
     "select_builds",
+    "select_data",
     "select_orphans",
 ]
 
 #: Builds younger than this are never deleted: a build still deploying has no run yet.
 MIN_AGE = timedelta(hours=1)
 
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 # top-level workspace folders and how many segments a root below them needs at least
@@ -155,6 +164,29 @@ def read_marker(text: str | None, *, repo: str, build_id: str) -> datetime | str
     return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
+def is_digest(name: str) -> bool:
+    """A ``_data`` copy's name: a SHA-256 in lowercase hex (anything else is never deleted)."""
+    return _DIGEST.fullmatch(name) is not None
+
+
+def marker_data(text: str | None) -> tuple[bool, str | None]:
+    """The test-data digest a marker names: (known, digest). ``data: null`` is (True, None), a
+    marker without the field (or not a marker) is (False, None): the build may use any copy."""
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return False, None
+    if not isinstance(data, dict) or "data" not in data:
+        return False, None
+    value = data["data"]
+    if value is None:
+        return True, None
+    if isinstance(value, str) and value.startswith(DATA_PREFIX + "/"):
+        digest = value[len(DATA_PREFIX) + 1 :]
+        return (True, digest) if is_digest(digest) else (False, None)
+    return False, None
+
+
 # -- builds and the retention policy -----------------------------------------------------------
 
 
@@ -170,6 +202,8 @@ class Build:
     in_storage: bool = False
     problem: str | None = None  # why there is no usable marker
     pending: bool = False  # an interrupted cleanup had selected it
+    data: str | None = None  # the test-data digest its marker names
+    data_known: bool = False  # False: no marker with a `data` field, it may use any copy
 
     @property
     def key(self) -> tuple[str, str]:
@@ -186,6 +220,8 @@ class Build:
             in_storage=self.in_storage or other.in_storage,
             problem=None if (self.created or other.created) else (self.problem or other.problem),
             pending=self.pending or other.pending,
+            data=self.data if self.data_known else other.data,
+            data_known=self.data_known or other.data_known,
         )
 
 
@@ -312,4 +348,83 @@ def select_orphans(
         )
         if ours and (run.repo, run.build_id) not in existing:
             out.append((run, f"its build {run.build_id} was already cleaned"))
+    return out
+
+
+# -- shared test data --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataCopy:
+    """One ``_data/<digest>`` copy in storage."""
+
+    digest: str
+    modified: datetime | None = None  # newest modification (or last use) time under it
+    pending: bool = False  # an interrupted cleanup had selected it
+
+
+@dataclass(frozen=True)
+class DataDecision:
+    copy: DataCopy
+    action: Literal["delete", "keep"]
+    reason: str
+    age: timedelta | None = None
+
+
+def _data_hold(decisions: Iterable[Decision], *, policy: Policy, now: datetime) -> str | None:
+    """Why no copy may go now: a build that stays and may still be deploying (or predates the
+    marker's ``data`` field) could use any of them. None when every such build is known."""
+    for d in decisions:
+        b = d.build
+        if d.action == "delete" or b.data_known:
+            continue
+        when = b.created or b.modified
+        if when is None or now - when < policy.min_age:
+            return (
+                f"build {b.repo}/{b.build_id} may be deploying (no marker naming its data, "
+                f"younger than {format_age(policy.min_age)})"
+            )
+    return None
+
+
+def select_data(
+    copies: Iterable[DataCopy],
+    decisions: Iterable[Decision],
+    *,
+    policy: Policy,
+    now: datetime,
+) -> list[DataDecision]:
+    """One decision per ``_data`` copy, sorted by digest.
+
+    A copy is deleted only when no build that stays (every decision but ``delete``) refers to
+    it, no such build may be deploying (:func:`_data_hold`), and it was last modified longer
+    ago than ``older_than`` (at least ``min_age``); or when an interrupted cleanup had selected
+    it and neither of the first two keeps it. Without ``older_than`` (``--keep-last`` alone)
+    there is no age to go by, and every copy is kept.
+    """
+    decisions = list(decisions)
+    used: dict[str, str] = {}
+    for d in decisions:
+        if d.action != "delete" and d.build.data is not None:
+            used.setdefault(d.build.data, f"used by build {d.build.repo}/{d.build.build_id}")
+    hold = _data_hold(decisions, policy=policy, now=now)
+    limit = max(policy.older_than, policy.min_age) if policy.older_than is not None else None
+    out: list[DataDecision] = []
+    for copy in sorted(copies, key=lambda c: c.digest):
+        age = now - copy.modified if copy.modified is not None else None
+        keep = used.get(copy.digest) or hold
+        if keep is None and not copy.pending:
+            if limit is None:
+                keep = "test data is collected only with --older-than"
+            elif age is None:
+                keep = "its age is unknown"
+            elif age < limit:
+                keep = f"modified {format_age(age)} ago, younger than {format_age(limit)}"
+        if keep is not None:
+            out.append(DataDecision(copy, "keep", keep, age))
+        elif copy.pending:
+            out.append(DataDecision(copy, "delete", "an interrupted cleanup had selected it", age))
+        else:
+            why = f"no build kept refers to it, modified {format_age(age or timedelta(0))} ago"
+            out.append(DataDecision(copy, "delete", why, age))
     return out

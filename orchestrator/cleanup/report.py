@@ -1,19 +1,26 @@
 """What ``orchestrator cleanup`` prints: the human report and the ``--json`` document.
 
 Both list exactly what was (or, in a dry run, would be) deleted and cancelled, what was left
-alone and why, and the summary: folders and prefixes deleted, bytes freed, runs cancelled,
-time taken.
+alone and why, and the summary: folders, prefixes and test-data copies deleted, bytes freed,
+runs cancelled, time taken.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.cleanup.model import CleanupReport, Deleted
-from orchestrator.cleanup.policy import Decision, format_age
-from orchestrator.layout import build_folder, build_prefix
+from orchestrator.cleanup.model import CleanupReport, DataDeleted, Deleted
+from orchestrator.cleanup.policy import DataDecision, Decision, format_age
+from orchestrator.layout import build_folder, build_prefix, data_prefix
 
-__all__ = ["deleted_line", "format_bytes", "header", "report_json", "report_lines"]
+__all__ = [
+    "data_deleted_line",
+    "deleted_line",
+    "format_bytes",
+    "header",
+    "report_json",
+    "report_lines",
+]
 
 
 def deleted_line(d: Deleted) -> str:
@@ -22,6 +29,15 @@ def deleted_line(d: Deleted) -> str:
     parts = [p for p, flag in (("folder", d.folder), ("prefix", d.prefix)) if flag]
     size = f", {format_bytes(d.bytes)}" if d.prefix else ""
     return f"deleted {d.repo}/{d.build_id} ({', '.join(parts) or 'already gone'}{size})"
+
+
+def data_deleted_line(d: DataDeleted) -> str:
+    name = data_prefix(d.digest)
+    if d.error:
+        return f"failed  {name}: {d.error}"
+    if d.kept:
+        return f"left alone {name}: {d.kept}"
+    return f"deleted {name} ({format_bytes(d.bytes) if d.deleted else 'already gone'})"
 
 
 def format_bytes(n: int) -> str:
@@ -60,19 +76,28 @@ def report_lines(report: CleanupReport) -> list[str]:
             f"{verb} delete {d.build.repo}/{d.build.build_id} ({_where(d)}): {d.reason}"
             for d in plan.of("delete")
         ]
+        lines += [
+            f"{verb} delete {data_prefix(d.copy.digest)} (storage): {d.reason}"
+            for d in plan.data_of("delete")
+        ]
     lines += [f"left alone {d.build.repo}/{d.build.build_id}: {d.reason}" for d in plan.of("skip")]
     lines += [f"left alone {note}" for note in plan.notes]
     lines += [f"error: {e}" for e in report.errors]
     kept = len(plan.of("keep"))
     if report.dry_run:
+        copies = len(plan.data_of("delete"))
+        data = f", {_n(copies, 'test-data copy', 'test-data copies')}" if copies else ""
         lines.append(
-            f"dry run: {_n(len(plan.of('delete')), 'build')} and {_n(len(plan.orphans), 'run')} "
-            f"selected, {_n(kept, 'build')} kept, nothing changed ({report.seconds:.1f} s)"
+            f"dry run: {_n(len(plan.of('delete')), 'build')}{data} and "
+            f"{_n(len(plan.orphans), 'run')} selected, {_n(kept, 'build')} kept, "
+            f"nothing changed ({report.seconds:.1f} s)"
         )
     else:
         status = f"interrupted by {report.interrupted}: " if report.interrupted else ""
+        copies = report.data_copies_deleted
+        data = f", {_n(copies, 'test-data copy', 'test-data copies')}" if copies else ""
         lines.append(
-            f"{status}deleted {_n(report.folders_deleted, 'folder')} and "
+            f"{status}deleted {_n(report.folders_deleted, 'folder')}{data} and "
             f"{_n(report.prefixes_deleted, 'prefix', 'prefixes')} "
             f"({format_bytes(report.bytes_freed)} freed), "
             f"cancelled {_n(len(report.cancelled), 'run')}, kept {_n(kept, 'build')} "
@@ -100,6 +125,16 @@ def report_json(report: CleanupReport) -> dict[str, Any]:
             "reason": d.reason,
         }
 
+    def copy(d: DataDecision) -> dict[str, Any]:
+        return {
+            "storage_prefix": data_prefix(d.copy.digest),
+            "digest": d.copy.digest,
+            "modified": d.copy.modified.isoformat() if d.copy.modified else None,
+            "age": format_age(d.age) if d.age is not None else None,
+            "age_seconds": int(d.age.total_seconds()) if d.age is not None else None,
+            "reason": d.reason,
+        }
+
     return {
         "dry_run": report.dry_run,
         "build_root": plan.root,
@@ -118,6 +153,20 @@ def report_json(report: CleanupReport) -> dict[str, Any]:
         ],
         "skipped": [build(d) for d in plan.of("skip")] + [{"reason": n} for n in plan.notes],
         "kept": [build(d) for d in plan.of("keep")],
+        "data": {
+            "delete": [copy(d) for d in plan.data_of("delete")],
+            "kept": [copy(d) for d in plan.data_of("keep")],
+            "results": [
+                {
+                    "storage_prefix": data_prefix(d.digest),
+                    "deleted": d.deleted,
+                    "bytes": d.bytes,
+                    "kept": d.kept,
+                    "error": d.error,
+                }
+                for d in report.data_deleted
+            ],
+        },
         "results": [
             {
                 "repo": d.repo,
@@ -132,6 +181,7 @@ def report_json(report: CleanupReport) -> dict[str, Any]:
         "summary": {
             "folders_deleted": report.folders_deleted,
             "prefixes_deleted": report.prefixes_deleted,
+            "data_copies_deleted": report.data_copies_deleted,
             "bytes_freed": report.bytes_freed,
             "runs_cancelled": len(report.cancelled),
             "runs_unconfirmed": list(report.unconfirmed),

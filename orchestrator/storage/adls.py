@@ -29,6 +29,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -287,6 +288,12 @@ class AdlsStorage:
     def size(self, prefix: str) -> int:
         files = self._files(self._key(prefix) + "/", f"sizing {self.describe(prefix)}")
         return sum(int(b.size or 0) for b in files)
+
+    def modified(self, prefix: str) -> datetime | None:
+        """The newest Last-Modified of the files under ``prefix`` (None when there are none)."""
+        files = self._files(self._key(prefix) + "/", f"listing {self.describe(prefix)}")
+        times = [b.last_modified for b in files if b.last_modified is not None]
+        return max(times) if times else None
 
 
 def _is_folder(blob: Any) -> bool:

@@ -9,7 +9,10 @@ Azure SDK is imported only by :func:`open_blob_service`.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +30,13 @@ __all__ = [
     "MIB",
     "BlobService",
     "RequestStats",
+    "RetryNotices",
     "RetrySettings",
     "one_line",
     "open_blob_service",
 ]
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "ADLS Gen2 storage needs the Azure SDK: pip install 'orchestrator[azure]'"
 MIB = 1024 * 1024
@@ -72,6 +78,74 @@ class RequestStats:
         with self._lock:
             self.requests = self.bytes_sent = 0
             self.by_method = {}
+
+
+class RetryNotices:
+    """Says what the storage client retries (method, URL without its query, why, which retry
+    of how many, the wait), at the first retry and then at most every ``interval`` seconds;
+    a warning log line by default, which reaches stderr, masked, on a terminal and in CI."""
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        interval: float = 10.0,
+        now: Callable[[], float] = time.monotonic,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.total = total
+        self.interval = interval
+        self.now = now
+        self.say = say or log.warning
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, settings: dict[str, Any], backoff: float) -> None:
+        with self._lock:
+            moment = self.now()
+            if self._last is not None and moment - self._last < self.interval:
+                return
+            self._last = moment
+        history = settings.get("history") or []
+        last = history[-1] if history else None
+        request = getattr(last, "http_request", None)
+        method = getattr(request, "method", "request")
+        url = str(getattr(request, "url", "")).split("?", 1)[0]
+        response = getattr(last, "http_response", None)
+        error = getattr(last, "error", None)
+        why = (
+            f"HTTP {response.status_code}"
+            if response is not None
+            else (one_line(error) if error is not None else "failed")
+        )
+        self.say(
+            f"retrying storage {method} {url} ({why}): retry {settings.get('count', '?')} of "
+            f"{self.total}, next in {backoff:.0f} s"
+        )
+
+
+def _reporting_retry(r: RetrySettings, notices: RetryNotices) -> Any:
+    """The SDK's ``ExponentialRetry`` (see :class:`RetrySettings`) that tells ``notices``
+    before each wait."""
+    from azure.storage.blob import ExponentialRetry
+
+    class ReportingRetry(ExponentialRetry):
+        def sleep(self, settings: dict[str, Any], transport: Any) -> None:
+            backoff = self.get_backoff_time(settings)
+            notices(settings, backoff)
+            if backoff and backoff > 0:
+                transport.sleep(backoff)
+
+    return ReportingRetry(
+        initial_backoff=r.initial_backoff,
+        increment_base=r.increment_base,
+        retry_total=r.total,
+        random_jitter_range=r.jitter,
+        # each kind has its own cap (default 3), which would cut ``total`` short
+        retry_connect=r.total,
+        retry_read=r.total,
+        retry_status=r.total,
+    )
 
 
 def one_line(exc: BaseException) -> str:
@@ -124,7 +198,6 @@ def _client_options(
     """The pooled session and the client options every ``BlobServiceClient`` here gets."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
-    from azure.storage.blob import ExponentialRetry
     from urllib3.util.retry import Retry
 
     # one pooled session sized for the thread pool; urllib3's own retries off (the SDK's retry
@@ -144,16 +217,7 @@ def _client_options(
             connection_timeout=r.connection_timeout,
             read_timeout=r.read_timeout,
         ),
-        "retry_policy": ExponentialRetry(
-            initial_backoff=r.initial_backoff,
-            increment_base=r.increment_base,
-            retry_total=r.total,
-            random_jitter_range=r.jitter,
-            # each kind has its own cap (default 3), which would cut ``total`` short
-            retry_connect=r.total,
-            retry_read=r.total,
-            retry_status=r.total,
-        ),
+        "retry_policy": _reporting_retry(r, RetryNotices(r.total)),
         "max_single_put_size": block_size,
         "max_block_size": block_size,
         "max_single_get_size": block_size,

@@ -2,11 +2,14 @@
 workspace's notebooks read it by the same path, a cluster by a mount's path.
 
 Writes are atomic (:func:`orchestrator.files.atomic_path`): a reader never sees half a file, and
-content-addressed data is published by a hard link, so it is never overwritten.
+content-addressed data is published by a hard link, so it is never overwritten. Each use of a
+content-addressed copy refreshes its folder's modification time, which ``orchestrator cleanup``
+reads as the copy's last use.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -109,6 +112,9 @@ class LocalFolderStorage:
                     sent += 1
                 except FileExistsError:
                     pass
+            if target.is_dir():
+                # the copy's last use: `orchestrator cleanup` keeps copies used recently
+                os.utime(target)
         except OSError as exc:
             raise InfrastructureError(f"copying {local} to {target}: {exc}") from exc
         return sent

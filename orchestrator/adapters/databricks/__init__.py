@@ -4,8 +4,16 @@ databricks-sdk. See :class:`DatabricksWorkspace`."""
 from __future__ import annotations
 
 from orchestrator.adapters.databricks.model import ActiveRun, DeployItem, Entry
-from orchestrator.adapters.databricks.runs import Polling, is_terminal
+from orchestrator.adapters.databricks.runs import Polling, is_terminal, platform_failure
 from orchestrator.adapters.databricks.workspace import DatabricksWorkspace, open_workspace
 
-__all__ = ["ActiveRun", "DatabricksWorkspace", "DeployItem", "Entry", "Polling",
-    "is_terminal", "open_workspace"]
+__all__ = [
+    "ActiveRun",
+    "DatabricksWorkspace",
+    "DeployItem",
+    "Entry",
+    "Polling",
+    "is_terminal",
+    "open_workspace",
+    "platform_failure",
+]

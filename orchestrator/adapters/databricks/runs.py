@@ -43,6 +43,7 @@ __all__ = [
     "get_run",
     "is_terminal",
     "jobs_named",
+    "platform_failure",
     "start_run",
     "task_error",
     "wait_for_run",
@@ -51,6 +52,24 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+
+# Ends the Jobs API documents as the platform's, not the notebook's (RunLifeCycleState,
+# TerminationTypeType and TerminationCodeCode in the Jobs API 2.2 reference)
+PLATFORM_LIFE_CYCLES = frozenset({"INTERNAL_ERROR"})
+PLATFORM_TYPES = frozenset({"INTERNAL_ERROR", "CLOUD_FAILURE"})
+PLATFORM_CODES = frozenset(
+    {
+        "INTERNAL_ERROR",  # an unexpected error in the platform
+        "DRIVER_ERROR",  # could not talk to the Spark driver
+        "CLUSTER_ERROR",  # the cluster failed
+        "CLOUD_FAILURE",  # the cloud provider failed
+        "WORKSPACE_RUN_LIMIT_EXCEEDED",  # the workspace's quota of active runs
+        "CLUSTER_REQUEST_LIMIT_EXCEEDED",  # cluster requests rate-limited
+        "MAX_SPARK_CONTEXTS_EXCEEDED",  # the cluster has too many execution contexts
+        "REPOSITORY_CHECKOUT_FAILED",  # a third-party Git service failed
+        "BREAKING_CHANGE",  # a Spark change the service retries with a mitigation
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +185,32 @@ def is_terminal(run: Run) -> bool:
     return life_cycle in TERMINAL or (life_cycle is None and state == "TERMINATED")
 
 
+def _platform_end(item: object) -> str | None:
+    """Why a run or task ended by the platform's fault, or None (a run's or a task's
+    ``state``/``status`` as the SDK returns them)."""
+    state = getattr(item, "state", None)
+    life_cycle = getattr(getattr(state, "life_cycle_state", None), "value", None)
+    details = getattr(getattr(item, "status", None), "termination_details", None)
+    code = getattr(getattr(details, "code", None), "value", None)
+    kind = getattr(getattr(details, "type", None), "value", None)
+    if life_cycle in PLATFORM_LIFE_CYCLES or code in PLATFORM_CODES or kind in PLATFORM_TYPES:
+        message = getattr(details, "message", None) or getattr(state, "state_message", None)
+        what = code or life_cycle or kind
+        return f"{what}: {message}" if message else str(what)
+    return None
+
+
+def platform_failure(run: Run) -> str | None:
+    """Why the run (or one of its tasks) ended by the platform's fault (a lost cluster or
+    driver, a workspace that stopped, an internal error), or None when it did not."""
+    for task in run.tasks or []:
+        reason = _platform_end(task)
+        if reason is not None:
+            return f"task {task.task_key}: {reason}"
+    reason = _platform_end(run)
+    return f"run {run.run_id}: {reason}" if reason is not None else None
+
+
 def get_run(client: WorkspaceClient, run_id: int) -> Run:
     with sdk_errors(f"reading run {run_id}"):
         return client.jobs.get_run(run_id)
@@ -273,7 +318,9 @@ def active_runs(client: WorkspaceClient, repo: str) -> list[ActiveRun]:
     job_ids = jobs_named(client, name)
     with sdk_errors(f"listing active runs of {name}"):
         found = [
-            run for job_id in job_ids for run in client.jobs.list_runs(job_id=job_id, active_only=True)
+            run
+            for job_id in job_ids
+            for run in client.jobs.list_runs(job_id=job_id, active_only=True)
         ]
     out = []
     for run in found:
@@ -308,6 +355,13 @@ def task_error(client: WorkspaceClient, task: object) -> tuple[str, str | None]:
             error, trace = output.error or "", output.error_trace
         except InfrastructureError as exc:  # the failure case is still reported
             log.debug("no output for task run %s: %s", run_id, exc)
+    platform = _platform_end(task)
+    if platform is not None:
+        summary = (
+            "the platform failed, not the notebook (exit code 3; a retry may pass): task "
+            f"ended {platform} without writing test results"
+        )
+        return (f"{summary}: {error}" if error else summary), trace
     summary = f"task ended {result or 'without a result'} without writing test results"
     detail = error or message
     return (f"{summary}: {detail}" if detail else summary), trace

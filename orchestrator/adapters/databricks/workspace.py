@@ -19,40 +19,60 @@ import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.adapters.databricks import runs
 from orchestrator.adapters.databricks.errors import is_not_found, sdk_errors
 from orchestrator.adapters.databricks.model import ActiveRun, DeployItem, Entry
+from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReporter
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired, UsageError
 from orchestrator.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
+    from databricks.sdk.clock import Clock as SdkClock
     from databricks.sdk.service.jobs import Run as Run  # re-exported for the stages' hints
 
 __all__ = ["DatabricksWorkspace", "open_workspace"]
 
 log = logging.getLogger(__name__)
 
+_POLLING = runs.Polling()
+_PROBE_BUDGET = 5  # seconds the SDK's host-metadata probe may retry an unreachable host
+
 
 def open_workspace(
-    settings: Mapping[str, Any], *, pool_size: int, clock: Clock | None = None
+    settings: Mapping[str, Any],
+    *,
+    pool_size: int,
+    clock: Clock | None = None,
+    connect: float = 60.0,
 ) -> DatabricksWorkspace:
     """A workspace reached with databricks-sdk's unified auth; ``settings`` are its ``Config``
     fields (host, token, auth_type, profile, azure_* ...). A configuration the SDK rejects is a
-    UsageError."""
+    UsageError. The SDK's retries are reported and bounded by a :class:`RetryReporter`:
+    ``connect`` seconds for a host that has not answered yet (``timeouts.connect``)."""
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.config import Config
 
+    host = str(settings.get("host") or settings.get("profile") or "the workspace")
+    retries = RetryReporter(host, clock=clock, connect=connect, budget=DEFAULT_BUDGET)
     try:
-        client = WorkspaceClient(
-            config=Config(**settings, max_connections_per_pool=pool_size)
+        # Config() probes the host (/.well-known/databricks-config) with its own silent
+        # retries, under the retry budget it is given: so a short one for the probe, which
+        # falls back to the explicit settings, and the real one for the client's requests
+        config = Config(
+            **settings,
+            max_connections_per_pool=pool_size,
+            retry_timeout_seconds=max(1, min(_PROBE_BUDGET, int(connect))),
+            clock=cast("SdkClock", retries),  # duck-typed: time() and sleep()
         )
+        config.retry_timeout_seconds = int(retries.budget) + 1
+        client = WorkspaceClient(config=config)
     except ValueError as exc:  # the SDK's own config validation
         raise UsageError(f"workspace authentication: {exc}") from exc
-    return DatabricksWorkspace(client, clock=clock)
+    return DatabricksWorkspace(client, clock=clock, retries=retries)
 
 
 class DatabricksWorkspace:
@@ -68,10 +88,13 @@ class DatabricksWorkspace:
         *,
         clock: Clock | None = None,
         read_limiter: TokenBucket | None = None,
+        retries: RetryReporter | None = None,
     ) -> None:
         self.client = client
         self.clock = clock or SystemClock()
         self.read_limiter = read_limiter
+        #: reports and bounds the SDK's retries; ``retries.listen(say)`` sends its lines
+        self.retries = retries or RetryReporter(client.config.host or "the workspace")
 
     # -- jobs, runs and the cluster ------------------------------------------------------------
 
@@ -109,7 +132,7 @@ class DatabricksWorkspace:
         run_id: int,
         *,
         deadline: float | None,
-        polling: runs.Polling = runs.Polling(),
+        polling: runs.Polling = _POLLING,
         on_update: Callable[[Run], None] | None = None,
     ) -> Run:
         return runs.wait_for_run(
@@ -247,8 +270,7 @@ class DatabricksWorkspace:
         ``items`` with ``concurrency`` requests at a time; stops at the first failure."""
         workers = max(1, concurrency)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mkdirs") as pool:
-            with sdk_errors("workspace mkdirs"):
-                list(pool.map(self.client.workspace.mkdirs, folders))
+            list(pool.map(self._mkdirs, folders))
 
         def send(item: DeployItem) -> None:
             self._import(item.target, item.source.read_bytes(), item.language)
@@ -262,10 +284,14 @@ class DatabricksWorkspace:
                     done += 1
                     if progress is not None:
                         progress(done, len(items))
-            except InfrastructureError:
+            except BaseException:  # a failure, or BuildCancelled: send no more
                 for f in futures:
                     f.cancel()
                 raise
+
+    def _mkdirs(self, path: str) -> None:
+        with sdk_errors(f"workspace mkdirs {path}"):
+            self.client.workspace.mkdirs(path)
 
     def _import(self, path: str, data: bytes, language: str | None) -> None:
         from databricks.sdk.service.workspace import ImportFormat, Language
