@@ -53,11 +53,9 @@ def select_tasks(
 ) -> tuple[str, ...]:
     root = config.root
     changed = changed_files(root, since) if files is None else files
-    everything = [
-        config.paths.job_template.resolve(),
-        config.paths.test_data.resolve(),
-        config.paths.models.resolve(),
-    ]
+    optional = (config.paths.test_data, config.paths.models)
+    everything = [config.paths.job_template.resolve()]
+    everything += [p.resolve() for p in optional if p is not None]
     if config.config_file is not None:
         everything.append(config.config_file.resolve())
     notebooks = config.paths.notebooks.resolve()

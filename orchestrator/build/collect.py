@@ -1,19 +1,30 @@
-"""The build's collect step: JUnit XML back from storage, a synthesized failure for every task
-that ended without XML, the merged file in ``test-results/`` and the executed notebooks
-(runs/export HTML) in ``artifacts/``."""
+"""The build's collect step: JUnit XML back from storage, every task's outcome as a test case
+where its XML does not tell it (:mod:`orchestrator.results.outcomes`: a passing case for a task
+that ended SUCCESS without XML, a failing one with its error, failing cell and output for a
+failed task), the merged file in ``test-results/`` and the executed notebooks (runs/export
+HTML) in ``artifacts/``."""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from defusedxml import ElementTree
 
 from orchestrator.errors import InfrastructureError
 from orchestrator.files import write_atomically
 from orchestrator.masking import masker
-from orchestrator.results.junit import ResultsSummary, collect_results, synthesize_failure
+from orchestrator.results.junit import (
+    ResultsSummary,
+    SyntheticFailure,
+    SyntheticPass,
+    collect_results,
+)
+from orchestrator.results.outcomes import TaskOutcome, outcome_case, output_text
 
 if TYPE_CHECKING:
     from orchestrator.adapters.databricks import DatabricksWorkspace
@@ -25,6 +36,18 @@ if TYPE_CHECKING:
 __all__ = ["collect_run"]
 
 log = logging.getLogger(__name__)
+
+_FAILED_CASE = re.compile(rb"<(?:failure|error)[\s/>]")
+
+
+class _Task(Protocol):
+    """What the export reads of a run's task (the SDK's RunTask)."""
+
+    @property
+    def task_key(self) -> str | None: ...
+
+    @property
+    def run_id(self) -> int | None: ...
 
 
 def _mask_xml(path: Path) -> None:
@@ -49,6 +72,41 @@ def _mask_xml(path: Path) -> None:
     tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
+def _seconds(task: object) -> float | None:
+    duration = getattr(task, "execution_duration", None)
+    if duration:
+        return float(duration) / 1000
+    start, end = getattr(task, "start_time", None), getattr(task, "end_time", None)
+    return (end - start) / 1000 if start and end and end >= start else None
+
+
+def _outcome(
+    workspace: DatabricksWorkspace, run: Run, task: object, folder: Path, views: list[str]
+) -> TaskOutcome:
+    """What the build knows of ``task``: its state, XML, and on failure its error and output."""
+    xml = sorted(folder.rglob("*.xml")) if folder.is_dir() else []
+    state = getattr(task, "state", None)
+    result = getattr(getattr(state, "result_state", None), "value", None)
+    outcome = TaskOutcome(
+        task_key=getattr(task, "task_key", None) or "task",
+        result=result,
+        seconds=_seconds(task),
+        run_url=getattr(task, "run_page_url", None) or run.run_page_url,
+        has_junit=bool(xml),
+        junit_failed=any(_FAILED_CASE.search(p.read_bytes()) for p in xml),
+    )
+    if result == "SUCCESS":
+        return outcome
+    error, trace = workspace.task_error(task)
+    output = "\n".join(output_text(v) for v in views)
+    return replace(
+        outcome,
+        error=masker().mask(error),
+        trace=None if trace is None else masker().mask(trace),
+        output=masker().mask(output),
+    )
+
+
 def collect_run(
     workspace: DatabricksWorkspace,
     run: Run,
@@ -63,34 +121,37 @@ def collect_run(
     for xml in results.rglob("*.xml"):
         _mask_xml(xml)  # masked at the source: the summary, report and files are built from it
     progress.info(f"{count} result files from storage")
-    synthesized = []
-    for task in run.tasks or []:
-        key = task.task_key or "task"
-        if key not in plan.tasks:
-            continue
-        folder = results / key
-        if folder.is_dir() and any(folder.rglob("*.xml")):
-            continue
-        error, trace = workspace.task_error(task)
-        error, trace = masker().mask(error), None if trace is None else masker().mask(trace)
-        synthesized.append(
-            synthesize_failure(key, error, trace, task.run_page_url or run.run_page_url)
-        )
     config = plan.config
+    tasks = [t for t in run.tasks or [] if (t.task_key or "task") in plan.tasks]
+    views = _export(workspace, tasks, config.paths.artifacts / plan.context.build_id, progress)
+    synthesized: list[SyntheticFailure | SyntheticPass] = []
+    for task in tasks:
+        key = task.task_key or "task"
+        outcome = _outcome(workspace, run, task, results / key, views.get(key, []))
+        case = outcome_case(outcome, junit_required=config.junit.is_required(key))
+        if case is not None:
+            synthesized.append(case)
     name = f"TEST-{plan.context.repo_name}-{plan.context.build_id}.xml"
-    summary = collect_results(
+    return collect_results(
         results_dir=results, output=config.paths.results / name, synthesized=synthesized
     )
-    artifacts = config.paths.artifacts / plan.context.build_id
-    for task in run.tasks or []:
-        if task.run_id is None or task.task_key not in plan.tasks:
+
+
+def _export(
+    workspace: DatabricksWorkspace, tasks: Sequence[_Task], artifacts: Path, progress: Progress
+) -> dict[str, list[str]]:
+    """The executed notebooks (masked) to ``artifacts/``; by task key, for the outcomes."""
+    views: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.run_id is None:
             continue
         try:
-            views = workspace.export_views(task.run_id)
+            exported = workspace.export_views(task.run_id)
         except InfrastructureError as exc:  # a missing export is not a failed build
             progress.info(f"{task.task_key}: no notebook export ({exc})")
             continue
-        for content in views:
-            html = masker().mask(content)
-            write_atomically(artifacts / f"{task.task_key}.html", html.encode())
-    return summary
+        key = task.task_key or "task"
+        views[key] = [masker().mask(content) for content in exported]
+        for html in views[key]:
+            write_atomically(artifacts / f"{key}.html", html.encode())
+    return views

@@ -2,22 +2,29 @@
 
 Files with a Databricks notebook header (``# Databricks notebook source``, ``-- ...``,
 ``// ...``) become notebooks of their extension's language, without the extension, as Databricks
-itself names them; every other file becomes a workspace file. Everything is checked here, before
-the first request (sizes, names); the adapter
+itself names them; every other file becomes a workspace file (a ``.ipynb`` is imported as a
+notebook by the workspace itself). What is sent is filtered (:class:`DeployRules`): the repo's
+``.gitignore`` files, the ``deploy.include``/``deploy.exclude`` patterns (gitignore syntax,
+with ``pathspec``), and never the orchestrator's own outputs or tool folders. Everything is
+checked here, before the first request (sizes, names, an empty deploy); the adapter
 (:meth:`~orchestrator.adapters.databricks.DatabricksWorkspace.deploy`) then creates the folders and
 imports the items in parallel.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pathspec
 
 from orchestrator.adapters.databricks import DeployItem
 from orchestrator.errors import UsageError
 
-__all__ = ["MAX_IMPORT_BYTES", "DeployItem", "plan_deploy"]
+__all__ = ["MAX_IMPORT_BYTES", "DeployItem", "DeployRules", "plan_deploy"]
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 _HEADERS = {
@@ -26,7 +33,95 @@ _HEADERS = {
     b"// Databricks notebook source": "//",
 }
 _LANGUAGES = {".py": "PYTHON", ".r": "R", ".sql": "SQL", ".scala": "SCALA"}
-_SKIPPED_PARTS = ("__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache")
+#: never deployed, wherever they are: version control, caches, virtual environments
+_SKIPPED_PARTS = frozenset(
+    {
+        "__pycache__",
+        ".git",
+        ".ipynb_checkpoints",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".tox",
+        ".venv",
+        ".Rproj.user",
+        ".orchestrator",
+    }
+)
+
+
+@dataclass(frozen=True)
+class DeployRules:
+    """What of the notebooks folder is sent: ``include``/``exclude`` are gitignore patterns
+    relative to it (no ``include``: everything); ``gitignore_root`` is the repo root whose
+    ``.gitignore`` files (from there down) are honoured, None to ignore them; ``never`` are
+    paths never sent (the orchestrator's state, results and artifacts)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    gitignore_root: Path | None = None
+    never: tuple[Path, ...] = ()
+
+
+class _Ignored:
+    """The ``.gitignore`` files that apply, root first; the deepest matching rule wins."""
+
+    def __init__(self, specs: list[tuple[Path, pathspec.GitIgnoreSpec]]) -> None:
+        self.specs = specs
+
+    @classmethod
+    def above(cls, root: Path | None, folder: Path) -> _Ignored:
+        if root is None:
+            return cls([])
+        chain = [folder, *folder.parents]
+        dirs = [d for d in chain if d == root or root in d.parents]
+        return cls([s for d in reversed(dirs) if (s := _gitignore(d)) is not None])
+
+    def below(self, folder: Path) -> _Ignored:
+        spec = _gitignore(folder)
+        return self if spec is None else _Ignored([*self.specs, spec])
+
+    def __call__(self, path: Path, is_dir: bool) -> bool:
+        ignored = False
+        for base, spec in self.specs:
+            rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
+            result = spec.check_file(rel).include
+            if result is not None:
+                ignored = result
+        return ignored
+
+
+def _gitignore(folder: Path) -> tuple[Path, pathspec.GitIgnoreSpec] | None:
+    file = folder / ".gitignore"
+    if not file.is_file():
+        return None
+    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    return folder, pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _walk(local: Path, rules: DeployRules) -> Iterator[Path]:
+    """Every file and folder under ``local`` that the rules let through, in path order."""
+    include = pathspec.GitIgnoreSpec.from_lines(rules.include) if rules.include else None
+    exclude = pathspec.GitIgnoreSpec.from_lines(rules.exclude)
+    never = {p.resolve() for p in rules.never}
+    gitignore_root = None if rules.gitignore_root is None else rules.gitignore_root.resolve()
+    stack = [(local, _Ignored.above(gitignore_root, local.resolve()))]
+    while stack:
+        folder, ignored = stack.pop()
+        ignored = ignored.below(folder.resolve()) if folder != local else ignored
+        children = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        for entry in children:
+            path = Path(entry.path)
+            is_dir = entry.is_dir()
+            rel = path.relative_to(local).as_posix() + ("/" if is_dir else "")
+            if entry.name in _SKIPPED_PARTS or path.resolve() in never:
+                continue
+            if ignored(path.resolve(), is_dir) or exclude.match_file(rel):
+                continue
+            if is_dir:
+                stack.append((path, ignored))
+            elif include is None or include.match_file(rel):
+                yield path
 
 
 def _notebook_language(path: Path) -> str | None:
@@ -39,31 +134,26 @@ def _notebook_language(path: Path) -> str | None:
 
 
 def plan_deploy(
-    local: Path, target: str, *, exclude: Iterable[Path] = ()
+    local: Path, target: str, *, exclude: Iterable[Path] = (), rules: DeployRules | None = None
 ) -> tuple[list[str], list[DeployItem]]:
-    """Folders to create and items to import; UsageError for anything that can't be sent."""
+    """Folders to create and items to import; UsageError for anything that can't be sent,
+    and for a deploy that sends nothing."""
     if not local.is_dir():
         raise UsageError(f"{local}: the notebooks folder does not exist")
-    excluded = [p.resolve() for p in exclude]
+    rules = rules or DeployRules()
+    rules = DeployRules(
+        rules.include, rules.exclude, rules.gitignore_root, (*rules.never, *exclude)
+    )
     items: list[DeployItem] = []
-    folders: set[str] = {target}
     problems: list[str] = []
-    for path in sorted(local.rglob("*")):
-        rel = path.relative_to(local)
-        if any(part in _SKIPPED_PARTS for part in rel.parts):
-            continue
-        resolved = path.resolve()
-        if any(resolved == e or e in resolved.parents for e in excluded):
-            continue
-        remote = posixpath.join(target, rel.as_posix())
-        if path.is_dir():
-            folders.add(remote)
-            continue
+    for path in sorted(_walk(local, rules)):
+        remote = posixpath.join(target, path.relative_to(local).as_posix())
         size = path.stat().st_size
         if size > MAX_IMPORT_BYTES:
             problems.append(
                 f"{path}: {size} bytes is over the workspace import limit of "
-                f"{MAX_IMPORT_BYTES} bytes (10 MB); move it to the test data"
+                f"{MAX_IMPORT_BYTES} bytes (10 MB); move it to the test data or exclude it "
+                "(deploy.exclude, .gitignore)"
             )
             continue
         language = _notebook_language(path)
@@ -73,6 +163,17 @@ def plan_deploy(
             )
         else:
             items.append(DeployItem(path, remote, "FILE", None, size))
+    if not items and not problems:
+        raise UsageError(
+            f"{local}: nothing to deploy (every file is excluded by deploy.include/exclude, "
+            ".gitignore or the storage-only paths)"
+        )
+    folders = {target}
+    for item in items:
+        parent = posixpath.dirname(item.target)
+        while parent.startswith(target + "/") and parent not in folders:
+            folders.add(parent)
+            parent = posixpath.dirname(parent)
     seen: dict[str, Path] = {}
     for item in items:
         if item.target in seen or item.target in folders:
@@ -81,7 +182,6 @@ def plan_deploy(
         seen[item.target] = item.source
     if problems:
         raise UsageError("; ".join(problems))
-    parents = {posixpath.dirname(i.target) for i in items} | folders
     # only leaves: mkdirs creates the parents
-    leaves = sorted(f for f in parents if not any(o.startswith(f + "/") for o in parents))
+    leaves = sorted(f for f in folders if not any(o.startswith(f + "/") for o in folders))
     return leaves, items

@@ -8,12 +8,20 @@ The job is shared by every build of a repo, so the template may only use repo-le
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
 from orchestrator.config.context import BuildContext
 from orchestrator.config.schema import BuildConfig
+from orchestrator.errors import UsageError
 from orchestrator.job.template import JsonValue
 from orchestrator.layout import build_folder, build_prefix, job_name, repo_folder
 
-__all__ = ["build_parameters", "job_values"]
+__all__ = ["build_parameters", "declare_parameters", "job_values"]
+
+_REFERENCE = re.compile(r"\{\{\s*job\.parameters\.([^}\s]+)\s*\}\}")
 
 
 def job_values(
@@ -68,3 +76,36 @@ def build_parameters(*, config: BuildConfig, context: BuildContext) -> dict[str,
         "models_dir": f"{storage}/models",
         "results_dir": f"{storage}/results",
     }
+
+
+def declare_parameters(
+    settings: Mapping[str, Any], parameters: Mapping[str, str], *, source: str
+) -> dict[str, Any]:
+    """``settings`` with every build parameter declared as a job parameter: the template
+    declares only those it gives a default of its own; the rest are added (default ``""``,
+    the same for every build, so the job does not change between builds).
+
+    A job parameter that run-now would send and the job cannot take, and a
+    ``{{job.parameters.<name>}}`` reference to a parameter the job does not have, are a
+    UsageError here, never a failed run-now.
+    """
+    declared = list(settings.get("parameters") or [])
+    names = {p.get("name") for p in declared if isinstance(p, dict)}
+    declared += [{"name": name, "default": ""} for name in parameters if name not in names]
+    result = {**settings, "parameters": declared}
+    names = {p.get("name") for p in declared if isinstance(p, dict)}
+    problems = [
+        f"job parameter {n!r} is sent by the build but not accepted by the job"
+        for n in parameters
+        if n not in names
+    ]
+    text = json.dumps(settings.get("tasks", []))
+    unknown = sorted({m.group(1) for m in _REFERENCE.finditer(text)} - names)
+    problems += [
+        f"{{{{job.parameters.{name}}}}} refers to no job parameter (declared or built-in: "
+        f"{', '.join(sorted(str(n) for n in names))})"
+        for name in unknown
+    ]
+    if problems:
+        raise UsageError("\n".join(f"{source}: {p}" for p in problems))
+    return result

@@ -15,13 +15,14 @@ from typing import Any
 
 from orchestrator.adapters.databricks import DeployItem
 from orchestrator.build.changes import select_tasks
-from orchestrator.build.deploy import plan_deploy
-from orchestrator.build.parameters import build_parameters, job_values
+from orchestrator.build.deploy import DeployRules, plan_deploy
+from orchestrator.build.parameters import build_parameters, declare_parameters, job_values
 from orchestrator.config.context import BuildContext, detect_context
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig
+from orchestrator.errors import UsageError
 from orchestrator.job.template import render_job
-from orchestrator.layout import build_prefix, data_prefix, entry_notebook_path
+from orchestrator.layout import LOCAL_STATE_DIR, build_prefix, data_prefix, entry_notebook_path
 from orchestrator.services import LOCAL_CLUSTER_ID
 from orchestrator.storage.base import tree_digest
 
@@ -106,14 +107,21 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
     entry = entry_notebook_path(config.build_root, repo)
     settings, warnings = _render_job(config, repo, entry)
     parameters = build_parameters(config=config, context=context)
+    source = display_path(config.paths.job_template, config.root)
+    settings = declare_parameters(settings, parameters, source=source)
+    _check_junit_tasks(config, settings)
     folder = parameters["build_folder"]
-    folders, items = plan_deploy(config.paths.notebooks, folder, exclude=config.paths.storage_only)
+    folders, items = plan_deploy(
+        config.paths.notebooks, folder, exclude=config.paths.storage_only, rules=_rules(config)
+    )
     uploads: list[tuple[Path, str]] = [(p, f"tests/{p.name}") for p in config.paths.test_scripts]
-    uploads.append((config.paths.models, "models"))
+    if config.paths.models is not None:
+        uploads.append((config.paths.models, "models"))
     data = None
-    if config.paths.test_data.is_dir():
+    test_data = config.paths.test_data
+    if test_data is not None and test_data.is_dir():
         # stored once by content hash, shared read-only by every build with the same data
-        data = (config.paths.test_data, data_prefix(tree_digest(config.paths.test_data)))
+        data = (test_data, data_prefix(tree_digest(test_data)))
         parameters["data_dir"] = f"{config.storage.cluster_root.rstrip('/')}/{data[1]}"
     tasks = tuple(t["task_key"] for t in settings["tasks"])
     if options.changed_since:
@@ -136,6 +144,31 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         idempotency_token=token,
         warnings=tuple(warnings),
     )
+
+
+def _rules(config: BuildConfig) -> DeployRules:
+    """What of the notebooks folder is deployed; never the orchestrator's own outputs."""
+    never = [config.root / LOCAL_STATE_DIR, config.paths.results, config.paths.artifacts]
+    if config.storage.local_root is not None:
+        never.append(config.storage.local_root)
+    if config.paths.models is not None:
+        never.append(config.paths.models)
+    return DeployRules(
+        include=config.deploy.include,
+        exclude=config.deploy.exclude,
+        gitignore_root=config.root if config.deploy.gitignore else None,
+        never=tuple(never),
+    )
+
+
+def _check_junit_tasks(config: BuildConfig, settings: Mapping[str, Any]) -> None:
+    keys = {str(t.get("task_key")) for t in settings["tasks"]}
+    unknown = [k for k in config.junit.required_tasks if k not in keys]
+    if unknown:
+        raise UsageError(
+            f"junit.required_tasks: no task {', '.join(map(repr, unknown))} in the job "
+            f"(tasks: {', '.join(sorted(keys))})"
+        )
 
 
 def _render_job(config: BuildConfig, repo: str, entry: str) -> tuple[dict[str, Any], list[str]]:

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -29,6 +28,8 @@ from pydantic import (
 )
 
 from orchestrator.abfss import is_abfss, split_abfss
+from orchestrator.config._base import _Model, _resolve
+from orchestrator.config.paths import DeployConfig, JunitConfig, PathsConfig
 
 __all__ = [
     "DEFAULT_BUILD_ROOT",
@@ -38,6 +39,8 @@ __all__ = [
     "LOADER_FIELDS",
     "BuildConfig",
     "ConcurrencyConfig",
+    "DeployConfig",
+    "JunitConfig",
     "PathsConfig",
     "SecretRef",
     "StorageConfig",
@@ -67,6 +70,7 @@ ENV_VARS: Mapping[str, str] = {
     "ORCHESTRATOR_BUILD_TIMEOUT": "timeouts.build",
     "ORCHESTRATOR_CLUSTER_START_TIMEOUT": "timeouts.cluster_start",
     "ORCHESTRATOR_POLL_INTERVAL": "timeouts.poll",
+    "ORCHESTRATOR_CONNECT_TIMEOUT": "timeouts.connect",
     "ORCHESTRATOR_DEPLOY_CONCURRENCY": "concurrency.deploy",
     "ORCHESTRATOR_KEEP": "keep",
 }
@@ -87,7 +91,7 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _AUTH_TYPE = re.compile(r"[a-z0-9][a-z0-9-]*")
-_SECTIONS = ("workspace", "storage", "paths", "timeouts", "concurrency")
+_SECTIONS = ("workspace", "storage", "paths", "deploy", "junit", "timeouts", "concurrency")
 
 
 def is_secret_name(name: str) -> bool:
@@ -118,14 +122,6 @@ def parse_duration(value: object) -> object:
     return hours * 3600 + minutes * 60 + seconds
 
 
-def _resolve(path: Path, info: ValidationInfo) -> Path:
-    root = (info.context or {}).get("root")
-    path = path.expanduser()
-    if isinstance(root, Path) and not path.is_absolute():
-        return root / path
-    return path
-
-
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
@@ -134,12 +130,6 @@ def _blank_to_none(value: object) -> object:
 
 
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", str_strip_whitespace=True, validate_default=True
-    )
 
 
 class SecretRef(_Model):
@@ -255,42 +245,20 @@ class StorageConfig(_Model):
         return self.cluster_path or self.root
 
 
-class PathsConfig(_Model):
-    """Repo paths (relative ones are resolved against the repo root).
-
-    ``notebooks`` is deployed to the workspace except for ``test_data`` and ``test_scripts``
-    inside it: those go to storage with ``models`` (see :attr:`storage_only`).
-    """
-
-    notebooks: Path = Path("databricks")
-    models: Path = Path("models")
-    test_data: Path = Path("databricks/tests/data")
-    test_scripts: tuple[Path, ...] = (
-        Path("databricks/tests/pytest"),
-        Path("databricks/tests/testthat"),
-    )
-    job_template: Path = Path("job-template.json")
-    results: Path = Path("test-results")
-    artifacts: Path = Path("artifacts")
-
-    @field_validator("*")
-    @classmethod
-    def _resolve_all(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, tuple):
-            return tuple(_resolve(p, info) for p in value)
-        return _resolve(value, info)
-
-    @property
-    def storage_only(self) -> tuple[Path, ...]:
-        return (self.test_data, *self.test_scripts)
-
-
 class TimeoutsConfig(_Model):
-    """Seconds (or ``"90s"``, ``"30m"``, ``"1h"``). ``poll`` is the longest wait between polls."""
+    """Seconds (or ``"90s"``, ``"30m"``, ``"1h"``). ``poll`` is the longest wait between polls.
+
+    ``connect``: how long requests to a workspace that has not answered yet are retried
+    (connection refused, timeouts, 429, 503) before the build gives up (exit 3); once it has
+    answered, a request is retried for up to ``max(connect, 300)`` s. ``cancel_grace``: after
+    SIGINT/SIGTERM, how long the cancel and cleanup may take before the process exits anyway.
+    """
 
     build: Seconds = 3600.0
     cluster_start: Seconds = 1200.0
     poll: Seconds = 1.5
+    connect: Seconds = 60.0
+    cancel_grace: Seconds = 300.0
 
 
 class ConcurrencyConfig(_Model):
@@ -321,6 +289,8 @@ class BuildConfig(_Model):
     build_root: str = DEFAULT_BUILD_ROOT
     storage: StorageConfig = StorageConfig()
     paths: PathsConfig = PathsConfig()
+    deploy: DeployConfig = DeployConfig()
+    junit: JunitConfig = JunitConfig()
     timeouts: TimeoutsConfig = TimeoutsConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     keep: bool = False

@@ -36,6 +36,7 @@ __all__ = [
     "ResultsSummary",
     "SuiteSummary",
     "SyntheticFailure",
+    "SyntheticPass",
     "collect_results",
     "synthesize_failure",
 ]
@@ -58,6 +59,16 @@ class SyntheticFailure:
     suite: str
     name: str
     message: str
+    details: str
+
+
+@dataclass(frozen=True)
+class SyntheticPass:
+    """A passing test case standing in for a task that ended SUCCESS without JUnit XML."""
+
+    suite: str
+    name: str
+    time: float | None
     details: str
 
 
@@ -159,7 +170,7 @@ def collect_results(
     results_dir: Path,
     output: Path,
     suite_names: Mapping[str, str] | None = None,
-    synthesized: Sequence[SyntheticFailure] = (),
+    synthesized: Sequence[SyntheticFailure | SyntheticPass] = (),
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> ResultsSummary:
     """Merge every JUnit file under ``results_dir`` (+ ``synthesized``) into ``output``."""
@@ -193,6 +204,11 @@ def collect_results(
 
     for synthetic in synthesized:
         case = TestCase(_text(synthetic.name), classname=_text(synthetic.suite))
+        if isinstance(synthetic, SyntheticPass):
+            case.time = round(synthetic.time or 0.0, 3)
+            case.system_out = _text(synthetic.details, MAX_DETAILS)
+            suite_for(synthetic.suite, "<task outcome>").append(case)
+            continue
         failure = Failure(_text(synthetic.message, MAX_MESSAGE), "TaskEndedWithoutResults")
         failure.text = _text(synthetic.details, MAX_DETAILS)
         case.result = [failure]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
@@ -30,8 +30,10 @@ __all__ = [
     "escape_ado_property",
     "escape_github_data",
     "escape_github_property",
+    "failure_lines",
     "publish",
     "publish_error",
+    "publish_errors",
     "publish_warning",
     "render_markdown",
     "render_table",
@@ -48,6 +50,7 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _DETAIL_LINES = 30
 _ANNOTATION_CHARS = 4000
 _SUMMARY_FAILURES = 50
+_NAMED_FAILURES = 20  # failing tests named in the closing summary, the rest counted
 
 
 def detect_format(environ: Mapping[str, str]) -> Format:
@@ -131,6 +134,18 @@ def _case_title(case: FailedCase) -> str:
     return f"{case.suite} > {test}"
 
 
+def failure_lines(summary: ResultsSummary, limit: int = _NAMED_FAILURES) -> list[str]:
+    """One line per failing test, ``suite > name: first message line``, at most ``limit``
+    of them and then how many more."""
+    lines = []
+    for case in summary.failed[:limit]:
+        first = (case.message.strip().splitlines() or [""])[0]
+        lines.append(_one_line(f"{_case_title(case)}: {first}" if first else _case_title(case)))
+    if len(summary.failed) > limit:
+        lines.append(f"... and {len(summary.failed) - limit} more")
+    return lines
+
+
 def render_table(summary: ResultsSummary) -> str:
     """The per-suite table with a total line (no trailing newline)."""
     header = ("Suite", "Tests", "Passed", "Failed", "Errors", "Skipped", "Time")
@@ -186,6 +201,9 @@ def render_markdown(
         f"| **Total** | {summary.tests} | {summary.passed} | {summary.failures} "
         f"| {summary.errors} | {summary.skipped} | {summary.time:.1f}s |"
     )
+    named = failure_lines(summary)
+    out += ["", "**Failing tests**", ""] if named else []
+    out += [f"- {_md(line)}" for line in named]
     for case in summary.failed[:_SUMMARY_FAILURES]:
         body = html.escape("\n".join(_details(case, limit=80)))
         out += ["", f"<details><summary>{html.escape(_case_title(case))}</summary>", ""]
@@ -246,6 +264,7 @@ def to_json(
             }
             for c in summary.failed
         ],
+        "failed_tests": failure_lines(summary),
         "files": list(summary.files),
         "junit": str(summary.output) if summary.output else None,
         "run_url": run_url,
@@ -295,6 +314,11 @@ def publish(
         _annotate(out, fmt, "error", title, f"... and {hidden} more failing tests")
     if status_of(summary) == "empty":
         _annotate(out, fmt, "warning", title, "No test results were collected")
+    named = failure_lines(summary)
+    if named:
+        out.write(f"Failing tests ({len(summary.failed)}):\n")
+    for line in named:
+        out.write(_safe(f"  {line}", fmt) + "\n")
     out.write(_safe(headline, fmt) + "\n")
     if run_url:
         out.write(_safe(f"Run: {run_url}", fmt) + "\n")
@@ -310,15 +334,29 @@ def publish_error(
     message: str, *, out: TextIO, environ: Mapping[str, str], title: str = "orchestrator"
 ) -> None:
     """Report a build that could not produce results (a usage or infrastructure error)."""
+    publish_errors([message], out=out, environ=environ, title=title)
+
+
+def publish_errors(
+    messages: Sequence[str],
+    *,
+    out: TextIO,
+    environ: Mapping[str, str],
+    title: str = "orchestrator",
+) -> None:
+    """:func:`publish_error` for several problems: one annotation each, then one failed task
+    (Azure DevOps) or one step-summary section listing them all (GitHub). Callers mask the
+    messages first: the step summary is a file, not a masked stream."""
     fmt = detect_format(environ)
-    _annotate(out, fmt, "error", title, message)
-    if fmt == "plain":
+    for message in messages:
+        _annotate(out, fmt, "error", title, message)
+    if fmt == "plain" or not messages:
         return
     if fmt == "azure-devops":
         out.write(f"##vso[task.complete result=Failed;]{escape_ado_data(_ascii(title))}\n")
     else:
-        text = f"## {_md(title)}: ERROR\n\n<pre>{html.escape(message)}</pre>\n"
-        _append_step_summary(environ, text)
+        body = "\n".join(html.escape(message) for message in messages)
+        _append_step_summary(environ, f"## {_md(title)}: ERROR\n\n<pre>{body}</pre>\n")
 
 
 def publish_warning(

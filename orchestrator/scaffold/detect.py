@@ -1,0 +1,106 @@
+"""What a repo holds, for ``orchestrator init``: notebooks (the Databricks source header, or
+``.ipynb``), test runner notebooks among them, pytest and testthat folders, data and model
+folders. Reads files only; tool folders, hidden folders and the orchestrator's outputs are
+skipped."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Findings", "Notebook", "scan"]
+
+_HEADERS = (b"# Databricks notebook source", b"-- Databricks notebook source")
+_HEADERS_ANY = (*_HEADERS, b"// Databricks notebook source")
+_LANGUAGES = {".py": "python", ".r": "r", ".sql": "sql", ".scala": "scala", ".ipynb": "python"}
+_SKIPPED = frozenset(
+    {"__pycache__", "node_modules", "venv", "env", "site-packages", "test-results", "artifacts"}
+)
+#: a notebook that runs a test framework is a test runner
+_RUNNER = re.compile(
+    rb"pytest\.main\(|unittest\.main\(|testthat::|test_dir\(|test_file\(|test_check\(|"
+    rb"run_tests\("
+)
+_PYTEST_FILE = re.compile(r"(test_.*|.*_test)\.py$")
+_TESTTHAT_FILE = re.compile(r"test[-_].*\.[rR]$")
+_DATA_NAMES = frozenset({"data", "test_data", "testdata", "fixtures"})
+_MODEL_NAMES = frozenset({"models", "model"})
+
+
+@dataclass(frozen=True)
+class Notebook:
+    path: Path  # relative to the repo root
+    language: str
+    runner: bool
+
+    @property
+    def workspace_name(self) -> str:
+        """The path relative to the deployed root, as the workspace names it (no extension)."""
+        return self.path.with_suffix("").as_posix()
+
+
+@dataclass
+class Findings:
+    notebooks: list[Notebook] = field(default_factory=list)
+    pytest: list[Path] = field(default_factory=list)
+    testthat: list[Path] = field(default_factory=list)
+    data: list[Path] = field(default_factory=list)
+    models: list[Path] = field(default_factory=list)
+
+    @property
+    def runners(self) -> list[Notebook]:
+        return [n for n in self.notebooks if n.runner]
+
+
+def _notebook(path: Path, root: Path) -> Notebook | None:
+    suffix = path.suffix.lower()
+    if suffix not in _LANGUAGES:
+        return None
+    try:
+        head = path.read_bytes()[:1_000_000]
+    except OSError:
+        return None
+    if suffix == ".ipynb":
+        language = "python"
+    elif head.split(b"\n", 1)[0].strip() in _HEADERS_ANY:
+        language = _LANGUAGES[suffix]
+    else:
+        return None
+    runner = bool(_RUNNER.search(head))
+    return Notebook(path.relative_to(root), language, runner)
+
+
+def scan(root: Path) -> Findings:
+    """Walk ``root`` (hidden and tool folders skipped) and sort what it holds."""
+    found = Findings()
+    pytest_dirs: set[Path] = set()
+    testthat_dirs: set[Path] = set()
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED)
+        rel = here.relative_to(root)
+        for name in dirs:
+            lowered = name.lower()
+            if lowered in _DATA_NAMES:
+                found.data.append(rel / name)
+            elif lowered in _MODEL_NAMES:
+                found.models.append(rel / name)
+        for name in sorted(files):
+            path = here / name
+            notebook = _notebook(path, root)
+            if notebook is not None:
+                found.notebooks.append(notebook)
+            elif _PYTEST_FILE.fullmatch(name) or name == "conftest.py":
+                pytest_dirs.add(rel)
+            elif _TESTTHAT_FILE.fullmatch(name):
+                testthat_dirs.add(rel)
+    found.pytest = _tops(pytest_dirs)
+    found.testthat = _tops(testthat_dirs)
+    return found
+
+
+def _tops(folders: set[Path]) -> list[Path]:
+    """The outermost folders of a set (``tests`` for ``tests`` and ``tests/unit``)."""
+    return sorted(f for f in folders if not any(o in f.parents for o in folders))

@@ -1,0 +1,208 @@
+"""`orchestrator init` and what makes any repo work without sample assumptions: no overwrite
+without --force, pipelines, empty paths refused, what deploy leaves out, an empty deploy and
+an undeclared job parameter found by `plan` (exit 2), and every task's outcome as a case."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.build.deploy import DeployRules, plan_deploy
+from orchestrator.build.parameters import declare_parameters
+from orchestrator.cli import main
+from orchestrator.errors import UsageError
+from orchestrator.results.junit import SyntheticFailure, SyntheticPass
+from orchestrator.results.outcomes import TaskOutcome, failing_tests, outcome_case, output_text
+
+RUNNER = "# Databricks notebook source\nimport pytest\nassert pytest.main(['.']) == 0\n"
+
+
+def repo(root: Path) -> Path:
+    (root / "notebooks").mkdir(parents=True)
+    (root / "notebooks" / "run_tests.py").write_text(RUNNER)
+    (root / "notebooks" / "eda.py").write_text("# Databricks notebook source\nprint(1)\n")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_x.py").write_text("def test_x():\n    pass\n")
+    (root / "data").mkdir()
+    return root
+
+
+def test_init_writes_config_and_one_task_per_runner_and_never_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repo(tmp_path / "r")
+    monkeypatch.chdir(root)
+    assert main(["init"]) == 0
+    out = capsys.readouterr().out
+    assert "test runner notebooks (1): notebooks/run_tests.py" in out
+    assert "pytest folders: tests" in out and "data folders: data" in out
+    template = json.loads((root / "job-template.json").read_text())
+    assert [t["notebook_task"]["base_parameters"] for t in template["tasks"]] == [
+        {"notebook": "notebooks/run_tests"}
+    ]
+    config = (root / "orchestrator.yml").read_text()
+    assert "    # test_data: data" in config and "  # dev:" in config
+    assert ".orchestrator/" in (root / ".gitignore").read_text()
+
+    before = (root / "orchestrator.yml").read_text()
+    assert main(["init", "--all-notebooks"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (root / "orchestrator.yml").read_text() == before
+    assert main(["init", "--all-notebooks", "--force"]) == 0
+    template = json.loads((root / "job-template.json").read_text())
+    assert [t["task_key"] for t in template["tasks"]] == ["eda", "run_tests"]
+
+
+def test_init_without_runners_says_all_notebooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "nb.py").write_text("# Databricks notebook source\nprint(1)\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 2
+    assert "--all-notebooks" in capsys.readouterr().err
+    assert not (tmp_path / "orchestrator.yml").exists()
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "ci"),
+    [("github", ".github/workflows/notebooks-ci.yml"), ("azure", "devops/azure-pipelines-ci.yml")],
+)
+def test_init_writes_adapted_pipelines(
+    pipeline: str, ci: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = repo(tmp_path / "r")
+    monkeypatch.chdir(root)
+    assert main(["init", "--pipelines", pipeline]) == 0
+    text = (root / ci).read_text()
+    assert "orchestrator build" in text
+    assert "databricks/**" not in text and "'.[azure]'" not in text
+
+
+def test_empty_paths_are_errors_not_the_repo_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repo(tmp_path / "r")
+    monkeypatch.chdir(root)
+    assert main(["init"]) == 0
+    for field in ("test_data", "models", "notebooks"):
+        assert main(["plan", "--repo-name", "r", "--set", f"paths.{field}="]) == 2
+        assert "must not be empty" in capsys.readouterr().err
+
+
+def test_deploy_honours_gitignore_patterns_and_never_sends_outputs(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r")
+    (root / ".gitignore").write_text("*.so\nscratch/\n!keep.so\n")
+    (root / "notebooks" / "big.so").write_bytes(b"x" * 100)
+    (root / "keep.so").write_bytes(b"x")
+    (root / "scratch").mkdir()
+    (root / "scratch" / "a.txt").write_text("a")
+    for output in (".orchestrator/storage", "test-results", "artifacts"):
+        (root / output).mkdir(parents=True)
+        (root / output / "f.txt").write_text("x")
+    (root / "docs").mkdir()
+    (root / "docs" / "a.md").write_text("a")
+    rules = DeployRules(
+        exclude=("docs/",),
+        gitignore_root=root,
+        never=(root / "test-results", root / "artifacts"),
+    )
+    _, items = plan_deploy(root, "/b/1", rules=rules)
+    sent = sorted(i.target for i in items)
+    assert sent == [
+        "/b/1/.gitignore",
+        "/b/1/keep.so",
+        "/b/1/notebooks/eda",
+        "/b/1/notebooks/run_tests",
+        "/b/1/tests/test_x.py",
+    ]
+    with pytest.raises(UsageError, match="nothing to deploy"):
+        plan_deploy(root, "/b/1", rules=DeployRules(include=("*.nothing",)))
+
+
+def test_build_parameters_are_declared_and_unknown_references_are_exit_2() -> None:
+    settings = {"tasks": [{"task_key": "t"}], "parameters": [{"name": "x", "default": "1"}]}
+    declared = declare_parameters(settings, {"build_id": "b", "x": "2"}, source="t.json")
+    assert declared["parameters"] == [
+        {"name": "x", "default": "1"},
+        {"name": "build_id", "default": ""},
+    ]
+    bad = {"tasks": [{"task_key": "t", "p": "{{job.parameters.nope}}"}]}
+    with pytest.raises(UsageError, match="nope"):
+        declare_parameters(bad, {"build_id": "b"}, source="t.json")
+
+
+def test_a_template_without_parameters_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repo(tmp_path / "r")
+    monkeypatch.chdir(root)
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    assert main(["plan", "--repo-name", "r"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    names = {p["name"] for p in plan["job"]["parameters"]}
+    assert set(plan["run"]["job_parameters"]) <= names
+    assert main(["plan", "--repo-name", "r", "--set", "junit.required_tasks=nope"]) == 2
+
+
+def outcome(**kwargs: object) -> TaskOutcome:
+    base: dict[str, object] = {
+        "task_key": "t",
+        "result": "SUCCESS",
+        "seconds": 2.5,
+        "run_url": "http://run/1",
+        "has_junit": False,
+    }
+    return TaskOutcome(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def test_every_task_outcome_is_a_case() -> None:
+    passed = outcome_case(outcome(), junit_required=False)
+    assert isinstance(passed, SyntheticPass) and passed.time == 2.5
+    assert "http://run/1" in passed.details
+    strict = outcome_case(outcome(), junit_required=True)
+    assert isinstance(strict, SyntheticFailure) and "JUnit required" in strict.message
+    assert outcome_case(outcome(has_junit=True), junit_required=True) is None
+    assert (
+        outcome_case(
+            outcome(has_junit=True, result="FAILED", junit_failed=True), junit_required=False
+        )
+        is None
+    )
+    after = outcome_case(
+        outcome(has_junit=True, result="FAILED", error="boom"), junit_required=False
+    )
+    assert isinstance(after, SyntheticFailure) and "after writing" in after.name
+    output = "collected 2 items\nFAILED tests/test_a.py::test_b - assert 1 == 2\n"
+    failed = outcome_case(
+        outcome(
+            result="FAILED",
+            error="AssertionError: pytest failed",
+            trace="Cell 2\n---",
+            output=output,
+        ),
+        junit_required=False,
+    )
+    assert isinstance(failed, SyntheticFailure)
+    assert failed.message.startswith("failing: tests/test_a.py::test_b - AssertionError")
+    assert "Cell 2" in failed.details and "collected 2 items" in failed.details
+
+
+def test_failing_tests_and_output_are_read_from_pytest_testthat_and_exports() -> None:
+    text = (
+        "FAILED tests/test_a.py::test_b - boom\nERROR tests/test_c.py::test_d\n"
+        "\u2500\u2500 Failure ('test-stats.R:5:3'): doubling works \u2500\u2500\n"
+    )
+    assert failing_tests(text) == [
+        "tests/test_a.py::test_b",
+        "tests/test_c.py::test_d",
+        "doubling works",
+    ]
+    export = (
+        '<div class="highlight"><pre>code()</pre></div><pre>out &amp; more</pre>'
+        '<pre style="background:#f4f4f4">child code</pre><pre>Traceback (most recent call '
+        "last)</pre>"
+    )
+    assert output_text(export) == "out & more"
