@@ -20,6 +20,7 @@ from orchestrator import __version__
 from orchestrator.errors import EXIT_USAGE, OrchestratorError
 from orchestrator.layout import LOCAL_SERVE_PORT, LOCAL_STATE_DIR
 from orchestrator.masking import masked_output
+from orchestrator.signals import BuildCancelled
 
 if TYPE_CHECKING:
     from orchestrator.build.plan import BuildOptions
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
             step.add_argument("--timeout", help="how long to wait, e.g. 45m (timeouts.build)")
 
     _cleanup_parser(commands, config)
+    _init_parser(commands)
 
     local = commands.add_parser("local", help="the local Databricks-compatible workspace")
     local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
@@ -112,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--faults", type=Path, help="JSON file of fault settings (latency, 429/503 rates...)"
     )
+    prune = local_commands.add_parser("prune", help="delete old runs' documents and outputs")
+    prune.add_argument(
+        "--state-dir", type=Path, default=Path(LOCAL_STATE_DIR), help="as for local serve"
+    )
+    prune.add_argument("--keep-runs", type=int, help="ended runs kept, newest first (1000)")
+    prune.add_argument("--max-age-days", type=float, help="days an ended run is kept (60)")
     return parser
 
 
@@ -238,6 +246,30 @@ def _cleanup_parser(
     cleanup.add_argument("--json", action="store_true", help="machine-readable report on stdout")
 
 
+def _init_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = commands.add_parser(
+        "init",
+        help="scaffold orchestrator.yml and job-template.json from what this repo holds",
+        description="Find the repo's notebooks, test runner notebooks, test, data and model "
+        "folders; write orchestrator.yml (a local target, commented dev/prod examples) and "
+        "job-template.json (one task per test runner notebook). Never overwrites without "
+        "--force.",
+    )
+    init.add_argument("--all-notebooks", action="store_true", help="one task per notebook")
+    init.add_argument(
+        "--pipelines", choices=("azure", "github"), help="also write the CI pipelines"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.add_argument("--root", type=Path, default=Path(), help="the repo (default: .)")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from orchestrator.scaffold import InitOptions, init_command
+
+    options = InitOptions(args.root, args.all_notebooks, args.pipelines, args.force)
+    return init_command(options, out=sys.stdout)
+
+
 def _cleanup(args: argparse.Namespace) -> int:
     from orchestrator.cleanup.command import CleanupRequest, run_cleanup_command
     from orchestrator.cleanup.report import report_json, report_lines
@@ -291,15 +323,51 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command in ("build", "plan", "render", "deploy", "run", "wait", "collect", "clean"):
             return _build(args)
+        if args.command == "init":
+            return _init(args)
         if args.command == "cleanup":
             return _cleanup(args)
         if args.command == "local" and args.local_command == "serve":
             return _serve(args)
+        if args.command == "local" and args.local_command == "prune":
+            from orchestrator.services import prune_local
+
+            return prune_local(
+                args.state_dir,
+                keep_runs=args.keep_runs,
+                max_age_days=args.max_age_days,
+                out=sys.stdout,
+            )
         parser.print_help()
         return EXIT_USAGE
     except OrchestratorError as err:
         # one line per problem (a config file may have several, all reported at once)
-        for line in str(err).splitlines() or [type(err).__name__]:
-            if line.strip():
-                print(f"orchestrator: error: {line.strip()}", file=sys.stderr)
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        _report_error(args, lines or [type(err).__name__], err.exit_code)
         return err.exit_code
+    except BuildCancelled as cancelled:  # a signal outside a build's own handling
+        print(f"orchestrator: cancelled by {cancelled}", file=sys.stderr)
+        return cancelled.exit_code
+
+
+def _report_error(args: argparse.Namespace, lines: list[str], exit_code: int) -> None:
+    """The one place a failed command is told: ``orchestrator: error:`` lines on stderr; on
+    Azure DevOps and GitHub also an error annotation per line and the failed task or step
+    summary; with ``--json`` a JSON document with the error on stdout. Masked throughout."""
+    from orchestrator.masking import masker
+    from orchestrator.results.report import detect_format, publish_errors
+
+    lines = [masker().mask(line) for line in lines]
+    for line in lines:
+        print(f"orchestrator: error: {line}", file=sys.stderr)
+    if detect_format(os.environ) != "plain":
+        sys.stdout.flush()
+        publish_errors(lines, out=sys.stderr, environ=os.environ, title=_title(args))
+    if getattr(args, "json", False):
+        document = {"status": "error", "exit_code": exit_code, "error": "\n".join(lines)}
+        print(json.dumps(document, indent=2))
+
+
+def _title(args: argparse.Namespace) -> str:
+    command = " ".join(c for c in (args.command, getattr(args, "local_command", None)) if c)
+    return f"orchestrator {command}" if command else "orchestrator"

@@ -35,6 +35,7 @@ __all__ = [
     "RESERVED",
     "build_folder",
     "build_prefix",
+    "data_journal_path",
     "data_prefix",
     "entry_notebook_path",
     "is_build_name",
@@ -106,6 +107,12 @@ def entry_notebook_path(build_root: str, repo: str) -> str:
 def journal_path(build_root: str, repo: str) -> str:
     """The repo's cleanup journal (the builds a cleanup had started deleting)."""
     return f"{repo_folder(build_root, repo)}/{ORCHESTRATOR_FOLDER}/{JOURNAL_NAME}"
+
+
+def data_journal_path(build_root: str) -> str:
+    """The cleanup journal of the shared test data (the ``_data`` copies a cleanup started
+    deleting): ``<build_root>/_orchestrator/cleanup.json``, beside the repos' folders."""
+    return f"{build_root.rstrip('/')}/{ORCHESTRATOR_FOLDER}/{JOURNAL_NAME}"
 
 
 def data_prefix(digest: str) -> str:

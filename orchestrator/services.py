@@ -35,7 +35,14 @@ if TYPE_CHECKING:
     from orchestrator.config.schema import BuildConfig
     from orchestrator.storage.base import Storage
 
-__all__ = ["LOCAL_CLUSTER_ID", "Connection", "connect", "open_services", "serve_local"]
+__all__ = [
+    "LOCAL_CLUSTER_ID",
+    "Connection",
+    "connect",
+    "open_services",
+    "prune_local",
+    "serve_local",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +103,8 @@ def connect(
 
         with _local_state(config.root) as (state, kept):
             try:
-                workspace = start_local_workspace(state, cluster_start_delay=1.0)
+                # a cluster start lasts as long as its Spark engine takes to listen, no longer
+                workspace = start_local_workspace(state, cluster_start_delay=0.0)
             except OSError as exc:
                 raise InfrastructureError(f"cannot start the local workspace: {exc}") from exc
             try:
@@ -104,6 +112,7 @@ def connect(
                     {"host": workspace.url, "token": workspace.token, "auth_type": "pat"},
                     pool_size=_pool_size(config),
                     clock=clock,
+                    connect=config.timeouts.connect,
                 )
                 yield Connection(
                     remote,
@@ -136,7 +145,9 @@ def connect(
         kwargs["azure_client_id"] = kwargs.pop("client_id", "")
     if not config.cluster_id:
         raise UsageError(f"target {config.target}: cluster_id is required for a remote workspace")
-    remote = open_workspace(kwargs, pool_size=_pool_size(config), clock=clock)
+    remote = open_workspace(
+        kwargs, pool_size=_pool_size(config), clock=clock, connect=config.timeouts.connect
+    )
     yield Connection(remote, str(ws.host), False, config.cluster_id, tuple(secrets))
 
 
@@ -230,4 +241,30 @@ def serve_local(
         out.write("Stopping: cancelling active runs\n")
         out.flush()
         workspace.stop()
+    return EXIT_OK
+
+
+def prune_local(
+    state_dir: Path, *, keep_runs: int | None, max_age_days: float | None, out: TextIO
+) -> int:
+    """``orchestrator local prune``: apply the local workspace's run retention now.
+
+    Unset limits take the workspace's defaults (:class:`orchestrator.local.Retention`); it is
+    safe while a workspace serves the same state dir (active runs are never touched).
+    """
+    from orchestrator.local import Retention, prune_state_dir
+
+    defaults = Retention()
+    try:
+        retention = Retention(
+            max_runs=defaults.max_runs if keep_runs is None else keep_runs,
+            max_age_days=defaults.max_age_days if max_age_days is None else max_age_days,
+        )
+    except ValueError as exc:
+        raise UsageError(f"local prune: {exc}") from None
+    try:
+        report = prune_state_dir(state_dir, retention)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    out.write(f"{state_dir}: {report.summary()}\n")
     return EXIT_OK

@@ -35,7 +35,7 @@ def test_json_output_is_one_document_on_stdout(
     assert build(project, "--build-id", "j1", "--json", *remote_args(server)) == 0
     captured = capsys.readouterr()
     document = json.loads(captured.out)
-    assert document["status"] == "passed" and document["tests"] == 18
+    assert document["status"] == "passed" and document["tests"] == 23
     assert document["exit_code"] == 0
     assert "==> deploy" in captured.err  # progress goes to stderr with --json
 
@@ -108,10 +108,11 @@ def test_changed_since_maps_changes_to_test_notebooks(
     git(repo, "checkout", "--", ".")
     features = repo / "databricks" / "churn" / "features.py"
     features.write_text(features.read_text() + "\n# touched\n")
-    assert planned_tasks(repo, capsys) == ["run_pytest"]
+    # Python code affects the Python test notebooks: pytest's and the Spark one
+    assert planned_tasks(repo, capsys) == ["run_pytest", "run_spark_tests"]
     git(repo, "checkout", "--", ".")
     (repo / "databricks" / "tests" / "data" / "extra.csv").write_text("a\n1\n")
-    assert planned_tasks(repo, capsys) == ["run_pytest", "run_testthat"]
+    assert planned_tasks(repo, capsys) == ["run_pytest", "run_testthat", "run_spark_tests"]
     (repo / "databricks" / "tests" / "data" / "extra.csv").unlink()
     (repo / "NOTES.md").write_text("docs only\n")
     assert planned_tasks(repo, capsys) == []
@@ -153,7 +154,7 @@ def test_an_embedded_build_ends_with_a_command_and_url_that_open_its_run_later(
     finally:
         ws.stop()
     assert "run_pytest" in page and "run_testthat" in page
-    assert "18/18 passed" in page or "18 passed" in page  # the counts the build collected
+    assert "23/23 passed" in page or "23 passed" in page  # the counts the build collected
 
 
 def test_the_browse_hint_names_the_state_dir_when_it_is_not_servers_default(
