@@ -105,8 +105,11 @@ class Serve:
             text=True,
         )
         assert self.proc.stdout is not None
-        first = self.proc.stdout.readline()
-        assert first.startswith("Local workspace on"), first
+        # a restart may log first (e.g. that it ended processes a killed server left behind)
+        seen = [self.proc.stdout.readline() for _ in range(1)]
+        while not seen[-1].startswith("Local workspace on") and seen[-1] and len(seen) < 20:
+            seen.append(self.proc.stdout.readline())
+        assert seen[-1].startswith("Local workspace on"), seen
 
     def kill_hard(self) -> list[psutil.Process]:
         """SIGKILL the server; returns the processes it had started (kernels), still alive."""
