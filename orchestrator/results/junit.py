@@ -96,15 +96,6 @@ class SuiteSummary:
     def passed(self) -> int:
         return self.tests - self.failures - self.errors - self.skipped
 
-    def counts(self) -> dict[str, int]:
-        """The totals: tests, failures, errors, skipped."""
-        return {
-            "tests": self.tests,
-            "failures": self.failures,
-            "errors": self.errors,
-            "skipped": self.skipped,
-        }
-
 
 @dataclass(frozen=True)
 class ResultsSummary:
