@@ -276,12 +276,7 @@ def execute_cleanup(
             for repo, ids in sorted(by_repo.items()):
                 write_journal(tree, plan.root, repo, plan.journals.get(repo, frozenset()) | ids)
             delete = partial(
-                _delete_build,
-                root=plan.root,
-                tree=tree,
-                storage=storage,
-                limiter=limiter,
-                stop=stop,
+                _delete_build, root=plan.root, tree=tree, storage=storage, limiter=limiter
             )
             futures += [pool.submit(delete, d, stop=stop) for d in todo]
             for future in as_completed(futures):
@@ -298,11 +293,35 @@ def execute_cleanup(
                 _gather_finished(futures, results)
                 _finish_journals(plan, tree, results.values(), by_repo)
                 _finish_data_journal(plan, tree, data.values())
-    deleted = sorted(results.values(), key=lambda d: (d.repo, d.build_id))
+    return _report(
+        plan,
+        results.values(),
+        data.values(),
+        runs=(cancelled, unconfirmed),
+        errors=errors,
+        seconds=clock.monotonic() - started,
+        interrupted=interrupted,
+    )
+
+
+def _report(
+    plan: CleanupPlan,
+    results: Iterable[Deleted],
+    data: Iterable[DataDeleted],
+    *,
+    runs: tuple[list[int], list[int]],
+    errors: list[str],
+    seconds: float,
+    interrupted: BuildCancelled | None,
+) -> CleanupReport:
+    """What a cleanup did; after an interruption, only the builds that are wholly gone."""
+    deleted = sorted(results, key=lambda d: (d.repo, d.build_id))
     if interrupted is not None:
         deleted = [d for d in deleted if d.done]
-    errors += [f"{d.repo}/{d.build_id}: {d.error}" for d in deleted if d.error]
-    errors += [f"{data_prefix(d.digest)}: {d.error}" for d in data.values() if d.error]
+    copies = sorted(data, key=lambda d: d.digest)
+    errors = errors + [f"{d.repo}/{d.build_id}: {d.error}" for d in deleted if d.error]
+    errors += [f"{data_prefix(d.digest)}: {d.error}" for d in copies if d.error]
+    cancelled, unconfirmed = runs
     return CleanupReport(
         plan,
         False,
@@ -310,9 +329,9 @@ def execute_cleanup(
         tuple(cancelled),
         tuple(unconfirmed),
         tuple(errors),
-        clock.monotonic() - started,
+        seconds,
         interrupted,
-        tuple(sorted(data.values(), key=lambda d: d.digest)),
+        tuple(copies),
     )
 
 
