@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["collect_run"]
 
 log = logging.getLogger(__name__)
+#: notebook exports fetched at once (each is one request the workspace renders)
+_EXPORT_WORKERS = 8
 
 _FAILED_CASE = re.compile(rb"<(?:failure|error)[\s/>]")
 
@@ -140,15 +143,27 @@ def collect_run(
 def _export(
     workspace: DatabricksWorkspace, tasks: Sequence[_Task], artifacts: Path, progress: Progress
 ) -> dict[str, list[str]]:
-    """The executed notebooks (masked) to ``artifacts/``; by task key, for the outcomes."""
-    views: dict[str, list[str]] = {}
-    for task in tasks:
-        if task.run_id is None:
-            continue
+    """The executed notebooks (masked) to ``artifacts/``; by task key, for the outcomes.
+
+    The exports are fetched in parallel (each is a rendering on the workspace's side), then
+    reported and written in task order."""
+    exportable = [task for task in tasks if task.run_id is not None]
+
+    def fetch(task: _Task) -> list[str] | InfrastructureError:
+        assert task.run_id is not None
         try:
-            exported = workspace.export_views(task.run_id)
-        except InfrastructureError as exc:  # a missing export is not a failed build
-            progress.info(f"{task.task_key}: no notebook export ({exc})")
+            return workspace.export_views(task.run_id)
+        except InfrastructureError as exc:
+            return exc
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(_EXPORT_WORKERS, len(exportable))), thread_name_prefix="export"
+    ) as pool:
+        fetched = list(pool.map(fetch, exportable))
+    views: dict[str, list[str]] = {}
+    for task, exported in zip(exportable, fetched, strict=True):
+        if isinstance(exported, InfrastructureError):  # a missing export is not a failed build
+            progress.info(f"{task.task_key}: no notebook export ({exported})")
             continue
         key = task.task_key or "task"
         views[key] = [masker().mask(content) for content in exported]
