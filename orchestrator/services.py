@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from orchestrator.adapters.databricks import DatabricksWorkspace, open_workspace
+from orchestrator.adapters.databricks import DatabricksWorkspace, open_workspace, preload_sdk
 from orchestrator.clock import Clock
 from orchestrator.config.loader import resolve_secret
 from orchestrator.errors import EXIT_OK, InfrastructureError, UsageError
@@ -101,12 +101,14 @@ def connect(
     if config.workspace.is_local:
         from orchestrator.local import start_local_workspace
 
+        preload_sdk()  # imports while the local workspace starts
         with _local_state(config.root) as (state, kept):
             try:
                 # a cluster start lasts as long as its Spark engine takes to listen, no longer
                 workspace = start_local_workspace(state, cluster_start_delay=0.0)
             except OSError as exc:
                 raise InfrastructureError(f"cannot start the local workspace: {exc}") from exc
+            workspace.warm()  # kernels start while the build prepares and deploys
             try:
                 remote = open_workspace(
                     {"host": workspace.url, "token": workspace.token, "auth_type": "pat"},
@@ -223,6 +225,7 @@ def serve_local(
         )
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    workspace.warm()  # warm kernels from the start, as an instance pool keeps idle capacity
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

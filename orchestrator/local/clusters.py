@@ -26,6 +26,8 @@ from orchestrator.local.spark.layout import DEFAULT_CLUSTER_ID
 from orchestrator.local.store import now_ms
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from orchestrator.local.spark.engine import SparkEngines
 
 __all__ = ["DEFAULT_CLUSTER_ID", "ClusterSpec", "Clusters"]
@@ -56,6 +58,9 @@ class Clusters:
             if engine_available():
                 self.engines = SparkEngines(spark_state_dir)
         self._cond = threading.Condition()
+        #: called (without arguments, must return at once) whenever a RUNNING cluster is read
+        #: or comes up: the workspace warms its kernel pool then, before runs need kernels
+        self.on_running: Callable[[], None] | None = None
         self._clusters: dict[str, dict[str, Any]] = {}
         stamp = now_ms()
         for spec in specs:
@@ -99,7 +104,14 @@ class Clusters:
     def get(self, req: Request) -> dict[str, Any]:
         cluster_id = req.required_text("cluster_id")
         with self._cond:
-            return dict(self._info(cluster_id))
+            info = dict(self._info(cluster_id))
+        if info["state"] == "RUNNING":
+            self._notify_running()
+        return info
+
+    def _notify_running(self) -> None:
+        if self.on_running is not None:
+            self.on_running()
 
     def list(self, req: Request) -> dict[str, Any]:
         with self._cond:
@@ -137,6 +149,7 @@ class Clusters:
                     cluster["state_message"] = ""
                     cluster["start_time"] = now_ms()
                 self._cond.notify_all()
+            self._notify_running()
 
         thread = threading.Thread(target=finish, name=f"cluster-start-{cluster_id}", daemon=True)
         thread.start()
@@ -191,6 +204,7 @@ class Clusters:
                     finally:
                         self._cond.acquire()
                 self._cond.wait(0.05)
+        self._notify_running()
         if self.engines is not None:
             self.engines.start_in_background(cluster_id)
         return True

@@ -275,7 +275,7 @@ class JobsApi:
         tasks = []
         for spec in specs:
             task_run_id = self.store.next_id("run")
-            task = {k: v for k, v in spec.items() if k != "libraries"}
+            task = dict(spec)  # libraries included: the run installs them
             task.update(
                 run_id=task_run_id,
                 attempt_number=0,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
@@ -48,6 +49,7 @@ __all__ = [
     "parse_source",
     "to_ipynb",
     "to_source",
+    "warm_exporter",
 ]
 
 Language = Literal["PYTHON", "R", "SQL", "SCALA"]
@@ -57,6 +59,8 @@ LANGUAGES: tuple[Language, ...] = get_args(Language)
 HEADER_TEXT = "Databricks notebook source"
 DATABRICKS_METADATA_KEY = "application/vnd.databricks.v1+notebook"
 
+_EXPORTER: Any = None
+_EXPORTER_LOCK = threading.Lock()
 _COMMENT: dict[Language, str] = {"PYTHON": "#", "R": "#", "SQL": "--", "SCALA": "//"}
 _FAMILY_DEFAULT: dict[str, Language] = {"#": "PYTHON", "--": "SQL", "//": "SCALA"}
 _EXTENSIONS: dict[str, Language] = {".py": "PYTHON", ".r": "R", ".sql": "SQL", ".scala": "SCALA"}
@@ -301,11 +305,22 @@ def to_ipynb(nb: Notebook, *, name: str) -> bytes:
 
 def export_html(nb_or_ipynb: Notebook | bytes, *, title: str) -> str:
     """Render a notebook (or ``.ipynb`` bytes, e.g. an executed notebook) as standalone HTML."""
-    exporter = importlib.import_module("nbconvert").HTMLExporter()
     data = to_ipynb(nb_or_ipynb, name=title) if isinstance(nb_or_ipynb, Notebook) else nb_or_ipynb
     try:
         node = _nbformat().reads(data.decode("utf-8-sig"), as_version=4)
     except Exception as exc:
         raise NotebookFormatError(f"not a valid .ipynb notebook: {exc}") from exc
-    body, _resources = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})
+    with _EXPORTER_LOCK:  # one exporter, its templates loaded once; it is not thread-safe
+        global _EXPORTER  # a lazily built singleton
+        if _EXPORTER is None:
+            _EXPORTER = importlib.import_module("nbconvert").HTMLExporter()
+        body, _resources = _EXPORTER.from_notebook_node(
+            node, resources={"metadata": {"name": title}}
+        )
     return str(body)
+
+
+def warm_exporter() -> None:
+    """Import nbconvert and load its templates now (about a second), so the first export of a
+    run does not pay for it; called in the background when the workspace warms up."""
+    export_html(Notebook("PYTHON", ()), title="warm-up")

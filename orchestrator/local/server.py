@@ -60,6 +60,7 @@ class LocalWorkspaceSettings:
     faults: FaultSettings = field(default_factory=FaultSettings)
     retention: Retention = field(default_factory=Retention)
     keep_run_scratch: bool = False  # debugging: keep each task's scratch folder
+    kernel_pool: bool = True  # warm kernels, up to max_workers idle per language
 
 
 class LocalWorkspace:
@@ -80,6 +81,8 @@ class LocalWorkspace:
         except BaseException:
             if hasattr(self, "scheduler"):
                 self.scheduler.shutdown(timeout=2)
+                if self._notebooks is not None:
+                    self._notebooks.close()
                 self.clusters.close()
             if hasattr(self, "store"):
                 self.store.close()
@@ -98,11 +101,19 @@ class LocalWorkspace:
             start_delay=settings.cluster_start_delay,
             spark_state_dir=self.store.state_dir,
         )
+        if executor is None:
+            notebooks = NotebookTaskExecutor(
+                self.store,
+                keep_scratch=settings.keep_run_scratch,
+                pool_size=settings.max_workers if settings.kernel_pool else 0,
+            )
+            self.clusters.on_running = notebooks.warm
+            self._notebooks: NotebookTaskExecutor | None = notebooks
+            executor = notebooks
+        else:
+            self._notebooks = None
         self.scheduler = Scheduler(
-            self.store,
-            self.clusters,
-            executor or NotebookTaskExecutor(self.store, keep_scratch=settings.keep_run_scratch),
-            max_workers=settings.max_workers,
+            self.store, self.clusters, executor, max_workers=settings.max_workers
         )
         self._stopped = threading.Event()
         self.prune()  # after recovery: runs a killed server left active have ended
@@ -143,6 +154,12 @@ class LocalWorkspace:
         self._mark = new_mark(state_dir)
         self._watchdog = start_watchdog(self._mark)
 
+    def warm(self) -> None:
+        """Start warming up now rather than when a cluster is first used: the kernel pool
+        fills and the notebook exporter loads, in the background (returns at once)."""
+        if self._notebooks is not None:
+            self._notebooks.warm()
+
     def prune(self) -> PruneReport:
         """Apply the retention settings now (see :mod:`orchestrator.local.retention`)."""
         return prune(self.store, self.settings.retention, measure=False)
@@ -158,6 +175,8 @@ class LocalWorkspace:
         """Cancel active runs (their kernels die), stop serving and close the state."""
         self._stopped.set()
         self.scheduler.shutdown()
+        if self._notebooks is not None:
+            self._notebooks.close()  # the kernel pool's idle kernels
         self.clusters.close()  # their Spark engines
         self._server.shutdown()
         self._server.server_close()

@@ -8,10 +8,11 @@ Adapts :class:`~orchestrator.local.scheduler.TaskSpec` to the notebook runtime
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.local.errors import ApiError
 from orchestrator.local.retention import EXECUTED_NOTEBOOK, keep_executed
@@ -21,17 +22,65 @@ from orchestrator.local.workspace_api import normalize_path
 
 __all__ = ["NotebookTaskExecutor", "export_executed_html"]
 
+if TYPE_CHECKING:
+    from orchestrator.local.runtime.pool import KernelPool
+
 log = logging.getLogger(__name__)
 MAX_LOG_CHARS = 1_000_000
 
 
 class NotebookTaskExecutor:
     """Runs notebook tasks; a task's scratch folder is deleted when it ends (its executed
-    notebooks are kept beside ``output.json``) unless ``keep_scratch``."""
+    notebooks are kept beside ``output.json``) unless ``keep_scratch``.
 
-    def __init__(self, store: Store, *, keep_scratch: bool = False) -> None:
+    Kernels come from a warm pool of up to ``pool_size`` idle kernels per language
+    (:mod:`orchestrator.local.runtime.pool`); :meth:`warm` starts filling it ahead of the first
+    run (the workspace calls it when a cluster is used), ``pool_size=0`` turns it off.
+    """
+
+    def __init__(self, store: Store, *, keep_scratch: bool = False, pool_size: int = 0) -> None:
         self.store = store
         self.keep_scratch = keep_scratch
+        self._pool_size = pool_size
+        self._pool: KernelPool | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        self._exporter_warmed = False
+
+    def _kernel_pool(self) -> KernelPool | None:
+        with self._pool_lock:
+            if self._pool is None and self._pool_size > 0 and not self._closed:
+                try:
+                    from orchestrator.local.runtime.pool import KernelPool
+                except ImportError:  # no orchestrator[local]: tasks fail with the install hint
+                    self._pool_size = 0
+                    return None
+                root = self.store.state_dir / "kernels" / str(os.getpid())
+                shutil.rmtree(root.parent, ignore_errors=True)  # a killed workspace's leftovers
+                self._pool = KernelPool(
+                    root=root, state_dir=self.store.state_dir, size=self._pool_size
+                )
+            return self._pool
+
+    def warm(self) -> None:
+        """Start the kernel pool filling and the notebook exporter loading (idempotent,
+        returns at once)."""
+        pool = self._kernel_pool()
+        if pool is not None:
+            pool.warm()
+        with self._pool_lock:
+            if self._exporter_warmed:
+                return
+            self._exporter_warmed = True
+        threading.Thread(target=_warm_exporter, name="warm-exporter", daemon=True).start()
+
+    def close(self) -> None:
+        """Kill the pool's idle kernels (the workspace is stopping)."""
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def secrets(self) -> dict[str, dict[str, str]]:
         scopes: dict[str, dict[str, str]] = {}
@@ -80,6 +129,7 @@ class NotebookTaskExecutor:
             state_db=self.store.db_path,
             secrets=self.secrets(),
             timeout_seconds=spec.timeout_seconds,
+            libraries=_libraries(spec.task.get("libraries")),
             environment={
                 "ORCH_RUN_ID": str(spec.run_id),
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),
@@ -87,7 +137,9 @@ class NotebookTaskExecutor:
             },
         )
         try:
-            result = execute_notebook(request, resolver=resolver, cancel=cancel)
+            result = execute_notebook(
+                request, resolver=resolver, cancel=cancel, kernels=self._kernel_pool()
+            )
         finally:
             executed = (
                 scratch / EXECUTED_NOTEBOOK
@@ -119,6 +171,22 @@ class NotebookTaskExecutor:
         elif result.status == "CANCELED":
             message = "Run cancelled"
         return TaskOutcome(result.status, message, output)
+
+
+def _libraries(value: Any) -> tuple[Any, ...]:
+    """The task's ``libraries`` as given (the runtime rejects what it cannot install)."""
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _warm_exporter() -> None:
+    try:
+        from orchestrator.local.notebooks import warm_exporter
+
+        warm_exporter()
+    except Exception:  # no nbconvert: the export reports it when asked
+        log.debug("cannot warm the notebook exporter", exc_info=True)
 
 
 def export_executed_html(executed_notebook: str, title: str) -> str:

@@ -131,3 +131,31 @@ def wait_for_file(path: Path, *, within: float = 30.0) -> str:
 
 def read_pids(*files: Path) -> list[int]:
     return [int(wait_for_file(file)) for file in files]
+
+
+def tiny_wheel(directory: Path) -> Path:
+    """A wheel of ``orch-tiny-pkg`` 0.1 (``import orch_tiny_pkg; orch_tiny_pkg.VALUE``)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "orch_tiny_pkg/__init__.py": "VALUE = 'tiny works'\n",
+        "orch_tiny_pkg-0.1.dist-info/METADATA": (
+            "Metadata-Version: 2.1\nName: orch-tiny-pkg\nVersion: 0.1\n"
+        ),
+        "orch_tiny_pkg-0.1.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
+    record.append("orch_tiny_pkg-0.1.dist-info/RECORD,,")
+    files["orch_tiny_pkg-0.1.dist-info/RECORD"] = "\n".join(record) + "\n"
+    wheel = directory / "orch_tiny_pkg-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel

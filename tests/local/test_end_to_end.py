@@ -147,16 +147,24 @@ def test_r_notebook_failure_and_widget_parameters(client) -> None:  # type: igno
     assert "boom from R" in client.jobs.get_run_output(bad.tasks[0].run_id).error
 
 
-def _kernels_of(pid: int) -> list[psutil.Process]:
-    return [
-        p for p in psutil.Process(pid).children(recursive=True) if "kernel" in " ".join(p.cmdline())
-    ]
-
-
-def test_cancel_ends_run_within_2s_and_kills_the_kernel(client) -> None:  # type: ignore[no-untyped-def]
-    single_notebook(
-        client, "/t/slow", "# Databricks notebook source\nimport time\ntime.sleep(120)\n"
+def _sleeper(pid_file: Path) -> str:
+    """A notebook that writes its kernel's pid to ``pid_file`` and sleeps."""
+    return (
+        "# Databricks notebook source\nimport os, time\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
     )
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        return psutil.Process(int(pid_file.read_text())).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, OSError, ValueError):
+        return False
+
+
+def test_cancel_ends_run_within_2s_and_kills_the_kernel(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "kernel.pid"
+    single_notebook(client, "/t/slow", _sleeper(pid_file))
     waiter = client.jobs.submit(
         run_name="slow",
         tasks=[
@@ -173,7 +181,7 @@ def test_cancel_ends_run_within_2s_and_kills_the_kernel(client) -> None:  # type
     ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    while not _kernels_of(os.getpid()):
+    while not _alive(pid_file):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     started = time.monotonic()
@@ -186,17 +194,16 @@ def test_cancel_ends_run_within_2s_and_kills_the_kernel(client) -> None:  # type
         time.sleep(0.05)
     run = client.jobs.get_run(waiter.run_id)
     assert run.state.result_state == jobs.RunResultState.CANCELED
-    assert _kernels_of(os.getpid()) == []
+    assert not _alive(pid_file)
 
 
-def test_task_timeout_ends_as_timedout(client) -> None:  # type: ignore[no-untyped-def]
-    single_notebook(
-        client, "/t/slow2", "# Databricks notebook source\nimport time\ntime.sleep(120)\n"
-    )
+def test_task_timeout_ends_as_timedout(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "kernel.pid"
+    single_notebook(client, "/t/slow2", _sleeper(pid_file))
     job = client.jobs.create(name="to", tasks=[notebook_task("a", "/t/slow2", {}, timeout=3)])
     run = client.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
     assert run.tasks[0].state.result_state == jobs.RunResultState.TIMEDOUT
-    assert _kernels_of(os.getpid()) == []
+    assert pid_file.exists() and not _alive(pid_file)
 
 
 def test_flows_pass_with_injected_429_and_503(tmp_path: Path) -> None:
@@ -301,3 +308,19 @@ def test_a_killed_server_leaves_no_run_active_after_restart(tmp_path: Path) -> N
         run = sdk_client(ws).jobs.get_run(run_id)
         assert run.state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
         assert sdk_client(ws).workspace.get_status("/k/slow").path == "/k/slow"
+
+
+def test_task_libraries_reach_the_run(client) -> None:  # type: ignore[no-untyped-def]
+    """Kept in the run's task (as the service shows them) and installed, or the task fails
+    naming the library it cannot install."""
+    from databricks.sdk.service.compute import Library, MavenLibrary
+
+    single_notebook(client, "/t/libs", "# Databricks notebook source\nprint('never runs')\n")
+    task = notebook_task("a", "/t/libs", {})
+    task.libraries = [Library(maven=MavenLibrary(coordinates="org.a:b:1"))]
+    job = client.jobs.create(name="libs", tasks=[task])
+    run = client.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert run.tasks[0].libraries == task.libraries
+    assert run.tasks[0].state.result_state == jobs.RunResultState.FAILED
+    output = client.jobs.get_run_output(run.tasks[0].run_id)
+    assert output.error.startswith('maven library {"coordinates": "org.a:b:1"} is not supported')

@@ -19,6 +19,7 @@ from tests.local.conftest_runtime import (
     assert_all_gone,
     read_pids,
     source,
+    tiny_wheel,
     wait_for_file,
 )
 
@@ -395,38 +396,11 @@ def test_kernel_that_dies_in_a_cell(ws: Workspace) -> None:
     assert "exit code 7" in (result.error_trace or "")
 
 
-def _tiny_wheel(directory: Path) -> Path:
-    import base64
-    import hashlib
-    import zipfile
-
-    files = {
-        "orch_tiny_pkg/__init__.py": "VALUE = 'tiny works'\n",
-        "orch_tiny_pkg-0.1.dist-info/METADATA": (
-            "Metadata-Version: 2.1\nName: orch-tiny-pkg\nVersion: 0.1\n"
-        ),
-        "orch_tiny_pkg-0.1.dist-info/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
-    record.append("orch_tiny_pkg-0.1.dist-info/RECORD,,")
-    files["orch_tiny_pkg-0.1.dist-info/RECORD"] = "\n".join(record) + "\n"
-    wheel = directory / "orch_tiny_pkg-0.1-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return wheel
-
-
 def test_pip_install_goes_to_the_run_target(ws: Workspace, tmp_path: Path) -> None:
     import importlib.util
     import sysconfig
 
-    wheel = _tiny_wheel(tmp_path)
+    wheel = tiny_wheel(tmp_path)
     ws.add(
         "/Users/a/pip",
         source(
@@ -445,12 +419,21 @@ def test_pip_install_goes_to_the_run_target(ws: Workspace, tmp_path: Path) -> No
     assert not (Path(sysconfig.get_paths()["purelib"]) / "orch_tiny_pkg").exists()
 
 
-def test_pip_install_failure_fails_the_cell(ws: Workspace, tmp_path: Path) -> None:
-    ws.add("/Users/a/pip", source(f"# MAGIC %pip install --no-index {tmp_path}/nothing.whl"))
+def test_pip_install_failure_fails_the_cell_with_pips_own_error(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ws.add("/Users/a/pip", source("# MAGIC %pip install --no-index orch-no-such-package-x"))
     result = ws.run("/Users/a/pip")
     assert result.status == "FAILED"
     assert result.failed_cell == 1
-    assert "pip install exited with code 1" in (result.error or "")
+    error = result.error or ""
+    assert error.startswith(
+        "ShellCommandError: pip install failed: No matching distribution found for "
+        "orch-no-such-package-x"
+    ), error
+    output = text_of(executed(result).cells[0])
+    assert output.count("ERROR: No matching distribution found") == 1  # pip's lines, once
+    assert "\x1b" not in output + error + (result.logs or "")
 
 
 # --------------------------------------------------------------------------- R

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local.runtime.launch import kernel_env
+from orchestrator.local.runtime.launch import kernel_base_env, kernel_run_env
 from orchestrator.local.runtime.model import ExecutionRequest, NotebookSource
 
 
@@ -31,7 +31,26 @@ def test_credentials_in_the_environment_do_not_reach_the_kernel(
         scratch_dir=tmp_path,
         state_db=tmp_path / "state.db",
     )
-    env = kernel_env(request, control_dir=tmp_path / "c", pip_target=tmp_path / "p")
+    env = kernel_base_env(tmp_path, tmp_path / "kernel") | kernel_run_env(
+        request, control_dir=tmp_path / "c", pip_target=tmp_path / "p"
+    )
     assert "value-that-must-not-leak" not in env.values()
     assert env["HARMLESS_SETTING"] == "kept"
     assert env["ORCH_NOTEBOOK_PATH"] == "/nb"
+
+
+def test_each_kernel_has_its_own_home_and_tmpdir_and_shares_the_user_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "real-home"))
+    for name in ("PIP_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONUSERBASE", "R_LIBS_USER"):
+        monkeypatch.delenv(name, raising=False)
+    env = kernel_base_env(tmp_path, tmp_path / "kernel")
+    assert env["HOME"] == str(tmp_path / "kernel" / "home")
+    assert env["TMPDIR"] == str(tmp_path / "kernel" / "tmp")
+    assert (tmp_path / "kernel" / "home").is_dir() and (tmp_path / "kernel" / "tmp").is_dir()
+    assert env["PIP_CACHE_DIR"] == str(tmp_path / "real-home" / ".cache" / "pip")
+    assert env["PYTHONUSERBASE"] == str(tmp_path / "real-home" / ".local")
+    assert env["R_LIBS_USER"] == str(tmp_path / "real-home" / "R" / "%p-library" / "%v")
+    monkeypatch.setenv("PIP_CACHE_DIR", "/elsewhere/pip")
+    assert kernel_base_env(tmp_path, tmp_path / "k2")["PIP_CACHE_DIR"] == "/elsewhere/pip"

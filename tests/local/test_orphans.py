@@ -3,7 +3,7 @@ the Spark engine (orchestrator/local/lifetime.py).
 
 A real ``orchestrator local serve`` process runs a Python notebook that starts two ``sleep``
 processes (one in a session of its own, out of its kernel's process group) and then a child
-notebook (a runner process and a second kernel) that sleeps, an R notebook that sleeps, and,
+notebook (a second kernel) that sleeps, an R notebook that sleeps, and,
 with pysail installed, its cluster's Spark engine. Then the server gets SIGKILL:
 
 - with its watchdog alive, every process carrying the workspace's mark ends;
@@ -48,9 +48,13 @@ pathlib.Path(dbutils.widgets.get("out")).write_text(f"{escaped.pid} {plain.pid}"
 
 # COMMAND ----------
 
-dbutils.notebook.run("./child", 900)
+dbutils.notebook.run("./child", 900, {"out": dbutils.widgets.get("out") + ".child"})
 """
-CHILD = "# Databricks notebook source\nimport time\ntime.sleep(1000)\n"
+CHILD = """# Databricks notebook source
+import os, pathlib, time
+pathlib.Path(dbutils.widgets.get("out")).write_text(str(os.getpid()))
+time.sleep(1000)
+"""
 R_SLEEP = "# Databricks notebook source\nSys.sleep(1000)\n"
 
 
@@ -153,7 +157,7 @@ def _start_everything(served: Served, out: Path) -> tuple[int, int]:
     def all_running() -> bool:
         lines = _cmdlines(served.state)
         kernels = sum("ipykernel_launcher" in line for line in lines)
-        ready = kernels >= 2 and any("orchestrator.local.runtime.child" in line for line in lines)
+        ready = kernels >= 2 and out.with_name(out.name + ".child").exists()
         if HAS_R:
             ready = ready and any("IRkernel" in line for line in lines)
         if engine_available():
@@ -168,7 +172,7 @@ def test_sigkill_of_the_server_leaves_no_process(served: Served, tmp_path: Path)
     escaped, plain = _start_everything(served, tmp_path / "pids.txt")
     watchdog = served.watchdog()
     before = _cmdlines(served.state)
-    assert len(before) >= 6, before  # kernels, runner, sleeps, (R kernel, engine)
+    assert len(before) >= 5, before  # kernels, sleeps, (R kernel, engine)
     served.process.send_signal(signal.SIGKILL)
     served.process.wait(10)
     assert wait_until(lambda: owned_processes(served.state) == [], within=60), _cmdlines(

@@ -1,21 +1,18 @@
-"""The child-notebook entry point and the sqlite resolver, with real kernels and processes."""
+"""Child notebook runs (dbutils.notebook.run) served by the parent's run, and the sqlite
+resolver, with real kernels."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from orchestrator.local.runtime import NotebookNotFound, NotebookResult, make_sqlite_resolver
+from orchestrator.local.runtime.children import ChildRuns
 from tests.local import conftest_runtime
 from tests.local.conftest_runtime import Workspace, assert_all_gone, read_pids, source
 
@@ -38,37 +35,7 @@ def test_sqlite_resolver(ws: Workspace) -> None:
     assert issubclass(NotebookNotFound, LookupError)
 
 
-def _child_env(ws: Workspace, control_dir: Path) -> dict[str, str]:
-    control_dir.mkdir(parents=True, exist_ok=True)
-    return dict(
-        os.environ,
-        ORCH_STATE_DB=str(ws.state_db),
-        ORCH_WORKSPACE_ROOT=str(ws.workspace_root),
-        ORCH_DBFS_ROOT=str(ws.dbfs_root),
-        ORCH_CONTROL_DIR=str(control_dir),
-        ORCH_SECRETS=json.dumps({"scope": {"key": "s3cr3t"}}),
-        ORCH_NOTEBOOK_PATH="/Users/a/parent",
-        ORCH_PARAMS=json.dumps({"from_parent": "must not leak"}),
-    )
-
-
-def _child_command(path: str, result_file: Path, args: dict[str, str]) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "orchestrator.local.runtime.child",
-        "--path",
-        path,
-        "--timeout",
-        "60",
-        "--args",
-        json.dumps(args),
-        "--result-file",
-        str(result_file),
-    ]
-
-
-def test_child_cli_runs_a_notebook_with_its_args_only(ws: Workspace, tmp_path: Path) -> None:
+def test_a_child_gets_its_args_only_and_the_parents_secrets(ws: Workspace) -> None:
     ws.add(
         "/Users/a/child",
         source(
@@ -77,64 +44,76 @@ def test_child_cli_runs_a_notebook_with_its_args_only(ws: Workspace, tmp_path: P
             "dbutils.notebook.exit(json.dumps(dbutils.widgets.getAll()))"
         ),
     )
-    result_file = tmp_path / "out" / "result.json"
-    control = tmp_path / "control"
-    done = subprocess.run(
-        _child_command("./child", result_file, {"x": "7"}),
-        env=_child_env(ws, control),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(result_file.read_text())
-    assert result["status"] == "SUCCESS"
-    assert json.loads(result["exit_value"]) == {"x": "7"}
-    scratch = [p for p in control.iterdir() if p.name.startswith("child-")]
-    assert len(scratch) == 1
-    assert (scratch[0] / "executed_notebook.ipynb").exists()
-
-
-def test_child_cli_reports_failures(ws: Workspace, tmp_path: Path) -> None:
-    ws.add("/Users/a/bad", source("raise KeyError('nope')"))
-    env = _child_env(ws, tmp_path / "control")
-    for path, expected in (("/Users/a/bad", "KeyError: 'nope'"), ("/Users/a/none", "not found")):
-        result_file = tmp_path / f"{path.rsplit('/', 1)[1]}.json"
-        done = subprocess.run(
-            _child_command(path, result_file, {}), env=env, timeout=60, check=False
-        )
-        assert done.returncode == 1
-        result = json.loads(result_file.read_text())
-        assert result["status"] == "FAILED"
-        assert expected in result["error"]
-
-
-def test_child_cli_sigterm_kills_its_kernel(ws: Workspace, tmp_path: Path) -> None:
-    pid_file = tmp_path / "kernel.pid"
     ws.add(
-        "/Users/a/sleeper",
+        "/Users/a/parent",
+        source('dbutils.notebook.exit(dbutils.notebook.run("./child", 60, {"x": 7}))'),
+    )
+    result = ws.run(
+        "/Users/a/parent",
+        parameters={"from_parent": "must not leak"},
+        secrets={"scope": {"key": "s3cr3t"}},
+    )
+    assert result.status == "SUCCESS", result.error
+    assert json.loads(result.exit_value or "") == {"x": "7"}
+
+
+def _serve(ws: Workspace, control: Path, payload: str) -> dict[str, object]:
+    """What ChildRuns answers to one raw request (the run callable must not be reached)."""
+    control.mkdir(parents=True, exist_ok=True)
+    parent = ws.request(ws.add("/Users/a/p", source("1")).workspace_path)
+
+    def unreachable(*_args: object) -> NotebookResult:
+        raise AssertionError("no child should run")
+
+    children = ChildRuns(parent, control, ws.resolver, unreachable)
+    (control / "c1.request.json").write_text(payload)
+    children.poll()
+    children.stop()
+    answer: dict[str, object] = json.loads((control / "c1.result.json").read_text())
+    assert not (control / "c1.request.json").exists()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ("{not json", "unreadable child run request"),
+        ('{"args": {}}', "needs a notebook path"),
+        ('{"path": "/Users/a/none"}', "Notebook not found: /Users/a/none"),
+        ('{"path": "/Users/a/p", "args": [1]}', "must be a JSON object"),
+        ('{"path": "/Users/a/p", "timeout": "soon"}', "not a number: 'soon'"),
+    ],
+)
+def test_bad_child_requests_fail_with_a_clear_error(
+    ws: Workspace, tmp_path: Path, payload: str, expected: str
+) -> None:
+    answer = _serve(ws, tmp_path / "control", payload)
+    assert answer["status"] == "FAILED"
+    assert expected in str(answer["error"])
+
+
+def test_a_failing_or_missing_child_raises_in_the_parent(ws: Workspace) -> None:
+    ws.add("/Users/a/bad", source("raise KeyError('nope')"))
+    ws.add(
+        "/Users/a/parent",
         source(
-            f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))",
-            "time.sleep(60)",
+            "errors = []\n"
+            "for path in ('./bad', './none'):\n"
+            "    try:\n"
+            "        dbutils.notebook.run(path, 60)\n"
+            "    except Exception as exc:\n"
+            "        errors.append(str(exc).splitlines()[0])\n"
+            "dbutils.notebook.exit(' | '.join(errors))"
         ),
     )
-    result_file = tmp_path / "result.json"
-    process = subprocess.Popen(
-        _child_command("/Users/a/sleeper", result_file, {}), env=_child_env(ws, tmp_path / "c")
-    )
-    try:
-        (kernel,) = read_pids(pid_file)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=5) == 1
-    finally:
-        process.kill()
-        process.wait()
-    assert json.loads(result_file.read_text())["status"] == "CANCELED"
-    assert_all_gone([kernel], within=1)
+    result = ws.run("/Users/a/parent")
+    assert result.status == "SUCCESS", result.error
+    bad, missing = (result.exit_value or "").split(" | ")
+    assert bad.startswith("FAILED: KeyError: 'nope'")
+    assert "Notebook not found: /Users/a/none" in missing
 
 
-def test_cancel_kills_a_running_child_notebook(ws: Workspace, tmp_path: Path) -> None:
+def _sleeping_parent(ws: Workspace, tmp_path: Path) -> tuple[Path, Path]:
     parent_pid, child_pid = tmp_path / "parent.pid", tmp_path / "child.pid"
     ws.add(
         "/Users/a/sleeper",
@@ -150,18 +129,40 @@ def test_cancel_kills_a_running_child_notebook(ws: Workspace, tmp_path: Path) ->
             'dbutils.notebook.run("./sleeper", 120)',
         ),
     )
+    return parent_pid, child_pid
+
+
+def test_cancel_kills_a_running_child_notebook(ws: Workspace, tmp_path: Path) -> None:
+    parent_pid, child_pid = _sleeping_parent(ws, tmp_path)
     cancel = threading.Event()
     results: list[NotebookResult] = []
     thread = threading.Thread(
         target=lambda: results.append(ws.run("/Users/a/parent", cancel=cancel))
     )
     thread.start()
-    parent_kernel, child_kernel = read_pids(parent_pid, child_pid)
-    tree = [parent_kernel] + [p.pid for p in psutil.Process(parent_kernel).children(recursive=True)]
-    assert child_kernel in tree
+    kernels = read_pids(parent_pid, child_pid)
     cancel.set()
-    started = time.monotonic()
     thread.join(timeout=10)
-    assert time.monotonic() - started < 2
     assert results[0].status == "CANCELED"
-    assert_all_gone(tree, within=1)
+    assert_all_gone(kernels, within=1)
+
+
+def test_the_parents_timeout_kills_its_child(ws: Workspace, tmp_path: Path) -> None:
+    parent_pid, child_pid = _sleeping_parent(ws, tmp_path)
+    results: list[NotebookResult] = []
+    thread = threading.Thread(target=lambda: results.append(ws.run("/Users/a/parent", timeout=8)))
+    thread.start()
+    kernels = read_pids(parent_pid, child_pid)
+    thread.join(timeout=30)
+    assert results[0].status == "TIMEDOUT"
+    assert_all_gone(kernels, within=1)
+
+
+def test_a_childs_own_timeout_fails_it_in_the_parent(ws: Workspace, tmp_path: Path) -> None:
+    ws.add("/Users/a/slow", source("import time\ntime.sleep(60)"))
+    ws.add("/Users/a/parent", source('dbutils.notebook.run("./slow", 2)'))
+    started = time.monotonic()
+    result = ws.run("/Users/a/parent")
+    assert result.status == "FAILED"
+    assert "TIMEDOUT" in (result.error or "")
+    assert time.monotonic() - started < 30

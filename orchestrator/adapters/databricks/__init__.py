@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from orchestrator.adapters.databricks.model import ActiveRun, DeployItem, Entry
 from orchestrator.adapters.databricks.runs import Polling, is_terminal, platform_failure
-from orchestrator.adapters.databricks.workspace import DatabricksWorkspace, open_workspace
+from orchestrator.adapters.databricks.workspace import (
+    DatabricksWorkspace,
+    open_workspace,
+    preload_sdk,
+)
 
 __all__ = [
     "ActiveRun",
@@ -16,4 +20,5 @@ __all__ = [
     "is_terminal",
     "open_workspace",
     "platform_failure",
+    "preload_sdk",
 ]

@@ -14,8 +14,10 @@ first (one ``mkdirs`` each, in parallel), then imports the files with bounded co
 from __future__ import annotations
 
 import base64
+import importlib
 import logging
 import posixpath
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
@@ -40,6 +42,23 @@ log = logging.getLogger(__name__)
 
 _POLLING = runs.Polling()
 _PROBE_BUDGET = 5  # seconds the SDK's host-metadata probe may retry an unreachable host
+
+
+def preload_sdk() -> None:
+    """Start importing databricks-sdk in a background thread and return at once.
+
+    The import takes 1-3 s on a small CI agent (every service module defines its dataclasses);
+    a caller that has other work first (starting the local workspace, say) overlaps the two.
+    :func:`open_workspace` then finds the module imported, or waits for the import to finish
+    (Python's import lock)."""
+
+    def load() -> None:
+        try:
+            importlib.import_module("databricks.sdk")
+        except ImportError:  # open_workspace reports it
+            log.debug("databricks-sdk could not be preloaded", exc_info=True)
+
+    threading.Thread(target=load, name="preload-sdk", daemon=True).start()
 
 
 def open_workspace(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -103,7 +102,6 @@ class _Config:
         self.workspace_root = _abspath_or_empty(environ.get("ORCH_WORKSPACE_ROOT", ""))
         self.dbfs_root = _abspath_or_empty(environ.get("ORCH_DBFS_ROOT", ""))
         self.control_dir = environ.get("ORCH_CONTROL_DIR", "")
-        self.python = environ.get("ORCH_PYTHON") or sys.executable
         self.pip_target = _abspath_or_empty(environ.get("ORCH_PIP_TARGET", ""))
         self.cwd = cwd
         self.run_id = environ.get("ORCH_RUN_ID", "")

@@ -12,7 +12,6 @@
 #   ORCH_CONTROL_DIR     per-run folder: exit.json and child results are written there
 #   ORCH_PARAMS          JSON object of run parameters (they win over widget defaults)
 #   ORCH_SECRETS         JSON {scope: {key: value}}
-#   ORCH_PYTHON          the interpreter that runs child notebooks (dbutils.notebook.run)
 #
 # Exit protocol: dbutils.notebook.exit(value) writes {"value": "<value>"} to
 # $ORCH_CONTROL_DIR/exit.json (temporary file + rename) and signals a condition of class
@@ -231,31 +230,24 @@ local({
       ))
     }
     dir <- control_dir()
-    result_file <- tempfile(pattern = sprintf("child-%d-", Sys.getpid()), tmpdir = dir,
-                            fileext = ".json")
-    log_file <- sub("\\.json$", ".log", result_file)
-    python <- Sys.getenv("ORCH_PYTHON", "python3")
-    timeout <- as.character(as.integer(if (is.null(timeout_seconds)) 0 else timeout_seconds))
-    code <- suppressWarnings(system2(
-      python,
-      shQuote(c(
-        "-m", "orchestrator.local.runtime.child",
-        "--path", target,
-        "--timeout", timeout,
-        "--args", args_json,
-        "--result-file", result_file
-      )),
-      stdout = log_file, stderr = log_file
-    ))
-    on.exit(unlink(c(result_file, log_file)), add = TRUE)
-    result <- if (file.exists(result_file)) {
-      tryCatch(jsonlite::fromJSON(result_file, simplifyVector = FALSE), error = function(e) NULL)
-    }
+    stem <- basename(tempfile(pattern = sprintf("child-%d-", Sys.getpid()), tmpdir = dir))
+    result_file <- file.path(dir, paste0(stem, ".result.json"))
+    timeout <- as.integer(if (is.null(timeout_seconds)) 0 else timeout_seconds)
+    request <- sprintf('{"path": %s, "timeout": %d, "args": %s}',
+                       jsonlite::toJSON(jsonlite::unbox(target)), timeout, args_json)
+    # The run executing this notebook claims the request and writes the result.
+    write_json_atomic(file.path(dir, paste0(stem, ".request.json")), request)
+    on.exit(unlink(result_file), add = TRUE)
+    waited <- FALSE
+    on.exit(if (!waited) write_json_atomic(file.path(dir, paste0(stem, ".cancel.json")), "{}"),
+            add = TRUE)
+    while (!file.exists(result_file)) Sys.sleep(0.02)
+    waited <- TRUE
+    result <- tryCatch(jsonlite::fromJSON(result_file, simplifyVector = FALSE),
+                       error = function(e) NULL)
     if (is.null(result)) {
-      log <- if (file.exists(log_file)) paste(readLines(log_file, warn = FALSE), collapse = "\n")
       raise("WorkflowException", sprintf(
-        "FAILED: the child run of %s ended (exit code %s) without a result: %s",
-        target, as.character(code), substring(if (is.null(log)) "" else log, 1, 2000)
+        "FAILED: the child run of %s left an unreadable result", target
       ))
     }
     status <- if (is.null(result$status)) "FAILED" else as.character(result$status)

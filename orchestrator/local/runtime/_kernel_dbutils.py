@@ -22,8 +22,8 @@ gathers the utilities, and the IPython handler of :class:`NotebookExit`. The par
   definition.
 * ``_kernel_notebook``: ``dbutils.notebook.exit`` writes ``$ORCH_CONTROL_DIR/exit.json`` and
   raises :class:`NotebookExit`, which a custom IPython handler swallows without a traceback;
-  the executor sees the file and ends the notebook as SUCCESS. ``dbutils.notebook.run`` runs
-  ``python -m orchestrator.local.runtime.child`` and waits for its result file.
+  the executor sees the file and ends the notebook as SUCCESS. ``dbutils.notebook.run`` asks the
+  run executing this notebook for a child run (``children.py``) and waits for its result.
 * ``_kernel_secrets``: ``dbutils.secrets``: values from ``ORCH_SECRETS``; values read are
   redacted from ``sys.stdout``/``sys.stderr`` (values of four characters or more) and from
   their ``repr``.

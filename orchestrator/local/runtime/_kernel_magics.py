@@ -26,17 +26,25 @@ class ShellCommandError(RuntimeError):
     """A shell command (``%sh``, ``!cmd``, ``%pip``) exited with a non-zero code."""
 
 
-def _stream(command: list[str]) -> int:
+def _stream(
+    command: list[str], *, env: dict[str, str] | None = None, lines: list[str] | None = None
+) -> int:
     """Run ``command``, copying its merged stdout/stderr to ``sys.stdout``; its exit code.
+    With ``lines``, the output's complete lines are appended to it as well.
 
     Reading stops when the command has exited and its pipe stays quiet for a moment, so a
     background process that inherited the pipe (``sleep 60 &``) does not hold the cell.
     """
     process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     assert process.stdout is not None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
     fd = process.stdout.fileno()
     while True:
         ready, _, _ = select.select([fd], [], [], 0.1)
@@ -44,11 +52,17 @@ def _stream(command: list[str]) -> int:
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
-            sys.stdout.write(decoder.decode(chunk))
+            text = decoder.decode(chunk)
+            sys.stdout.write(text)
             sys.stdout.flush()
+            if lines is not None:
+                pending += text
         elif process.poll() is not None:
             break
-    sys.stdout.write(decoder.decode(b"", final=True))
+    text = decoder.decode(b"", final=True)
+    sys.stdout.write(text)
+    if lines is not None:
+        lines.extend((pending + text).splitlines())
     process.stdout.close()
     return process.wait()
 
@@ -67,12 +81,18 @@ def pip_install(args: list[str]) -> None:
     Path(target).mkdir(parents=True, exist_ok=True)
     python = os.environ.get("ORCH_PYTHON") or sys.executable
     command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-    code = _stream([*command, "--target", target, *args])
+    # plain text: no colours, no progress bars (they are escape codes in a notebook's output)
+    env = dict(os.environ, PIP_NO_COLOR="1", PIP_PROGRESS_BAR="off")
+    output: list[str] = []
+    code = _stream([*command, "--target", target, *args], env=env, lines=output)
     if target not in sys.path:
         sys.path.insert(0, target)
     importlib.invalidate_caches()
     if code != 0:
-        raise ShellCommandError(f"pip install exited with code {code}")
+        # pip's own lines are in the output above; the error names the last one (its reason)
+        errors = [line[len("ERROR:") :].strip() for line in output if line.startswith("ERROR:")]
+        detail = errors[-1] if errors else f"exited with code {code}"
+        raise ShellCommandError(f"pip install failed: {detail}")
 
 
 def setup(ipython: Any) -> None:

@@ -2,8 +2,9 @@
 
 This module owns :class:`NotebookUtil`. ``exit`` writes ``$ORCH_CONTROL_DIR/exit.json`` and
 raises :class:`~._kernel_common.NotebookExit`, which the IPython handler set up by ``install``
-swallows; the executor sees the file and ends the notebook as SUCCESS. ``run`` runs
-``python -m orchestrator.local.runtime.child`` and waits for its result file. ``getContext``
+swallows; the executor sees the file and ends the notebook as SUCCESS. ``run`` writes a
+request into ``$ORCH_CONTROL_DIR`` that the run executing this notebook serves
+(:mod:`orchestrator.local.runtime.children`) and waits for its result file. ``getContext``
 and ``entry_point`` answer the context calls notebooks make (path, run ids, tags).
 
 It runs inside user kernels: standard library only, nothing heavy at module level.
@@ -16,7 +17,7 @@ import os
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.local.runtime._kernel_child_view import show_child_notebook
 from orchestrator.local.runtime._kernel_common import (
@@ -30,12 +31,10 @@ from orchestrator.local.runtime._kernel_common import (
     _write_json_atomic,
 )
 
-if TYPE_CHECKING:
-    import subprocess
-
 __all__ = ["NotebookContext", "NotebookUtil"]
 
 _CHILD_TRACE_CHARS = 4000
+_CHILD_POLL_SECONDS = 0.02
 
 
 class _Option:
@@ -182,50 +181,35 @@ class NotebookUtil:
     ) -> str:
         """Runs a notebook and returns its exit value; raises WorkflowException if it fails."""
         import secrets
-        import subprocess
+        import time
 
         target = _resolve_notebook_path(str(path), self._config.notebook_path)
         args = {str(k): v if isinstance(v, str) else str(v) for k, v in (arguments or {}).items()}
-        control = Path(self._config.control_dir or os.getcwd())  # noqa: PTH109
+        if not self._config.control_dir:
+            raise DbutilsError("ORCH_CONTROL_DIR is not set: cannot run a child notebook")
+        control = Path(self._config.control_dir)
         stem = f"child-{os.getpid()}-{secrets.token_hex(6)}"
-        result_file = control / f"{stem}.json"
-        log_file = control / f"{stem}.log"
-        command = [
-            self._config.python,
-            "-m",
-            "orchestrator.local.runtime.child",
-            "--path",
-            target,
-            "--timeout",
-            str(int(timeout_seconds or 0)),
-            "--args",
-            json.dumps(args),
-            "--result-file",
-            str(result_file),
-        ]
-        with log_file.open("wb") as log:
-            process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-            try:
-                returncode = process.wait()
-            except BaseException:  # interrupted: stop the child run with us
-                _stop_process(process)
-                raise
+        result_file = control / f"{stem}.result.json"
+        request = {"path": target, "timeout": int(timeout_seconds or 0), "args": args}
+        # The run executing this notebook claims the request and writes the result.
+        _write_json_atomic(control / f"{stem}.request.json", request)
+        try:
+            while not result_file.exists():
+                time.sleep(_CHILD_POLL_SECONDS)
+        except BaseException:  # interrupted: stop the child run with us
+            _write_json_atomic(control / f"{stem}.cancel.json", {})
+            raise
         try:
             result = json.loads(result_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            tail = _tail(log_file, 2000)
+        except (OSError, ValueError) as exc:
             raise WorkflowException(
-                f"FAILED: the child run of {target} ended (exit code {returncode}) without a "
-                f"result{': ' + tail if tail else ''}",
+                f"FAILED: the child run of {target} left an unreadable result: {exc}",
                 path=target,
                 status="FAILED",
-                error=tail,
+                error=str(exc),
             ) from None
         finally:
             result_file.unlink(missing_ok=True)
-        log_file.unlink(missing_ok=True)
         show_child_notebook(result, path=target)
         status = str(result.get("status") or "FAILED")
         if status == "SUCCESS":
@@ -259,22 +243,3 @@ def _resolve_notebook_path(path: str, current: str) -> str:
         path = posixpath.join(posixpath.dirname(base) or "/", path)
     path = posixpath.normpath(path)
     return "/" + path.lstrip("/")
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    import subprocess
-
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _tail(path: Path, chars: int) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return text[-chars:].strip()

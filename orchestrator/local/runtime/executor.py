@@ -19,12 +19,22 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.local.notebooks import Notebook, NotebookFormatError, ipynb_document, parse_source
 from orchestrator.local.runtime import magics
+from orchestrator.local.runtime.children import ChildRuns
 from orchestrator.local.runtime.kernel import Kernel, KernelDiedError, KernelStartError
 from orchestrator.local.runtime.launch import (
     KERNEL_START_TIMEOUT,
+    adopt_code,
     bootstrap_steps,
     kernel_argv,
-    kernel_env,
+    kernel_base_env,
+    kernel_run_env,
+    tool_env,
+)
+from orchestrator.local.runtime.libraries import (
+    LibraryError,
+    install_libraries,
+    library_path_mapper,
+    plan_libraries,
 )
 from orchestrator.local.runtime.model import (
     ExecutionRequest,
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
 
     from orchestrator.local.notebooks import Language
     from orchestrator.local.runtime.kernel import ExecuteReply
+    from orchestrator.local.runtime.pool import KernelPool
 
 __all__ = [
     "KERNEL_START_TIMEOUT",
@@ -59,7 +70,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-#: Attempts at starting a kernel that exits at once (e.g. a port taken by another process).
+#: Attempts at starting a kernel that exits at once.
 KERNEL_START_ATTEMPTS = 3
 
 EXECUTED_NOTEBOOK = "executed_notebook.ipynb"
@@ -128,8 +139,10 @@ class _Run:
         resolver: NotebookResolver,
         cancel: threading.Event,
         clock: Callable[[], float],
+        kernels: KernelPool | None,
     ) -> None:
         self.request = request
+        self.kernels = kernels
         self.resolver = resolver
         self.cancel = cancel
         self.clock = clock
@@ -144,8 +157,16 @@ class _Run:
         self.current: CellOutputs | None = None
         self.top_cell: int | None = None
         self.shell_scripts = 0
+        self.children = ChildRuns(request, self.control_dir, resolver, self.run_child)
+
+    def run_child(self, request: ExecutionRequest, cancel: threading.Event) -> NotebookResult:
+        """Run a child notebook (``dbutils.notebook.run``) the way this run runs."""
+        return execute_notebook(
+            request, resolver=self.resolver, cancel=cancel, clock=self.clock, kernels=self.kernels
+        )
 
     def check(self) -> None:
+        self.children.poll()
         if self.cancel.is_set():
             raise _Stopped("CANCELED", "the run was canceled")
         if self.deadline is not None and self.clock() >= self.deadline:
@@ -188,6 +209,7 @@ class _Run:
         try:
             outcome = self.outcome()
         finally:
+            self.children.stop()
             if self.kernel is not None:
                 self.kernel.kill()
         return self.result(outcome)
@@ -207,6 +229,7 @@ class _Run:
                     error=f"{name} notebooks are not supported by the local workspace; "
                     "only Python and R notebooks can run locally",
                 )
+            self.install_libraries()
             self.start_kernel(source.language)
             self.run_notebook(self.notebook, _Frame(source.workspace_path, ()))
         except _Exited as exited:
@@ -217,6 +240,8 @@ class _Run:
             return _Outcome("FAILED", failed.error, failed.trace, self.top_cell)
         except KernelStartError as exc:
             return _Outcome("FAILED", one_line(f"cannot start the kernel: {exc}"), str(exc))
+        except LibraryError as exc:
+            return _Outcome("FAILED", one_line(str(exc)))
         except KernelDiedError as exc:
             where = f" while running cell {self.top_cell}" if self.top_cell else ""
             error = f"the {source.language.title()} kernel died unexpectedly{where}"
@@ -232,38 +257,61 @@ class _Run:
     def load(self, file: Path, language: Language) -> Notebook:
         return parse_source(file.read_text(encoding="utf-8", errors="replace"), language)
 
+    def install_libraries(self) -> None:
+        """The task's libraries, for this run only (see :mod:`.libraries`)."""
+        if not self.request.libraries:
+            return
+        local = library_path_mapper(
+            dbfs_root=self.request.dbfs_root, workspace_root=self.request.workspace_root
+        )
+        plan = plan_libraries(self.request.libraries, local_path=local)
+        self.log.write(f"Installing the task's libraries: {', '.join(plan.described)}\n")
+        install_libraries(plan, pip_target=self.pip_target, env=tool_env(), check=self.check)
+
     def start_kernel(self, language: Language) -> None:
-        env = kernel_env(self.request, control_dir=self.control_dir, pip_target=self.pip_target)
-        cwd = self.request.notebook.file.parent
-        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
-            try:
-                self.kernel = Kernel.start(
-                    argv=kernel_argv(language),
-                    cwd=cwd if cwd.is_dir() else self.request.scratch_dir,
-                    env=env,
-                    work_dir=self.request.scratch_dir,
-                    check=self.check,
-                    start_timeout=KERNEL_START_TIMEOUT,
-                    state_dir=self.request.state_db.parent,
-                )
-                break
-            except KernelStartError as exc:
-                # A kernel that exits at once has usually lost one of its free ports to
-                # another process between allocation and bind; new ports fix that.
-                if attempt == KERNEL_START_ATTEMPTS or "did not answer" in str(exc):
-                    raise
-                logger.warning("kernel start failed (%s); retrying with new ports", exc)
+        run_env = kernel_run_env(
+            self.request, control_dir=self.control_dir, pip_target=self.pip_target
+        )
+        notebook_dir = self.request.notebook.file.parent
+        cwd = notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir
+        pooled = self.kernels.take(language) if self.kernels is not None else None
+        if pooled is not None:
+            self.kernel = pooled.kernel
+            self.silent(language, "run's environment", adopt_code(language, run_env, cwd))
+        else:
+            kernel_dir = self.request.scratch_dir / "kernel"
+            env = kernel_base_env(self.request.state_db.parent, kernel_dir) | run_env
+            for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+                try:
+                    self.kernel = Kernel.start(
+                        argv=kernel_argv(language),
+                        cwd=cwd,
+                        env=env,
+                        work_dir=self.request.scratch_dir,
+                        check=self.check,
+                        start_timeout=KERNEL_START_TIMEOUT,
+                        state_dir=self.request.state_db.parent,
+                        owned_dir=kernel_dir,
+                    )
+                    break
+                except KernelStartError as exc:
+                    # A kernel that exits at once may have hit a passing resource shortage.
+                    if attempt == KERNEL_START_ATTEMPTS or "did not answer" in str(exc):
+                        raise
+                    logger.warning("kernel start failed (%s); retrying", exc)
+        for what, code in bootstrap_steps(language):
+            self.silent(language, what, code)
+
+    def silent(self, language: Language, what: str, code: str) -> None:
+        """Run runtime code before the first cell; a failure fails the run naming ``what``."""
         kernel = self.kernel
         assert kernel is not None
-        for what, code in bootstrap_steps(language):
-            reply = kernel.execute(
-                code, on_message=lambda _msg: None, check=self.check, silent=True
+        reply = kernel.execute(code, on_message=lambda _msg: None, check=self.check, silent=True)
+        if reply.status != "ok":
+            trace = "\n".join(strip_ansi(line) for line in reply.traceback)
+            raise _CellFailed(
+                f"cannot load the {what}: {error_line(reply.ename, reply.evalue)}", trace
             )
-            if reply.status != "ok":
-                trace = "\n".join(strip_ansi(line) for line in reply.traceback)
-                raise _CellFailed(
-                    f"cannot load the {what}: {error_line(reply.ename, reply.evalue)}", trace
-                )
 
     def run_notebook(self, notebook: Notebook, frame: _Frame) -> None:
         for index, cell in enumerate(notebook.cells, start=1):
@@ -365,8 +413,12 @@ def execute_notebook(
     resolver: NotebookResolver,
     cancel: threading.Event,
     clock: Callable[[], float] = time.monotonic,
+    kernels: KernelPool | None = None,
 ) -> NotebookResult:
     """Run ``request.notebook`` in a fresh kernel and report how it ended.
+
+    The kernel comes from ``kernels`` when it has one ready (never used before), else it is
+    started here; ``dbutils.notebook.run`` children run in threads of this call, the same way.
 
     Never raises for anything the notebook does; the kernel and all its processes are gone
     when this returns. ``cancel`` ends the call within ~0.1 s (status ``CANCELED``);
@@ -374,7 +426,7 @@ def execute_notebook(
     start itself may take up to :data:`KERNEL_START_TIMEOUT` seconds.
     """
     started = time.monotonic()
-    run = _Run(request, resolver, cancel, clock)
+    run = _Run(request, resolver, cancel, clock, kernels)
     result = run.execute()
     logger.info(
         "notebook %s: %s in %.1f s%s",

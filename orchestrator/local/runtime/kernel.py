@@ -19,13 +19,13 @@ import contextlib
 import logging
 import os
 import queue
+import shutil
 import signal
-import socket
 import subprocess
-import threading
+import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -34,7 +34,6 @@ from orchestrator.local.lifetime import die_with_parent, forget_process, record_
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from pathlib import Path
 
 __all__ = [
     "ExecuteReply",
@@ -47,11 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
-_LOOPBACK = "127.0.0.1"
-_RECENT_PORTS_KEPT = 1000
-_RECENT_PORTS: set[int] = set()
-_RECENT_ORDER: deque[int] = deque()
-_PORTS_LOCK = threading.Lock()
+_MAX_SOCKET_BASE = 60  # leaves room for "/orch-k-XXXXXXXX/k-5" within sun_path's 107 bytes
 _IDLE_GRACE_SECONDS = 5.0
 _LOG_TAIL_BYTES = 4000
 
@@ -77,28 +72,20 @@ class ExecuteReply:
     traceback: tuple[str, ...]
 
 
-def _allocate_ports(count: int) -> list[int]:
-    """Free loopback ports, none handed out recently by this process.
+def _socket_dir() -> Path:
+    """A fresh private directory for the kernel's Unix sockets, with a short path.
 
-    The kernel binds them a moment later; remembering recent ones keeps two kernels that
-    start at the same time in this process from being given the same port.
+    Kernels talk over the ``ipc`` transport (Unix domain sockets) rather than loopback TCP:
+    a TCP port chosen free here can be taken by another process (another build, another
+    kernel) before the kernel binds it, and a client then talks to the wrong kernel (seen as
+    ``Invalid Signature`` errors under load). A socket file in a directory only this kernel
+    uses cannot collide. ``sun_path`` holds 107 bytes, so the directory is made under the
+    system temporary directory (``/tmp`` when ``$TMPDIR`` is too long), not the run's folder.
     """
-    with _PORTS_LOCK:
-        while True:
-            sockets = [socket.socket() for _ in range(count)]
-            try:
-                for sock in sockets:
-                    sock.bind((_LOOPBACK, 0))
-                ports = [int(sock.getsockname()[1]) for sock in sockets]
-            finally:
-                for sock in sockets:
-                    sock.close()
-            if not _RECENT_PORTS.intersection(ports):
-                _RECENT_PORTS.update(ports)
-                _RECENT_ORDER.extend(ports)
-                while len(_RECENT_ORDER) > _RECENT_PORTS_KEPT:
-                    _RECENT_PORTS.discard(_RECENT_ORDER.popleft())
-                return ports
+    base = tempfile.gettempdir()
+    if len(base) > _MAX_SOCKET_BASE:
+        base = "/tmp"  # noqa: S108 - a short, always-present base for socket paths
+    return Path(tempfile.mkdtemp(prefix="orch-k-", dir=base))
 
 
 def _collect_tree(root: psutil.Process) -> set[psutil.Process]:
@@ -173,8 +160,10 @@ class Kernel:
         client: Any,
         log_file: Path,
         state_dir: Path | None = None,
+        owned_dirs: tuple[Path, ...] = (),
     ) -> None:
         self._process = process
+        self._owned_dirs = owned_dirs
         self._state_dir = state_dir
         self._ps: psutil.Process | int
         try:
@@ -201,13 +190,15 @@ class Kernel:
         check: Callable[[], None],
         start_timeout: float,
         state_dir: Path | None = None,
+        owned_dir: Path | None = None,
     ) -> Kernel:
         """Launch ``argv`` (``{connection_file}`` is substituted) and wait until it answers.
 
         The kernel gets SIGKILL when the calling thread ends (``PR_SET_PDEATHSIG``: call from
         the thread that will kill it); with ``state_dir`` the local workspace's state records
         it until it is killed, so a restarted workspace can end it
-        (:mod:`orchestrator.local.lifetime`).
+        (:mod:`orchestrator.local.lifetime`). ``owned_dir`` (the kernel's home, say) is
+        deleted when the kernel is killed.
 
         Raises :class:`KernelStartError` when the process exits or does not answer within
         ``start_timeout`` seconds; whatever ``check`` raises propagates (the process is killed).
@@ -217,16 +208,17 @@ class Kernel:
 
         connection_file = work_dir / "kernel-connection.json"
         log_file = work_dir / "kernel.log"
-        shell, iopub, stdin, control, heartbeat = _allocate_ports(5)
+        socket_dir = _socket_dir()
         write_connection_file(
             str(connection_file),
-            ip=_LOOPBACK,
+            transport="ipc",
+            ip=str(socket_dir / "k"),
             key=os.urandom(32).hex().encode(),
-            shell_port=shell,
-            iopub_port=iopub,
-            stdin_port=stdin,
-            control_port=control,
-            hb_port=heartbeat,
+            shell_port=1,
+            iopub_port=2,
+            stdin_port=3,
+            control_port=4,
+            hb_port=5,
         )
         command = [part.replace("{connection_file}", str(connection_file)) for part in argv]
         logger.debug("starting kernel %s in %s", command, cwd)
@@ -243,11 +235,13 @@ class Kernel:
                     preexec_fn=die_with_parent(),  # one prctl call, async-signal-safe
                 )
             except OSError as exc:
+                shutil.rmtree(socket_dir, ignore_errors=True)
                 raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc
         if state_dir is not None:
             record_process(state_dir, process.pid, "kernel")
         client = BlockingKernelClient()
-        kernel = cls(process, client, log_file, state_dir)
+        owned = (socket_dir,) if owned_dir is None else (socket_dir, owned_dir)
+        kernel = cls(process, client, log_file, state_dir, owned)
         try:
             client.load_connection_file(str(connection_file))
             client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)  # noqa: S604
@@ -378,4 +372,6 @@ class Kernel:
             self._client.shell_channel.close()
             self._client.iopub_channel.close()
             self._client.context.destroy(linger=0)
+        for folder in self._owned_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
         logger.debug("kernel %s killed", self._process.pid)

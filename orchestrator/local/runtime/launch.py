@@ -1,10 +1,12 @@
 """How the kernel of a notebook run is launched: command line, environment, bootstrap code.
 
 This module owns the contract between the executor and the in-kernel shims: the ``ORCH_*``
-environment variables (see :func:`kernel_env`) and the code run silently before the first
-cell (:func:`bootstrap_steps`), which loads the ``dbutils`` shims
-(``_kernel_dbutils.py`` / ``_kernel_dbutils.R``), the Python-side magic helpers and, for R,
-``_kernel_spark.R`` (``library(SparkR)``/``library(sparklyr)`` fail with one clear line).
+environment variables (:func:`kernel_base_env` for what every kernel has,
+:func:`kernel_run_env` for one run's, :func:`adopt_code` to hand them to a pooled kernel) and
+the code run silently before the first cell (:func:`bootstrap_steps`), which loads the
+``dbutils`` shims (``_kernel_dbutils.py`` / ``_kernel_dbutils.R``), the Python-side magic
+helpers and, for R, ``_kernel_spark.R`` (``library(SparkR)``/``library(sparklyr)`` fail
+with one clear line).
 """
 
 from __future__ import annotations
@@ -23,10 +25,20 @@ from orchestrator.local.runtime.kernel import KernelStartError
 from orchestrator.local.spark.layout import kernel_variables
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from orchestrator.local.notebooks import Language
     from orchestrator.local.runtime.model import ExecutionRequest
 
-__all__ = ["KERNEL_START_TIMEOUT", "bootstrap_steps", "kernel_argv", "kernel_env"]
+__all__ = [
+    "KERNEL_START_TIMEOUT",
+    "adopt_code",
+    "bootstrap_steps",
+    "kernel_argv",
+    "kernel_base_env",
+    "kernel_run_env",
+    "tool_env",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -77,27 +89,71 @@ def _credential_variable(name: str) -> bool:
     return upper.startswith(_CREDENTIAL_PREFIXES) or any(w in upper for w in _CREDENTIAL_WORDS)
 
 
-def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path) -> dict[str, str]:
-    """The kernel's environment: ours plus the ``ORCH_*`` variables the shims read.
+def tool_env() -> dict[str, str]:
+    """The environment of a tool the runtime runs for a notebook (pip for a task's libraries):
+    ours without credentials, with the user's pip cache."""
+    env = {k: v for k, v in os.environ.items() if not _credential_variable(k)}
+    cache_home = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    env.setdefault("PIP_CACHE_DIR", str(cache_home / "pip"))
+    return env
 
-    ``PYTHONPATH`` gets a directory holding only a link to this ``orchestrator`` package, so
-    the kernel (and ``python -m orchestrator.local.runtime.child``) import the same code
-    even when the package is not installed. ``PIP_TARGET`` keeps a stray ``!pip install``
-    out of the orchestrator's own environment. A non-UTF-8 locale is switched to UTF-8.
-    The ``ORCH_SPARK_*`` variables point ``spark`` at the engine of the task's cluster.
+
+def kernel_base_env(state_dir: Path, kernel_dir: Path) -> dict[str, str]:
+    """What a kernel's environment holds whatever run it serves (a pooled kernel starts with
+    only this): ours without credentials, plus the kernel's own ``HOME`` and ``TMPDIR``.
+
+    ``HOME`` and ``TMPDIR`` are folders of ``kernel_dir``, which goes when the kernel is
+    killed (:class:`~.kernel.Kernel`), so each run starts with an empty home and nothing it
+    writes there outlives it. The user's own installs stay visible: ``PYTHONUSERBASE`` and
+    ``R_LIBS_USER`` keep pointing into the real home, and ``PIP_CACHE_DIR`` at the real pip
+    cache, so wheels and downloads are shared across runs (a repeated ``%pip install`` is
+    fast). ``PYTHONPATH`` gets a folder holding only a link to this ``orchestrator`` package,
+    so the kernel imports the same code even when the package is not installed. A non-UTF-8
+    locale is switched to UTF-8.
     """
-    link_dir = request.scratch_dir / "pythonpath"
-    link_dir.mkdir(exist_ok=True)
+    home = kernel_dir / "home"
+    tmp = kernel_dir / "tmp"
+    link_dir = kernel_dir / "pythonpath"
+    for folder in (home, tmp, link_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     link = link_dir / "orchestrator"
     if not link.exists():
         link.symlink_to(Path(orchestrator.__file__).resolve().parent, target_is_directory=True)
     python_path = [str(link_dir)]
     if os.environ.get("PYTHONPATH"):
         python_path.append(os.environ["PYTHONPATH"])
-    secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
     env = {k: v for k, v in os.environ.items() if not _credential_variable(k)}
-    env.update(request.environment)
-    env.update(owner_env(request.state_db.parent))  # the mark that lets nothing outlive us
+    real_home = Path.home()
+    env.setdefault("PYTHONUSERBASE", str(real_home / ".local"))
+    env.setdefault("R_LIBS_USER", str(real_home / "R" / "%p-library" / "%v"))
+    cache_home = Path(env.get("XDG_CACHE_HOME") or real_home / ".cache")
+    env.setdefault("PIP_CACHE_DIR", str(cache_home / "pip"))
+    env.update(owner_env(state_dir))  # the mark that lets nothing outlive us
+    env.update(
+        HOME=str(home),
+        TMPDIR=str(tmp),
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join(python_path),
+        IPYTHONDIR=str(kernel_dir / "ipython"),
+        JPY_PARENT_PID=str(os.getpid()),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    current = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or ""
+    if "utf8" not in current.lower().replace("-", ""):
+        # R prints non-ASCII text as <U+00E9> in the C locale.
+        env["LC_ALL"] = "en_US.UTF-8" if sys.platform == "darwin" else "C.UTF-8"
+    return env
+
+
+def kernel_run_env(
+    request: ExecutionRequest, *, control_dir: Path, pip_target: Path
+) -> dict[str, str]:
+    """What a kernel's environment holds for one run: the ``ORCH_*`` variables the shims
+    read, the run's ``environment``, ``PIP_TARGET`` (a stray ``!pip install`` stays out of
+    the orchestrator's own environment) and the ``ORCH_SPARK_*`` variables that point
+    ``spark`` at the engine of the task's cluster."""
+    secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
+    env = dict(request.environment)
     env.update(
         ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
         ORCH_WORKSPACE_ROOT=str(request.workspace_root),
@@ -109,19 +165,27 @@ def kernel_env(request: ExecutionRequest, *, control_dir: Path, pip_target: Path
         ORCH_PIP_TARGET=str(pip_target),
         ORCH_STATE_DB=str(request.state_db),
         PIP_TARGET=str(pip_target),
-        MPLBACKEND="Agg",
-        PYTHONPATH=os.pathsep.join(python_path),
-        IPYTHONDIR=str(request.scratch_dir / "ipython"),
-        JPY_PARENT_PID=str(os.getpid()),
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
-    # Spark: the engine of the task's cluster (a child notebook inherits ORCH_CLUSTER_ID).
     env.update(kernel_variables(request.state_db.parent, env.get("ORCH_CLUSTER_ID", "")))
-    current = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or ""
-    if "utf8" not in current.lower().replace("-", ""):
-        # R prints non-ASCII text as <U+00E9> in the C locale.
-        env["LC_ALL"] = "en_US.UTF-8" if sys.platform == "darwin" else "C.UTF-8"
     return env
+
+
+def adopt_code(language: Language, env: Mapping[str, str], cwd: Path) -> str:
+    """Code that turns a pooled kernel into the kernel of a run: ``env`` added to its
+    environment (what ``%sh`` and subprocesses inherit too) and ``cwd`` as its working
+    directory, as a fresh kernel started with them would have."""
+    env_json = json.dumps(dict(env))
+    if language == "PYTHON":
+        return (
+            "import os as __orch_os, tempfile as __orch_tempfile\n"
+            f"__orch_os.environ.update(__import__('json').loads({env_json!r}))\n"
+            f"__orch_os.chdir({str(cwd)!r}); __orch_tempfile.tempdir = None\n"
+            "del __orch_os, __orch_tempfile"
+        )
+    return (
+        f"local({{ do.call(Sys.setenv, jsonlite::fromJSON({json.dumps(env_json)})); "
+        f"setwd({json.dumps(str(cwd))}) }})"
+    )
 
 
 def bootstrap_steps(language: Language) -> list[tuple[str, str]]:

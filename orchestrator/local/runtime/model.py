@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from orchestrator.local.notebooks import Language
 
@@ -56,6 +56,8 @@ class ExecutionRequest:
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     timeout_seconds: float | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
+    #: the task's ``libraries`` (Jobs API shape), installed before the first cell
+    libraries: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

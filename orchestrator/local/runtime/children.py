@@ -1,0 +1,174 @@
+"""Child notebook runs (``dbutils.notebook.run``), served by the run that started them.
+
+The in-kernel shims (Python and R) ask for a child run by writing
+``$ORCH_CONTROL_DIR/<stem>.request.json`` (``{"path", "timeout", "args"}``) and wait for
+``<stem>.result.json``; an interrupted wait writes ``<stem>.cancel.json``. The executor of the
+parent run polls its control folder from its ``check`` (every ~0.1 s while a cell runs), claims
+each request and runs the child in a thread of the same process, with the parent's workspace,
+DBFS, secrets, environment and kernel source (so a child gets a warm kernel too). No extra
+process chain: the child's kernel is the only new process, as on Databricks, where
+``dbutils.notebook.run`` starts an ephemeral run in a fresh context.
+
+A child is stopped (its kernel tree killed) when its own timeout passes, when the parent run
+ends for any reason, or when the waiting cell is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.local.runtime._kernel_common import _write_json_atomic
+from orchestrator.local.runtime.magics import resolve_run_path
+from orchestrator.local.runtime.resolver import NotebookNotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from orchestrator.local.runtime.model import (
+        ExecutionRequest,
+        NotebookResolver,
+        NotebookResult,
+    )
+
+__all__ = ["ChildRuns"]
+
+logger = logging.getLogger(__name__)
+
+REQUEST_SUFFIX = ".request.json"
+_CLAIMED_SUFFIX = ".claimed.json"
+RESULT_SUFFIX = ".result.json"
+CANCEL_SUFFIX = ".cancel.json"
+_JOIN_SECONDS = 30.0
+
+
+def _failure(message: str) -> dict[str, Any]:
+    return {"status": "FAILED", "exit_value": None, "error": message, "error_trace": None}
+
+
+@dataclass
+class _Child:
+    stem: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
+class ChildRuns:
+    """The child runs of one notebook run: claims requests, runs them, stops them."""
+
+    def __init__(
+        self,
+        parent: ExecutionRequest,
+        control_dir: Path,
+        resolver: NotebookResolver,
+        run: Callable[[ExecutionRequest, threading.Event], NotebookResult],
+    ) -> None:
+        self._parent = parent
+        self._control_dir = control_dir
+        self._resolver = resolver
+        self._run = run
+        self._children: dict[str, _Child] = {}
+
+    def poll(self) -> None:
+        """Start the requested children, pass on the cancels of interrupted waits."""
+        try:
+            names = [entry.name for entry in self._control_dir.iterdir()]
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(REQUEST_SUFFIX):
+                self._claim(name[: -len(REQUEST_SUFFIX)])
+            elif name.endswith(CANCEL_SUFFIX):
+                child = self._children.get(name[: -len(CANCEL_SUFFIX)])
+                if child is not None:
+                    child.cancel.set()
+
+    def _claim(self, stem: str) -> None:
+        request_file = self._control_dir / f"{stem}{REQUEST_SUFFIX}"
+        claimed = self._control_dir / f"{stem}{_CLAIMED_SUFFIX}"
+        try:
+            request_file.replace(claimed)
+            payload: Any = json.loads(claimed.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self._write_result(stem, _failure(f"unreadable child run request: {exc}"))
+            return
+        finally:
+            claimed.unlink(missing_ok=True)
+        child = _Child(stem)
+        child.thread = threading.Thread(
+            target=self._serve, args=(child, payload), name=f"child-{stem}", daemon=True
+        )
+        self._children[stem] = child
+        child.thread.start()
+
+    def _serve(self, child: _Child, payload: Any) -> None:
+        try:
+            result = self._execute(payload, child.cancel)
+        except Exception as exc:
+            logger.exception("child run %s failed", child.stem)
+            result = _failure(f"the child run crashed: {type(exc).__name__}: {exc}")
+        self._write_result(child.stem, result)
+
+    def _execute(self, payload: Any, cancel: threading.Event) -> dict[str, Any]:
+        from orchestrator.local.runtime.model import ExecutionRequest
+
+        if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
+            return _failure("a child run request needs a notebook path")
+        arguments = payload.get("args") or {}
+        if not isinstance(arguments, dict):
+            return _failure("the arguments of a child run must be a JSON object")
+        path = str(payload["path"])
+        if not path.startswith("/"):
+            path = resolve_run_path(self._parent.notebook.workspace_path, path)
+        try:
+            source = self._resolver(path)
+        except NotebookNotFound as exc:
+            return _failure(f"Notebook not found: {path} ({exc})")
+        try:
+            timeout = float(payload.get("timeout") or 0)
+        except (TypeError, ValueError):
+            return _failure(f"the timeout of a child run is not a number: {payload['timeout']!r}")
+        scratch = self._control_dir / f"child-{uuid.uuid4().hex[:12]}"
+        scratch.mkdir(parents=True)
+        request = ExecutionRequest(
+            notebook=source,
+            parameters={str(key): str(value) for key, value in arguments.items()},
+            workspace_root=self._parent.workspace_root,
+            dbfs_root=self._parent.dbfs_root,
+            scratch_dir=scratch,
+            state_db=self._parent.state_db,
+            secrets=self._parent.secrets,
+            timeout_seconds=timeout if timeout > 0 else None,
+            environment=self._parent.environment,
+        )
+        result = self._run(request, cancel)
+        return {
+            "status": result.status,
+            "exit_value": result.exit_value,
+            "error": result.error,
+            "error_trace": result.error_trace,
+            "failed_cell": result.failed_cell,
+            "executed_notebook": str(result.executed_notebook),
+        }
+
+    def _write_result(self, stem: str, payload: dict[str, Any]) -> None:
+        target = self._control_dir / f"{stem}{RESULT_SUFFIX}"
+        try:
+            _write_json_atomic(target, payload)
+        except OSError:
+            logger.exception("cannot write the result of child run %s", stem)
+
+    def stop(self) -> None:
+        """Stop every child still running and wait until their kernels are gone."""
+        for child in self._children.values():
+            child.cancel.set()
+        for child in self._children.values():
+            if child.thread is not None:
+                child.thread.join(_JOIN_SECONDS)
+                if child.thread.is_alive():
+                    logger.warning("child run %s did not stop in time", child.stem)

@@ -1,0 +1,222 @@
+"""The warm kernel pool with real kernels: a pooled kernel looks fresh to the notebook, no state
+crosses from one run to the next, and cancel kills exactly the run's kernel."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from orchestrator.local.notebooks import Language
+from orchestrator.local.runtime import NotebookResult, execute_notebook
+from orchestrator.local.runtime.pool import KernelPool
+from tests.local import conftest_runtime
+from tests.local.conftest_runtime import Workspace, assert_all_gone, read_pids, source
+
+ws = conftest_runtime.ws  # the fixture
+pytestmark = pytest.mark.timeout(180)
+HAS_R = shutil.which("R") is not None
+LANGUAGES: list[Language] = ["PYTHON", "R"] if HAS_R else ["PYTHON"]
+
+PY_FINGERPRINT = """import json, os, sys, tempfile
+home = os.environ["HOME"]
+kernel_dir = os.path.dirname(home)
+names = sorted(k for k in os.environ if k.startswith(("ORCH_", "PIP_")) or k in (
+    "HOME", "TMPDIR", "PYTHONPATH", "IPYTHONDIR", "MPLBACKEND", "LC_ALL"))
+fingerprint = {
+    "cwd": os.getcwd(),
+    "sys.path": sys.path,
+    "env": {k: os.environ[k] for k in names},
+    "tempdir": tempfile.gettempdir(),
+    "home": os.path.expanduser("~"),
+    "widgets": dbutils.widgets.getAll(),
+    "notebook": dbutils.notebook.entry_point.getDbutils().notebook().getContext()
+        .notebookPath().get(),
+    "user variables": sorted(k for k in globals() if not k.startswith("_") and k not in (
+        "json", "os", "sys", "tempfile", "home", "kernel_dir", "names", "scratch", "text",
+        "In", "Out", "get_ipython", "exit", "quit", "open", "dbutils", "display", "displayHTML",
+        "spark", "sc", "table", "sql", "udf", "getArgument")),
+}
+scratch = os.path.dirname(os.environ["ORCH_PIP_TARGET"])
+text = json.dumps(fingerprint).replace(kernel_dir, "<kernel>").replace(scratch, "<scratch>")
+dbutils.notebook.exit(text)
+"""
+R_FINGERPRINT = """home <- Sys.getenv("HOME")
+kernel_dir <- dirname(home)
+names <- sort(grep("^(ORCH_|PIP_)|^(HOME|TMPDIR|LC_ALL|R_LIBS_USER)$", names(Sys.getenv()),
+                   value = TRUE))
+fingerprint <- list(
+  cwd = getwd(),
+  env = as.list(Sys.getenv(names)),
+  tempdir = dirname(tempdir()),
+  home = path.expand("~"),
+  libs = .libPaths(),
+  widget = dbutils.widgets.get("x")
+)
+text <- as.character(jsonlite::toJSON(fingerprint, auto_unbox = TRUE))
+text <- gsub(kernel_dir, "<kernel>", text, fixed = TRUE)
+scratch <- dirname(Sys.getenv("ORCH_PIP_TARGET"))
+dbutils.notebook.exit(gsub(scratch, "<scratch>", text, fixed = TRUE))
+"""
+
+
+@pytest.fixture
+def pool(ws: Workspace) -> Iterator[KernelPool]:
+    kernels = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=1, languages=LANGUAGES)
+    kernels.warm()
+    yield kernels
+    kernels.close()
+
+
+def wait_idle(pool: KernelPool, language: Language, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while pool.idle()[language] < 1:
+        assert time.monotonic() < deadline, "the pool did not start a kernel"
+        time.sleep(0.05)
+
+
+def run(ws: Workspace, path: str, pool: KernelPool | None, **kwargs: object) -> NotebookResult:
+    request = ws.request(path, **kwargs)  # type: ignore[arg-type]
+    return execute_notebook(request, resolver=ws.resolver, cancel=threading.Event(), kernels=pool)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_pooled_kernel_looks_like_a_fresh_one(
+    ws: Workspace, pool: KernelPool, language: Language
+) -> None:
+    text = PY_FINGERPRINT if language == "PYTHON" else R_FINGERPRINT
+    ws.add("/Users/a/nb", source(text, language=language), language=language)
+    fresh = run(ws, "/Users/a/nb", None, parameters={"x": "1"})
+    wait_idle(pool, language)
+    pooled = run(ws, "/Users/a/nb", pool, parameters={"x": "1"})
+    assert fresh.status == pooled.status == "SUCCESS", (fresh.error, pooled.error)
+    first, second = json.loads(fresh.exit_value or ""), json.loads(pooled.exit_value or "")
+    assert first == second
+    assert first["home"] == "<kernel>/home"
+    assert first["tempdir"] in ("<kernel>/tmp", "<kernel>")  # R: a folder inside TMPDIR
+    assert first["cwd"] == str(ws.workspace_root / "Users/a")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_state_crosses_from_one_run_to_the_next(
+    ws: Workspace, pool: KernelPool, language: Language, tmp_path: Path
+) -> None:
+    marker, pid_file = tmp_path / "home-file", tmp_path / "pid"
+    if language == "PYTHON":
+        first = source(
+            "import wave, os\nleaked = 42\nos.environ['LEAKED'] = '1'\nos.chdir('/')\n"
+            f"open(os.path.expanduser('~/mark'), 'w').write('x')\n"
+            f"open({str(marker)!r}, 'w').write(os.path.expanduser('~/mark'))\n"
+            f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))"
+        )
+        second = source(
+            f"import os, sys\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "assert 'wave' not in sys.modules, 'module leaked'\n"
+            "assert 'leaked' not in globals(), 'variable leaked'\n"
+            "assert 'LEAKED' not in os.environ, 'environment leaked'\n"
+            "assert os.getcwd() != '/', 'cwd leaked'\n"
+            "assert not os.path.exists(os.path.expanduser('~/mark')), 'home leaked'"
+        )
+    else:
+        first = source(
+            "library(tools)\nleaked <- 42\nSys.setenv(LEAKED = '1')\nsetwd('/')\n"
+            "writeLines('x', path.expand('~/mark'))\n"
+            f"writeLines(path.expand('~/mark'), {json.dumps(str(marker))})\n"
+            f"writeLines(as.character(Sys.getpid()), {json.dumps(str(pid_file))})",
+            language="R",
+        )
+        second = source(
+            f"writeLines(as.character(Sys.getpid()), {json.dumps(str(pid_file))})\n"
+            "stopifnot(!'package:tools' %in% search(), !exists('leaked'),\n"
+            "          Sys.getenv('LEAKED') == '', getwd() != '/',\n"
+            "          !file.exists(path.expand('~/mark')))",
+            language="R",
+        )
+    ws.add("/Users/a/first", first, language=language)
+    ws.add("/Users/a/second", second, language=language)
+    pids: list[int] = []
+    for path in ("/Users/a/first", "/Users/a/second"):
+        wait_idle(pool, language)
+        idle = {p.pid for p in psutil.Process().children() if _is_kernel(p)}
+        result = run(ws, path, pool)
+        assert result.status == "SUCCESS", (path, result.error, result.error_trace)
+        (pid,) = read_pids(pid_file)
+        assert pid in idle  # the run got a pooled kernel
+        pids.append(pid)
+    assert pids[0] != pids[1]
+    home_file = Path(marker.read_text().strip())
+    assert not home_file.exists()  # the first run's HOME went with its kernel
+    assert_all_gone(pids, within=1)
+
+
+def _is_kernel(proc: psutil.Process) -> bool:
+    try:
+        line = " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+    return "ipykernel_launcher" in line or "IRkernel" in line
+
+
+def test_cancel_kills_the_runs_kernel_and_leaves_the_pool(
+    ws: Workspace, pool: KernelPool, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    ws.add(
+        "/Users/a/sleeper",
+        source(
+            f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)"
+        ),
+    )
+    wait_idle(pool, "PYTHON")
+    cancel = threading.Event()
+    results: list[NotebookResult] = []
+    request = ws.request("/Users/a/sleeper")
+    thread = threading.Thread(
+        target=lambda: results.append(
+            execute_notebook(request, resolver=ws.resolver, cancel=cancel, kernels=pool)
+        )
+    )
+    thread.start()
+    (kernel,) = read_pids(pid_file)
+    wait_idle(pool, "PYTHON")  # refilled meanwhile
+    idle = [p.pid for p in psutil.Process().children() if _is_kernel(p) and p.pid != kernel]
+    cancel.set()
+    thread.join(10)
+    assert results[0].status == "CANCELED"
+    assert_all_gone([kernel], within=1)
+    assert all(psutil.Process(pid).is_running() for pid in idle)
+
+
+def test_close_kills_the_idle_kernels_and_removes_their_folders(ws: Workspace) -> None:
+    pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=2, languages=("PYTHON",))
+    pool.warm()
+    deadline = time.monotonic() + 60
+    while pool.idle()["PYTHON"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    kernels = [p.pid for p in psutil.Process().children() if _is_kernel(p)]
+    assert len(kernels) >= 2
+    pool.close()
+    assert_all_gone(kernels, within=1)
+    assert list((ws.root / "kernels").iterdir()) == []
+    assert pool.take("PYTHON") is None
+
+
+def test_a_language_that_cannot_start_is_not_retried_at_once(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # no R on the PATH
+    pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=2, languages=("R",))
+    pool.warm()
+    time.sleep(1)
+    try:
+        assert pool.idle() == {"R": 0}
+        assert pool.take("R") is None
+    finally:
+        pool.close()
