@@ -5,6 +5,11 @@ an undeclared job parameter found by `plan` (exit 2), and every task's outcome a
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,8 @@ from orchestrator.cli import main
 from orchestrator.errors import UsageError
 from orchestrator.results.junit import SyntheticFailure, SyntheticPass
 from orchestrator.results.outcomes import TaskOutcome, failing_tests, outcome_case, output_text
+
+REPO = Path(__file__).resolve().parents[1]
 
 RUNNER = "# Databricks notebook source\nimport pytest\nassert pytest.main(['.']) == 0\n"
 
@@ -78,6 +85,64 @@ def test_init_writes_adapted_pipelines(
     text = (root / ci).read_text()
     assert "orchestrator build" in text
     assert "databricks/**" not in text and "'.[azure]'" not in text
+
+
+def test_a_wheel_carries_the_pipeline_templates(tmp_path: Path) -> None:
+    """An installed package (no checkout beside it) scaffolds pipelines too."""
+    source = tmp_path / "src"
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy(REPO / name, source / name if source.exists() else _mkdir(source) / name)
+    for folder in ("orchestrator", "devops"):
+        shutil.copytree(
+            REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("orchestrator-*.whl")
+    installed = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(installed)
+    for template in ("azure-pipelines-ci.yml", "github/ci.yml", "github/cleanup.yml"):
+        assert f"orchestrator/scaffold/pipeline_templates/{template}" in names
+    files = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from orchestrator.scaffold.pipelines import pipeline_files, _templates;"
+            "print(json.dumps([str(_templates()), sorted(pipeline_files('github'))]))",
+        ],
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    folder, written = json.loads(files.stdout)
+    assert folder == str(installed / "orchestrator" / "scaffold" / "pipeline_templates")
+    assert written == [
+        ".github/workflows/notebooks-ci.yml",
+        ".github/workflows/notebooks-cleanup.yml",
+    ]
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
 
 
 def test_empty_paths_are_errors_not_the_repo_root(

@@ -34,7 +34,9 @@ _PROJECT_PATH = re.compile(r"^(\s*)- (databricks|models)/\*\*\n", re.MULTILINE)
 
 
 def _templates() -> Path:
-    return Path(__file__).resolve().parents[2] / "devops"
+    """The templates a wheel carries (setup.py copies them in), else the checkout's."""
+    packaged = Path(__file__).resolve().parent / "pipeline_templates"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "devops"
 
 
 def _adapt(text: str, pipeline: Pipeline) -> str:
