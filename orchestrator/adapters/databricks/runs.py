@@ -29,7 +29,7 @@ from orchestrator.errors import InfrastructureError, TimeoutExpired
 from orchestrator.layout import job_name
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
+    from orchestrator.adapters.databricks.client import SdkClient
     from databricks.sdk.service.jobs import BaseRun, Run
 
 __all__ = [
@@ -87,7 +87,7 @@ class Polling:
             delay = min(self.cap, delay * self.factor)
 
 
-def jobs_named(client: WorkspaceClient, name: str) -> list[int]:
+def jobs_named(client: SdkClient, name: str) -> list[int]:
     """The ids of the jobs named exactly ``name``, oldest first (the list filter is a prefix
     match on some services, so names are compared here)."""
     with sdk_errors(f"listing jobs named {name}"):
@@ -108,7 +108,7 @@ def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str
     return sorted(k for k in b if a.get(k) != b[k])
 
 
-def ensure_job(client: WorkspaceClient, settings: Mapping[str, Any]) -> tuple[int, str]:
+def ensure_job(client: SdkClient, settings: Mapping[str, Any]) -> tuple[int, str]:
     """The job named ``settings["name"]``, made to have these settings.
 
     Returns ``(job_id, action)`` with action ``created``, ``reset`` or ``unchanged``.
@@ -146,7 +146,7 @@ def ensure_job(client: WorkspaceClient, settings: Mapping[str, Any]) -> tuple[in
 
 
 def start_run(
-    client: WorkspaceClient,
+    client: SdkClient,
     job_id: int,
     *,
     job_parameters: Mapping[str, str],
@@ -167,7 +167,7 @@ def start_run(
     return int(started.run_id)
 
 
-def find_build_run(client: WorkspaceClient, job_id: int, build_id: str) -> int | None:
+def find_build_run(client: SdkClient, job_id: int, build_id: str) -> int | None:
     """The active run of ``job_id`` started for ``build_id`` (its ``build_id`` job parameter)."""
     with sdk_errors(f"listing runs of job {job_id}"):
         for run in client.jobs.list_runs(job_id=job_id, active_only=True):
@@ -211,13 +211,13 @@ def platform_failure(run: Run) -> str | None:
     return f"run {run.run_id}: {reason}" if reason is not None else None
 
 
-def get_run(client: WorkspaceClient, run_id: int) -> Run:
+def get_run(client: SdkClient, run_id: int) -> Run:
     with sdk_errors(f"reading run {run_id}"):
         return client.jobs.get_run(run_id)
 
 
 def wait_for_run(
-    client: WorkspaceClient,
+    client: SdkClient,
     run_id: int,
     *,
     deadline: float | None,
@@ -241,7 +241,7 @@ def wait_for_run(
 
 
 def cancel_run(
-    client: WorkspaceClient,
+    client: SdkClient,
     run_id: int,
     *,
     clock: Clock | None = None,
@@ -265,7 +265,7 @@ def cancel_run(
 
 
 def ensure_cluster_running(
-    client: WorkspaceClient,
+    client: SdkClient,
     cluster_id: str,
     *,
     timeout: float,
@@ -312,7 +312,7 @@ def _parameter(run: BaseRun, name: str) -> str | None:
     return None
 
 
-def active_runs(client: WorkspaceClient, repo: str) -> list[ActiveRun]:
+def active_runs(client: SdkClient, repo: str) -> list[ActiveRun]:
     """The active runs of the repo's build job (by its exact name), with their build ids."""
     name = job_name(repo)
     job_ids = jobs_named(client, name)
@@ -341,7 +341,7 @@ def active_runs(client: WorkspaceClient, repo: str) -> list[ActiveRun]:
     return out
 
 
-def task_error(client: WorkspaceClient, task: object) -> tuple[str, str | None]:
+def task_error(client: SdkClient, task: object) -> tuple[str, str | None]:
     """Why a task ended without test results: its state and error, with the error trace."""
     run_id = getattr(task, "run_id", None)
     state = getattr(task, "state", None)
@@ -367,7 +367,7 @@ def task_error(client: WorkspaceClient, task: object) -> tuple[str, str | None]:
     return (f"{summary}: {detail}" if detail else summary), trace
 
 
-def export_views(client: WorkspaceClient, run_id: int) -> list[str]:
+def export_views(client: SdkClient, run_id: int) -> list[str]:
     """The executed notebook of a task run as HTML (runs/export), one string per view."""
     with sdk_errors(f"exporting run {run_id}"):
         export = client.jobs.export_run(run_id)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.adapters.databricks import runs
+from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
 from orchestrator.adapters.databricks.errors import is_not_found, sdk_errors
 from orchestrator.adapters.databricks.model import ActiveRun, DeployItem, Entry
 from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReporter
@@ -32,7 +33,6 @@ from orchestrator.errors import InfrastructureError, TimeoutExpired, UsageError
 from orchestrator.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
     from databricks.sdk.clock import Clock as SdkClock
     from databricks.sdk.service.jobs import Run as Run  # re-exported for the stages' hints
 
@@ -41,6 +41,14 @@ __all__ = ["DatabricksWorkspace", "open_workspace"]
 log = logging.getLogger(__name__)
 
 _POLLING = runs.Polling()
+#: what :func:`open_workspace` imports of the SDK (see .client)
+_CLIENT_MODULES = (
+    "databricks.sdk.config",
+    "databricks.sdk.core",
+    "databricks.sdk.mixins.jobs",
+    "databricks.sdk.mixins.workspace",
+    "databricks.sdk.mixins.compute",
+)
 _PROBE_BUDGET = 5  # seconds the SDK's host-metadata probe may retry an unreachable host
 
 
@@ -54,7 +62,9 @@ def preload_sdk() -> None:
 
     def load() -> None:
         try:
-            importlib.import_module("databricks.sdk")
+            lean_import()
+            for module in _CLIENT_MODULES:
+                importlib.import_module(module)
         except ImportError:  # open_workspace reports it
             log.debug("databricks-sdk could not be preloaded", exc_info=True)
 
@@ -72,7 +82,7 @@ def open_workspace(
     fields (host, token, auth_type, profile, azure_* ...). A configuration the SDK rejects is a
     UsageError. The SDK's retries are reported and bounded by a :class:`RetryReporter`:
     ``connect`` seconds for a host that has not answered yet (``timeouts.connect``)."""
-    from databricks.sdk import WorkspaceClient
+    lean_import()
     from databricks.sdk.config import Config
 
     host = str(settings.get("host") or settings.get("profile") or "the workspace")
@@ -88,7 +98,7 @@ def open_workspace(
             clock=cast("SdkClock", retries),  # duck-typed: time() and sleep()
         )
         config.retry_timeout_seconds = int(retries.budget) + 1
-        client = WorkspaceClient(config=config)
+        client = new_client(config)
     except ValueError as exc:  # the SDK's own config validation
         raise UsageError(f"workspace authentication: {exc}") from exc
     return DatabricksWorkspace(client, clock=clock, retries=retries)
@@ -103,7 +113,7 @@ class DatabricksWorkspace:
 
     def __init__(
         self,
-        client: WorkspaceClient,
+        client: SdkClient,
         *,
         clock: Clock | None = None,
         read_limiter: TokenBucket | None = None,
