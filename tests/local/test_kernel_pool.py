@@ -220,3 +220,26 @@ def test_a_language_that_cannot_start_is_not_retried_at_once(
         assert pool.take("R") is None
     finally:
         pool.close()
+
+
+def test_a_full_pool_imports_sparks_client_ahead_without_binding_names(ws: Workspace) -> None:
+    pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=1, languages=("PYTHON",))
+    pool.warm()
+    deadline = time.monotonic() + 90
+    ready = pool._ready["PYTHON"]  # private: the test waits for the preload to be done
+    while not (ready and ready[0].preloaded and ready[0].available.is_set()):
+        assert time.monotonic() < deadline, "no kernel was preloaded"
+        time.sleep(0.1)
+    ws.add(
+        "/Users/a/nb",
+        source(
+            "import json, sys\ndbutils.notebook.exit(json.dumps("
+            "['pyspark.sql.connect.session' in sys.modules, 'pyspark' in globals()]))"
+        ),
+    )
+    try:
+        result = run(ws, "/Users/a/nb", pool)
+    finally:
+        pool.close()
+    assert result.status == "SUCCESS", result.error
+    assert json.loads(result.exit_value or "") == [True, False]
