@@ -27,12 +27,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -54,6 +56,9 @@ __all__ = [
     "owner_env",
     "reap_leftovers",
     "record_process",
+    "remove_socket_root",
+    "remove_socket_roots",
+    "socket_root",
     "sole_server",
     "start_watchdog",
 ]
@@ -61,6 +66,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OWNER_VARIABLE = "ORCH_LOCAL_OWNER"
+_MAX_SOCKET_BASE = 60  # room for "/orch-<10>-<10>/k-XXXXXXXX/k-5" within sun_path's 107 bytes
 _PR_SET_PDEATHSIG = 1
 _PRCTL: Callable[..., int] | None = None
 if sys.platform.startswith("linux"):
@@ -73,6 +79,48 @@ _MARKS: dict[str, str] = {}  # state dir -> the mark of the workspace serving it
 
 def owner(state_dir: Path) -> str:
     return str(state_dir.resolve())
+
+
+def socket_root(state_dir: Path) -> Path:
+    """The folder where the kernels of the workspace now serving ``state_dir`` put their Unix
+    sockets: one per workspace instance (named after its mark), under the system temporary
+    directory because a socket path holds 107 bytes at most (``/tmp`` when ``$TMPDIR`` is
+    long). Each kernel removes its own folder when killed; the watchdog removes this one when
+    the workspace is gone, so a killed workspace leaves nothing there either."""
+    mark = owner_env(state_dir)[OWNER_VARIABLE]
+    return _socket_base() / f"{_socket_prefix(mark)}{_digest(mark)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _socket_base() -> Path:
+    base = tempfile.gettempdir()
+    if len(base) > _MAX_SOCKET_BASE:
+        base = "/tmp"  # noqa: S108 - a short, always-present base for socket paths
+    return Path(base)
+
+
+def _socket_prefix(mark: str) -> str:
+    """``orch-<digest of the state dir>-``: the socket roots of every workspace on it."""
+    return f"orch-{_digest(mark.rsplit('|', 1)[0])}-"
+
+
+def remove_socket_root(mark: str) -> None:
+    """Remove the socket folder of the workspace with ``mark`` (the watchdog, at its end)."""
+    import shutil
+
+    shutil.rmtree(_socket_base() / f"{_socket_prefix(mark)}{_digest(mark)}", ignore_errors=True)
+
+
+def remove_socket_roots(state_dir: Path) -> None:
+    """Remove the socket folders of every earlier workspace on ``state_dir`` (a workspace
+    starting as its sole server: those are all gone, their watchdogs maybe with them)."""
+    import shutil
+
+    for root in _socket_base().glob(f"{_socket_prefix(owner(state_dir) + '|')}*"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def new_mark(state_dir: Path) -> str:
@@ -218,6 +266,7 @@ def reap_leftovers(state_dir: Path) -> list[int]:
     """End what an earlier workspace on ``state_dir`` left running: recorded processes and
     every process with one of the state dir's marks. Call before starting anything, and only
     when no other workspace serves ``state_dir`` (:func:`sole_server`)."""
+    remove_socket_roots(state_dir)
     leftovers = {p.pid: p for p in _recorded(state_dir)}
     for proc in owned_processes(state_dir, started_before=time.time()):
         leftovers.setdefault(proc.pid, proc)

@@ -4,9 +4,10 @@ workspace is gone.
 Started by :func:`orchestrator.local.lifetime.start_watchdog` with a pipe as stdin whose only
 writer is the workspace. It blocks reading it; end of file means the workspace stopped or died
 (SIGKILL included: the kernel closes a dead process's files). It then ends every process that
-carries the workspace's mark and was started before that moment, with their descendants, and
-exits. ``MARK`` is ``<state dir>|<instance>``. SIGINT and SIGTERM are ignored (a terminal's
-Ctrl-C reaches the server, which closes the pipe itself when it stops).
+carries the workspace's mark and was started before that moment, with their descendants,
+removes the folder of its kernels' sockets, and exits. ``MARK`` is ``<state dir>|<instance>``.
+SIGINT and SIGTERM are ignored (a terminal's Ctrl-C reaches the server, which closes the pipe
+itself when it stops).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     while stdin.read(4096):  # nothing is ever written: this returns b"" when the server is gone
         pass
     gone_at = time.time()
-    from orchestrator.local.lifetime import end_processes, owned_processes
+    from orchestrator.local.lifetime import end_processes, owned_processes, remove_socket_root
 
     mark = args[0]
     state_dir = Path(mark.rsplit("|", 1)[0])
     end_processes(owned_processes(state_dir, mark=mark, started_before=gone_at))
+    remove_socket_root(mark)  # the kernels' socket folders, which killed kernels leave
     return 0
 
 

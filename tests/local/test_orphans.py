@@ -168,8 +168,24 @@ def _start_everything(served: Served, out: Path) -> tuple[int, int]:
     return escaped, plain
 
 
+def _socket_roots(state: Path) -> set[Path]:
+    """The folders holding the kernels' Unix sockets (from their connection files)."""
+    roots = set()
+    for proc in owned_processes(state):
+        try:
+            argv = proc.cmdline()
+        except psutil.Error:
+            continue
+        if "-f" in argv:
+            connection = json.loads(Path(argv[argv.index("-f") + 1]).read_text())
+            roots.add(Path(connection["ip"]).parent.parent)
+    return roots
+
+
 def test_sigkill_of_the_server_leaves_no_process(served: Served, tmp_path: Path) -> None:
     escaped, plain = _start_everything(served, tmp_path / "pids.txt")
+    sockets = _socket_roots(served.state)
+    assert sockets and all(root.name.startswith("orch-") for root in sockets)
     watchdog = served.watchdog()
     before = _cmdlines(served.state)
     assert len(before) >= 5, before  # kernels, sleeps, (R kernel, engine)
@@ -181,12 +197,14 @@ def test_sigkill_of_the_server_leaves_no_process(served: Served, tmp_path: Path)
     assert not _alive(escaped) and not _alive(plain)
     watchdog.wait(30)  # its work done, it exits (not our child: no exit code to read)
     assert not _alive(watchdog.pid)
+    assert not any(root.exists() for root in sockets)  # the sockets killed kernels left
 
 
 def test_kernels_die_with_the_server_and_a_restart_ends_the_rest(
     served: Served, tmp_path: Path
 ) -> None:
     escaped, plain = _start_everything(served, tmp_path / "pids.txt")
+    sockets = _socket_roots(served.state)
     server = psutil.Process(served.process.pid)
     kernels = [p for p in server.children() if "watchdog" not in " ".join(p.cmdline())]
     assert any("ipykernel_launcher" in " ".join(k.cmdline()) for k in kernels)
@@ -201,10 +219,12 @@ def test_kernels_die_with_the_server_and_a_restart_ends_the_rest(
     assert _alive(escaped)
     leftovers = _cmdlines(served.state)
     assert leftovers
+    assert all(root.exists() for root in sockets)  # no watchdog removed them
     ws = start_local_workspace(served.state, token=TOKEN, cluster_start_delay=0.0)
     try:
         assert owned_processes(served.state) == [], _cmdlines(served.state)
         assert not _alive(escaped) and not _alive(plain)
+        assert not any(root.exists() for root in sockets)
         run = requests.get(
             f"{ws.url}/api/2.1/jobs/runs/list",
             headers={"Authorization": f"Bearer {TOKEN}"},

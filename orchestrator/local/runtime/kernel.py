@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from orchestrator.local.lifetime import die_with_parent, forget_process, record_process
+from orchestrator.local.lifetime import (
+    die_with_parent,
+    forget_process,
+    record_process,
+    socket_root,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
-_MAX_SOCKET_BASE = 60  # leaves room for "/orch-k-XXXXXXXX/k-5" within sun_path's 107 bytes
 _IDLE_GRACE_SECONDS = 5.0
 _LOG_TAIL_BYTES = 4000
 
@@ -72,20 +76,24 @@ class ExecuteReply:
     traceback: tuple[str, ...]
 
 
-def _socket_dir() -> Path:
-    """A fresh private directory for the kernel's Unix sockets, with a short path.
+def _socket_dir(state_dir: Path | None) -> Path:
+    """A fresh private folder for the kernel's Unix sockets, with a short path.
 
     Kernels talk over the ``ipc`` transport (Unix domain sockets) rather than loopback TCP:
     a TCP port chosen free here can be taken by another process (another build, another
     kernel) before the kernel binds it, and a client then talks to the wrong kernel (seen as
-    ``Invalid Signature`` errors under load). A socket file in a directory only this kernel
-    uses cannot collide. ``sun_path`` holds 107 bytes, so the directory is made under the
-    system temporary directory (``/tmp`` when ``$TMPDIR`` is too long), not the run's folder.
+    ``Invalid Signature`` errors under load). A socket file in a folder only this kernel uses
+    cannot collide. The folder is in the workspace's socket root
+    (:func:`~orchestrator.local.lifetime.socket_root`), which its watchdog removes.
     """
-    base = tempfile.gettempdir()
-    if len(base) > _MAX_SOCKET_BASE:
-        base = "/tmp"  # noqa: S108 - a short, always-present base for socket paths
-    return Path(tempfile.mkdtemp(prefix="orch-k-", dir=base))
+    root = socket_root(state_dir) if state_dir is not None else Path(tempfile.gettempdir())
+    for _ in range(3):
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            return Path(tempfile.mkdtemp(prefix="k-", dir=root))
+        except FileNotFoundError:  # another kernel's kill removed the empty root meanwhile
+            continue
+    return Path(tempfile.mkdtemp(prefix="orch-k-"))
 
 
 def _collect_tree(root: psutil.Process) -> set[psutil.Process]:
@@ -208,7 +216,7 @@ class Kernel:
 
         connection_file = work_dir / "kernel-connection.json"
         log_file = work_dir / "kernel.log"
-        socket_dir = _socket_dir()
+        socket_dir = _socket_dir(state_dir)
         write_connection_file(
             str(connection_file),
             transport="ipc",
@@ -374,4 +382,8 @@ class Kernel:
             self._client.context.destroy(linger=0)
         for folder in self._owned_dirs:
             shutil.rmtree(folder, ignore_errors=True)
+        root = self._owned_dirs[0].parent
+        if root.name.startswith("orch-"):
+            with contextlib.suppress(OSError):  # the workspace's socket root, once empty
+                root.rmdir()
         logger.debug("kernel %s killed", self._process.pid)
