@@ -7,6 +7,9 @@ Measured one after another on this machine, in one run:
   folders the test notebooks run), the two in parallel; the floor is the slower of the two;
 * **cold**: ``orchestrator build`` of the sample on the embedded workspace, in a fresh process;
 * **warm**: the same build against an already running ``orchestrator local serve``;
+* both again for the sample **without its Spark task**: the floor runs the pytest and testthat
+  scripts only (the Spark task also needs its cluster's engine), so these rows compare like
+  with like;
 * **20 notebooks**: a generated repo of 10 Python and 10 R small test notebooks, built against
   a running ``local serve --max-workers 4``; its floor runs the same 20 scripts in bare kernels,
   4 at a time.
@@ -251,6 +254,19 @@ PARAMETERS = [
 ]
 
 
+PLAIN = "demo without its Spark task"
+
+
+def without_spark(project: Path) -> Path:
+    """The sample with only the tasks the floor runs (its Spark task needs an engine, which
+    the floor's bare kernels do not start): the same build, measured against the same floor."""
+    template = project / "job-template.json"
+    settings = json.loads(template.read_text())
+    settings["tasks"] = [t for t in settings["tasks"] if "spark" not in t["task_key"]]
+    template.write_text(json.dumps(settings, indent=2))
+    return project
+
+
 def repo_floor(root: Path, per_language: int, parallel: int) -> float:
     jobs: list[tuple[str, str, Path]] = []
     for i in range(per_language):
@@ -295,12 +311,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv = in_subprocess(*command(project, "build", "--build-id", f"cold{i}"))
             return timed_build(argv, cwd=project, env=build_env())
 
+        plain = without_spark(copy_sample_project(scratch / "plain"))
+
+        def plain_cold(i: int) -> Timing:
+            argv = in_subprocess(*command(plain, "build", "--build-id", f"pc{i}"))
+            return timed_build(argv, cwd=plain, env=build_env())
+
         rows.append(("demo, cold (embedded)", base, median_timing(args.runs, cold), "≤ 2.0x"))
+        rows.append((f"{PLAIN}, cold", base, median_timing(args.runs, plain_cold), "≤ 2.0x"))
         with local_serve(scratch / "serve", max_workers=4) as (url, token):
             remote = workspace_flags(url, f"env:{TOKEN_ENV}")
             env = build_env(**{TOKEN_ENV: token})
 
-            def warm(i: int) -> Timing:
+            def warm(i: int, project: Path = project) -> Timing:
                 argv = in_subprocess(*command(project, "build", "--build-id", f"w{i}", *remote))
                 return timed_build(argv, cwd=project, env=env)
 
@@ -308,6 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(
                 ("demo, warm (local serve)", base, median_timing(args.runs, warm), "≤ 1.5x")
             )
+            warm(98, plain)
+            plain_warm = median_timing(args.runs, lambda i: warm(i + 50, plain))
+            rows.append((f"{PLAIN}, warm", base, plain_warm, "≤ 1.5x"))
             repo = make_repo(scratch / "repo20", args.notebooks)
             repo_base = repo_floor(repo, args.notebooks, parallel=4)
 

@@ -45,3 +45,18 @@ def test_steps_that_need_a_lasting_workspace_refuse_the_embedded_one(
 ) -> None:
     assert step(project, "run") == 2
     assert "outlives the command" in capsys.readouterr().err
+
+
+def test_a_run_on_this_machine_is_polled_every_tenth_of_a_second() -> None:
+    from orchestrator.build.flow import _polling
+    from orchestrator.services import Connection
+
+    def first(host: str, local: bool, cap: float = 1.5) -> list[float]:
+        conn = Connection(None, host, local, "c", ())  # type: ignore[arg-type]
+        intervals = _polling(conn, cap).intervals()
+        return [round(next(intervals), 3) for _ in range(4)]
+
+    assert first("http://127.0.0.1:41234", local=True) == [0.1] * 4
+    assert first("http://localhost:8765", local=False) == [0.1] * 4
+    assert first("https://adb-1.azuredatabricks.net", local=False) == [0.5, 0.75, 1.125, 1.5]
+    assert first("http://127.0.0.1:8765", local=False, cap=0.05) == [0.05] * 4

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 from orchestrator.adapters.databricks import Polling, is_terminal, platform_failure
 from orchestrator.build.collect import collect_run
@@ -263,6 +264,20 @@ def start_build_run(
     return run_id, run_url
 
 
+#: the poll interval for a workspace on this machine (embedded or ``local serve``): a poll is
+#: a loopback request of a few milliseconds, and a run's end is seen within a tenth of a second
+_LOOPBACK_POLL = 0.1
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _polling(conn: Connection, cap: float) -> Polling:
+    """How a run is polled: adaptive up to ``timeouts.poll``; fast on a loopback workspace."""
+    if conn.local or urlsplit(conn.host).hostname in _LOOPBACK_HOSTS:
+        fast = min(cap, _LOOPBACK_POLL)
+        return Polling(initial=fast, factor=1.0, cap=fast)
+    return Polling(cap=cap)
+
+
 def await_run(
     plan: BuildPlan, conn: Connection, run_id: int, *, progress: Progress
 ) -> tuple[Run, int]:
@@ -272,7 +287,7 @@ def await_run(
         run = conn.workspace.wait_for_run(
             run_id,
             deadline=conn.workspace.clock.monotonic() + config.timeouts.build,
-            polling=Polling(cap=config.timeouts.poll),
+            polling=_polling(conn, config.timeouts.poll),
             on_update=progress.run,
         )
         return run, EXIT_OK
