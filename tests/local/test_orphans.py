@@ -1,4 +1,4 @@
-"""No process outlives a SIGKILLed local workspace: kernels, child runners, their children and
+"""No process outlives a SIGKILLed local workspace: kernels (pooled ones too), their children and
 the Spark engine (orchestrator/local/lifetime.py).
 
 A real ``orchestrator local serve`` process runs a Python notebook that starts two ``sleep``

@@ -1,8 +1,8 @@
 """``dbutils.notebook.run`` end to end: a notebook run by the executor starts a child notebook.
 
-The parent runs through :func:`execute_notebook` in a real kernel; its shim starts
-``python -m orchestrator.local.runtime.child``, which looks the child up in a real workspace
-store and runs it in a kernel of its own. The parent reports what ``run`` returned or raised
+The parent runs through :func:`execute_notebook` in a real kernel; its shim asks the parent's
+run for the child, which looks it up in a real workspace store and runs it in a kernel of its
+own. The parent reports what ``run`` returned or raised
 through ``dbutils.notebook.exit``.
 """
 

@@ -2,8 +2,8 @@
 
 The run scheduler calls :func:`execute_notebook` once per notebook task run (in a worker
 thread). Everything the kernel side needs (``dbutils`` shims, ``%sh``/``%pip`` helpers) is in
-the ``_kernel_*`` modules of this package; ``python -m orchestrator.local.runtime.child`` runs
-a child notebook for ``dbutils.notebook.run``.
+the ``_kernel_*`` modules of this package; :mod:`.children` runs the child notebooks of
+``dbutils.notebook.run`` and :mod:`.pool` keeps kernels warm.
 
 The names below are imported on first access (module ``__getattr__``): every notebook kernel
 imports ``orchestrator.local.runtime._kernel_dbutils``, which runs this ``__init__`` first,
