@@ -62,6 +62,8 @@ _SPARK_PRELOAD = (
     "        pass\n"
     "del __orch_module"
 )
+#: how long a take waits for a preload in progress (it takes about a second)
+_PRELOAD_WAIT_SECONDS = 30.0
 #: kernels started at once: one, so refills take at most one core from the runs that run
 #: meanwhile (each start keeps a core busy for about a second)
 LAUNCHERS = 1
@@ -133,8 +135,12 @@ class KernelPool:
             self._cond.notify_all()
         if pooled is None and not self._threads:
             self.warm()
-        if pooled is not None:
-            pooled.available.wait()  # a preload in progress ends within about a second
+        if pooled is not None and not pooled.available.wait(_PRELOAD_WAIT_SECONDS):
+            logger.warning(
+                "kernel pool: kernel %s is still preloading; not used", pooled.kernel.pid
+            )
+            _discard(pooled)  # its preload then fails and ends
+            return None
         return pooled
 
     def idle(self) -> dict[Language, int]:
