@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,18 +45,13 @@ class Served:
 
 def _serve(state: Path, keep_scratch: bool) -> int:
     """The workspace process (``--serve``): prints its URL, runs until SIGTERM."""
+    from bench.server import serve_until_signal
     from orchestrator.local import start_local_workspace
 
     ws = start_local_workspace(
         state, token=TOKEN, cluster_start_delay=0.0, keep_run_scratch=keep_scratch
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    print(json.dumps({"url": ws.url}), flush=True)
-    stop.wait()
-    ws.stop()
-    return 0
+    return serve_until_signal(ws)
 
 
 def start(state: Path, *, keep_scratch: bool) -> Served:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from orchestrator.local import LocalWorkspace
     from orchestrator.local.scheduler import TaskExecutor, TaskOutcome, TaskSpec
 
 TOKEN_ENV = "BENCH_WORKSPACE_TOKEN"
@@ -72,6 +73,11 @@ def serve(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": f"{exc.strerror or exc}"}), flush=True)
         return 1
     executor.real = NotebookTaskExecutor(ws.store)
+    return serve_until_signal(ws)
+
+
+def serve_until_signal(ws: LocalWorkspace) -> int:
+    """Print ``{"url": ...}`` for the parent, serve until SIGINT/SIGTERM, stop; 0."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

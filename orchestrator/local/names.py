@@ -61,22 +61,20 @@ def check_path(raw: str, *, field: str) -> None:
             )
 
 
-def check_secret_scope(scope: str) -> None:
-    if len(scope) > MAX_SECRET_NAME or not _SCOPE.fullmatch(scope):
+def _check_secret_name(value: str, pattern: re.Pattern[str], what: str, allowed: str) -> None:
+    if len(value) > MAX_SECRET_NAME or not pattern.fullmatch(value):
         raise bad_request(
-            f"Scope name '{scope[:MAX_SECRET_NAME]}' is invalid: it must consist of alphanumeric "
-            f"characters, dashes, underscores, '@' and periods, and be at most "
-            f"{MAX_SECRET_NAME} characters"
+            f"{what} '{value[:MAX_SECRET_NAME]}' is invalid: it must consist of alphanumeric "
+            f"characters, {allowed}, and be at most {MAX_SECRET_NAME} characters"
         )
+
+
+def check_secret_scope(scope: str) -> None:
+    _check_secret_name(scope, _SCOPE, "Scope name", "dashes, underscores, '@' and periods")
 
 
 def check_secret_key(key: str) -> None:
-    if len(key) > MAX_SECRET_NAME or not _KEY.fullmatch(key):
-        raise bad_request(
-            f"Secret key '{key[:MAX_SECRET_NAME]}' is invalid: it must consist of alphanumeric "
-            f"characters, dashes, underscores and periods, and be at most "
-            f"{MAX_SECRET_NAME} characters"
-        )
+    _check_secret_name(key, _KEY, "Secret key", "dashes, underscores and periods")
 
 
 def check_task_key(key: object) -> str:

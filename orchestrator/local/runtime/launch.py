@@ -122,12 +122,10 @@ def kernel_base_env(state_dir: Path, kernel_dir: Path) -> dict[str, str]:
     python_path = [str(link_dir)]
     if os.environ.get("PYTHONPATH"):
         python_path.append(os.environ["PYTHONPATH"])
-    env = {k: v for k, v in os.environ.items() if not _credential_variable(k)}
+    env = tool_env()
     real_home = Path.home()
     env.setdefault("PYTHONUSERBASE", str(real_home / ".local"))
     env.setdefault("R_LIBS_USER", str(real_home / "R" / "%p-library" / "%v"))
-    cache_home = Path(env.get("XDG_CACHE_HOME") or real_home / ".cache")
-    env.setdefault("PIP_CACHE_DIR", str(cache_home / "pip"))
     env.update(owner_env(state_dir))  # the mark that lets nothing outlive us
     env.update(
         HOME=str(home),
