@@ -231,7 +231,8 @@ def test_installing_twice_wraps_the_file_functions_once(py: KernelSession) -> No
     # The notebook's open is IPython's own, wrapped once.
     assert py.value("hasattr(open, '__orch_wrapped__')") is True
     assert py.value("hasattr(open.__wrapped__, '__orch_wrapped__')") is False
-    assert py.value("__import__('sys').path.count(__import__('os').getcwd())") == 1
+    real_cwd = "__import__('orchestrator.local.runtime._kernel_paths').local.runtime._kernel_paths"
+    assert py.value(f"__import__('sys').path.count({real_cwd}.real_getcwd())") == 1
 
 
 def test_help_lists_the_utilities(py: KernelSession) -> None:
@@ -248,6 +249,69 @@ def test_the_notebook_folder_and_pip_target_lead_sys_path(
     assert head == [str(layout.notebook_dir), str(layout.pip_target)]
     assert layout.pip_target.is_dir()
     assert py.value("__import__('helper_mod').ANSWER") == 42
+
+
+NOTEBOOK_FOLDER = "/Workspace" + NOTEBOOK_PATH.rsplit("/", 1)[0]
+
+
+def test_the_working_directory_reads_as_a_workspace_path(py: KernelSession) -> None:
+    """As on Databricks Runtime 14+: os.getcwd(), %pwd, Path.cwd() and abspath."""
+    assert py.value("__import__('os').getcwd()") == NOTEBOOK_FOLDER
+    assert py.value("get_ipython().run_line_magic('pwd', '')") == NOTEBOOK_FOLDER
+    assert py.value("str(__import__('pathlib').Path.cwd())") == NOTEBOOK_FOLDER
+    assert py.value("__import__('os').path.abspath('helper_mod.py')") == (
+        f"{NOTEBOOK_FOLDER}/helper_mod.py"
+    )
+    assert py.value("__import__('os').getcwdb().decode()") == NOTEBOOK_FOLDER
+    # What the spelling gives back works with the file APIs, as it does on Databricks.
+    assert (
+        py.value(
+            "open(__import__('os').path.join(__import__('os').getcwd(), 'helper_mod.py')).read()"
+        )
+        == "ANSWER = 42\n"
+    )
+
+
+def test_sh_pwd_shows_the_workspace_path(py: KernelSession, layout: Layout) -> None:
+    out = py.ok(
+        "from orchestrator.local.runtime._kernel_magics import run_shell as __orch_sh\n"
+        "__orch_sh('pwd; mkdir -p sub && cd sub && pwd; cd / && pwd; echo \"real=$PWD\"')"
+    ).stdout.splitlines()
+    assert out == [NOTEBOOK_FOLDER, f"{NOTEBOOK_FOLDER}/sub", "/", "real=/"]
+    shutil.rmtree(layout.notebook_dir / "sub")
+
+
+def test_chdir_follows_the_workspace_spelling_and_leaves_other_folders_alone(
+    py: KernelSession, layout: Layout, tmp_path: Path
+) -> None:
+    (layout.workspace / "Shared" / "pkg_home").mkdir(parents=True)
+    try:
+        py.ok("__import__('os').chdir('/Workspace/Shared/pkg_home')")
+        assert py.value("__import__('os').getcwd()") == "/Workspace/Shared/pkg_home"
+        # The process is really there: a file written by a relative path lands in the folder.
+        py.ok("open('written.txt', 'w').write('x')")
+        assert (layout.workspace / "Shared" / "pkg_home" / "written.txt").is_file()
+        assert py.value(
+            f"[__import__('os').chdir({str(tmp_path)!r}), __import__('os').getcwd()][1]"
+        ) == (str(tmp_path))
+    finally:
+        py.ok(f"__import__('os').chdir({str(layout.notebook_dir)!r})")
+        shutil.rmtree(layout.workspace / "Shared")
+
+
+def test_a_workspace_path_on_sys_path_imports(py: KernelSession, layout: Layout) -> None:
+    """pytest's rootdir, or a notebook's own sys.path.append, spelled /Workspace/...."""
+    package = layout.workspace / "Repos" / "team" / "proj" / "mypkg_ws"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from .core import VALUE\n")
+    (package / "core.py").write_text("VALUE = 'from the workspace'\n")
+    try:
+        py.ok("import sys; sys.path.append('/Workspace/Repos/team/proj')")
+        assert py.value("__import__('mypkg_ws').VALUE") == "from the workspace"
+        assert py.value("__import__('os').path.isfile(__import__('mypkg_ws').__file__)") is True
+    finally:
+        py.ok("sys.path.remove('/Workspace/Repos/team/proj'); sys.modules.pop('mypkg_ws', None)")
+        shutil.rmtree(layout.workspace / "Repos")
 
 
 def test_restart_python_makes_new_pip_packages_importable(

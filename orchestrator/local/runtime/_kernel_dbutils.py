@@ -37,7 +37,9 @@ Limitations, by design of a local stand-in:
 * The path mapping lives in this Python process only. Code that opens files from C (sqlite3,
   pyarrow, h5py...), subprocesses, and modules that kept a reference to ``open`` from before
   :func:`install` (``tarfile``) see the real file system, where ``/Workspace`` and ``/dbfs``
-  do not exist. ``os.getcwd()`` returns the notebook's local folder.
+  do not exist. ``os.getcwd()`` reads ``/Workspace/...`` as on Databricks Runtime 14+ (and
+  ``%sh pwd`` too), but the process's real working directory, which subprocesses inherit and
+  ``$PWD`` shows, is the notebook's local folder.
 * ``dbutils.library.restartPython()`` does not restart the process; it refreshes the import
   system so packages installed with ``%pip`` become importable.
 * ``spark`` needs the ``orchestrator[spark]`` extra (Sail engine and Spark Connect client);
@@ -76,7 +78,7 @@ from orchestrator.local.runtime._kernel_library import (
 from orchestrator.local.runtime._kernel_library import TaskValuesUtil as TaskValuesUtil
 from orchestrator.local.runtime._kernel_notebook import NotebookContext as NotebookContext
 from orchestrator.local.runtime._kernel_notebook import NotebookUtil
-from orchestrator.local.runtime._kernel_paths import _install_path_hooks, _PathMapper
+from orchestrator.local.runtime._kernel_paths import _install_path_hooks, _PathMapper, real_getcwd
 from orchestrator.local.runtime._kernel_secrets import SecretMetadata, SecretScope, SecretsUtil
 from orchestrator.local.runtime._kernel_spark import SparkContextProxy, SparkProxy
 from orchestrator.local.runtime._kernel_widgets import WidgetsUtil
@@ -159,7 +161,7 @@ def install(ipython: Any) -> None:
     ``displayHTML``, ``spark``, ``sc`` and ``getArgument`` into the user namespace. With
     ``ipython=None`` only the process-wide parts are set up.
     """
-    config = _Config(os.environ, os.getcwd())  # noqa: PTH109
+    config = _Config(os.environ, real_getcwd())
     _prepare_sys_path(config)
     volumes = os.path.join(config.dbfs_root, "Volumes") if config.dbfs_root else ""  # noqa: PTH118
     mapper = _PathMapper(

@@ -67,10 +67,30 @@ def _stream(
     return process.wait()
 
 
+#: bash's ``pwd`` for ``%sh``: a folder under the local workspace root reads as
+#: ``/Workspace/...``, as ``%sh pwd`` shows on Databricks Runtime 14+ (``$PWD`` and ``/bin/pwd``
+#: keep the real path, which is where the shell really is)
+_BASH_CWD_FUNCTION = (
+    '() { local p; p="$(builtin pwd "$@")" || return; '
+    'case "$p" in "$ORCH_WORKSPACE_ROOT"|"$ORCH_WORKSPACE_ROOT"/*) '
+    'printf "%s\\n" "/Workspace${p#"$ORCH_WORKSPACE_ROOT"}";; '
+    '*) printf "%s\\n" "$p";; esac; }'
+)
+
+
+def _shell_env(shell: str) -> dict[str, str] | None:
+    """The environment of a ``%sh`` script: the kernel's, plus the exported ``pwd`` function
+    when the shell is bash and the workspace root is known (else None: inherit as is)."""
+    root = os.environ.get("ORCH_WORKSPACE_ROOT", "").rstrip("/")
+    if not root or Path(shell).name != "bash":
+        return None
+    return {**os.environ, "ORCH_WORKSPACE_ROOT": root, "BASH_FUNC_pwd%%": _BASH_CWD_FUNCTION}
+
+
 def run_shell(script: str) -> None:
     """Run a ``%sh`` cell's script with bash; raise :class:`ShellCommandError` on failure."""
     shell = shutil.which("bash") or "/bin/sh"
-    code = _stream([shell, "-c", script])
+    code = _stream([shell, "-c", script], env=_shell_env(shell))
     if code != 0:
         raise ShellCommandError(f"shell command exited with code {code}")
 

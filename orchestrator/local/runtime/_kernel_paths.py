@@ -6,6 +6,12 @@ and the path-taking ``os`` functions that ``os.path``, ``pathlib``, ``shutil`` a
 call (see :data:`_ONE_PATH_OS_FUNCTIONS`) through the current mapper, so ordinary file APIs
 work on those paths. ``dbutils.fs`` maps its paths with the same mapper.
 
+As on Databricks Runtime 14+, the working directory reads as ``/Workspace/...``:
+``os.getcwd()`` (and so ``%pwd``, ``Path.cwd()``, ``os.path.abspath``) maps a folder under a
+root back to its ``/Workspace``/``/dbfs`` spelling, while the process's real working directory
+stays the local folder (relative paths, subprocesses). A ``sys.path`` entry spelled that way
+imports through :func:`_mapped_path_hook`, since the import system calls ``posix`` directly.
+
 The mapping lives in this Python process only: code that opens files from C, subprocesses,
 and modules that kept a reference to ``open`` from before the hooks see the real file system.
 
@@ -19,6 +25,7 @@ import errno
 import io
 import os
 import posixpath
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -34,11 +41,34 @@ class _PathMapper:
     path outside both prefixes) is one ``str.startswith`` with a tuple.
     """
 
-    __slots__ = ("_prefixes", "_roots")
+    __slots__ = ("_by_root", "_prefixes", "_roots")
 
     def __init__(self, roots: Mapping[str, str]) -> None:
         self._roots = {prefix: root.rstrip("/") or "/" for prefix, root in roots.items() if root}
         self._prefixes = tuple(self._roots)
+        #: (root, prefix), the longest root first: ``<dbfs>/Volumes`` is ``/Volumes``
+        self._by_root = sorted(
+            ((root, prefix) for prefix, root in self._roots.items() if root != "/"),
+            key=lambda item: -len(item[0]),
+        )
+
+    def unmap(self, path: str) -> str:
+        """The ``/Workspace``/``/dbfs`` spelling of a local path under a root, else ``path``."""
+        for root, prefix in self._by_root:
+            if path == root:
+                return prefix
+            if path.startswith(root) and path[len(root)] == "/":
+                return prefix + path[len(root) :]
+        return path
+
+    def mapped_prefix(self, path: str) -> bool:
+        """Whether ``path`` is spelled with one of the mapped prefixes."""
+        if not path.startswith(self._prefixes):
+            return False
+        try:
+            return self.map_str(path) != path
+        except PermissionError:
+            return False
 
     def map(self, path: Any) -> Any:
         """Return the local equivalent of ``path``, or ``path`` itself when not mapped."""
@@ -199,6 +229,40 @@ def _wrap_open(original: Callable[..., Any]) -> Callable[..., Any]:
     return _mark(open, original)
 
 
+def _wrap_getcwd(original: Callable[[], str]) -> Callable[[], str]:
+    def getcwd() -> str:
+        return _MAPPER.unmap(original())
+
+    return _mark(getcwd, original)
+
+
+def _wrap_getcwdb(original: Callable[[], bytes]) -> Callable[[], bytes]:
+    def getcwdb() -> bytes:
+        return os.fsencode(_MAPPER.unmap(os.fsdecode(original())))
+
+    return _mark(getcwdb, original)
+
+
+#: the process's real working directory (``os.getcwd`` as it was before the hooks)
+real_getcwd: Callable[[], str] = os.getcwd
+
+
+def _mapped_path_hook(path: str) -> Any:
+    """A ``sys.path_hooks`` entry: a ``/Workspace/...`` entry is found by the finder of the
+    local folder that holds it. Other paths are left to the next hook."""
+    if not isinstance(path, str) or not _MAPPER.mapped_prefix(path):
+        raise ImportError("not a /Workspace or /dbfs path")
+    local = _MAPPER.map_str(path)
+    for hook in sys.path_hooks:
+        if hook is _mapped_path_hook:
+            continue
+        try:
+            return hook(local)
+        except ImportError:
+            continue
+    raise ImportError(f"no finder for {path}")
+
+
 def _install_path_hooks(mapper: _PathMapper, user_ns: dict[str, Any] | None) -> None:
     """Route ``open`` and the path-taking ``os`` functions through ``mapper``.
 
@@ -235,6 +299,10 @@ def _install_path_hooks(mapper: _PathMapper, user_ns: dict[str, Any] | None) -> 
         wrapped_open = _wrap_open(builtins.open)
         builtins.open = wrapped_open
         io.open = wrapped_open
+        os.getcwd = _wrap_getcwd(os.getcwd)
+        os.getcwdb = _wrap_getcwdb(os.getcwdb)
+        sys.path_hooks.insert(0, _mapped_path_hook)
+        sys.path_importer_cache.clear()
     if user_ns is not None:
         # IPython puts its own ``open`` (refusing fds 0-2) into the user namespace.
         user_open = user_ns.get("open")
