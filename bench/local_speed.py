@@ -6,7 +6,8 @@ Measured one after another on this machine, in one run:
   the sample's test scripts directly (``pytest.main`` and ``testthat::test_dir`` on the same
   folders the test notebooks run), the two in parallel; the floor is the slower of the two;
 * **cold**: ``orchestrator build`` of the sample on the embedded workspace, in a fresh process;
-* **warm**: the same build against an already running ``orchestrator local serve``;
+* **warm**: the same build against an already running ``orchestrator local serve``, once its
+  background work is done (CPUs idle, :func:`settle`), as between a developer's builds;
 * both again for the sample **without its Spark task**: the floor runs the pytest and testthat
   scripts only (the Spark task also needs its cluster's engine), so these rows compare like
   with like;
@@ -155,6 +156,18 @@ def phase_times(stamps: Sequence[tuple[float, str]], total: float) -> dict[str, 
         end = ordered[i + 1][1] if i + 1 < len(ordered) else total
         out[phase] = max(0.0, end - begin)
     return out
+
+
+def settle(quiet: float = 0.9, within: float = 60.0) -> None:
+    """Wait until this machine's CPUs were at least ``quiet`` idle over one second (at most
+    ``within`` seconds): a warm server has refilled its kernel pool, as it has between a
+    developer's builds."""
+    import psutil
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if psutil.cpu_times_percent(interval=1.0).idle >= quiet * 100:
+            return
 
 
 def build_env(**extra: str) -> dict[str, str]:
@@ -324,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = build_env(**{TOKEN_ENV: token})
 
             def warm(i: int, project: Path = project) -> Timing:
+                settle()
                 argv = in_subprocess(*command(project, "build", "--build-id", f"w{i}", *remote))
                 return timed_build(argv, cwd=project, env=env)
 
@@ -338,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repo_base = repo_floor(repo, args.notebooks, parallel=4)
 
             def twenty(i: int) -> Timing:
+                settle()
                 argv = in_subprocess(
                     *command(repo, "build", "--build-id", f"r{i}", *remote, repo_name="repo20")
                 )

@@ -3,6 +3,7 @@ crosses from one run to the next, and cancel kills exactly the run's kernel."""
 
 from __future__ import annotations
 
+import collections
 import json
 import shutil
 import threading
@@ -15,7 +16,7 @@ import pytest
 
 from orchestrator.local.notebooks import Language
 from orchestrator.local.runtime import NotebookResult, execute_notebook
-from orchestrator.local.runtime.pool import KernelPool
+from orchestrator.local.runtime.pool import CpuWatch, KernelPool, PooledKernel
 from tests.local import conftest_runtime
 from tests.local.conftest_runtime import Workspace, assert_all_gone, read_pids, source
 
@@ -224,14 +225,27 @@ def test_a_language_that_cannot_start_is_not_retried_at_once(
         pool.close()
 
 
-def test_a_full_pool_imports_sparks_client_ahead_without_binding_names(ws: Workspace) -> None:
+def test_a_full_pool_imports_sparks_client_ahead_for_the_notebooks_that_use_it(
+    ws: Workspace,
+) -> None:
+    """One kernel per worker imports Spark's client, binding no name; a notebook that mentions
+    spark takes it, one that does not takes a kernel without it."""
     pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=1, languages=("PYTHON",))
     pool.warm()
     deadline = time.monotonic() + 90
     ready = pool._ready["PYTHON"]  # private: the test waits for the preload to be done
-    while not (ready and ready[0].preloaded and ready[0].available.is_set()):
+    while not (len(ready) == 2 and any(k.preloaded and k.available.is_set() for k in ready)):
         assert time.monotonic() < deadline, "no kernel was preloaded"
         time.sleep(0.1)
+    time.sleep(0.5)
+    assert sum(k.preloaded for k in ready) == 1  # one per worker
+    ws.add(
+        "/Users/a/plain",
+        source(
+            "import sys\n"
+            "dbutils.notebook.exit(str(any(m.endswith('connect.session') for m in sys.modules)))"
+        ),
+    )
     ws.add(
         "/Users/a/nb",
         source(
@@ -240,8 +254,79 @@ def test_a_full_pool_imports_sparks_client_ahead_without_binding_names(ws: Works
         ),
     )
     try:
+        plain = run(ws, "/Users/a/plain", pool)
         result = run(ws, "/Users/a/nb", pool)
     finally:
         pool.close()
+    assert plain.status == "SUCCESS", plain.error
+    assert plain.exit_value == "False"
     assert result.status == "SUCCESS", result.error
     assert json.loads(result.exit_value or "") == [True, False]
+
+
+class FakeCpu(CpuWatch):
+    """The machine's CPUs as the test says: quiet or not."""
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__()
+        self.is_quiet = quiet
+
+    def quiet(self) -> bool:
+        return self.is_quiet
+
+
+def wait_for(pool: KernelPool, count: int, within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    while pool.idle()["PYTHON"] < count:
+        assert time.monotonic() < deadline, f"the pool did not reach {count} kernels"
+        time.sleep(0.05)
+
+
+def test_python_keeps_two_kernels_per_worker_and_waits_for_quiet_cpus_while_runs_execute(
+    ws: Workspace,
+) -> None:
+    """A task's entry notebook and its child each take a Python kernel; while runs execute,
+    a busy machine gets no kernel starts from the pool, a quiet one does."""
+    cpu = FakeCpu(quiet=False)
+    pool = KernelPool(
+        root=ws.root / "kernels", state_dir=ws.root, size=1, languages=("PYTHON",), cpu=cpu
+    )
+    pool.warm()
+    taken: list[PooledKernel] = []
+    try:
+        wait_for(pool, 2)
+        time.sleep(0.5)
+        assert pool.idle() == {"PYTHON": 2}  # two per worker, no more
+        with pool.busy():
+            taken += [k for k in (pool.take("PYTHON"), pool.take("PYTHON")) if k is not None]
+            assert len(taken) == 2
+            time.sleep(2.5)  # the pool looks every second
+            assert pool.idle() == {"PYTHON": 0}
+            assert pool._starting["PYTHON"] == 0  # private: nothing is starting either
+            cpu.is_quiet = True
+            wait_for(pool, 1)  # a quiet machine: the pool fills while the run goes on
+            cpu.is_quiet = False
+            taken += [k for k in (pool.take("PYTHON"),) if k is not None]
+        wait_for(pool, 2)  # the runs ended: it fills up
+    finally:
+        for pooled in taken:
+            pooled.kernel.kill()
+        pool.close()
+
+
+def test_the_cpu_watch_reads_idle_shares_over_a_second_or_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Times = collections.namedtuple("Times", "user system idle iowait guest")
+    samples = iter(
+        [
+            Times(0.0, 0.0, 0.0, 0.0, 0.0),  # first look: no verdict yet (not quiet)
+            Times(0.2, 0.0, 0.0, 0.0, 0.0),  # under a second later: the last verdict stands
+            Times(1.5, 0.5, 0.0, 0.0, 1.0),  # 2 s busy of 2 (guest is inside user): busy
+            Times(1.7, 0.5, 1.6, 0.2, 1.0),  # 0.2 s busy of 2: quiet
+        ]
+    )
+    monkeypatch.setattr(psutil, "cpu_times", lambda: next(samples))
+    monkeypatch.setattr(psutil, "cpu_count", lambda: 1)
+    watch = CpuWatch()
+    assert [watch.quiet() for _ in range(4)] == [False, False, False, True]

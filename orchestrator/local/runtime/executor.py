@@ -13,6 +13,7 @@ import json
 import logging
 import posixpath
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,7 +275,9 @@ class _Run:
         )
         notebook_dir = self.request.notebook.file.parent
         cwd = notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir
-        pooled = self.kernels.take(language) if self.kernels is not None else None
+        pooled = None
+        if self.kernels is not None:
+            pooled = self.kernels.take(language, spark=_mentions_spark(self.notebook))
         if pooled is not None:
             self.kernel = pooled.kernel
             self.silent(language, "run's environment", adopt_code(language, run_env, cwd))
@@ -407,6 +410,12 @@ class _Run:
         self.run_notebook(included, inner)
 
 
+def _mentions_spark(notebook: Notebook) -> bool:
+    """Whether a cell names ``spark`` (``pyspark`` too): such a notebook gets a pooled kernel
+    with Spark's client imported ahead, when there is one."""
+    return any("spark" in cell.source for cell in notebook.cells)
+
+
 def execute_notebook(
     request: ExecutionRequest,
     *,
@@ -427,7 +436,8 @@ def execute_notebook(
     """
     started = time.monotonic()
     run = _Run(request, resolver, cancel, clock, kernels)
-    result = run.execute()
+    with kernels.busy() if kernels is not None else nullcontext():
+        result = run.execute()
     logger.info(
         "notebook %s: %s in %.1f s%s",
         request.notebook.workspace_path,

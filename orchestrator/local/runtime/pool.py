@@ -11,14 +11,22 @@ handed out once, never returned.
   and its own ``HOME``/``TMPDIR`` folder (deleted when it is killed); the executor hands it the
   run's environment and working directory (:func:`.launch.adopt_code`) before the shims load,
   so widgets, ``sys.path``, cwd, environment and ``dbutils`` are what a fresh kernel has.
-* **Sized by demand.** Each language starts with a target of idle kernels (Python: ``size``,
-  R: one); a ``take`` that finds none raises the target by one, up to ``size`` (the
-  workspace's ``max_workers``), and every ``take`` is replaced. A language whose kernel
+* **Sized by demand.** Each language starts with a target of idle kernels (Python: two per
+  worker, as a build's task runs its entry notebook and a child; R: one); a ``take`` that
+  finds none raises the target by one, up to two per worker for Python and one for R
+  (``size`` is the workspace's ``max_workers``), and every ``take`` is replaced.
+* **Out of the runs' way.** While notebook runs execute (:meth:`KernelPool.busy`), the pool
+  starts and preloads kernels only when the CPUs are mostly idle: on a busy machine every
+  start takes CPU from the runs, and a kernel the current build does not take is lost work.
+  Measured on the sample's warm build (2 cores): 12-15 CPU-s and 8.3-10.4 s with refills
+  during the run, 8.3-8.9 CPU-s and 6.9-7.4 s without. A language whose kernel
   cannot start (no R, say) is not retried for a while; runs then start their own kernel and
   report the error themselves.
-* **Spark ahead.** Once the pool is full and ``pyspark`` is installed, idle Python kernels
-  import Spark's client (binding no name), as every Databricks notebook has ``spark`` loaded;
-  a notebook's first ``spark`` then only connects (about 1 s less per Spark notebook).
+* **Spark ahead.** Once the pool is full and ``pyspark`` is installed, up to one idle Python
+  kernel per worker imports Spark's client (binding no name), as every Databricks notebook has
+  ``spark`` loaded; a notebook that mentions ``spark`` takes one of those and its first
+  ``spark`` only connects (about 1 s less per Spark notebook); other notebooks (a build's entry
+  notebook) take the others.
 * **Owned.** Kernels are started from the pool's thread, one at a time (``PR_SET_PDEATHSIG``
   is per thread, and the thread lives as long as the pool), recorded in the workspace state
   until killed, and :meth:`KernelPool.close` kills the idle ones.
@@ -33,7 +41,11 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+import psutil
 
 from orchestrator.local.runtime.kernel import Kernel, KernelStartError
 from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
@@ -50,6 +62,8 @@ logger = logging.getLogger(__name__)
 #: idle kernels kept per language before any demand is seen (``None``: the pool's size; a
 #: build's tasks start in a Python entry notebook, so Python is in demand from the first run)
 INITIAL_TARGET: dict[Language, int | None] = {"PYTHON": None, "R": 1}
+#: idle kernels per worker at most (``size`` is the workspace's ``max_workers``)
+LIMIT_PER_WORKER: dict[Language, int] = {"PYTHON": 2, "R": 1}
 #: run in idle Python kernels once the pool is full: Spark's client imported ahead (names bound
 #: nowhere), as on Databricks, where ``spark`` is always loaded; a notebook's first ``spark``
 #: then only connects to its cluster's engine
@@ -67,6 +81,11 @@ _PRELOAD_WAIT_SECONDS = 30.0
 #: kernels started at once: one, so refills take at most one core from the runs that run
 #: meanwhile (each start keeps a core busy for about a second)
 LAUNCHERS = 1
+#: while runs execute, how often the pool looks whether the CPUs are quiet enough to fill
+BUSY_CHECK_SECONDS = 1.0
+#: the idle share of the CPUs at which the pool fills while runs execute: a kernel start or a
+#: preload keeps a core busy for about a second, which CPU-bound runs would lose
+QUIET_SHARE = 0.5
 #: seconds before a language whose kernel failed to start is tried again
 FAILURE_BACKOFF_SECONDS = 60.0
 
@@ -93,19 +112,27 @@ class KernelPool:
         state_dir: Path,
         size: int,
         languages: tuple[Language, ...] = ("PYTHON", "R"),
+        cpu: CpuWatch | None = None,
     ) -> None:
         self._root = root
         self._state_dir = state_dir
-        self._size = max(1, size)
         self._languages = languages
+        #: most idle kernels per language: a task's notebook may run a child notebook
+        #: (a build's entry notebook always does, in Python), so Python keeps two per worker
+        self._workers = max(1, size)
+        self._limit = {lang: self._workers * LIMIT_PER_WORKER.get(lang, 1) for lang in languages}
         self._cond = threading.Condition()
         self._ready: dict[Language, deque[PooledKernel]] = {lang: deque() for lang in languages}
         self._target = {
-            lang: min(self._size, INITIAL_TARGET.get(lang, 1) or self._size) for lang in languages
+            lang: min(self._limit[lang], INITIAL_TARGET.get(lang, 1) or self._limit[lang])
+            for lang in languages
         }
         self._starting: dict[Language, int] = dict.fromkeys(languages, 0)
         self._failed_until: dict[Language, float] = {}
         self._closed = False
+        #: notebook runs executing now (see :meth:`busy`)
+        self._busy = 0
+        self._cpu = cpu or CpuWatch()
         self._preload = _SPARK_PRELOAD if importlib.util.find_spec("pyspark") else None
         self._threads: list[threading.Thread] = []
 
@@ -121,17 +148,23 @@ class KernelPool:
                     self._threads.append(thread)
             self._cond.notify_all()
 
-    def take(self, language: Language) -> PooledKernel | None:
-        """A ready kernel of ``language``, or None (the caller starts its own)."""
+    def take(self, language: Language, *, spark: bool = False) -> PooledKernel | None:
+        """A ready kernel of ``language``, or None (the caller starts its own). With
+        ``spark`` (the notebook uses it), one whose Spark client is imported if there is one;
+        without, one whose is not, so the preloaded ones stay for the notebooks that need them."""
         with self._cond:
             if self._closed or language not in self._ready:
                 return None
             ready = self._ready[language]
-            pooled = next((k for k in ready if k.available.is_set()), ready[0] if ready else None)
+            available = [k for k in ready if k.available.is_set()]
+            pooled = next(
+                (k for k in available if k.preloaded == spark),
+                available[0] if available else (ready[0] if ready else None),
+            )
             if pooled is not None:
                 ready.remove(pooled)
             else:
-                self._target[language] = min(self._size, self._target[language] + 1)
+                self._target[language] = min(self._limit[language], self._target[language] + 1)
             self._cond.notify_all()
         if pooled is None and not self._threads:
             self.warm()
@@ -143,13 +176,30 @@ class KernelPool:
             return None
         return pooled
 
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark a notebook run as executing. While any runs, the pool starts and preloads
+        kernels only when the CPUs are mostly idle (:class:`CpuWatch`): every start or
+        preload keeps a core busy for about a second, which CPU-bound runs need more, and a
+        kernel the current build does not take would be work lost to it. It fills up when
+        the runs end; a take that finds no kernel starts its own meanwhile."""
+        with self._cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
     def idle(self) -> dict[Language, int]:
         """Ready kernels per language."""
         with self._cond:
             return {lang: len(ready) for lang, ready in self._ready.items()}
 
     def _next_language(self) -> Language | None:
-        """The language most short of its target (Python first on a tie), or None."""
+        """The language most short of its target (Python first on a tie), or None; while
+        runs execute, the target is at most one."""
         now = time.monotonic()
         best: tuple[int, int] | None = None
         chosen: Language | None = None
@@ -163,10 +213,14 @@ class KernelPool:
 
     def _to_preload(self) -> PooledKernel | None:
         """An idle Python kernel whose Spark client is not imported yet, when the pool is full
-        and Spark is installed; marked unavailable until its import is done."""
+        and Spark is installed and fewer than one per worker have it; marked unavailable
+        until its import is done (it adds ~100 MB to the kernel)."""
         if self._preload is None:
             return None
-        for pooled in self._ready.get("PYTHON", ()):
+        ready = self._ready.get("PYTHON", ())
+        if sum(pooled.preloaded for pooled in ready) >= self._workers:
+            return None
+        for pooled in ready:
             if not pooled.preloaded:
                 pooled.preloaded = True
                 pooled.available.clear()
@@ -185,8 +239,11 @@ class KernelPool:
             pooled.available.set()
 
     def _next_job(self) -> Language | PooledKernel | None:
-        """A language to start a kernel of, else an idle kernel to preload, else None."""
+        """A language to start a kernel of, else an idle kernel to preload, else None.
+        While runs execute, only when the machine's CPUs are mostly idle."""
         if self._closed:
+            return None
+        if self._busy and not self._cpu.quiet():
             return None
         return self._next_language() or self._to_preload()
 
@@ -195,7 +252,7 @@ class KernelPool:
             with self._cond:
                 job = self._next_job()
                 while job is None and not self._closed:
-                    self._cond.wait(5.0)
+                    self._cond.wait(BUSY_CHECK_SECONDS if self._busy else 5.0)
                     job = self._next_job()
                 if job is None:  # closed
                     return
@@ -259,6 +316,31 @@ class KernelPool:
             killer.join()
         for thread in self._threads:
             thread.join(10)
+
+
+class CpuWatch:
+    """Whether this machine's CPUs were mostly idle lately, from ``/proc/stat`` deltas.
+
+    A verdict covers at least :data:`BUSY_CHECK_SECONDS`; asked sooner, the last one stands.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float] | None = None
+        self._quiet = False
+
+    def quiet(self) -> bool:
+        times = psutil.cpu_times()
+        # guest time is counted in user time already
+        total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        if self._last is None:
+            self._last = (total, idle)
+            return False
+        elapsed = (total - self._last[0]) / (psutil.cpu_count() or 1)
+        if elapsed >= BUSY_CHECK_SECONDS:
+            self._quiet = (idle - self._last[1]) >= QUIET_SHARE * (total - self._last[0])
+            self._last = (total, idle)
+        return self._quiet
 
 
 class _Closed(Exception):
