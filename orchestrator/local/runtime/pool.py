@@ -86,6 +86,10 @@ BUSY_CHECK_SECONDS = 1.0
 #: the idle share of the CPUs at which the pool fills while runs execute: a kernel start or a
 #: preload keeps a core busy for about a second, which CPU-bound runs would lose
 QUIET_SHARE = 0.5
+#: seconds the pool waits after the last run ended before it fills again: a build on the
+#: embedded workspace collects, cleans and stops it then, and a kernel started meanwhile is
+#: killed unused
+REFILL_PAUSE_SECONDS = 2.0
 #: seconds before a language whose kernel failed to start is tried again
 FAILURE_BACKOFF_SECONDS = 60.0
 
@@ -132,6 +136,8 @@ class KernelPool:
         self._closed = False
         #: notebook runs executing now (see :meth:`busy`)
         self._busy = 0
+        #: when the last run ended (the pool waits :data:`REFILL_PAUSE_SECONDS` after it)
+        self._idle_since = float("-inf")
         self._cpu = cpu or CpuWatch()
         self._preload = _SPARK_PRELOAD if importlib.util.find_spec("pyspark") else None
         self._threads: list[threading.Thread] = []
@@ -181,8 +187,9 @@ class KernelPool:
         """Mark a notebook run as executing. While any runs, the pool starts and preloads
         kernels only when the CPUs are mostly idle (:class:`CpuWatch`): every start or
         preload keeps a core busy for about a second, which CPU-bound runs need more, and a
-        kernel the current build does not take would be work lost to it. It fills up when
-        the runs end; a take that finds no kernel starts its own meanwhile."""
+        kernel the current build does not take would be work lost to it. It fills up
+        :data:`REFILL_PAUSE_SECONDS` after the runs end; a take that finds no kernel starts its
+        own meanwhile."""
         with self._cond:
             self._busy += 1
         try:
@@ -190,6 +197,8 @@ class KernelPool:
         finally:
             with self._cond:
                 self._busy -= 1
+                if not self._busy:
+                    self._idle_since = time.monotonic()
                 self._cond.notify_all()
 
     def idle(self) -> dict[Language, int]:
@@ -245,6 +254,8 @@ class KernelPool:
             return None
         if self._busy and not self._cpu.quiet():
             return None
+        if time.monotonic() - self._idle_since < REFILL_PAUSE_SECONDS:
+            return None  # the build that ran may be about to stop this workspace
         return self._next_language() or self._to_preload()
 
     def _fill(self) -> None:
@@ -252,7 +263,7 @@ class KernelPool:
             with self._cond:
                 job = self._next_job()
                 while job is None and not self._closed:
-                    self._cond.wait(BUSY_CHECK_SECONDS if self._busy else 5.0)
+                    self._cond.wait(BUSY_CHECK_SECONDS if self._busy else REFILL_PAUSE_SECONDS)
                     job = self._next_job()
                 if job is None:  # closed
                     return
