@@ -272,6 +272,17 @@ def test_the_working_directory_reads_as_a_workspace_path(py: KernelSession) -> N
     )
 
 
+def test_a_subprocess_started_in_the_working_directory_runs_in_the_local_folder(
+    py: KernelSession, layout: Layout
+) -> None:
+    """subprocess(cwd=os.getcwd()) works as on Databricks; the child sees the real folder."""
+    out = py.value(
+        "__import__('subprocess').run(['pwd', '-P'], cwd=__import__('os').getcwd(), "
+        "capture_output=True, text=True, check=True).stdout.strip()"
+    )
+    assert out == str(layout.notebook_dir.resolve())
+
+
 def test_sh_pwd_shows_the_workspace_path(py: KernelSession, layout: Layout) -> None:
     out = py.ok(
         "from orchestrator.local.runtime._kernel_magics import run_shell as __orch_sh\n"

@@ -10,7 +10,8 @@ As on Databricks Runtime 14+, the working directory reads as ``/Workspace/...``:
 ``os.getcwd()`` (and so ``%pwd``, ``Path.cwd()``, ``os.path.abspath``) maps a folder under a
 root back to its ``/Workspace``/``/dbfs`` spelling, while the process's real working directory
 stays the local folder (relative paths, subprocesses). A ``sys.path`` entry spelled that way
-imports through :func:`_mapped_path_hook`, since the import system calls ``posix`` directly.
+imports through :func:`_mapped_path_hook`, since the import system calls ``posix`` directly,
+and a ``subprocess`` ``cwd`` spelled that way is mapped too.
 
 The mapping lives in this Python process only: code that opens files from C, subprocesses,
 and modules that kept a reference to ``open`` from before the hooks see the real file system.
@@ -25,6 +26,7 @@ import errno
 import io
 import os
 import posixpath
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -247,6 +249,18 @@ def _wrap_getcwdb(original: Callable[[], bytes]) -> Callable[[], bytes]:
 real_getcwd: Callable[[], str] = os.getcwd
 
 
+def _wrap_popen_init(original: Callable[..., None]) -> Callable[..., None]:
+    """``subprocess.Popen(..., cwd="/Workspace/...")``: the child starts in the local folder
+    (a path ``os.getcwd()`` gave back works as a subprocess's ``cwd``, as on Databricks)."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("cwd") is not None:
+            kwargs["cwd"] = _MAPPER.map(kwargs["cwd"])
+        original(self, *args, **kwargs)
+
+    return _mark(__init__, original)
+
+
 def _mapped_path_hook(path: str) -> Any:
     """A ``sys.path_hooks`` entry: a ``/Workspace/...`` entry is found by the finder of the
     local folder that holds it. Other paths are left to the next hook."""
@@ -303,6 +317,7 @@ def _install_path_hooks(mapper: _PathMapper, user_ns: dict[str, Any] | None) -> 
         os.getcwdb = _wrap_getcwdb(os.getcwdb)
         sys.path_hooks.insert(0, _mapped_path_hook)
         sys.path_importer_cache.clear()
+        subprocess.Popen.__init__ = _wrap_popen_init(subprocess.Popen.__init__)  # type: ignore[method-assign]
     if user_ns is not None:
         # IPython puts its own ``open`` (refusing fds 0-2) into the user namespace.
         user_open = user_ns.get("open")
