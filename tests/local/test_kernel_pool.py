@@ -324,9 +324,11 @@ def test_the_cpu_watch_reads_idle_shares_over_a_second_or_more(
             Times(0.2, 0.0, 0.0, 0.0, 0.0),  # under a second later: the last verdict stands
             Times(1.5, 0.5, 0.0, 0.0, 1.0),  # 2 s busy of 2 (guest is inside user): busy
             Times(1.7, 0.5, 1.6, 0.2, 1.0),  # 0.2 s busy of 2: quiet
+            Times(1.7, 0.5, 9.6, 0.2, 1.0),  # 8 s later, all idle: a pause, not judged
+            Times(3.2, 0.5, 9.6, 0.2, 1.0),  # 1.5 s busy of 1.5 since the pause: busy
         ]
     )
     monkeypatch.setattr(psutil, "cpu_times", lambda: next(samples))
     monkeypatch.setattr(psutil, "cpu_count", lambda: 1)
     watch = CpuWatch()
-    assert [watch.quiet() for _ in range(4)] == [False, False, False, True]
+    assert [watch.quiet() for _ in range(6)] == [False, False, False, True, False, False]

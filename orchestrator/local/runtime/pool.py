@@ -14,14 +14,15 @@ handed out once, never returned.
 * **Sized by demand.** Each language starts with a target of idle kernels (Python: two per
   worker, as a build's task runs its entry notebook and a child; R: one); a ``take`` that
   finds none raises the target by one, up to two per worker for Python and one for R
-  (``size`` is the workspace's ``max_workers``), and every ``take`` is replaced.
+  (``size`` is the workspace's ``max_workers``), and every ``take`` is replaced. A language
+  whose kernel cannot start (no R, say) is not retried for a while; runs then start their own
+  kernel and report the error themselves.
 * **Out of the runs' way.** While notebook runs execute (:meth:`KernelPool.busy`), the pool
-  starts and preloads kernels only when the CPUs are mostly idle: on a busy machine every
-  start takes CPU from the runs, and a kernel the current build does not take is lost work.
-  Measured on the sample's warm build (2 cores): 12-15 CPU-s and 8.3-10.4 s with refills
-  during the run, 8.3-8.9 CPU-s and 6.9-7.4 s without. A language whose kernel
-  cannot start (no R, say) is not retried for a while; runs then start their own kernel and
-  report the error themselves.
+  starts and preloads kernels only when the CPUs are mostly idle, and it waits
+  :data:`REFILL_PAUSE_SECONDS` after the last run: on a busy machine every start takes CPU
+  from the runs, and a kernel the current build does not take is lost work. Measured on the
+  sample's warm build (2 cores): 12-15 CPU-s and 8.3-10.4 s with refills during the run,
+  8.3-8.9 CPU-s and 6.9-7.4 s without.
 * **Spark ahead.** Once the pool is full and ``pyspark`` is installed, up to one idle Python
   kernel per worker imports Spark's client (binding no name), as every Databricks notebook has
   ``spark`` loaded; a notebook that mentions ``spark`` takes one of those and its first
@@ -333,6 +334,8 @@ class CpuWatch:
     """Whether this machine's CPUs were mostly idle lately, from ``/proc/stat`` deltas.
 
     A verdict covers at least :data:`BUSY_CHECK_SECONDS`; asked sooner, the last one stands.
+    A look after a long pause (more than twice that) starts a new window instead of judging
+    the pause: not quiet until a window of now has passed.
     """
 
     def __init__(self) -> None:
@@ -344,10 +347,12 @@ class CpuWatch:
         # guest time is counted in user time already
         total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
         idle = times.idle + getattr(times, "iowait", 0.0)
-        if self._last is None:
-            self._last = (total, idle)
+        elapsed = 0.0
+        if self._last is not None:
+            elapsed = (total - self._last[0]) / (psutil.cpu_count() or 1)
+        if self._last is None or elapsed > 2 * BUSY_CHECK_SECONDS:
+            self._last, self._quiet = (total, idle), False
             return False
-        elapsed = (total - self._last[0]) / (psutil.cpu_count() or 1)
         if elapsed >= BUSY_CHECK_SECONDS:
             self._quiet = (idle - self._last[1]) >= QUIET_SHARE * (total - self._last[0])
             self._last = (total, idle)
