@@ -158,16 +158,16 @@ def phase_times(stamps: Sequence[tuple[float, str]], total: float) -> dict[str, 
     return out
 
 
-def settle(quiet: float = 0.9, within: float = 60.0) -> None:
-    """Wait until this machine's CPUs were at least ``quiet`` idle over one second (at most
-    ``within`` seconds): a warm server has refilled its kernel pool, as it has between a
-    developer's builds."""
+def settle(quiet: float = 0.9, seconds: int = 3, within: float = 90.0) -> None:
+    """Wait until this machine's CPUs were at least ``quiet`` idle in each of ``seconds``
+    one-second windows in a row (at most ``within`` seconds): a warm server has refilled its
+    kernel pool, as it has between a developer's builds."""
     import psutil
 
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if psutil.cpu_times_percent(interval=1.0).idle >= quiet * 100:
-            return
+    calm = 0
+    while time.monotonic() < deadline and calm < seconds:
+        calm = calm + 1 if psutil.cpu_times_percent(interval=1.0).idle >= quiet * 100 else 0
 
 
 def build_env(**extra: str) -> dict[str, str]:
