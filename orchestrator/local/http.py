@@ -415,7 +415,8 @@ def serve_http(
     server = _Server((host, port), handler)
     thread = threading.Thread(
         target=server.serve_forever,
-        kwargs={"poll_interval": 0.2},
+        # how soon shutdown() is noticed (a stopping build waits for it); 20 wake-ups a second
+        kwargs={"poll_interval": 0.05},
         name="local-workspace-http",
         daemon=True,
     )
