@@ -220,6 +220,9 @@ def test_local_build_outside_git_is_named_after_the_working_folder() -> None:
         ("https://github.com/contoso/notebooks-ci.git/", "notebooks-ci"),
         ("git@ssh.dev.azure.com:v3/contoso/project/notebooks-ci", "notebooks-ci"),
         ("/srv/git/notebooks-ci.git", "notebooks-ci"),
+        ("/home/me/notebooks-ci/.", "notebooks-ci"),  # git clone . elsewhere
+        ("../notebooks-ci/./", "notebooks-ci"),
+        ("..", "folder"),  # names nothing: the checkout's folder
     ],
 )
 def test_origin_url_forms_all_give_the_repo_name(url: str, name: str) -> None:

@@ -255,7 +255,8 @@ def _local(
 
 
 def _repo_from_url(url: str) -> str | None:
-    """``git@host:org/repo.git`` / ``https://host/org/repo`` / a path -> ``repo``."""
-    tail = re.split(r"[/:\\]", url.strip().rstrip("/"))[-1]
-    tail = tail.removesuffix(".git")
-    return tail or None
+    """``git@host:org/repo.git`` / ``https://host/org/repo`` / a path -> ``repo``; None when
+    the URL does not name it (a clone of ``..``: the checkout's folder name is used then)."""
+    parts = [part for part in re.split(r"[/:\\]", url.strip()) if part not in ("", ".")]
+    tail = parts[-1].removesuffix(".git") if parts else ""
+    return tail if tail and tail != ".." else None
