@@ -30,9 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PIP_CACHE_DIR"] = str(scratch / "pip-cache")
 
     from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service import jobs
-    from databricks.sdk.service.workspace import Language
 
+    from bench.notebook_runs import submit_notebook, upload_notebook
     from orchestrator.local import start_local_workspace
 
     source = (
@@ -45,20 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[int, float, str, int]] = []
     with start_local_workspace(scratch / "state") as ws:
         client = WorkspaceClient(host=ws.url, token=ws.token, auth_type="pat")
-        client.workspace.mkdirs("/bench")
-        client.workspace.upload("/bench/pip", source.encode(), language=Language.PYTHON)
+        upload_notebook(client, "/bench/pip", source)
         for number in range(1, args.runs + 1):
             started = time.perf_counter()
-            run = client.jobs.submit(
-                run_name=f"pip-{number}",
-                tasks=[
-                    jobs.SubmitTask(
-                        task_key="pip",
-                        existing_cluster_id="0000-000000-local",
-                        notebook_task=jobs.NotebookTask(notebook_path="/bench/pip"),
-                    )
-                ],
-            ).result()
+            run = submit_notebook(client, "/bench/pip", run_name=f"pip-{number}")
             seconds = time.perf_counter() - started
             task = run.tasks[0] if run.tasks else None
             result = task.state.result_state if task and task.state else None

@@ -93,9 +93,8 @@ def pooled_cold_and_attach(scratch: Path) -> dict[str, float]:
     through the Clusters API; then one notebook times its first ``spark`` query from inside its
     (pooled) kernel. The next notebook, on the running engine, times its attach the same way."""
     from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service import jobs
-    from databricks.sdk.service.workspace import Language
 
+    from bench.notebook_runs import exit_value, submit_notebook, upload_notebook
     from orchestrator.local import ClusterSpec, start_local_workspace
 
     ws = start_local_workspace(
@@ -107,25 +106,12 @@ def pooled_cold_and_attach(scratch: Path) -> dict[str, float]:
     try:
         ws.warm()
         w = WorkspaceClient(host=ws.url, token=ws.token, auth_type="pat")
-        w.workspace.mkdirs("/bench")
-        w.workspace.upload(
-            "/bench/attach", ATTACH_NOTEBOOK.encode(), language=Language.PYTHON, overwrite=True
-        )
-        task = jobs.Task(
-            task_key="attach",
-            existing_cluster_id=CLUSTER,
-            notebook_task=jobs.NotebookTask(notebook_path="/bench/attach"),
-        )
-        job = w.jobs.create(name="bench-spark-attach", tasks=[task])
-        assert job.job_id is not None
-        job_id = job.job_id
+        upload_notebook(w, "/bench/attach", ATTACH_NOTEBOOK)
 
         def first_query() -> float:
-            run = w.jobs.run_now_and_wait(job_id)
-            assert run.tasks and run.tasks[0].run_id is not None
-            output = w.jobs.get_run_output(run.tasks[0].run_id)
-            assert output.notebook_output and output.notebook_output.result, output.error
-            return float(output.notebook_output.result)
+            value, error = exit_value(w, submit_notebook(w, "/bench/attach", run_name="attach"))
+            assert value is not None, error
+            return float(value)
 
         time.sleep(POOL_SETTLE_SECONDS)
         started = time.monotonic()
@@ -143,8 +129,8 @@ def _run_notebooks(scratch: Path, notebook: str, count: int, workers: int) -> fl
     """``count`` copies of ``notebook`` as one job on a fresh local workspace; seconds."""
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.service import jobs
-    from databricks.sdk.service.workspace import Language
 
+    from bench.notebook_runs import upload_notebook
     from orchestrator.local import start_local_workspace
 
     ws = start_local_workspace(
@@ -152,8 +138,7 @@ def _run_notebooks(scratch: Path, notebook: str, count: int, workers: int) -> fl
     )
     try:
         w = WorkspaceClient(host=ws.url, token=ws.token, auth_type="pat")
-        w.workspace.mkdirs("/bench")
-        w.workspace.upload("/bench/nb", notebook.encode(), language=Language.PYTHON, overwrite=True)
+        upload_notebook(w, "/bench/nb", notebook)
         task = jobs.NotebookTask(notebook_path="/bench/nb")
         tasks = [
             jobs.Task(task_key=f"t{i}", existing_cluster_id=CLUSTER, notebook_task=task)

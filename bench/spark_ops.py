@@ -107,9 +107,8 @@ def run_ops(spark, scratch, display=None, prefix=""):
 def compat_sail(scratch: Path) -> dict[str, str]:
     """The compatibility suite in a notebook on the local workspace (Sail, real kernel)."""
     from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service import jobs
-    from databricks.sdk.service.workspace import Language
 
+    from bench.notebook_runs import exit_value, submit_notebook, upload_notebook
     from orchestrator.local import start_local_workspace
 
     ws = start_local_workspace(scratch / "ops-state", cluster_start_delay=0.0)
@@ -122,25 +121,11 @@ def compat_sail(scratch: Path) -> dict[str, str]:
     )
     try:
         w = WorkspaceClient(host=ws.url, token=ws.token, auth_type="pat")
-        w.workspace.mkdirs("/bench")
-        w.workspace.upload(
-            "/bench/ops", notebook.encode(), language=Language.PYTHON, overwrite=True
-        )
-        run = w.jobs.submit(
-            run_name="ops",
-            tasks=[
-                jobs.SubmitTask(
-                    task_key="ops",
-                    existing_cluster_id="0000-000000-local",
-                    notebook_task=jobs.NotebookTask(notebook_path="/bench/ops"),
-                )
-            ],
-        ).result()
-        assert run.tasks is not None and run.tasks[0].run_id is not None
-        output = w.jobs.get_run_output(run.tasks[0].run_id)
-        if output.notebook_output is None or output.notebook_output.result is None:
-            return {"(notebook)": str(output.error)}
-        result: dict[str, str] = json.loads(output.notebook_output.result)
+        upload_notebook(w, "/bench/ops", notebook)
+        value, error = exit_value(w, submit_notebook(w, "/bench/ops", run_name="ops"))
+        if value is None:
+            return {"(notebook)": str(error)}
+        result: dict[str, str] = json.loads(value)
         return result
     finally:
         ws.stop()
