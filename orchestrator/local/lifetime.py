@@ -87,7 +87,10 @@ def socket_root(state_dir: Path) -> Path:
     directory because a socket path holds 107 bytes at most (``/tmp`` when ``$TMPDIR`` is
     long). Each kernel removes its own folder when killed; the watchdog removes this one when
     the workspace is gone, so a killed workspace leaves nothing there either."""
-    mark = owner_env(state_dir)[OWNER_VARIABLE]
+    return _socket_root_of(owner_env(state_dir)[OWNER_VARIABLE])
+
+
+def _socket_root_of(mark: str) -> Path:
     return _socket_base() / f"{_socket_prefix(mark)}{_digest(mark)}"
 
 
@@ -111,7 +114,7 @@ def remove_socket_root(mark: str) -> None:
     """Remove the socket folder of the workspace with ``mark`` (the watchdog, at its end)."""
     import shutil
 
-    shutil.rmtree(_socket_base() / f"{_socket_prefix(mark)}{_digest(mark)}", ignore_errors=True)
+    shutil.rmtree(_socket_root_of(mark), ignore_errors=True)
 
 
 def remove_socket_roots(state_dir: Path) -> None:
