@@ -19,7 +19,7 @@ import contextlib
 import fcntl
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +97,10 @@ def connect(
     environ: Mapping[str, str],
     keyvault: Callable[[str], str] | None = None,
     clock: Clock | None = None,
+    languages: Collection[str] | None = None,
 ) -> Iterator[Connection]:
+    """The workspace connection; an embedded local workspace warms kernels of ``languages``
+    only (the build's notebooks'), when given."""
     if config.workspace.is_local:
         from orchestrator.local import start_local_workspace
 
@@ -108,7 +111,8 @@ def connect(
                 workspace = start_local_workspace(state, cluster_start_delay=0.0)
             except OSError as exc:
                 raise InfrastructureError(f"cannot start the local workspace: {exc}") from exc
-            workspace.warm()  # kernels start while the build prepares and deploys
+            # kernels start while the build prepares and deploys
+            workspace.warm(languages)
             try:
                 remote = open_workspace(
                     {"host": workspace.url, "token": workspace.token, "auth_type": "pat"},
@@ -155,9 +159,14 @@ def connect(
 
 @contextmanager
 def open_services(
-    config: BuildConfig, *, environ: Mapping[str, str], clock: Clock | None = None
+    config: BuildConfig,
+    *,
+    environ: Mapping[str, str],
+    clock: Clock | None = None,
+    languages: Collection[str] | None = None,
 ) -> Iterator[tuple[Connection, Storage]]:
-    """Key Vault (if configured) -> storage (credentials resolved) -> workspace connection."""
+    """Key Vault (if configured) -> storage (credentials resolved) -> workspace connection
+    (``languages``: of the notebooks the build runs, for an embedded workspace's kernels)."""
     from orchestrator.adapters.keyvault import keyvault_for
     from orchestrator.masking import register_secret
     from orchestrator.storage.base import StorageAuth, storage_auth
@@ -179,7 +188,9 @@ def open_services(
             concurrency=config.concurrency.deploy,
         )
         try:
-            with connect(config, environ=environ, keyvault=keyvault, clock=clock) as conn:
+            with connect(
+                config, environ=environ, keyvault=keyvault, clock=clock, languages=languages
+            ) as conn:
                 for value in conn.secrets:
                     register_secret(value)
                 yield conn, storage

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.deploy import DeployRules, plan_deploy
+from orchestrator.build.deploy import DeployRules, kernel_languages, plan_deploy
 from orchestrator.build.parameters import declare_parameters
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
@@ -184,6 +184,19 @@ def test_deploy_honours_gitignore_patterns_and_never_sends_outputs(tmp_path: Pat
     ]
     with pytest.raises(UsageError, match="nothing to deploy"):
         plan_deploy(root, "/b/1", rules=DeployRules(include=("*.nothing",)))
+
+
+def test_the_kernel_languages_are_pythons_and_the_deployed_notebooks(tmp_path: Path) -> None:
+    """What an embedded workspace's kernel pool starts kernels of: the entry notebook is
+    Python; the rest follows the notebooks (a .r file without the header is not one)."""
+    (tmp_path / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
+    (tmp_path / "plain.r").write_text("x <- 1\n")
+    _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
+    assert kernel_languages(items) == {"PYTHON"}
+    (tmp_path / "t.r").write_text("# Databricks notebook source\nx <- 1\n")
+    (tmp_path / "q.sql").write_text("-- Databricks notebook source\nSELECT 1\n")
+    _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
+    assert kernel_languages(items) == {"PYTHON", "R", "SQL"}
 
 
 def test_build_parameters_are_declared_and_unknown_references_are_exit_2() -> None:

@@ -24,7 +24,7 @@ import pathspec
 from orchestrator.adapters.databricks import DeployItem
 from orchestrator.errors import UsageError
 
-__all__ = ["MAX_IMPORT_BYTES", "DeployItem", "DeployRules", "plan_deploy"]
+__all__ = ["MAX_IMPORT_BYTES", "DeployItem", "DeployRules", "kernel_languages", "plan_deploy"]
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 _HEADERS = {
@@ -122,6 +122,12 @@ def _walk(local: Path, rules: DeployRules) -> Iterator[Path]:
                 stack.append((path, ignored))
             elif include is None or include.match_file(rel):
                 yield path
+
+
+def kernel_languages(items: Iterable[DeployItem]) -> set[str]:
+    """The notebook languages a build's runs need kernels of: Python (the entry notebook is
+    Python) and those of the notebooks deployed."""
+    return {"PYTHON"} | {item.language for item in items if item.language}
 
 
 def _notebook_language(path: Path) -> str | None:

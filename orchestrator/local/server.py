@@ -11,7 +11,7 @@ import secrets
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,11 +154,12 @@ class LocalWorkspace:
         self._mark = new_mark(state_dir)
         self._watchdog = start_watchdog(self._mark)
 
-    def warm(self) -> None:
+    def warm(self, languages: Collection[str] | None = None) -> None:
         """Start warming up now rather than when a cluster is first used: the kernel pool
-        fills and the notebook exporter loads, in the background (returns at once)."""
+        fills (with kernels of ``languages`` only, when the coming runs' are known) and the
+        notebook exporter loads, in the background (returns at once)."""
         if self._notebooks is not None:
-            self._notebooks.warm()
+            self._notebooks.warm(languages)
 
     def prune(self) -> PruneReport:
         """Apply the retention settings now (see :mod:`orchestrator.local.retention`)."""

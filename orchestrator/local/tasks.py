@@ -23,6 +23,8 @@ from orchestrator.local.workspace_api import normalize_path
 __all__ = ["NotebookTaskExecutor", "export_executed_html"]
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from orchestrator.local.runtime.pool import KernelPool
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,17 @@ class NotebookTaskExecutor:
                 )
             return self._pool
 
-    def warm(self) -> None:
-        """Start the kernel pool filling and the notebook exporter loading (idempotent,
-        returns at once)."""
+    def warm(self, languages: Collection[str] | None = None) -> None:
+        """Start the kernel pool filling, with kernels of ``languages`` only when given
+        (idempotent, returns at once)."""
         pool = self._kernel_pool()
         if pool is not None:
-            pool.warm()
+            pool.warm(languages)
+
+    def _warm_exporter(self) -> None:
+        """Load the notebook exporter in the background, once: when the first task starts
+        (its export is asked for when the run ends), not with the pool, as the import and
+        first rendering take 1.3-1.6 CPU-s that a build's start-up would lose to them."""
         with self._pool_lock:
             if self._exporter_warmed:
                 return
@@ -104,6 +111,7 @@ class NotebookTaskExecutor:
             message = "Notebook tasks from git sources are not supported by the local workspace."
             return TaskOutcome("FAILED", message, {"error": message})
 
+        self._warm_exporter()
         from orchestrator.local.runtime.executor import ExecutionRequest, execute_notebook
         from orchestrator.local.runtime.resolver import NotebookNotFound, make_sqlite_resolver
 

@@ -109,6 +109,34 @@ def gone(pid: int) -> bool:
         return True
 
 
+def _command_line(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def is_kernel(proc: psutil.Process) -> bool:
+    """A kernel process: started as one (its command line), or forked by a kernel zygote
+    (it shows the zygote's command line, and its parent is the zygote)."""
+    line = _command_line(proc)
+    if "ipykernel_launcher" in line or "IRkernel" in line:
+        return True
+    if "_zygote.py" not in line:
+        return False
+    try:
+        parent = proc.parent()
+    except psutil.Error:
+        return False
+    return parent is not None and "_zygote.py" in _command_line(parent)
+
+
+def kernel_pids(root: psutil.Process | None = None) -> set[int]:
+    """The kernels among the descendants of ``root`` (this process)."""
+    procs = (root or psutil.Process()).children(recursive=True)
+    return {proc.pid for proc in procs if is_kernel(proc)}
+
+
 def assert_all_gone(pids: list[int], *, within: float = 3.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

@@ -18,12 +18,18 @@ from orchestrator.local.notebooks import Language
 from orchestrator.local.runtime import NotebookResult, execute_notebook
 from orchestrator.local.runtime.pool import CpuWatch, KernelPool, PooledKernel
 from tests.local import conftest_runtime
-from tests.local.conftest_runtime import Workspace, assert_all_gone, read_pids, source
+from tests.local.conftest_runtime import (
+    Workspace,
+    assert_all_gone,
+    kernel_pids,
+    read_pids,
+    source,
+)
 
 ws = conftest_runtime.ws  # the fixture
 pytestmark = pytest.mark.timeout(180)
 HAS_R = shutil.which("R") is not None
-LANGUAGES: list[Language] = ["PYTHON", "R"] if HAS_R else ["PYTHON"]
+LANGUAGES: tuple[Language, ...] = ("PYTHON", "R") if HAS_R else ("PYTHON",)
 
 PY_FINGERPRINT = """import json, os, sys, tempfile
 home = os.environ["HOME"]
@@ -146,7 +152,7 @@ def test_no_state_crosses_from_one_run_to_the_next(
     pids: list[int] = []
     for path in ("/Users/a/first", "/Users/a/second"):
         wait_idle(pool, language)
-        idle = {p.pid for p in psutil.Process().children() if _is_kernel(p)}
+        idle = kernel_pids()
         result = run(ws, path, pool)
         assert result.status == "SUCCESS", (path, result.error, result.error_trace)
         (pid,) = read_pids(pid_file)
@@ -156,14 +162,6 @@ def test_no_state_crosses_from_one_run_to_the_next(
     home_file = Path(marker.read_text().strip())
     assert not home_file.exists()  # the first run's HOME went with its kernel
     assert_all_gone(pids, within=1)
-
-
-def _is_kernel(proc: psutil.Process) -> bool:
-    try:
-        line = " ".join(proc.cmdline())
-    except psutil.Error:
-        return False
-    return "ipykernel_launcher" in line or "IRkernel" in line
 
 
 def test_cancel_kills_the_runs_kernel_and_leaves_the_pool(
@@ -188,7 +186,7 @@ def test_cancel_kills_the_runs_kernel_and_leaves_the_pool(
     thread.start()
     (kernel,) = read_pids(pid_file)
     wait_idle(pool, "PYTHON")  # refilled meanwhile
-    idle = [p.pid for p in psutil.Process().children() if _is_kernel(p) and p.pid != kernel]
+    idle = kernel_pids() - {kernel}
     cancel.set()
     thread.join(10)
     assert results[0].status == "CANCELED"
@@ -203,7 +201,7 @@ def test_close_kills_the_idle_kernels_and_removes_their_folders(ws: Workspace) -
     while pool.idle()["PYTHON"] < 2:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    kernels = [p.pid for p in psutil.Process().children() if _is_kernel(p)]
+    kernels = sorted(kernel_pids())
     assert len(kernels) >= 2
     pool.close()
     assert_all_gone(kernels, within=1)
@@ -332,3 +330,66 @@ def test_the_cpu_watch_reads_idle_shares_over_a_second_or_more(
     monkeypatch.setattr(psutil, "cpu_count", lambda: 1)
     watch = CpuWatch()
     assert [watch.quiet() for _ in range(6)] == [False, False, False, True, False, False]
+
+
+def wait_starting(pool: KernelPool, language: Language, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while pool.starting()[language] < 1:
+        assert time.monotonic() < deadline, "the pool started no kernel"
+        time.sleep(0.005)
+
+
+def test_a_take_waits_for_a_starting_kernel_rather_than_start_a_second(ws: Workspace) -> None:
+    pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=1, languages=("PYTHON",))
+    pool.warm()
+    try:
+        wait_starting(pool, "PYTHON")
+        assert pool.idle() == {"PYTHON": 0}
+        pooled = pool.take("PYTHON")  # none ready, one starting: the take waits for it
+        assert pooled is not None
+        assert pooled.kernel.exited is False
+        pooled.kernel.kill()
+    finally:
+        pool.close()
+
+
+class Cancelled(Exception):
+    pass
+
+
+def test_a_cancel_ends_a_take_that_waits_for_a_starting_kernel(ws: Workspace) -> None:
+    pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=1, languages=("PYTHON",))
+    pool.warm()
+    calls: list[float] = []
+
+    def cancelled() -> None:
+        calls.append(time.monotonic())
+        raise Cancelled
+
+    try:
+        wait_starting(pool, "PYTHON")
+        with pytest.raises(Cancelled):
+            pool.take("PYTHON", check=cancelled)
+        assert len(calls) == 1
+        pooled = pool.take("PYTHON")  # the next take waits again (the first one let go)
+        assert pooled is not None
+        pooled.kernel.kill()
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(not HAS_R, reason="needs R with IRkernel (CI installs it)")
+def test_warm_with_languages_starts_only_theirs_until_a_run_asks(ws: Workspace) -> None:
+    """An embedded workspace's build names its notebooks' languages: an R kernel (1.5 CPU-s)
+    starts only when a run asks for one."""
+    pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=1)
+    pool.warm(languages={"PYTHON"})
+    try:
+        wait_for(pool, 2)
+        time.sleep(0.5)
+        assert pool.idle() == {"PYTHON": 2, "R": 0}
+        assert pool.starting() == {"PYTHON": 0, "R": 0}
+        assert pool.take("R") is None  # none ready or starting: the run starts its own
+        wait_idle(pool, "R")  # and the pool keeps one from now on
+    finally:
+        pool.close()

@@ -36,6 +36,7 @@ from orchestrator.local.lifetime import (
     record_process,
 )
 from orchestrator.local.spark.engine import engine_available
+from tests.local.conftest_runtime import is_kernel
 
 TOKEN = "orphan-test-token"
 REPO = Path(__file__).resolve().parents[2]
@@ -156,8 +157,12 @@ def _start_everything(served: Served, out: Path) -> tuple[int, int]:
 
     def all_running() -> bool:
         lines = _cmdlines(served.state)
-        kernels = sum("ipykernel_launcher" in line for line in lines)
-        ready = kernels >= 2 and out.with_name(out.name + ".child").exists()
+        python_kernels = [
+            proc
+            for proc in owned_processes(served.state)
+            if is_kernel(proc) and "IRkernel" not in " ".join(proc.cmdline())
+        ]
+        ready = len(python_kernels) >= 2 and out.with_name(out.name + ".child").exists()
         if HAS_R:
             ready = ready and any("IRkernel" in line for line in lines)
         if engine_available():
@@ -169,16 +174,16 @@ def _start_everything(served: Served, out: Path) -> tuple[int, int]:
 
 
 def _socket_roots(state: Path) -> set[Path]:
-    """The folders holding the kernels' Unix sockets (from their connection files)."""
-    roots = set()
+    """The folders holding the kernels' Unix sockets (``<root>/k-<kernel>/k-<channel>``)."""
+    roots: set[Path] = set()
     for proc in owned_processes(state):
         try:
-            argv = proc.cmdline()
+            bound = [conn.laddr for conn in proc.net_connections(kind="unix")]
         except psutil.Error:
             continue
-        if "-f" in argv:
-            connection = json.loads(Path(argv[argv.index("-f") + 1]).read_text())
-            roots.add(Path(connection["ip"]).parent.parent)
+        for path in bound:
+            if isinstance(path, str) and Path(path).parent.name.startswith("k-"):
+                roots.add(Path(path).parent.parent)
     return roots
 
 
@@ -206,8 +211,12 @@ def test_kernels_die_with_the_server_and_a_restart_ends_the_rest(
     escaped, plain = _start_everything(served, tmp_path / "pids.txt")
     sockets = _socket_roots(served.state)
     server = psutil.Process(served.process.pid)
-    kernels = [p for p in server.children() if "watchdog" not in " ".join(p.cmdline())]
-    assert any("ipykernel_launcher" in " ".join(k.cmdline()) for k in kernels)
+    # what the server started (kernels, the zygote, the Spark engine) and the kernels the
+    # zygote forked
+    started = [p for p in server.children() if "watchdog" not in " ".join(p.cmdline())]
+    forked = [p for p in server.children(recursive=True) if is_kernel(p) and p not in started]
+    kernels = started + forked
+    assert any(is_kernel(k) and "IRkernel" not in " ".join(k.cmdline()) for k in kernels)
     watchdog = served.watchdog()
     watchdog.kill()  # what a CI agent killing everything but the kernels would do
     assert wait_until(lambda: not _alive(watchdog.pid))  # a zombie until the server goes

@@ -277,7 +277,8 @@ class _Run:
         cwd = notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir
         pooled = None
         if self.kernels is not None:
-            pooled = self.kernels.take(language, spark=_mentions_spark(self.notebook))
+            spark = _mentions_spark(self.notebook)
+            pooled = self.kernels.take(language, spark=spark, check=self.check)
         if pooled is not None:
             self.kernel = pooled.kernel
             self.silent(language, "run's environment", adopt_code(language, run_env, cwd))
@@ -295,6 +296,7 @@ class _Run:
                         start_timeout=KERNEL_START_TIMEOUT,
                         state_dir=self.request.state_db.parent,
                         owned_dir=kernel_dir,
+                        spawn=None if self.kernels is None else self.kernels.spawner(language),
                     )
                     break
                 except KernelStartError as exc:

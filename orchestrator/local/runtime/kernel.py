@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
@@ -44,7 +44,9 @@ __all__ = [
     "ExecuteReply",
     "Kernel",
     "KernelDiedError",
+    "KernelProcess",
     "KernelStartError",
+    "Spawn",
     "kill_process_tree",
 ]
 
@@ -55,6 +57,28 @@ _IDLE_GRACE_SECONDS = 5.0
 _LOG_TAIL_BYTES = 4000
 
 Message = dict[str, Any]
+
+
+class KernelProcess(Protocol):
+    """The kernel's process as :class:`Kernel` uses it: a ``subprocess.Popen``, or a kernel a
+    zygote forked (:class:`~.zygote.ForkedProcess`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class Spawn(Protocol):
+    """Starts a kernel's command in ``cwd`` with ``env``, its output to ``log`` (its own
+    session; it dies with the thread that asked): what :meth:`Kernel.start` uses instead of
+    ``subprocess.Popen`` when given one."""
+
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
+    ) -> KernelProcess: ...
 
 
 class KernelStartError(RuntimeError):
@@ -159,12 +183,28 @@ def _wait_dead(procs: set[psutil.Process], *, timeout: float) -> list[psutil.Pro
     return alive
 
 
+def _popen(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # one prctl call, async-signal-safe
+        )
+
+
 class Kernel:
     """A running kernel process with a connected blocking client. Use :meth:`start`."""
 
     def __init__(
         self,
-        process: subprocess.Popen[bytes],
+        process: KernelProcess,
         client: Any,
         log_file: Path,
         state_dir: Path | None = None,
@@ -187,6 +227,11 @@ class Kernel:
         """The kernel process id."""
         return self._process.pid
 
+    @property
+    def exited(self) -> bool:
+        """Whether the kernel process has ended (a kernel can die idle, e.g. with its zygote)."""
+        return self._process.poll() is not None
+
     @classmethod
     def start(
         cls,
@@ -199,8 +244,10 @@ class Kernel:
         start_timeout: float,
         state_dir: Path | None = None,
         owned_dir: Path | None = None,
+        spawn: Spawn | None = None,
     ) -> Kernel:
-        """Launch ``argv`` (``{connection_file}`` is substituted) and wait until it answers.
+        """Launch ``argv`` (``{connection_file}`` is substituted) and wait until it answers;
+        with ``spawn``, through it (a zygote's fork) instead of a new process.
 
         The kernel gets SIGKILL when the calling thread ends (``PR_SET_PDEATHSIG``: call from
         the thread that will kill it); with ``state_dir`` the local workspace's state records
@@ -230,21 +277,11 @@ class Kernel:
         )
         command = [part.replace("{connection_file}", str(connection_file)) for part in argv]
         logger.debug("starting kernel %s in %s", command, cwd)
-        with log_file.open("wb") as log:
-            try:
-                process = subprocess.Popen(
-                    command,
-                    cwd=cwd,
-                    env=dict(env),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent(),  # one prctl call, async-signal-safe
-                )
-            except OSError as exc:
-                shutil.rmtree(socket_dir, ignore_errors=True)
-                raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc
+        try:
+            process = (spawn or _popen)(command, cwd=cwd, env=env, log=log_file)
+        except (OSError, RuntimeError) as exc:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc
         if state_dir is not None:
             record_process(state_dir, process.pid, "kernel")
         client = BlockingKernelClient()

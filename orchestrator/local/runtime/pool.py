@@ -28,9 +28,18 @@ handed out once, never returned.
   ``spark`` loaded; a notebook that mentions ``spark`` takes one of those and its first
   ``spark`` only connects (about 1 s less per Spark notebook); other notebooks (a build's entry
   notebook) take the others.
-* **Owned.** Kernels are started from the pool's thread, one at a time (``PR_SET_PDEATHSIG``
-  is per thread, and the thread lives as long as the pool), recorded in the workspace state
-  until killed, and :meth:`KernelPool.close` kills the idle ones.
+* **Forked.** Python kernels are forked by the pool's zygote (:mod:`.zygote`), a process that
+  has imported ipykernel once: 0.3 CPU-s to a ready kernel instead of 0.7. A run that finds
+  no idle kernel forks its own from it too (:meth:`KernelPool.spawner`). Should the zygote
+  fail to start, kernels are processes of their own; should it die, the next start makes a
+  new one, and the idle kernels that died with it are dropped.
+* **One launcher per language.** Each language's kernels are started by a thread of its own,
+  one at a time, so an R kernel (1.5 s) starts beside the Python ones rather than after
+  them: a build's first runs need a Python kernel (the entry notebook) and, half a second
+  later, one of the test notebook's language.
+* **Owned.** Kernels (and the zygote) are started from the pool's threads
+  (``PR_SET_PDEATHSIG`` is per thread, and the threads live as long as the pool), recorded in
+  the workspace state until killed, and :meth:`KernelPool.close` kills the idle ones.
 """
 
 from __future__ import annotations
@@ -42,14 +51,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import psutil
 
-from orchestrator.local.runtime.kernel import Kernel, KernelStartError
+from orchestrator.local.runtime.kernel import Kernel, KernelStartError, Spawn
 from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
+from orchestrator.local.runtime.zygote import Zygote, ZygoteError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,11 +87,10 @@ _SPARK_PRELOAD = (
     "        pass\n"
     "del __orch_module"
 )
+#: how often a take waiting for a starting kernel calls its ``check``
+_TAKE_CHECK_SECONDS = 0.05
 #: how long a take waits for a preload in progress (it takes about a second)
 _PRELOAD_WAIT_SECONDS = 30.0
-#: kernels started at once: one, so refills take at most one core from the runs that run
-#: meanwhile (each start keeps a core busy for about a second)
-LAUNCHERS = 1
 #: while runs execute, how often the pool looks whether the CPUs are quiet enough to fill
 BUSY_CHECK_SECONDS = 1.0
 #: the idle share of the CPUs at which the pool fills while runs execute: a kernel start or a
@@ -133,6 +142,10 @@ class KernelPool:
             for lang in languages
         }
         self._starting: dict[Language, int] = dict.fromkeys(languages, 0)
+        #: takes waiting for a kernel that is starting (each waits for one of its own)
+        self._waiting: dict[Language, int] = dict.fromkeys(languages, 0)
+        #: whether a run took (or asked for) a kernel yet
+        self._taken = False
         self._failed_until: dict[Language, float] = {}
         self._closed = False
         #: notebook runs executing now (see :meth:`busy`)
@@ -142,37 +155,81 @@ class KernelPool:
         self._cpu = cpu or CpuWatch()
         self._preload = _SPARK_PRELOAD if importlib.util.find_spec("pyspark") else None
         self._threads: list[threading.Thread] = []
+        #: forks the Python kernels; started by the pool's thread on its first Python kernel
+        self._zygote: Zygote | None = None
+        self._zygote_dir: Path | None = None
+        self._zygote_failed_until = 0.0
 
-    def warm(self) -> None:
-        """Start filling the pool (idempotent); the first call starts the pool's threads."""
+    def warm(self, languages: Collection[str] | None = None) -> None:
+        """Start filling the pool (idempotent); the first call starts the pool's threads.
+
+        ``languages``: the ones the coming runs need (an embedded workspace's build knows its
+        notebooks'); the others start no kernel until a run asks for one. Speculative starts
+        are not free on a busy machine: an unused R kernel costs 1.5 CPU-s."""
         with self._cond:
+            if languages is not None:
+                for language in self._languages:
+                    if language not in languages and not self._taken:
+                        self._target[language] = 0
             if not self._threads and not self._closed:
-                for index in range(LAUNCHERS):
+                for language in self._languages:
                     thread = threading.Thread(
-                        target=self._fill, name=f"kernel-pool-{index}", daemon=True
+                        target=self._fill,
+                        args=(language,),
+                        name=f"kernel-pool-{language.lower()}",
+                        daemon=True,
                     )
                     thread.start()
                     self._threads.append(thread)
             self._cond.notify_all()
 
-    def take(self, language: Language, *, spark: bool = False) -> PooledKernel | None:
+    def take(
+        self,
+        language: Language,
+        *,
+        spark: bool = False,
+        check: Callable[[], None] | None = None,
+    ) -> PooledKernel | None:
         """A ready kernel of ``language``, or None (the caller starts its own). With
         ``spark`` (the notebook uses it), one whose Spark client is imported if there is one;
-        without, one whose is not, so the preloaded ones stay for the notebooks that need them."""
+        without, one whose is not, so the preloaded ones stay for the notebooks that need them.
+
+        When none is ready but one is starting that no other take waits for, the take waits
+        for it rather than starting a second: it is ready sooner than a new one, and a
+        machine busy with runs does not pay twice. ``check`` is called while waiting;
+        whatever it raises (the run's cancel) propagates."""
+        dead: list[PooledKernel] = []
         with self._cond:
             if self._closed or language not in self._ready:
                 return None
-            ready = self._ready[language]
-            available = [k for k in ready if k.available.is_set()]
-            pooled = next(
-                (k for k in available if k.preloaded == spark),
-                available[0] if available else (ready[0] if ready else None),
-            )
-            if pooled is not None:
-                ready.remove(pooled)
-            else:
+            self._taken = True
+            waited = False
+            while True:
+                pooled, gone = self._pick(language, spark=spark)
+                dead += gone
+                if pooled is not None or self._closed:
+                    break
+                if not waited:
+                    if self._starting[language] <= self._waiting[language]:
+                        break
+                    waited = True
+                    self._waiting[language] += 1
+                elif not self._starting[language]:
+                    break  # it failed, or another take got it
+                try:
+                    if check is not None:
+                        check()
+                    self._cond.wait(_TAKE_CHECK_SECONDS)
+                except BaseException:
+                    self._waiting[language] -= 1
+                    raise
+            if waited:
+                self._waiting[language] -= 1
+            if pooled is None:
                 self._target[language] = min(self._limit[language], self._target[language] + 1)
             self._cond.notify_all()
+        for kernel in dead:
+            _discard(kernel)
         if pooled is None and not self._threads:
             self.warm()
         if pooled is not None and not pooled.available.wait(_PRELOAD_WAIT_SECONDS):
@@ -182,6 +239,24 @@ class KernelPool:
             _discard(pooled)  # its preload then fails and ends
             return None
         return pooled
+
+    def _pick(
+        self, language: Language, *, spark: bool
+    ) -> tuple[PooledKernel | None, list[PooledKernel]]:
+        """Under the lock: the ready kernel a take gets (removed from the pool), and the idle
+        ones found dead (they died idle, with their zygote say), removed too."""
+        ready = self._ready[language]
+        dead = [k for k in ready if k.kernel.exited]
+        for gone in dead:
+            ready.remove(gone)
+        available = [k for k in ready if k.available.is_set()]
+        pooled = next(
+            (k for k in available if k.preloaded == spark),
+            available[0] if available else (ready[0] if ready else None),
+        )
+        if pooled is not None:
+            ready.remove(pooled)
+        return pooled, dead
 
     @contextmanager
     def busy(self) -> Iterator[None]:
@@ -207,19 +282,18 @@ class KernelPool:
         with self._cond:
             return {lang: len(ready) for lang, ready in self._ready.items()}
 
-    def _next_language(self) -> Language | None:
-        """The language most short of its target (Python first on a tie), or None; while
-        runs execute, the target is at most one."""
-        now = time.monotonic()
-        best: tuple[int, int] | None = None
-        chosen: Language | None = None
-        for order, lang in enumerate(self._languages):
-            if self._failed_until.get(lang, 0.0) > now:
-                continue
-            missing = self._target[lang] - len(self._ready[lang]) - self._starting[lang]
-            if missing > 0 and (best is None or (-missing, order) < best):
-                best, chosen = (-missing, order), lang
-        return chosen
+    def starting(self) -> dict[Language, int]:
+        """Kernels starting now, per language."""
+        with self._cond:
+            return dict(self._starting)
+
+    def _short(self, language: Language) -> bool:
+        """Whether ``language`` has fewer kernels ready or starting than its target (and
+        did not fail to start lately)."""
+        if self._failed_until.get(language, 0.0) > time.monotonic():
+            return False
+        have = len(self._ready[language]) + self._starting[language]
+        return self._target[language] > have
 
     def _to_preload(self) -> PooledKernel | None:
         """An idle Python kernel whose Spark client is not imported yet, when the pool is full
@@ -248,24 +322,27 @@ class KernelPool:
         finally:
             pooled.available.set()
 
-    def _next_job(self) -> Language | PooledKernel | None:
-        """A language to start a kernel of, else an idle kernel to preload, else None.
-        While runs execute, only when the machine's CPUs are mostly idle."""
+    def _next_job(self, language: Language) -> Language | PooledKernel | None:
+        """For ``language``'s launcher: the language, when a kernel of it is to start; else
+        an idle Python kernel to preload; else None. While runs execute, only when the
+        machine's CPUs are mostly idle."""
         if self._closed:
             return None
         if self._busy and not self._cpu.quiet():
             return None
         if time.monotonic() - self._idle_since < REFILL_PAUSE_SECONDS:
             return None  # the build that ran may be about to stop this workspace
-        return self._next_language() or self._to_preload()
+        if self._short(language):
+            return language
+        return self._to_preload() if language == "PYTHON" else None
 
-    def _fill(self) -> None:
+    def _fill(self, language: Language) -> None:
         while True:
             with self._cond:
-                job = self._next_job()
+                job = self._next_job(language)
                 while job is None and not self._closed:
                     self._cond.wait(BUSY_CHECK_SECONDS if self._busy else REFILL_PAUSE_SECONDS)
-                    job = self._next_job()
+                    job = self._next_job(language)
                 if job is None:  # closed
                     return
                 if isinstance(job, PooledKernel):
@@ -283,8 +360,49 @@ class KernelPool:
                 if pooled is not None and not self._closed:
                     self._ready[job].append(pooled)
                     pooled = None
+                self._cond.notify_all()  # a take may be waiting for this kernel
             if pooled is not None:  # closed meanwhile
                 _discard(pooled)
+
+    def _spawner(self, language: Language) -> Spawn | None:
+        """The zygote's fork for a Python kernel (the zygote started on first use, in the
+        pool's thread), or None: the kernel is started as a process of its own."""
+        if language != "PYTHON":
+            return None
+        if self._zygote is not None and not self._zygote.alive:
+            self._close_zygote()
+        if self._zygote is None and time.monotonic() >= self._zygote_failed_until:
+            self._zygote_dir = self._root / f"zygote-{uuid.uuid4().hex[:12]}"
+            try:
+                self._zygote = Zygote.start(
+                    env=kernel_base_env(self._state_dir, self._zygote_dir),
+                    cwd=self._zygote_dir,
+                    log_file=self._zygote_dir / "zygote.log",
+                    state_dir=self._state_dir,
+                    check=self._check_open,
+                )
+            except (ZygoteError, OSError) as exc:
+                logger.warning("kernel pool: %s; starting kernels without it", exc)
+                self._zygote_failed_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
+                self._close_zygote()
+        return None if self._zygote is None else self._zygote.spawn
+
+    def spawner(self, language: Language) -> Spawn | None:
+        """How a run that found no idle kernel starts its own: forked by the pool's zygote
+        while one is running (Python), else None (a process of its own). The kernel then
+        lives as long as the zygote, which lives as long as the pool; its run kills it."""
+        zygote = self._zygote
+        if language != "PYTHON" or zygote is None or not zygote.alive:
+            return None
+        return zygote.spawn
+
+    def _close_zygote(self) -> None:
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
+        if self._zygote_dir is not None:
+            shutil.rmtree(self._zygote_dir, ignore_errors=True)
+            self._zygote_dir = None
 
     def _start(self, language: Language) -> PooledKernel | None:
         kernel_dir = self._root / f"{language.lower()}-{uuid.uuid4().hex[:12]}"
@@ -299,10 +417,13 @@ class KernelPool:
                 start_timeout=KERNEL_START_TIMEOUT,
                 state_dir=self._state_dir,
                 owned_dir=kernel_dir,
+                spawn=self._spawner(language),
             )
         except (KernelStartError, OSError, _Closed) as exc:
             shutil.rmtree(kernel_dir, ignore_errors=True)
-            if not isinstance(exc, _Closed):
+            if self._zygote is not None and not self._zygote.alive:
+                logger.info("kernel pool: the zygote ended; a new one forks the next kernel")
+            elif not isinstance(exc, _Closed):
                 logger.warning("kernel pool: cannot start a %s kernel: %s", language, exc)
                 with self._cond:
                     self._failed_until[language] = time.monotonic() + FAILURE_BACKOFF_SECONDS
@@ -328,6 +449,7 @@ class KernelPool:
             killer.join()
         for thread in self._threads:
             thread.join(10)
+        self._close_zygote()  # gone with the pool's thread, and the kernels it forked
 
 
 class CpuWatch:

@@ -1,0 +1,178 @@
+"""The kernel zygote with real ipykernels: forked kernels answer, are the pool's Python kernels,
+differ from each other where a fresh process would (random state), report their exit codes,
+and die with the zygote; a zygote that cannot start leaves the pool on plain processes.
+
+What a forked kernel looks like to a notebook (cwd, ``sys.path``, environment, home, temp
+dir) is compared with a fresh kernel's in test_kernel_pool's fingerprint test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from orchestrator.local.runtime import zygote as zygote_module
+from orchestrator.local.runtime.kernel import Kernel, KernelDiedError
+from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
+from orchestrator.local.runtime.pool import KernelPool, PooledKernel
+from orchestrator.local.runtime.zygote import Zygote, ZygoteError
+from tests.local.conftest_runtime import assert_all_gone
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def zygote(tmp_path: Path) -> Iterator[Zygote]:
+    folder = tmp_path / "zygote"
+    started = Zygote.start(
+        env=kernel_base_env(tmp_path, folder), cwd=folder, log_file=folder / "zygote.log"
+    )
+    yield started
+    started.close()
+
+
+def forked_kernel(zygote: Zygote, folder: Path, state: Path) -> Kernel:
+    folder.mkdir(parents=True)
+    return Kernel.start(
+        argv=kernel_argv("PYTHON"),
+        cwd=folder,
+        env=kernel_base_env(state, folder),
+        work_dir=folder,
+        check=lambda: None,
+        start_timeout=KERNEL_START_TIMEOUT,
+        spawn=zygote.spawn,
+    )
+
+
+def evaluate(kernel: Kernel, expression: str) -> object:
+    """The value of a Python expression in ``kernel`` (printed as JSON)."""
+    texts: list[str] = []
+
+    def collect(msg: dict[str, object]) -> None:
+        content = msg.get("content")
+        if msg.get("msg_type") == "stream" and isinstance(content, dict):
+            texts.append(str(content.get("text", "")))
+
+    reply = kernel.execute(
+        f"import json as _j; print(_j.dumps({expression}))", on_message=collect, check=lambda: None
+    )
+    assert reply.status == "ok", reply
+    return json.loads("".join(texts))
+
+
+def test_forked_kernels_answer_and_differ_where_fresh_processes_would(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    first = forked_kernel(zygote, tmp_path / "k1", tmp_path)
+    second = forked_kernel(zygote, tmp_path / "k2", tmp_path)
+    try:
+        for kernel, folder in ((first, tmp_path / "k1"), (second, tmp_path / "k2")):
+            assert psutil.Process(kernel.pid).ppid() == zygote.pid
+            state = evaluate(
+                kernel,
+                "[__import__('os').getcwd(), __import__('os').environ['HOME'],"
+                " __import__('tempfile').gettempdir(), __import__('sys').argv[0],"
+                " __import__('os').getsid(0) == __import__('os').getpid()]",
+            )
+            assert isinstance(state, list)
+            assert state[:3] == [str(folder), str(folder / "home"), str(folder / "tmp")]
+            assert str(state[3]).endswith("/ipykernel_launcher.py")  # as `python -m` sets it
+            assert state[4] is True  # a session of its own
+        draws = [evaluate(k, "__import__('random').random()") for k in (first, second)]
+        assert draws[0] != draws[1]  # the random module is reseeded in each fork
+    finally:
+        first.kill()
+        second.kill()
+    assert_all_gone([first.pid, second.pid], within=1)
+
+
+def test_the_exit_code_of_a_forked_kernel_is_reported(zygote: Zygote, tmp_path: Path) -> None:
+    kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)
+    with pytest.raises(KernelDiedError, match=r"exit code 7"):
+        kernel.execute("import os; os._exit(7)", on_message=lambda _msg: None, check=lambda: None)
+    kernel.kill()
+
+
+def test_a_kernel_that_fails_to_start_names_its_error(zygote: Zygote, tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    log = folder / "kernel.log"
+    process = zygote.spawn(
+        [sys.executable, "-m", "no_such_kernel_module"], cwd=folder, env=dict(os.environ), log=log
+    )
+    assert process.wait(30) == 1
+    assert "No module named no_such_kernel_module" in log.read_text()
+
+
+def test_kernels_die_with_the_zygote(zygote: Zygote, tmp_path: Path) -> None:
+    kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)
+    os.kill(zygote.pid, signal.SIGKILL)
+    assert_all_gone([kernel.pid], within=10)
+    deadline = time.monotonic() + 10
+    while zygote.alive:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(ZygoteError):
+        zygote.spawn(kernel_argv("PYTHON"), cwd=tmp_path, env={}, log=tmp_path / "x.log")
+    kernel.kill()
+
+
+def test_the_zygote_exits_when_closed_with_no_kernel_left(zygote: Zygote) -> None:
+    process = psutil.Process(zygote.pid)
+    zygote.close(timeout=10)
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_pools_python_kernels_are_forked_and_a_dead_zygote_is_replaced(
+    tmp_path: Path,
+) -> None:
+    pool = KernelPool(root=tmp_path / "kernels", state_dir=tmp_path, size=1, languages=("PYTHON",))
+    pool.warm()
+    try:
+        first = take(pool)
+        zygote_pid = psutil.Process(first.kernel.pid).ppid()
+        assert "_zygote.py" in " ".join(psutil.Process(zygote_pid).cmdline())
+        first.kernel.kill()
+        os.kill(zygote_pid, signal.SIGKILL)
+        pooled = take(pool)  # not an idle kernel that died with the zygote: a new zygote's
+        parent = psutil.Process(pooled.kernel.pid).ppid()
+        assert parent not in (zygote_pid, os.getpid())
+        assert evaluate(pooled.kernel, "1 + 1") == 2
+        pooled.kernel.kill()
+    finally:
+        pool.close()
+
+
+def take(pool: KernelPool) -> PooledKernel:
+    deadline = time.monotonic() + 60
+    while True:
+        pooled = pool.take("PYTHON")
+        if pooled is not None:
+            return pooled
+        assert time.monotonic() < deadline, "no kernel from the pool"
+        time.sleep(0.05)
+
+
+def test_a_zygote_that_cannot_start_leaves_the_pool_on_plain_kernels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken_zygote.py"
+    broken.write_text("import sys\nsys.exit('zygote failed on purpose')\n")
+    monkeypatch.setattr(zygote_module, "_SCRIPT", broken)
+    with pytest.raises(ZygoteError, match="zygote failed on purpose"):
+        Zygote.start(env=dict(os.environ), cwd=tmp_path / "z", log_file=tmp_path / "z.log")
+    pool = KernelPool(root=tmp_path / "kernels", state_dir=tmp_path, size=1, languages=("PYTHON",))
+    pool.warm()
+    try:
+        pooled = take(pool)
+        assert psutil.Process(pooled.kernel.pid).ppid() == os.getpid()  # plain process
+        pooled.kernel.kill()
+    finally:
+        pool.close()
