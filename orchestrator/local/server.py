@@ -156,8 +156,8 @@ class LocalWorkspace:
 
     def warm(self, languages: Collection[str] | None = None) -> None:
         """Start warming up now rather than when a cluster is first used: the kernel pool
-        fills (with kernels of ``languages`` only, when the coming runs' are known) and the
-        notebook exporter loads, in the background (returns at once)."""
+        fills in the background, with kernels of ``languages`` only when the coming runs' are
+        known (returns at once). The notebook exporter loads when the first task starts."""
         if self._notebooks is not None:
             self._notebooks.warm(languages)
 
