@@ -250,10 +250,10 @@ class Kernel:
         with ``spawn``, through it (a zygote's fork) instead of a new process.
 
         The kernel gets SIGKILL when the calling thread ends (``PR_SET_PDEATHSIG``: call from
-        the thread that will kill it), or, forked by a zygote, when the zygote ends; with ``state_dir`` the local workspace's state records
-        it until it is killed, so a restarted workspace can end it
-        (:mod:`orchestrator.local.lifetime`). ``owned_dir`` (the kernel's home, say) is
-        deleted when the kernel is killed.
+        the thread that will kill it), or, forked by a zygote, when the zygote ends; with
+        ``state_dir`` the local workspace's state records it until it is killed, so a
+        restarted workspace can end it (:mod:`orchestrator.local.lifetime`). ``owned_dir``
+        (the kernel's home, say) is deleted when the kernel is killed.
 
         Raises :class:`KernelStartError` when the process exits or does not answer within
         ``start_timeout`` seconds; whatever ``check`` raises propagates (the process is killed).
