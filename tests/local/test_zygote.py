@@ -93,6 +93,29 @@ def test_forked_kernels_answer_and_differ_where_fresh_processes_would(
     assert_all_gone([first.pid, second.pid], within=1)
 
 
+def test_a_forked_kernel_has_loaded_the_modules_a_fresh_one_has(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """The zygote imports nothing a fresh kernel would not have imported by its first cell."""
+    loaded = "sorted(__import__('sys').modules)"
+    forked = forked_kernel(zygote, tmp_path / "forked", tmp_path)
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    fresh = Kernel.start(
+        argv=kernel_argv("PYTHON"),
+        cwd=fresh_dir,
+        env=kernel_base_env(tmp_path, fresh_dir),
+        work_dir=fresh_dir,
+        check=lambda: None,
+        start_timeout=KERNEL_START_TIMEOUT,
+    )
+    try:
+        assert evaluate(forked, loaded) == evaluate(fresh, loaded)
+    finally:
+        forked.kill()
+        fresh.kill()
+
+
 def test_the_exit_code_of_a_forked_kernel_is_reported(zygote: Zygote, tmp_path: Path) -> None:
     kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)
     with pytest.raises(KernelDiedError, match=r"exit code 7"):
