@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from orchestrator.local.runtime import zygote as zygote_module
-from orchestrator.local.runtime.kernel import Kernel, KernelDiedError
+from orchestrator.local.runtime.kernel import Kernel, KernelDiedError, Spawn
 from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
 from orchestrator.local.runtime.pool import KernelPool, PooledKernel
 from orchestrator.local.runtime.zygote import Zygote, ZygoteError
@@ -38,7 +38,8 @@ def zygote(tmp_path: Path) -> Iterator[Zygote]:
     started.close()
 
 
-def forked_kernel(zygote: Zygote, folder: Path, state: Path) -> Kernel:
+def start_kernel(folder: Path, state: Path, spawn: Spawn | None) -> Kernel:
+    """A Python kernel in ``folder``: forked by ``spawn``, or a process of its own."""
     folder.mkdir(parents=True)
     return Kernel.start(
         argv=kernel_argv("PYTHON"),
@@ -47,8 +48,12 @@ def forked_kernel(zygote: Zygote, folder: Path, state: Path) -> Kernel:
         work_dir=folder,
         check=lambda: None,
         start_timeout=KERNEL_START_TIMEOUT,
-        spawn=zygote.spawn,
+        spawn=spawn,
     )
+
+
+def forked_kernel(zygote: Zygote, folder: Path, state: Path) -> Kernel:
+    return start_kernel(folder, state, zygote.spawn)
 
 
 def evaluate(kernel: Kernel, expression: str) -> object:
@@ -99,16 +104,7 @@ def test_a_forked_kernel_has_loaded_the_modules_a_fresh_one_has(
     """The zygote imports nothing a fresh kernel would not have imported by its first cell."""
     loaded = "sorted(__import__('sys').modules)"
     forked = forked_kernel(zygote, tmp_path / "forked", tmp_path)
-    fresh_dir = tmp_path / "fresh"
-    fresh_dir.mkdir()
-    fresh = Kernel.start(
-        argv=kernel_argv("PYTHON"),
-        cwd=fresh_dir,
-        env=kernel_base_env(tmp_path, fresh_dir),
-        work_dir=fresh_dir,
-        check=lambda: None,
-        start_timeout=KERNEL_START_TIMEOUT,
-    )
+    fresh = start_kernel(tmp_path / "fresh", tmp_path, None)
     try:
         assert evaluate(forked, loaded) == evaluate(fresh, loaded)
     finally:
