@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,31 @@ def test_a_kernel_that_fails_to_start_names_its_error(zygote: Zygote, tmp_path: 
     )
     assert process.wait(30) == 1
     assert "No module named no_such_kernel_module" in log.read_text()
+
+
+def test_requests_that_arrive_together_are_all_answered(zygote: Zygote, tmp_path: Path) -> None:
+    """Several runs fork at the same moment: their requests can reach the zygote in one read,
+    and each gets its own fork (``python -m this`` prints and exits 0)."""
+    barrier = threading.Barrier(4)
+    codes: list[int] = []
+
+    def spawn(index: int) -> None:
+        barrier.wait()
+        process = zygote.spawn(
+            [sys.executable, "-m", "this"],
+            cwd=tmp_path,
+            env=dict(os.environ),
+            log=tmp_path / f"this-{index}.log",
+        )
+        codes.append(process.wait(30))
+
+    threads = [threading.Thread(target=spawn, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert codes == [0, 0, 0, 0]
+    assert all("Beautiful is better" in (tmp_path / f"this-{i}.log").read_text() for i in range(4))
 
 
 def test_kernels_die_with_the_zygote(zygote: Zygote, tmp_path: Path) -> None:

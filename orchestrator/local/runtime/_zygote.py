@@ -84,8 +84,10 @@ def _child(request: dict[str, Any], base_path: list[str], zygote: int, fds: list
 
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # as Python's exit maps it: None is 0, a message is 1
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
     except BaseException:  # noqa: BLE001 - reported in the kernel's log, as Python would
         traceback.print_exc()
     finally:
@@ -115,11 +117,28 @@ def _reap(out: Any, children: set[int]) -> None:
             _reply(out, {"exit": pid, "code": code})
 
 
+def _fork(
+    request: dict[str, Any], base_path: list[str], zygote: int, private: list[int], out: Any
+) -> int | None:
+    """Fork the kernel ``request`` describes; its pid, or None (the error is replied)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        _reply(out, {"id": request["id"], "error": str(exc)})
+        return None
+    if pid == 0:
+        _child(request, base_path, zygote, private)
+    _reply(out, {"id": request["id"], "pid": pid})
+    return pid
+
+
 def main() -> None:
     for name in _PRELOAD:
         __import__(name)
     base_path = _base_path()
-    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    requests = os.dup(0)  # read raw: a buffered reader could hold a second request unseen
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):  # a forked kernel must not hold the request and reply pipes
@@ -134,33 +153,28 @@ def main() -> None:
     selector = selectors.DefaultSelector()
     selector.register(requests, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    private = [requests.fileno(), out.fileno(), wake_read, wake_write]
+    private = [requests, out.fileno(), wake_read, wake_write]
     with contextlib.suppress(AttributeError):  # epoll, kqueue: a descriptor of their own
         private.append(selector.fileno())
     children: set[int] = set()
     zygote = os.getpid()
     _reply(out, {"ready": zygote})
+    pending = b""
     open_input = True
     while open_input or children:
         for key, _ in selector.select(timeout=1.0):
-            if key.fileobj is requests:
-                line = requests.readline()
-                if not line:
+            if key.fd == requests:
+                data = os.read(requests, 1 << 16)
+                if not data:
                     open_input = False
                     selector.unregister(requests)
                     continue
-                request = json.loads(line)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                try:
-                    pid = os.fork()
-                except OSError as exc:
-                    _reply(out, {"id": request["id"], "error": str(exc)})
-                    continue
-                if pid == 0:
-                    _child(request, base_path, zygote, private)
-                children.add(pid)
-                _reply(out, {"id": request["id"], "pid": pid})
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    pid = _fork(json.loads(line), base_path, zygote, private, out)
+                    if pid is not None:
+                        children.add(pid)
             else:
                 with contextlib.suppress(OSError):
                     os.read(wake_read, 512)
