@@ -156,6 +156,21 @@ def test_requests_that_arrive_together_are_all_answered(zygote: Zygote, tmp_path
     assert all("Beautiful is better" in (tmp_path / f"this-{i}.log").read_text() for i in range(4))
 
 
+def test_a_fork_that_answers_after_its_spawn_gave_up_is_killed(
+    zygote: Zygote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spawn that stops waiting (the zygote slow to answer) leaves no process behind."""
+    monkeypatch.setattr(zygote_module, "SPAWN_TIMEOUT", 0.0)  # gives up before any reply
+    sleeper = [sys.executable, "-m", "timeit", "-n1", "-r1", "-s", "import time", "time.sleep(60)"]
+    with pytest.raises(ZygoteError, match="did not answer"):
+        zygote.spawn(sleeper, cwd=tmp_path, env=dict(os.environ), log=tmp_path / "late.log")
+    deadline = time.monotonic() + 30
+    while -9 not in zygote._exits.values():  # private: the exit codes the zygote reported
+        assert time.monotonic() < deadline, "the late fork was not killed"
+        time.sleep(0.05)
+    assert psutil.Process(zygote.pid).children() == []
+
+
 def test_kernels_die_with_the_zygote(zygote: Zygote, tmp_path: Path) -> None:
     kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)
     os.kill(zygote.pid, signal.SIGKILL)

@@ -26,6 +26,8 @@ import contextlib
 import itertools
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -80,6 +82,8 @@ class Zygote:
         self._state_dir = state_dir
         self._cond = threading.Condition()
         self._replies: dict[int, dict[str, Any]] = {}
+        #: requests whose spawn gave up waiting: a late fork is killed, not left running
+        self._abandoned: set[int] = set()
         self._exits: dict[int, int] = {}
         self._ready: int | None = None
         self._gone = False
@@ -186,6 +190,8 @@ class Zygote:
                     break
                 self._cond.wait(left)
             reply = self._replies.pop(request_id, None)
+            if reply is None:
+                self._abandoned.add(request_id)
         if reply is None:
             raise ZygoteError("the kernel zygote did not answer")
         if "pid" not in reply:
@@ -239,6 +245,11 @@ class Zygote:
                     self._ready = int(message["ready"])
                 elif "exit" in message:
                     self._exits[int(message["exit"])] = int(message["code"])
+                elif "id" in message and int(message["id"]) in self._abandoned:
+                    self._abandoned.discard(int(message["id"]))
+                    if "pid" in message:  # forked after its spawn gave up: nobody owns it
+                        with contextlib.suppress(OSError):
+                            os.kill(int(message["pid"]), signal.SIGKILL)
                 elif "id" in message:
                     self._replies[int(message["id"])] = message
                 self._cond.notify_all()
