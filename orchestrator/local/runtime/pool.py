@@ -157,7 +157,6 @@ class KernelPool:
         self._threads: list[threading.Thread] = []
         #: forks the Python kernels; started by the pool's thread on its first Python kernel
         self._zygote: Zygote | None = None
-        self._zygote_dir: Path | None = None
         self._zygote_failed_until = 0.0
 
     def warm(self, languages: Collection[str] | None = None) -> None:
@@ -372,19 +371,20 @@ class KernelPool:
         if self._zygote is not None and not self._zygote.alive:
             self._close_zygote()
         if self._zygote is None and time.monotonic() >= self._zygote_failed_until:
-            self._zygote_dir = self._root / f"zygote-{uuid.uuid4().hex[:12]}"
+            folder = self._root / f"zygote-{uuid.uuid4().hex[:12]}"
             try:
                 self._zygote = Zygote.start(
-                    env=kernel_base_env(self._state_dir, self._zygote_dir),
-                    cwd=self._zygote_dir,
-                    log_file=self._zygote_dir / "zygote.log",
+                    env=kernel_base_env(self._state_dir, folder),
+                    cwd=folder,
+                    log_file=folder / "zygote.log",
                     state_dir=self._state_dir,
                     check=self._check_open,
+                    owned_dir=folder,
                 )
             except (ZygoteError, OSError) as exc:
                 logger.warning("kernel pool: %s; starting kernels without it", exc)
                 self._zygote_failed_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
-                self._close_zygote()
+                shutil.rmtree(folder, ignore_errors=True)
         return None if self._zygote is None else self._zygote.spawn
 
     def spawner(self, language: Language) -> Spawn | None:
@@ -398,11 +398,8 @@ class KernelPool:
 
     def _close_zygote(self) -> None:
         if self._zygote is not None:
-            self._zygote.close()
+            self._zygote.close()  # its folder goes with it
             self._zygote = None
-        if self._zygote_dir is not None:
-            shutil.rmtree(self._zygote_dir, ignore_errors=True)
-            self._zygote_dir = None
 
     def _start(self, language: Language) -> PooledKernel | None:
         kernel_dir = self._root / f"{language.lower()}-{uuid.uuid4().hex[:12]}"

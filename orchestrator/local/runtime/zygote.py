@@ -27,6 +27,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,9 +78,15 @@ class ForkedProcess:
 class Zygote:
     """A running fork server for Python kernels; :meth:`start` one, :meth:`spawn` kernels."""
 
-    def __init__(self, process: subprocess.Popen[bytes], state_dir: Path | None) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        state_dir: Path | None,
+        owned_dir: Path | None = None,
+    ) -> None:
         self._process = process
         self._state_dir = state_dir
+        self._owned_dir = owned_dir
         self._cond = threading.Condition()
         self._replies: dict[int, dict[str, Any]] = {}
         #: requests whose spawn gave up waiting: a late fork is killed, not left running
@@ -114,10 +121,12 @@ class Zygote:
         state_dir: Path | None = None,
         timeout: float = START_TIMEOUT,
         check: Callable[[], None] | None = None,
+        owned_dir: Path | None = None,
     ) -> Zygote:
         """Start the zygote with ``env`` in ``cwd`` (its own output goes to ``log_file``) and
         wait until it has made its imports; ``check`` is called while waiting, and whatever it
-        raises propagates (the zygote is killed). It dies with the calling thread."""
+        raises propagates (the zygote is killed). It dies with the calling thread.
+        ``owned_dir`` (its home, say) is deleted when it is closed, or when it fails to start."""
         cwd.mkdir(parents=True, exist_ok=True)
         with log_file.open("wb") as log:
             try:
@@ -132,10 +141,12 @@ class Zygote:
                     preexec_fn=die_with_parent(),  # one prctl call, async-signal-safe
                 )
             except OSError as exc:
+                if owned_dir is not None:
+                    shutil.rmtree(owned_dir, ignore_errors=True)
                 raise ZygoteError(f"cannot start the kernel zygote: {exc}") from exc
         if state_dir is not None:
             record_process(state_dir, process.pid, "zygote")
-        zygote = cls(process, state_dir)
+        zygote = cls(process, state_dir, owned_dir)
         deadline = time.monotonic() + timeout
         try:
             with zygote._cond:
@@ -151,8 +162,8 @@ class Zygote:
             zygote.close(timeout=0)
             raise
         if not ready:
-            zygote.close(timeout=0)
             tail = log_file.read_bytes()[-2000:].decode("utf-8", errors="replace").strip()
+            zygote.close(timeout=0)
             raise ZygoteError(
                 "the kernel zygote did not start" + (f":\n{tail}" if tail else " in time")
             )
@@ -232,6 +243,8 @@ class Zygote:
         self._reader.join(5)
         if self._state_dir is not None:
             forget_process(self._state_dir, self._process.pid)
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
 
     def _read(self, stream: IO[bytes]) -> None:
         for raw in stream:
