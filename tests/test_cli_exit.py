@@ -10,35 +10,23 @@ import textwrap
 from orchestrator import __version__
 
 
-def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        [sys.executable, *args], capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def _code(code: str) -> subprocess.CompletedProcess[str]:
+    return _python("-c", textwrap.dedent(code))
 
 
 def test_module_entry_prints_the_version_and_exits_0() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _python("-m", "orchestrator", "--version")
     assert (done.returncode, done.stdout.strip()) == (0, f"orchestrator {__version__}")
 
 
 def test_an_error_keeps_its_exit_code_and_one_line_message() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "plan", "--config", "/nonexistent/o.yml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _python("-m", "orchestrator", "plan", "--config", "/nonexistent/o.yml")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "orchestrator: error: o.yml: cannot read the file: No such file or directory"
@@ -46,7 +34,7 @@ def test_an_error_keeps_its_exit_code_and_one_line_message() -> None:
 
 
 def test_atexit_handlers_run_threads_finish_and_buffered_output_is_flushed() -> None:
-    done = _python(
+    done = _code(
         """
         import atexit, sys, threading, time
         from orchestrator import cli
@@ -70,7 +58,7 @@ def test_atexit_handlers_run_threads_finish_and_buffered_output_is_flushed() -> 
 
 
 def test_usage_errors_exit_2_with_argparse_message() -> None:
-    done = _python(
+    done = _code(
         """
         import sys
         from orchestrator import cli
