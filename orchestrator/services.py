@@ -98,9 +98,11 @@ def connect(
     keyvault: Callable[[str], str] | None = None,
     clock: Clock | None = None,
     languages: Collection[str] | None = None,
+    spark: bool = False,
 ) -> Iterator[Connection]:
     """The workspace connection; an embedded local workspace warms kernels of ``languages``
-    only (the build's notebooks'), when given."""
+    only (the build's notebooks'), when given, and readies Spark notebooks' kernels when
+    ``spark`` (a notebook of the build uses it)."""
     if config.workspace.is_local:
         from orchestrator.local import start_local_workspace
 
@@ -112,7 +114,7 @@ def connect(
             except OSError as exc:
                 raise InfrastructureError(f"cannot start the local workspace: {exc}") from exc
             # kernels start while the build prepares and deploys
-            workspace.warm(languages)
+            workspace.warm(languages, spark=spark)
             try:
                 remote = open_workspace(
                     {"host": workspace.url, "token": workspace.token, "auth_type": "pat"},
@@ -164,9 +166,11 @@ def open_services(
     environ: Mapping[str, str],
     clock: Clock | None = None,
     languages: Collection[str] | None = None,
+    spark: bool = False,
 ) -> Iterator[tuple[Connection, Storage]]:
     """Key Vault (if configured) -> storage (credentials resolved) -> workspace connection
-    (``languages``: of the notebooks the build runs, for an embedded workspace's kernels)."""
+    (``languages``: of the notebooks the build runs, and ``spark``: whether one uses Spark,
+    for an embedded workspace's kernels)."""
     from orchestrator.adapters.keyvault import keyvault_for
     from orchestrator.masking import register_secret
     from orchestrator.storage.base import StorageAuth, storage_auth
@@ -189,7 +193,12 @@ def open_services(
         )
         try:
             with connect(
-                config, environ=environ, keyvault=keyvault, clock=clock, languages=languages
+                config,
+                environ=environ,
+                keyvault=keyvault,
+                clock=clock,
+                languages=languages,
+                spark=spark,
             ) as conn:
                 for value in conn.secrets:
                     register_secret(value)

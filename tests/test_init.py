@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.deploy import DeployRules, kernel_languages, plan_deploy
+from orchestrator.build.deploy import DeployRules, kernel_languages, plan_deploy, uses_spark
 from orchestrator.build.parameters import declare_parameters
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
@@ -197,6 +197,19 @@ def test_the_kernel_languages_are_pythons_and_the_deployed_notebooks(tmp_path: P
     (tmp_path / "q.sql").write_text("-- Databricks notebook source\nSELECT 1\n")
     _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
     assert kernel_languages(items) == {"PYTHON", "R", "SQL"}
+
+
+def test_a_build_uses_spark_when_a_python_notebook_names_it(tmp_path: Path) -> None:
+    """The embedded workspace starts its Spark zygote for such a build; a file or an R
+    notebook naming spark does not count (R notebooks get no Spark)."""
+    (tmp_path / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
+    (tmp_path / "s.r").write_text("# Databricks notebook source\nlibrary(SparkR)\n")
+    (tmp_path / "helper.py").write_text("import pyspark\n")
+    _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
+    assert uses_spark(items) is False
+    (tmp_path / "f.py").write_text("# Databricks notebook source\ndf = spark.range(3)\n")
+    _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
+    assert uses_spark(items) is True
 
 
 def test_build_parameters_are_declared_and_unknown_references_are_exit_2() -> None:

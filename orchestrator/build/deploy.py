@@ -24,7 +24,14 @@ import pathspec
 from orchestrator.adapters.databricks import DeployItem
 from orchestrator.errors import UsageError
 
-__all__ = ["MAX_IMPORT_BYTES", "DeployItem", "DeployRules", "kernel_languages", "plan_deploy"]
+__all__ = [
+    "MAX_IMPORT_BYTES",
+    "DeployItem",
+    "DeployRules",
+    "kernel_languages",
+    "plan_deploy",
+    "uses_spark",
+]
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 _HEADERS = {
@@ -128,6 +135,20 @@ def kernel_languages(items: Iterable[DeployItem]) -> set[str]:
     """The notebook languages a build's runs need kernels of: Python (the entry notebook is
     Python) and those of the notebooks deployed."""
     return {"PYTHON"} | {item.language for item in items if item.language}
+
+
+def uses_spark(items: Iterable[DeployItem]) -> bool:
+    """Whether a Python notebook of the build names ``spark`` (or ``pyspark``): the local
+    workspace then readies kernels with Spark's client imported. The same test as the
+    executor's, on the whole file: a false hit costs an idle process, a miss nothing."""
+    for item in items:
+        if item.kind == "NOTEBOOK" and item.language == "PYTHON":
+            try:
+                if b"spark" in item.source.read_bytes():
+                    return True
+            except OSError:
+                continue  # the deploy reports it
+    return False
 
 
 def _notebook_language(path: Path) -> str | None:

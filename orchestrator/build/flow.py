@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.adapters.databricks import Polling, is_terminal, platform_failure
 from orchestrator.build.collect import collect_run
-from orchestrator.build.deploy import kernel_languages
+from orchestrator.build.deploy import kernel_languages, uses_spark
 from orchestrator.build.entry_notebook import ENTRY_SOURCE
 from orchestrator.build.plan import BuildPlan, BuildResult, display_path
 from orchestrator.build.progress import Progress
@@ -129,10 +129,11 @@ def execute(
     progress = Progress(out, live=live)
     build = _Build()
     languages = kernel_languages(plan.deploy_items)
+    spark = uses_spark(plan.deploy_items)
     with (
         cancel_on_signals(grace=config.timeouts.cancel_grace),
         at_stake(lambda: build.at_stake(plan)),
-        open_services(config, environ=environ, clock=clock, languages=languages) as (
+        open_services(config, environ=environ, clock=clock, languages=languages, spark=spark) as (
             conn,
             storage,
         ),

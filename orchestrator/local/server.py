@@ -154,12 +154,13 @@ class LocalWorkspace:
         self._mark = new_mark(state_dir)
         self._watchdog = start_watchdog(self._mark)
 
-    def warm(self, languages: Collection[str] | None = None) -> None:
+    def warm(self, languages: Collection[str] | None = None, *, spark: bool = False) -> None:
         """Start warming up now rather than when a cluster is first used: the kernel pool
         fills in the background, with kernels of ``languages`` only when the coming runs' are
-        known (returns at once). The notebook exporter loads when the first task starts."""
+        known, and Spark notebooks' kernels are made ready when a coming run uses ``spark``
+        (returns at once). The notebook exporter loads when the first task starts."""
         if self._notebooks is not None:
-            self._notebooks.warm(languages)
+            self._notebooks.warm(languages, spark=spark)
 
     def prune(self) -> PruneReport:
         """Apply the retention settings now (see :mod:`orchestrator.local.retention`)."""

@@ -64,12 +64,12 @@ class NotebookTaskExecutor:
                 )
             return self._pool
 
-    def warm(self, languages: Collection[str] | None = None) -> None:
-        """Start the kernel pool filling, with kernels of ``languages`` only when given
-        (idempotent, returns at once)."""
+    def warm(self, languages: Collection[str] | None = None, *, spark: bool = False) -> None:
+        """Start the kernel pool filling, with kernels of ``languages`` only when given, and
+        its Spark zygote when a coming run uses ``spark`` (idempotent, returns at once)."""
         pool = self._kernel_pool()
         if pool is not None:
-            pool.warm(languages)
+            pool.warm(languages, spark=spark)
 
     def _warm_exporter(self) -> None:
         """Load the notebook exporter in the background, once: when the first task starts

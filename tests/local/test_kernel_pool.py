@@ -393,3 +393,43 @@ def test_warm_with_languages_starts_only_theirs_until_a_run_asks(ws: Workspace) 
         wait_idle(pool, "R")  # and the pool keeps one from now on
     finally:
         pool.close()
+
+
+def test_a_spark_notebook_forks_from_the_spark_zygote_others_from_the_plain_one(
+    ws: Workspace,
+) -> None:
+    """A build that runs Spark (``warm(spark=True)``) starts the Spark zygote: a notebook that
+    mentions spark and finds no preloaded idle kernel gets a fork of it, Spark's client
+    loaded and no name bound; a notebook that does not gets a plain fork."""
+    pool = KernelPool(root=ws.root / "kernels", state_dir=ws.root, size=1, languages=("PYTHON",))
+    pool._preload = None  # private: no idle kernel preloads, so the zygote's fork is taken
+    pool.warm(spark=True)
+    parent = "open(f'/proc/{__import__(\"os\").getppid()}/cmdline').read()"
+    ws.add(
+        "/Users/a/plain",
+        source(
+            "import json, sys\ndbutils.notebook.exit(json.dumps("
+            f"[any(m.endswith('connect.session') for m in sys.modules), {parent}]))"
+        ),
+    )
+    ws.add(
+        "/Users/a/nb",
+        source(
+            "import json, sys\ndbutils.notebook.exit(json.dumps("
+            f"['pyspark.sql.connect.session' in sys.modules, 'pyspark' in globals(), {parent}]))"
+        ),
+    )
+    try:
+        plain = run(ws, "/Users/a/plain", pool)
+        spark = run(ws, "/Users/a/nb", pool)
+        assert pool.forks.spark_zygote is not None
+    finally:
+        pool.close()
+    assert plain.status == "SUCCESS", plain.error
+    loaded, plain_parent = json.loads(plain.exit_value or "")
+    assert loaded is False
+    assert "_zygote.py" in plain_parent and "pyspark" not in plain_parent
+    assert spark.status == "SUCCESS", spark.error
+    loaded, bound, spark_parent = json.loads(spark.exit_value or "")
+    assert (loaded, bound) == (True, False)
+    assert "_zygote.py" in spark_parent and "pyspark.sql.connect.session" in spark_parent

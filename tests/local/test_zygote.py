@@ -236,3 +236,73 @@ def test_a_zygote_that_cannot_start_leaves_the_pool_on_plain_kernels(
         pooled.kernel.kill()
     finally:
         pool.close()
+
+
+def test_a_zygote_given_modules_forks_kernels_that_have_them_and_reseeds_random(
+    tmp_path: Path,
+) -> None:
+    """The Spark zygote's mechanism: modules imported ahead are loaded in every fork, and the
+    global random generators loaded in the zygote (NumPy's among them) are seeded anew in each
+    fork, or two kernels would draw the same numbers."""
+    folder = tmp_path / "zygote"
+    zygote = Zygote.start(
+        env=kernel_base_env(tmp_path, folder),
+        cwd=folder,
+        log_file=folder / "zygote.log",
+        preload=("numpy.random",),
+    )
+    kernels = [forked_kernel(zygote, tmp_path / f"k{i}", tmp_path) for i in range(2)]
+    try:
+        loaded = "'numpy.random' in __import__('sys').modules"
+        assert [evaluate(k, loaded) for k in kernels] == [True, True]
+        for draw in ("__import__('numpy').random.random()", "__import__('random').random()"):
+            first, second = (evaluate(k, draw) for k in kernels)
+            assert first != second, draw
+    finally:
+        for kernel in kernels:
+            kernel.kill()
+        zygote.close()
+
+
+def test_a_zygote_whose_module_cannot_be_imported_does_not_start(tmp_path: Path) -> None:
+    folder = tmp_path / "zygote"
+    with pytest.raises(ZygoteError, match="No module named 'no_such_module_here'"):
+        Zygote.start(
+            env=kernel_base_env(tmp_path, folder),
+            cwd=folder,
+            log_file=folder / "zygote.log",
+            preload=("no_such_module_here",),
+        )
+
+
+def test_a_run_that_asks_while_the_zygote_starts_waits_and_forks_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a process of its own (three times the CPU, as long): the run's kernel is forked
+    once the zygote is up."""
+    from orchestrator.local.runtime import forks
+
+    real_start = Zygote.start
+
+    def slow_start(**kwargs: object) -> Zygote:
+        time.sleep(1.0)
+        return real_start(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(forks.Zygote, "start", staticmethod(slow_start))
+    pool = KernelPool(root=tmp_path / "kernels", state_dir=tmp_path, size=1, languages=("PYTHON",))
+    pool.warm()
+    try:
+        deadline = time.monotonic() + 10
+        while not pool.forks.starting:  # the test asks while it starts
+            assert time.monotonic() < deadline, "the zygote did not start"
+            time.sleep(0.01)
+        spawn = pool.spawner("PYTHON")
+        assert spawn is not None
+        kernel = start_kernel(tmp_path / "run", tmp_path, spawn)
+        try:
+            parent = psutil.Process(kernel.pid).ppid()
+            assert "_zygote.py" in " ".join(psutil.Process(parent).cmdline())
+        finally:
+            kernel.kill()
+    finally:
+        pool.close()

@@ -2,7 +2,10 @@
 
 It imports what every ipykernel imports before it answers (IPython, ipykernel, zmq,
 tornado, jupyter_client), then forks one kernel per request. A forked kernel skips the
-interpreter start and those imports: 0.3 CPU-s to a ready kernel instead of 0.7.
+interpreter start and those imports: 0.3 CPU-s to a ready kernel instead of 0.7. Module names
+given as arguments (``python _zygote.py pyspark.sql.connect.session ...``) are imported too,
+before the zygote answers: its kernels start with them loaded (the kernel pool's Spark
+zygote); a failed import ends the zygote, with the error in its log.
 
 Requests come on stdin, one JSON object per line: ``{"id", "argv", "cwd", "env", "log"}``,
 where ``argv`` is the kernel's command line as :func:`.launch.kernel_argv` gives it
@@ -15,9 +18,12 @@ The zygote exits when stdin closes and its last kernel has ended, or with its pa
 The child becomes what ``python -m ipykernel_launcher`` in ``cwd`` with ``env`` would be:
 its own session, stdin from /dev/null, stdout and stderr to ``log``, the environment, the
 working directory, ``sys.argv`` and ``sys.path`` of that command (``PYTHONPATH`` first, the
-interpreter's own entries after), default signal handlers, no cached temp dir, and then the
+interpreter's own entries after), default signal handlers, no cached temp dir, the random
+generators seeded anew from the OS (``random``'s and NumPy's global ones, when loaded: a fork
+copies its parent's state, and two kernels would draw the same numbers), and then the
 launcher's own code, run as ``__main__``. This file imports the standard library and
-ipykernel only: the kernel sees no module a fresh one would not have loaded by then.
+ipykernel only (and the modules it is given): the kernel sees no other module a fresh one
+would not have loaded by then.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ def _child(request: dict[str, Any], base_path: list[str], zygote: int, fds: list
         import tempfile
 
         tempfile.tempdir = None  # gettempdir() reads the kernel's TMPDIR, not the zygote's
+        _reseed()
         cwd = os.getcwd()  # noqa: PTH109 - a str, as Python puts it on sys.path
         extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         sys.path[:] = [cwd, *extra, *base_path]  # what `python -m` in cwd starts with
@@ -95,6 +102,15 @@ def _child(request: dict[str, Any], base_path: list[str], zygote: int, fds: list
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _reseed() -> None:
+    """Seed the global random generators loaded in the zygote from the OS, as their import
+    did: a fork copies the zygote's state, so its kernels would draw the same numbers."""
+    for name in ("random", "numpy.random"):
+        module = sys.modules.get(name)
+        if module is not None:
+            module.seed()
 
 
 def _reply(out: Any, message: dict[str, Any]) -> None:
@@ -135,7 +151,7 @@ def _fork(
 
 
 def main() -> None:
-    for name in _PRELOAD:
+    for name in (*_PRELOAD, *sys.argv[1:]):
         __import__(name)
     base_path = _base_path()
     requests = os.dup(0)  # read raw: a buffered reader could hold a second request unseen
@@ -183,3 +199,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    os._exit(0)  # the replies are flushed; skip the teardown of every module it imported

@@ -276,8 +276,8 @@ class _Run:
         notebook_dir = self.request.notebook.file.parent
         cwd = notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir
         pooled = None
+        spark = _mentions_spark(self.notebook)
         if self.kernels is not None:
-            spark = _mentions_spark(self.notebook)
             pooled = self.kernels.take(language, spark=spark, check=self.check)
         if pooled is not None:
             self.kernel = pooled.kernel
@@ -296,7 +296,11 @@ class _Run:
                         start_timeout=KERNEL_START_TIMEOUT,
                         state_dir=self.request.state_db.parent,
                         owned_dir=kernel_dir,
-                        spawn=None if self.kernels is None else self.kernels.spawner(language),
+                        spawn=(
+                            None
+                            if self.kernels is None
+                            else self.kernels.spawner(language, spark=spark)
+                        ),
                     )
                     break
                 except KernelStartError as exc:
@@ -413,8 +417,8 @@ class _Run:
 
 
 def _mentions_spark(notebook: Notebook) -> bool:
-    """Whether a cell names ``spark`` (``pyspark`` too): such a notebook gets a pooled kernel
-    with Spark's client imported ahead, when there is one."""
+    """Whether a cell names ``spark`` (``pyspark`` too): such a notebook gets a kernel with
+    Spark's client imported ahead (pooled, or forked by the pool's Spark zygote)."""
     return any("spark" in cell.source for cell in notebook.cells)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "KernelStartError",
     "Spawn",
     "kill_process_tree",
+    "popen_kernel",
 ]
 
 logger = logging.getLogger(__name__)
@@ -183,9 +184,10 @@ def _wait_dead(procs: set[psutil.Process], *, timeout: float) -> list[psutil.Pro
     return alive
 
 
-def _popen(
+def popen_kernel(
     argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
+    """The default :class:`Spawn`: the kernel as a process of its own."""
     with log.open("wb") as out:
         return subprocess.Popen(
             argv,
@@ -278,7 +280,7 @@ class Kernel:
         command = [part.replace("{connection_file}", str(connection_file)) for part in argv]
         logger.debug("starting kernel %s in %s", command, cwd)
         try:
-            process = (spawn or _popen)(command, cwd=cwd, env=env, log=log_file)
+            process = (spawn or popen_kernel)(command, cwd=cwd, env=env, log=log_file)
         except (OSError, RuntimeError) as exc:
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc

@@ -25,14 +25,17 @@ handed out once, never returned.
   8.3-8.9 CPU-s and 6.9-7.4 s without.
 * **Spark ahead.** Once the pool is full and ``pyspark`` is installed, up to one idle Python
   kernel per worker imports Spark's client (binding no name), as every Databricks notebook has
-  ``spark`` loaded; a notebook that mentions ``spark`` takes one of those and its first
-  ``spark`` only connects (about 1 s less per Spark notebook); other notebooks (a build's entry
-  notebook) take the others.
-* **Forked.** Python kernels are forked by the pool's zygote (:mod:`.zygote`), a process that
-  has imported ipykernel once: 0.3 CPU-s to a ready kernel instead of 0.7. A run that finds
-  no idle kernel forks its own from it too (:meth:`KernelPool.spawner`). Should the zygote
-  fail to start, kernels are processes of their own; should it die, the next start makes a
-  new one, and the idle kernels that died with it are dropped.
+  ``spark`` loaded. A notebook that mentions ``spark`` takes one of those, or else a fork of
+  the Spark zygote (:mod:`.forks`, started when a build says it runs Spark or when such a
+  notebook first asks; the take waits while it starts); its first ``spark`` only connects
+  (1.2-1.5 CPU-s less per Spark notebook). Other notebooks (a build's entry notebook) take the
+  kernels without it.
+* **Forked.** Python kernels are forked by a zygote (:mod:`.forks`, :mod:`.zygote`), a
+  process that has imported ipykernel once: 0.3 CPU-s to a ready kernel instead of 0.7. A run
+  that finds no idle kernel forks its own from it too (:meth:`KernelPool.spawner`), after
+  waiting for it if it is starting. Should the zygote fail to start, kernels are processes of
+  their own; should it die, the next start makes a new one, and the idle kernels that died
+  with it are dropped.
 * **One launcher per language.** Each language's kernels are started by a thread of its own,
   one at a time, so an R kernel (1.5 s) starts beside the Python ones rather than after
   them: a build's first runs need a Python kernel (the entry notebook) and, half a second
@@ -44,7 +47,6 @@ handed out once, never returned.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import shutil
 import threading
@@ -57,9 +59,9 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from orchestrator.local.runtime.forks import SPARK_MODULES, KernelForks, spark_installed
 from orchestrator.local.runtime.kernel import Kernel, KernelStartError, Spawn
 from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
-from orchestrator.local.runtime.zygote import Zygote, ZygoteError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -79,8 +81,7 @@ LIMIT_PER_WORKER: dict[Language, int] = {"PYTHON": 2, "R": 1}
 #: nowhere), as on Databricks, where ``spark`` is always loaded; a notebook's first ``spark``
 #: then only connects to its cluster's engine
 _SPARK_PRELOAD = (
-    "for __orch_module in ('pyspark.sql.connect.session', 'pyspark.sql.connect.dataframe',\n"
-    "                      'pyspark.sql.connect.readwriter'):\n"
+    f"for __orch_module in {SPARK_MODULES!r}:\n"
     "    try:\n"
     "        __import__('importlib').import_module(__orch_module)\n"
     "    except Exception:\n"
@@ -153,19 +154,22 @@ class KernelPool:
         #: when the last run ended (the pool waits :data:`REFILL_PAUSE_SECONDS` after it)
         self._idle_since = float("-inf")
         self._cpu = cpu or CpuWatch()
-        self._preload = _SPARK_PRELOAD if importlib.util.find_spec("pyspark") else None
+        self._spark = spark_installed()
+        self._preload = _SPARK_PRELOAD if self._spark else None
         self._threads: list[threading.Thread] = []
-        #: forks the Python kernels; started by the pool's thread on its first Python kernel
-        self._zygote: Zygote | None = None
-        self._zygote_failed_until = 0.0
+        #: the zygotes the Python kernels are forked from (:mod:`.forks`)
+        self.forks = KernelForks(root=root, state_dir=state_dir, check=self._check_open)
 
-    def warm(self, languages: Collection[str] | None = None) -> None:
+    def warm(self, languages: Collection[str] | None = None, *, spark: bool = False) -> None:
         """Start filling the pool (idempotent); the first call starts the pool's threads.
 
         ``languages``: the ones the coming runs need (an embedded workspace's build knows its
         notebooks'); the others start no kernel until a run asks for one. Speculative starts
-        are not free on a busy machine: an unused R kernel costs 1.5 CPU-s."""
+        are not free on a busy machine: an unused R kernel costs 1.5 CPU-s. ``spark``: a
+        coming run uses Spark, so the Spark zygote starts now (see :meth:`take`)."""
         with self._cond:
+            if spark:
+                self.forks.want_spark()
             if languages is not None:
                 for language in self._languages:
                     if language not in languages and not self._taken:
@@ -192,11 +196,18 @@ class KernelPool:
         """A ready kernel of ``language``, or None (the caller starts its own). With
         ``spark`` (the notebook uses it), one whose Spark client is imported if there is one;
         without, one whose is not, so the preloaded ones stay for the notebooks that need them.
+        A ``spark`` take that finds no such kernel gets None while the Spark zygote runs (it
+        is started then if it was not, and waited for): the run forks its kernel from it
+        (:meth:`spawner`), Spark's client imported, in a fraction of the import's second.
 
         When none is ready but one is starting that no other take waits for, the take waits
         for it rather than starting a second: it is ready sooner than a new one, and a
         machine busy with runs does not pay twice. ``check`` is called while waiting;
         whatever it raises (the run's cancel) propagates."""
+        if spark and language == "PYTHON" and self._spark:
+            decided, found = self._take_spark(check)
+            if decided:
+                return found
         dead: list[PooledKernel] = []
         with self._cond:
             if self._closed or language not in self._ready:
@@ -238,6 +249,25 @@ class KernelPool:
             _discard(pooled)  # its preload then fails and ends
             return None
         return pooled
+
+    def _take_spark(self, check: Callable[[], None] | None) -> tuple[bool, PooledKernel | None]:
+        """A Spark notebook's take: an idle kernel whose Spark client is imported, or None
+        when the Spark zygote (waited for while it starts) is to fork one; ``(False, None)``
+        when neither is at hand (the zygote failed), and the take goes on as any other."""
+        with self._cond:
+            if self._closed or "PYTHON" not in self._ready:
+                return True, None
+            self._taken = True
+            ready = self._ready["PYTHON"]
+            pooled = next(
+                (k for k in ready if k.preloaded and k.available.is_set() and not k.kernel.exited),
+                None,
+            )
+            if pooled is not None:
+                ready.remove(pooled)
+                self._cond.notify_all()
+                return True, pooled
+        return self.forks.spark_ready(check), None
 
     def _pick(
         self, language: Language, *, spark: bool
@@ -363,43 +393,10 @@ class KernelPool:
             if pooled is not None:  # closed meanwhile
                 _discard(pooled)
 
-    def _spawner(self, language: Language) -> Spawn | None:
-        """The zygote's fork for a Python kernel (the zygote started on first use, in the
-        pool's thread), or None: the kernel is started as a process of its own."""
-        if language != "PYTHON":
-            return None
-        if self._zygote is not None and not self._zygote.alive:
-            self._close_zygote()
-        if self._zygote is None and time.monotonic() >= self._zygote_failed_until:
-            folder = self._root / f"zygote-{uuid.uuid4().hex[:12]}"
-            try:
-                self._zygote = Zygote.start(
-                    env=kernel_base_env(self._state_dir, folder),
-                    cwd=folder,
-                    log_file=folder / "zygote.log",
-                    state_dir=self._state_dir,
-                    check=self._check_open,
-                    owned_dir=folder,
-                )
-            except (ZygoteError, OSError) as exc:
-                logger.warning("kernel pool: %s; starting kernels without it", exc)
-                self._zygote_failed_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
-                shutil.rmtree(folder, ignore_errors=True)
-        return None if self._zygote is None else self._zygote.spawn
-
-    def spawner(self, language: Language) -> Spawn | None:
-        """How a run that found no idle kernel starts its own: forked by the pool's zygote
-        while one is running (Python), else None (a process of its own). The kernel then
-        lives as long as the zygote, which lives as long as the pool; its run kills it."""
-        zygote = self._zygote
-        if language != "PYTHON" or zygote is None or not zygote.alive:
-            return None
-        return zygote.spawn
-
-    def _close_zygote(self) -> None:
-        if self._zygote is not None:
-            self._zygote.close()  # its folder goes with it
-            self._zygote = None
+    def spawner(self, language: Language, *, spark: bool = False) -> Spawn | None:
+        """How a run that found no idle kernel starts its own (:meth:`KernelForks.for_run`
+        for Python; None, a process of its own, for the other languages)."""
+        return self.forks.for_run(spark=spark) if language == "PYTHON" else None
 
     def _start(self, language: Language) -> PooledKernel | None:
         kernel_dir = self._root / f"{language.lower()}-{uuid.uuid4().hex[:12]}"
@@ -414,11 +411,11 @@ class KernelPool:
                 start_timeout=KERNEL_START_TIMEOUT,
                 state_dir=self._state_dir,
                 owned_dir=kernel_dir,
-                spawn=self._spawner(language),
+                spawn=self.forks.for_pool() if language == "PYTHON" else None,
             )
         except (KernelStartError, OSError, _Closed) as exc:
             shutil.rmtree(kernel_dir, ignore_errors=True)
-            if self._zygote is not None and not self._zygote.alive:
+            if self.forks.gone():
                 logger.info("kernel pool: the zygote ended; a new one forks the next kernel")
             elif not isinstance(exc, _Closed):
                 logger.warning("kernel pool: cannot start a %s kernel: %s", language, exc)
@@ -446,7 +443,7 @@ class KernelPool:
             killer.join()
         for thread in self._threads:
             thread.join(10)
-        self._close_zygote()  # gone with the pool's thread, and the kernels it forked
+        self.forks.close()  # the zygotes, gone with the pool's threads anyway
 
 
 class CpuWatch:

@@ -122,16 +122,18 @@ class Zygote:
         timeout: float = START_TIMEOUT,
         check: Callable[[], None] | None = None,
         owned_dir: Path | None = None,
+        preload: Sequence[str] = (),
     ) -> Zygote:
         """Start the zygote with ``env`` in ``cwd`` (its own output goes to ``log_file``) and
         wait until it has made its imports; ``check`` is called while waiting, and whatever it
         raises propagates (the zygote is killed). It dies with the calling thread.
-        ``owned_dir`` (its home, say) is deleted when it is closed, or when it fails to start."""
+        ``owned_dir`` (its home, say) is deleted when it is closed, or when it fails to start.
+        ``preload``: modules imported beyond ipykernel's, which its kernels then start with."""
         cwd.mkdir(parents=True, exist_ok=True)
         with log_file.open("wb") as log:
             try:
                 process = subprocess.Popen(
-                    [sys.executable, str(_SCRIPT)],
+                    [sys.executable, str(_SCRIPT), *preload],
                     cwd=cwd,
                     env=dict(env),
                     stdin=subprocess.PIPE,
