@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,8 @@ from orchestrator.local.store import Store, now_ms
 __all__ = ["MAX_OUTPUT_BYTES", "JobsApi"]
 
 MAX_OUTPUT_BYTES = 5 * 1024 * 1024
+log = logging.getLogger(__name__)
+
 _VERSIONS = ("2.0", "2.1", "2.2")
 _LIST_FIELDS_HIDDEN = ("tasks", "job_clusters", "parameters", "environments")
 
@@ -35,6 +38,8 @@ class JobsApi:
         self.base_url = base_url
         self._export_html = export_html  # Callable[[Path, str], str], lazily provided
         self._lock = threading.Lock()
+        #: one export at a time (the exporter is one anyway), each rendered once
+        self._export_lock = threading.Lock()
 
     def register(self, router: Router) -> None:
         for method, route, handler in (
@@ -432,6 +437,7 @@ class JobsApi:
         return {"views": [{"content": html, "name": name, "type": "NOTEBOOK"}]}
 
     def executed_html(self, task: dict[str, Any]) -> str | None:
+        """A task run's executed notebook as HTML, rendered once and kept beside its output."""
         path = self.scheduler.output_path(int(task["run_id"]))
         if not path.exists():
             return None
@@ -440,12 +446,25 @@ class JobsApi:
         if not executed:
             return None
         cache = path.with_name("export.html")
-        if cache.exists():
-            return cache.read_text(encoding="utf-8")
-        name = str((task.get("notebook_task") or {}).get("notebook_path", "notebook"))
-        html: str = self._export_html(executed, name)
-        cache.write_text(html, encoding="utf-8")
+        with self._export_lock:
+            if cache.exists():
+                return cache.read_text(encoding="utf-8")
+            name = str((task.get("notebook_task") or {}).get("notebook_path", "notebook"))
+            html: str = self._export_html(executed, name)
+            partial = cache.with_suffix(".tmp")  # a cache: never seen half-written
+            partial.write_text(html, encoding="utf-8")
+            partial.replace(cache)
         return html
+
+    def prerender(self, task: dict[str, Any]) -> None:
+        """Render a task run's export as soon as the task has ended (``Scheduler.on_task_end``),
+        in its thread: a build exports every task run when it collects, and a task that ends
+        before the others is rendered while they still run, not after the last one. A failure
+        is left for the export request to report."""
+        try:
+            self.executed_html(task)
+        except Exception:  # runs/export renders it again and reports the error
+            log.debug("cannot render the export of run %s yet", task.get("run_id"), exc_info=True)
 
 
 def _page(req: Request, *, max_limit: int) -> tuple[int, int]:

@@ -122,6 +122,9 @@ class Scheduler:
         self._active: dict[int, _ActiveRun] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        #: called with a copy of each task run's document once it has ended, in the task's
+        #: thread (the workspace renders its notebook export then, see ``JobsApi.prerender``)
+        self.on_task_end: Callable[[dict[str, Any]], None] | None = None
         self._recover()
 
     # --- recovery and shutdown -------------------------------------------------------------
@@ -359,7 +362,10 @@ class Scheduler:
                 done[key] = outcome.result_state
                 running.pop(key, None)
                 finished.notify_all()
+                ended = _copy(task)
             self._save(run)
+            if self.on_task_end is not None:
+                self.on_task_end(ended)
 
         with finished:
             while len(done) < len(tasks):

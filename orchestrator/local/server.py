@@ -134,6 +134,7 @@ class LocalWorkspace:
         self.jobs = JobsApi(
             self.store, self.scheduler, base_url=self.url, export_html=export_executed_html
         )
+        self.scheduler.on_task_end = self.jobs.prerender
         WorkspaceApi(self.store).register(router)
         DbfsApi(self.store).register(router)
         self.jobs.register(router)

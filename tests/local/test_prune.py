@@ -109,6 +109,44 @@ def test_a_notebook_run_keeps_its_executed_notebooks_and_drops_its_scratch(
         assert "child ran" in export["views"][0]["content"]
 
 
+def test_a_task_runs_export_is_rendered_once_when_the_task_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build exports every task run when it collects: each is rendered as its task ends
+    (while other tasks may still run), beside its output, and the export request reads it
+    rather than render it again."""
+    from orchestrator.local import notebooks
+
+    renders: list[str] = []
+    real_export = notebooks.export_html
+
+    def counted(data: bytes, *, title: str) -> str:
+        renders.append(title)
+        return real_export(data, title=title)
+
+    monkeypatch.setattr(notebooks, "export_html", counted)
+    with start_local_workspace(tmp_path / "state", token=TOKEN, cluster_start_delay=0) as ws:
+        call(ws, "POST", "2.0/workspace/mkdirs", path="/p")
+        content = base64.b64encode(b"# Databricks notebook source\nprint('rendered')\n")
+        call(
+            ws,
+            "POST",
+            "2.0/workspace/import",
+            path="/p/nb",
+            language="PYTHON",
+            content=content.decode(),
+        )
+        run_id = submit(ws, {"task_key": "t", "notebook_task": {"notebook_path": "/p/nb"}})
+        assert ws.scheduler.wait_idle(run_id, 300)
+        (task_id,) = task_ids(ws, run_id)
+        cache = ws.store.runs_root / str(task_id) / "export.html"
+        assert wait_until(cache.is_file, within=60), "no export rendered when the task ended"
+        assert "rendered" in cache.read_text()
+        export = call(ws, "GET", "2.1/jobs/runs/export", run_id=task_id).json()
+        assert export["views"][0]["content"] == cache.read_text()
+    assert renders.count("/p/nb") == 1
+
+
 def test_keep_run_scratch_keeps_it(tmp_path: Path) -> None:
     with start_local_workspace(
         tmp_path / "state", token=TOKEN, cluster_start_delay=0, keep_run_scratch=True
