@@ -199,17 +199,25 @@ def test_the_kernel_languages_are_pythons_and_the_deployed_notebooks(tmp_path: P
     assert kernel_languages(items) == {"PYTHON", "R", "SQL"}
 
 
-def test_a_build_uses_spark_when_a_python_notebook_names_it(tmp_path: Path) -> None:
-    """The embedded workspace starts its Spark zygote for such a build; a file or an R
-    notebook naming spark does not count (R notebooks get no Spark)."""
-    (tmp_path / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
+def test_a_build_uses_spark_when_a_notebook_its_tasks_run_names_it(tmp_path: Path) -> None:
+    """The embedded workspace starts its Spark zygote for such a build: a task's notebook (or
+    the notebook its entry-notebook task runs) that names spark. A deployed notebook no task
+    runs, a file or an R notebook does not count (R notebooks get no Spark)."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "run.py").write_text("# Databricks notebook source\nprint(1)\n")
     (tmp_path / "s.r").write_text("# Databricks notebook source\nlibrary(SparkR)\n")
     (tmp_path / "helper.py").write_text("import pyspark\n")
-    _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
-    assert uses_spark(items) is False
     (tmp_path / "f.py").write_text("# Databricks notebook source\ndf = spark.range(3)\n")
     _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
-    assert uses_spark(items) is True
+
+    def entry_task(notebook: str) -> dict[str, object]:
+        params = {"notebook": notebook}
+        return {"notebook_task": {"notebook_path": "/entry", "base_parameters": params}}
+
+    runs = [entry_task("t/run"), entry_task("s"), {"notebook_task": {"notebook_path": "/b/1/s"}}]
+    assert uses_spark(items, runs, "/b/1") is False
+    assert uses_spark(items, [*runs, entry_task("f")], "/b/1") is True
+    assert uses_spark(items, [{"notebook_task": {"notebook_path": "/b/1/f"}}], "/b/1") is True
 
 
 def test_build_parameters_are_declared_and_unknown_references_are_exit_2() -> None:

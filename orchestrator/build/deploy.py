@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
@@ -137,14 +138,28 @@ def kernel_languages(items: Iterable[DeployItem]) -> set[str]:
     return {"PYTHON"} | {item.language for item in items if item.language}
 
 
-def uses_spark(items: Iterable[DeployItem]) -> bool:
-    """Whether a Python notebook of the build names ``spark`` (or ``pyspark``): the local
-    workspace then readies kernels with Spark's client imported. The same test as the
-    executor's, on the whole file: a false hit costs an idle process, a miss nothing."""
-    for item in items:
-        if item.kind == "NOTEBOOK" and item.language == "PYTHON":
+def uses_spark(
+    items: Iterable[DeployItem],
+    tasks: Iterable[Mapping[str, Any]],
+    build_folder: str,
+) -> bool:
+    """Whether a Python notebook that one of ``tasks`` (the job's, as rendered) runs names
+    ``spark``: the task's ``notebook_path``, or, for a task run through the entry notebook,
+    its ``notebook`` parameter (relative to ``build_folder``). The local workspace then
+    readies kernels with Spark's client imported. The executor's test, on the whole file: a
+    false hit costs an idle process; a miss (a child notebook that uses Spark) leaves the
+    first Spark notebook to start them."""
+    notebooks = {i.target: i for i in items if i.kind == "NOTEBOOK" and i.language == "PYTHON"}
+    for task in tasks:
+        notebook_task = task.get("notebook_task") or {}
+        parameters = notebook_task.get("base_parameters") or {}
+        paths = [str(notebook_task.get("notebook_path", ""))]
+        if parameters.get("notebook"):
+            paths.append(posixpath.join(build_folder, str(parameters["notebook"])))
+        for path in paths:
+            item = notebooks.get(posixpath.normpath(path))
             try:
-                if b"spark" in item.source.read_bytes():
+                if item is not None and b"spark" in item.source.read_bytes():
                     return True
             except OSError:
                 continue  # the deploy reports it

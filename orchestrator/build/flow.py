@@ -129,7 +129,8 @@ def execute(
     progress = Progress(out, live=live)
     build = _Build()
     languages = kernel_languages(plan.deploy_items)
-    spark = uses_spark(plan.deploy_items)
+    run_tasks = [t for t in plan.settings["tasks"] if t["task_key"] in plan.tasks]
+    spark = uses_spark(plan.deploy_items, run_tasks, plan.build_folder)
     with (
         cancel_on_signals(grace=config.timeouts.cancel_grace),
         at_stake(lambda: build.at_stake(plan)),
