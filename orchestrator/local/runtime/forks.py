@@ -170,11 +170,10 @@ class KernelForks:
         zygote: Zygote | None = None
         try:
             zygote = self._new_zygote("zygote-spark", SPARK_MODULES)
-        except Exception as exc:  # noqa: BLE001 - a closed pool, or a zygote that cannot start
-            if not self._closed:
-                logger.warning(
-                    "kernel pool: %s; Spark notebooks import Spark's client themselves", exc
-                )
+        except (ZygoteError, OSError) as exc:
+            logger.warning("kernel pool: %s; Spark notebooks import Spark's client themselves", exc)
+        except Exception:
+            logger.debug("kernel pool: the Spark zygote's start stopped", exc_info=True)
         with self._cond:
             self._spark_zygote = zygote
             self._spark_state = "ready" if zygote is not None else "failed"
