@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "Cell",
@@ -313,37 +313,11 @@ def export_html(nb_or_ipynb: Notebook | bytes, *, title: str) -> str:
     with _EXPORTER_LOCK:  # one exporter, its templates loaded once; it is not thread-safe
         global _EXPORTER  # a lazily built singleton
         if _EXPORTER is None:
-            _EXPORTER = importlib.import_module("nbconvert").HTMLExporter(
-                filters={"clean_html": _html_cleaner()}
-            )
+            _EXPORTER = importlib.import_module("nbconvert").HTMLExporter()
         body, _resources = _EXPORTER.from_notebook_node(
             node, resources={"metadata": {"name": title}}
         )
     return str(body)
-
-
-def _html_cleaner() -> Callable[[str | bytes], str]:
-    """nbconvert's ``clean_html`` filter, with one bleach ``Cleaner`` reused, as bleach advises
-    for cleaning many texts. nbconvert's builds a new one per call (an html5lib parser and its
-    regular expressions, more than Python's regex cache holds): its template cleans every
-    cell's source and HTML output, and that was most of an export's time (0.8 of 1.4 CPU-s for
-    a build's seven notebooks). Same tags, attributes and CSS sanitizer as nbconvert's; the
-    tests compare the two. The exporter's lock keeps the cleaner to one thread at a time."""
-    import bleach
-    from nbconvert.preprocessors.sanitize import _get_default_css_sanitizer
-
-    css_sanitizer = _get_default_css_sanitizer()  # type: ignore[no-untyped-call]
-    cleaner = bleach.sanitizer.Cleaner(
-        tags=[*bleach.ALLOWED_TAGS, "div", "pre", "code", "span", "table", "tr", "td"],
-        attributes={**bleach.ALLOWED_ATTRIBUTES, "*": ["class", "id"]},
-        **({"css_sanitizer": css_sanitizer} if css_sanitizer else {}),
-    )
-
-    def clean_html(element: str | bytes) -> str:
-        text = element.decode() if isinstance(element, bytes) else str(element)
-        return str(cleaner.clean(text))
-
-    return clean_html
 
 
 def warm_exporter() -> None:

@@ -231,47 +231,6 @@ def test_export_html_of_notebook_and_ipynb() -> None:
         export_html(b"nope", title="x")
 
 
-_DIRTY_HTML = [
-    "<b>bold</b> <script>alert(1)</script> <a href='javascript:x()' onclick='y()'>a</a>",
-    "<div class='c' id='i' style='color: red; position: fixed'>styled</div>",
-    "<table><tr><td>1</td></tr></table><iframe src='x'></iframe>",
-    b"<svg xmlns='http://www.w3.org/2000/svg'><circle r='1'/></svg>",
-    "plain & <unclosed <img src=x onerror=alert(1)>",
-]
-
-
-@pytest.mark.parametrize("dirty", _DIRTY_HTML)
-def test_the_exporters_html_cleaner_cleans_as_nbconverts(dirty: str | bytes) -> None:
-    """The exporter reuses one bleach Cleaner; its output is nbconvert's own filter's."""
-    from nbconvert.filters.strings import clean_html
-
-    from orchestrator.local.notebooks import _html_cleaner
-
-    clean = _html_cleaner()
-    assert clean(dirty) == clean_html(dirty)
-    assert clean(dirty) == clean_html(dirty)  # reused
-
-
-def test_an_export_is_nbconverts_own_html() -> None:
-    """The whole page, with markdown, code and HTML outputs to clean, as nbconvert's
-    exporter with its defaults renders it."""
-    import nbconvert
-    import nbformat
-
-    nb = Notebook("PYTHON", (Cell("markdown", "# T <script>x</script>"), Cell("code", "1 < 2")))
-    node = nbformat.reads(to_ipynb(nb, name="x").decode(), as_version=4)
-    node.cells[1].outputs = [
-        nbformat.v4.new_output(
-            "display_data", data={"text/html": _DIRTY_HTML[0], "text/plain": "x"}
-        )
-    ]
-    data = nbformat.writes(node).encode()
-    expected, _ = nbconvert.HTMLExporter().from_notebook_node(
-        nbformat.reads(data.decode(), as_version=4), resources={"metadata": {"name": "t"}}
-    )
-    assert export_html(data, title="t") == expected
-
-
 # --------------------------------------------------------------------------- properties
 
 _LANGUAGES: list[Language] = ["PYTHON", "R", "SQL", "SCALA"]
