@@ -115,7 +115,7 @@ def sample_floor(project: Path, *, spark: bool = False) -> float:
         ("ir", testthat_code(tests / "testthat", code_dir, data, model), tests),
     ]
     if spark:
-        scratch = Path(tempfile.mkdtemp(prefix="spark-floor-"))
+        scratch = Path(tempfile.mkdtemp(prefix="spark-floor-", dir=project.parent))
         jobs.append(("python3", spark_code(project, data, scratch), tests))
     return floor(jobs, parallel=len(jobs))
 
@@ -145,13 +145,14 @@ def spark_code(project: Path, data: Path, scratch: Path) -> str:
     is reduced to widgets and ``notebook.run``/``exit``, ``display`` to fetching the rows
     (up to 1000, as the runtime's ``display`` does). No orchestration: what a Spark test of
     the sample costs at the least. The JUnit XML goes to ``scratch/results``."""
-    from orchestrator.local.spark.engine import _sail_environment
+    from orchestrator.local.spark.engine import sail_environment
 
     notebooks = project / "databricks"
+    texts = {path: path.read_text() for path in notebooks.rglob("*.py")}
     sources = {
-        path.relative_to(notebooks).with_suffix("").as_posix(): notebook_code(path.read_text())
-        for path in notebooks.rglob("*.py")
-        if path.read_text().startswith("# Databricks notebook source")
+        path.relative_to(notebooks).with_suffix("").as_posix(): notebook_code(text)
+        for path, text in texts.items()
+        if text.startswith("# Databricks notebook source")
     }
     args = {
         "data_dir": str(data),
@@ -160,7 +161,7 @@ def spark_code(project: Path, data: Path, scratch: Path) -> str:
     }
     return (
         inspect.getsource(_spark_floor)
-        + f"_spark_floor({sources!r}, {SPARK_ENTRY!r}, {args!r}, {_sail_environment()!r}, "
+        + f"_spark_floor({sources!r}, {SPARK_ENTRY!r}, {args!r}, {sail_environment()!r}, "
         f"{str(notebooks)!r}, {str(scratch / 'warehouse')!r})\n"
     )
 

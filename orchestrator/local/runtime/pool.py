@@ -258,31 +258,27 @@ class KernelPool:
             if self._closed or "PYTHON" not in self._ready:
                 return True, None
             self._taken = True
-            ready = self._ready["PYTHON"]
-            pooled = next(
-                (k for k in ready if k.preloaded and k.available.is_set() and not k.kernel.exited),
-                None,
-            )
-            if pooled is not None:
-                ready.remove(pooled)
-                self._cond.notify_all()
-                return True, pooled
+            pooled, dead = self._pick("PYTHON", spark=True, others=False)
+            self._cond.notify_all()
+        for kernel in dead:
+            _discard(kernel)
+        if pooled is not None:
+            return True, pooled
         return self.forks.spark_ready(check), None
 
     def _pick(
-        self, language: Language, *, spark: bool
+        self, language: Language, *, spark: bool, others: bool = True
     ) -> tuple[PooledKernel | None, list[PooledKernel]]:
         """Under the lock: the ready kernel a take gets (removed from the pool), and the idle
-        ones found dead (they died idle, with their zygote say), removed too."""
+        ones found dead (they died idle, with their zygote say), removed too. One preloaded
+        as ``spark`` asks comes first; with ``others``, any other when there is none."""
         ready = self._ready[language]
         dead = [k for k in ready if k.kernel.exited]
         for gone in dead:
             ready.remove(gone)
         available = [k for k in ready if k.available.is_set()]
-        pooled = next(
-            (k for k in available if k.preloaded == spark),
-            available[0] if available else (ready[0] if ready else None),
-        )
+        fallback = available[0] if available else (ready[0] if ready else None)
+        pooled = next((k for k in available if k.preloaded == spark), fallback if others else None)
         if pooled is not None:
             ready.remove(pooled)
         return pooled, dead

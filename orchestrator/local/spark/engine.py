@@ -36,7 +36,14 @@ from orchestrator.local.spark.layout import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["EngineEndpoint", "SparkEngine", "SparkEngineError", "SparkEngines", "engine_available"]
+__all__ = [
+    "EngineEndpoint",
+    "SparkEngine",
+    "SparkEngineError",
+    "SparkEngines",
+    "engine_available",
+    "sail_environment",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,7 @@ def engine_available() -> bool:
     return importlib.util.find_spec("pysail") is not None
 
 
-def _sail_environment() -> dict[str, str]:
+def sail_environment() -> dict[str, str]:
     """Catalogs as on a Unity Catalog workspace: ``main`` (the default) and ``hive_metastore``."""
     catalogs = ", ".join(
         f'{{name="{name}", type="memory", initial_database=["{DEFAULT_SCHEMA}"]}}'
@@ -114,7 +121,7 @@ class SparkEngine:
             "--parent-pid",
             str(os.getpid()),
         ]
-        env = {**os.environ, **_sail_environment(), **owner_env(self.state_dir)}
+        env = {**os.environ, **sail_environment(), **owner_env(self.state_dir)}
         with (self.dir / "engine.log").open("ab") as log_file:
             self._process = subprocess.Popen(
                 command,
