@@ -106,7 +106,6 @@ def connect(
     if config.workspace.is_local:
         from orchestrator.local import start_local_workspace
 
-        preload_sdk()  # imports while the local workspace starts
         with _local_state(config.root) as (state, kept):
             try:
                 # a cluster start lasts as long as its Spark engine takes to listen, no longer
@@ -115,6 +114,9 @@ def connect(
                 raise InfrastructureError(f"cannot start the local workspace: {exc}") from exc
             # kernels start while the build prepares and deploys
             workspace.warm(languages, spark=spark)
+            # then the SDK's import, in a thread: begun earlier, it slowed the workspace's
+            # start (one GIL) and so the kernels' launch, which use the other cores
+            preload_sdk()
             try:
                 remote = open_workspace(
                     {"host": workspace.url, "token": workspace.token, "auth_type": "pat"},
