@@ -313,7 +313,8 @@ def export_html(nb_or_ipynb: Notebook | bytes, *, title: str) -> str:
     with _EXPORTER_LOCK:  # one exporter, its templates loaded once; it is not thread-safe
         global _EXPORTER  # a lazily built singleton
         if _EXPORTER is None:
-            _EXPORTER = importlib.import_module("nbconvert").HTMLExporter()
+            # nbconvert's HTMLExporter, its last pass made cheaper (see the module)
+            _EXPORTER = importlib.import_module("orchestrator.local.html_export").LeanHTMLExporter()
         body, _resources = _EXPORTER.from_notebook_node(
             node, resources={"metadata": {"name": title}}
         )

@@ -287,3 +287,74 @@ def test_parse_is_stable_on_any_text(text: str, language: Language) -> None:
 @given(_notebooks())
 def test_ipynb_round_trip(nb: Notebook) -> None:
     assert parse_ipynb(to_ipynb(nb, name="n")) == nb
+
+
+def _every_output() -> nbformat.NotebookNode:
+    """An executed notebook with every kind of output the lab template renders differently."""
+    png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJ"
+        "RU5ErkJggg=="
+    )
+    v4 = nbformat.v4
+    nb = v4.new_notebook(metadata={"language_info": {"name": "python"}})
+    nb.cells = [
+        v4.new_markdown_cell("# Title\n\nSome *markdown* with `code` and <b>html</b>."),
+        v4.new_code_cell(
+            "import pandas as pd\nprint('hi')",
+            execution_count=1,
+            outputs=[
+                v4.new_output("stream", name="stdout", text="hi\n"),
+                v4.new_output("stream", name="stderr", text="careful\n"),
+            ],
+        ),
+        v4.new_code_cell(
+            "display(df)",
+            execution_count=2,
+            outputs=[
+                v4.new_output(
+                    "display_data",
+                    data={
+                        "text/html": '<table><tr><td>1</td></tr></table><img src="x.png">',
+                        "text/plain": "df",
+                    },
+                ),
+                v4.new_output("display_data", data={"image/png": png, "text/plain": "img"}),
+                v4.new_output(
+                    "execute_result",
+                    data={"text/plain": "42", "text/markdown": "**42**"},
+                    execution_count=2,
+                ),
+            ],
+        ),
+        v4.new_code_cell(
+            "1/0",
+            execution_count=3,
+            outputs=[
+                v4.new_output(
+                    "error",
+                    ename="ZeroDivisionError",
+                    evalue="division by zero",
+                    traceback=["\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"],
+                )
+            ],
+        ),
+        v4.new_raw_cell("raw text"),
+    ]
+    return nb
+
+
+def test_lean_exporter_writes_nbconvert_s_page_byte_for_byte() -> None:
+    """The exporter's last pass (alt text, focusable cells) without CSS selectors changes
+    nothing of nbconvert's page: images without alt get one, the cells' input and output
+    areas get tabindex, exactly as HTMLExporter's selectors do."""
+    import nbconvert
+
+    from orchestrator.local.html_export import MISSING_ALT, LeanHTMLExporter
+
+    nb = _every_output()
+    resources = {"metadata": {"name": "every output"}}
+    ours, _ = LeanHTMLExporter().from_notebook_node(nb, resources=dict(resources))
+    theirs, _ = nbconvert.HTMLExporter().from_notebook_node(nb, resources=dict(resources))
+    assert ours == theirs
+    assert ours.count(f'alt="{MISSING_ALT}"') == 2  # the PNG output and the <img> in HTML
+    assert ours.count('tabindex="0"') >= 5
