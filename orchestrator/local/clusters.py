@@ -182,6 +182,11 @@ class Clusters:
         if self.engines is not None:
             self.engines.start_in_background(cluster_id or DEFAULT_CLUSTER_ID)
 
+    def begin_close(self) -> None:
+        """Tell every cluster's Spark engine to end, without waiting (:meth:`close` waits)."""
+        if self.engines is not None:
+            self.engines.signal_stop_all()
+
     def close(self) -> None:
         """Stop every cluster's Spark engine (the workspace is stopping)."""
         if self.engines is not None:

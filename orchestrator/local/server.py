@@ -178,9 +178,10 @@ class LocalWorkspace:
         """Cancel active runs (their kernels die), stop serving and close the state."""
         self._stopped.set()
         self.scheduler.shutdown()
+        self.clusters.begin_close()  # the Spark engines end while the rest stops
         if self._notebooks is not None:
             self._notebooks.close()  # the kernel pool's idle kernels
-        self.clusters.close()  # their Spark engines
+        self.clusters.close()  # their Spark engines, once they ended
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

@@ -12,6 +12,7 @@ itself when it stops).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -27,12 +28,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # imported now, while the workspace starts, not when it stops and waits for this process
+    from orchestrator.local.lifetime import end_processes, owned_processes, remove_socket_root
+
     stdin = sys.stdin.buffer
     while stdin.read(4096):  # nothing is ever written: this returns b"" when the server is gone
         pass
     gone_at = time.time()
-    from orchestrator.local.lifetime import end_processes, owned_processes, remove_socket_root
-
     mark = args[0]
     state_dir = Path(mark.rsplit("|", 1)[0])
     end_processes(owned_processes(state_dir, mark=mark, started_before=gone_at))
@@ -41,4 +43,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    os._exit(code)  # the workspace waits for this exit: skip the interpreter's teardown
