@@ -2,7 +2,7 @@
 
 It imports what every ipykernel imports before it answers (IPython, ipykernel, zmq,
 tornado, jupyter_client), then forks one kernel per request. A forked kernel skips the
-interpreter start and those imports: 0.3 CPU-s to a ready kernel instead of 0.7. Module names
+interpreter start and those imports: 0.2 CPU-s to a ready kernel instead of 0.7. Module names
 given as arguments (``python _zygote.py pyspark.sql.connect.session ...``) are imported too,
 before the zygote answers: its kernels start with them loaded (the kernel pool's Spark
 zygote); a failed import ends the zygote, with the error in its log.
@@ -39,8 +39,16 @@ import traceback
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
-#: the modules a kernel imports before it answers (importing them starts no thread)
-_PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "IPython")
+#: the modules a kernel imports before it answers (importing them starts no thread);
+#: ``ipykernel.debugger`` (debugpy) is imported by the kernel's init: 0.13-0.2 CPU-s, two
+#: thirds of a forked kernel's start, when the zygote has not
+_PRELOAD = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "IPython",
+)
 
 
 def _base_path() -> list[str]:

@@ -3,7 +3,7 @@
 The kernel pool (:mod:`.pool`) keeps idle kernels; this module keeps the two zygotes
 (:mod:`.zygote`) they and the runs that find no idle kernel are forked from:
 
-* **The zygote** has imported ipykernel: every Python kernel is forked from it (0.3 CPU-s to
+* **The zygote** has imported ipykernel: every Python kernel is forked from it (0.2 CPU-s to
   a ready kernel instead of 0.7). It is started by the pool's Python launcher thread on its
   first kernel (it dies with the thread that started it, ``PR_SET_PDEATHSIG``), replaced when
   it died, and not tried again for a while when it could not start (kernels are then

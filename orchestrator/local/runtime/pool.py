@@ -31,7 +31,7 @@ handed out once, never returned.
   (1.2-1.5 CPU-s less per Spark notebook). Other notebooks (a build's entry notebook) take the
   kernels without it.
 * **Forked.** Python kernels are forked by a zygote (:mod:`.forks`, :mod:`.zygote`), a
-  process that has imported ipykernel once: 0.3 CPU-s to a ready kernel instead of 0.7. A run
+  process that has imported ipykernel once: 0.2 CPU-s to a ready kernel instead of 0.7. A run
   that finds no idle kernel forks its own from it too (:meth:`KernelPool.spawner`), after
   waiting for it if it is starting. Should the zygote fail to start, kernels are processes of
   their own; should it die, the next start makes a new one, and the idle kernels that died

@@ -4,16 +4,17 @@ Starting ``python -m ipykernel_launcher`` costs about 0.7 CPU-s before the kerne
 most of it the interpreter start and the imports of IPython, ipykernel, zmq and tornado. On
 a 2-core machine a build starts several kernels while its runs execute, so that CPU is taken
 from the runs. A zygote (the name Android and Chromium give the pattern) is a process that
-has made those imports once and forks a kernel per request: 0.3 CPU-s and about half the
+has made those imports once and forks a kernel per request: 0.2 CPU-s and about half the
 wall time to a ready kernel, measured on this project's 2-core CI machine.
 
 The forked kernel is what a fresh one would be (the zygote script's docstring lists what it
 resets; the kernel pool's tests compare a pooled kernel's cwd, ``sys.path``, environment,
-home and temp dir with a fresh one's). Two differences, both invisible to notebooks in
+home and temp dir with a fresh one's). Three differences, all invisible to notebooks in
 practice: the kernels of one zygote share its string hash seed (``PYTHONHASHSEED`` is
-decided at interpreter start), and ``/proc/<pid>/environ`` shows the zygote's initial
-environment (``os.environ``, subprocesses and the owner mark, which the zygote carries
-too, are right).
+decided at interpreter start), debugpy (imported by the zygote, as by a kernel's init)
+read its ``PYDEVD_*`` settings from the zygote's environment, and ``/proc/<pid>/environ``
+shows the zygote's initial environment (``os.environ``, subprocesses and the owner mark,
+which the zygote carries too, are right).
 
 Lifetime: the zygote gets ``PR_SET_PDEATHSIG`` from the thread that starts it and arms it in
 every kernel it forks, so the chain ends with that thread; it reaps its kernels and reports
