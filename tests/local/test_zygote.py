@@ -113,6 +113,25 @@ def test_a_forked_kernel_has_loaded_the_modules_a_fresh_one_has(
         fresh.kill()
 
 
+def test_a_forked_kernel_s_collector_skips_the_zygote_s_objects_and_collects_its_own(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """The zygote's imports are frozen (gc.freeze): a kernel's collections leave them, and
+    the pages they share with the zygote, alone; the kernel's own garbage is collected."""
+    kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)
+    try:
+        frozen = evaluate(kernel, "__import__('gc').get_freeze_count()")
+        assert isinstance(frozen, int)
+        assert frozen > 10_000
+        assert evaluate(kernel, "__import__('gc').isenabled()") is True
+        # a list that holds itself, dropped at once: only a collection frees it
+        freed = evaluate(kernel, "[c.append(c) for c in [[]]] and __import__('gc').collect()")
+        assert isinstance(freed, int)
+        assert freed >= 1
+    finally:
+        kernel.kill()
+
+
 def test_the_exit_code_of_a_forked_kernel_is_reported(zygote: Zygote, tmp_path: Path) -> None:
     kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)
     with pytest.raises(KernelDiedError, match=r"exit code 7"):

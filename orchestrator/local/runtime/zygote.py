@@ -9,10 +9,12 @@ wall time to a ready kernel, measured on this project's 2-core CI machine.
 
 The forked kernel is what a fresh one would be (the zygote script's docstring lists what it
 resets; the kernel pool's tests compare a pooled kernel's cwd, ``sys.path``, environment,
-home and temp dir with a fresh one's). Three differences, all invisible to notebooks in
+home and temp dir with a fresh one's). Four differences, all invisible to notebooks in
 practice: the kernels of one zygote share its string hash seed (``PYTHONHASHSEED`` is
 decided at interpreter start), debugpy (imported by the zygote, as by a kernel's init)
-read its ``PYDEVD_*`` settings from the zygote's environment, and ``/proc/<pid>/environ``
+read its ``PYDEVD_*`` settings from the zygote's environment, the zygote's objects are
+frozen (``gc.freeze``: the collector skips them, ``gc.get_objects()`` does not list them),
+and ``/proc/<pid>/environ``
 shows the zygote's initial environment (``os.environ``, subprocesses and the owner mark,
 which the zygote carries too, are right).
 
