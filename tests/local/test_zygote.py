@@ -20,10 +20,11 @@ import psutil
 import pytest
 
 from orchestrator.local.runtime import zygote as zygote_module
+from orchestrator.local.runtime.forks import KernelForks
 from orchestrator.local.runtime.kernel import Kernel, KernelDiedError, Spawn
 from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
 from orchestrator.local.runtime.pool import KernelPool, PooledKernel
-from orchestrator.local.runtime.zygote import Zygote, ZygoteError
+from orchestrator.local.runtime.zygote import Zygote, ZygoteBranch, ZygoteError
 from tests.local.conftest_runtime import assert_all_gone
 
 pytestmark = pytest.mark.timeout(180)
@@ -292,6 +293,87 @@ def test_a_zygote_whose_module_cannot_be_imported_does_not_start(tmp_path: Path)
             log_file=folder / "zygote.log",
             preload=("no_such_module_here",),
         )
+
+
+def branch_of(zygote: Zygote, tmp_path: Path, *modules: str) -> ZygoteBranch:
+    folder = tmp_path / "branch"
+    return zygote.branch(
+        modules,
+        env=kernel_base_env(tmp_path, folder),
+        cwd=folder,
+        log_file=folder / "zygote.log",
+        owned_dir=folder,
+    )
+
+
+def test_a_branch_forks_kernels_that_have_its_modules_and_ends_when_closed(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """The Spark zygote is a branch of the zygote: forked from it, it imports more, and its
+    kernels have that loaded, with their own random draws; the zygote's own do not."""
+    branch = branch_of(zygote, tmp_path, "colorsys", "numpy.random")
+    assert psutil.Process(branch.pid).ppid() == zygote.pid
+    kernels = [start_kernel(tmp_path / f"b{i}", tmp_path, branch.spawn) for i in range(2)]
+    plain = forked_kernel(zygote, tmp_path / "plain", tmp_path)
+    try:
+        loaded = "'colorsys' in __import__('sys').modules"
+        assert [evaluate(k, loaded) for k in kernels] == [True, True]
+        assert evaluate(plain, loaded) is False
+        assert [psutil.Process(k.pid).ppid() for k in kernels] == [branch.pid] * 2
+        first, second = (evaluate(k, "__import__('numpy').random.random()") for k in kernels)
+        assert first != second
+        frozen = evaluate(kernels[0], "__import__('gc').get_freeze_count()")
+        assert isinstance(frozen, int)
+        assert frozen > 10_000
+    finally:
+        for kernel in (*kernels, plain):
+            kernel.kill()
+    assert_all_gone([k.pid for k in kernels], within=5)
+    process = psutil.Process(branch.pid)
+    branch.close(timeout=10)
+    assert not branch.alive
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    assert not (tmp_path / "branch").exists()
+    assert zygote.alive  # the zygote goes on
+    again = forked_kernel(zygote, tmp_path / "again", tmp_path)
+    again.kill()
+
+
+def test_a_branch_and_its_kernels_die_with_the_zygote(zygote: Zygote, tmp_path: Path) -> None:
+    branch = branch_of(zygote, tmp_path, "colorsys")
+    kernel = start_kernel(tmp_path / "k", tmp_path, branch.spawn)
+    os.kill(zygote.pid, signal.SIGKILL)
+    assert_all_gone([branch.pid, kernel.pid], within=10)
+    deadline = time.monotonic() + 10
+    while branch.alive:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(ZygoteError):
+        branch.spawn(kernel_argv("PYTHON"), cwd=tmp_path, env={}, log=tmp_path / "x.log")
+    kernel.kill()
+
+
+def test_a_branch_whose_module_cannot_be_imported_names_the_error(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    with pytest.raises(ZygoteError, match="No module named 'no_such_module_here'"):
+        branch_of(zygote, tmp_path, "no_such_module_here")
+    assert not (tmp_path / "branch").exists()
+    kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)  # the zygote goes on
+    kernel.kill()
+
+
+def test_with_no_zygote_the_spark_zygote_is_one_of_its_own(tmp_path: Path) -> None:
+    """The Spark zygote branches from the zygote; when none starts, it starts on its own."""
+    forks = KernelForks(root=tmp_path / "kernels", state_dir=tmp_path, check=lambda: None)
+    try:
+        assert forks.spark_ready(None)
+        spark_zygote = forks.spark_zygote
+        assert isinstance(spark_zygote, Zygote)
+        assert forks.zygote is None
+        assert psutil.Process(spark_zygote.pid).ppid() == os.getpid()
+    finally:
+        forks.close()
 
 
 def test_a_run_that_asks_while_the_zygote_starts_waits_and_forks_from_it(

@@ -17,6 +17,12 @@ ended (the zygote reaps its children; a signal is a negative code, as subprocess
 The zygote exits when stdin closes and its last kernel has ended, or with its parent
 (``PR_SET_PDEATHSIG``, armed by whoever started it).
 
+A *branch* is a zygote forked from this one that imports more modules (the kernel pool's
+Spark zygote): ``{"id", "branch": [modules], "cwd", "env", "log"}`` forks it (replied as a
+kernel is, and its exit reported as a kernel's), with a pipe each way. A request with
+``"to": id`` is passed on to that branch (``{"to": id, "close": true}`` ends its input), and
+its replies come back with ``"from": id``. A branch dies with its zygote.
+
 The child becomes what ``python -m ipykernel_launcher`` in ``cwd`` with ``env`` would be:
 its own session, stdin from /dev/null, stdout and stderr to ``log``, the environment, the
 working directory, ``sys.argv`` and ``sys.path`` of that command (``PYTHONPATH`` first, the
@@ -171,17 +177,112 @@ def _freeze_heap() -> None:
         del sys.modules["gc"]
 
 
-def main() -> None:
-    for name in (*_PRELOAD, *sys.argv[1:]):
-        __import__(name)
-    # what the imports made lives as long as the kernels: out of the collector's way. A
-    # kernel's collections then skip it, and do not write to (and so copy) the pages it
-    # shares with the zygote: 0.1-0.25 CPU-s less per kernel (the gc.freeze docs' advice
-    # for a process that forks without exec)
-    _freeze_heap()
-    base_path = _base_path()
-    requests = os.dup(0)  # read raw: a buffered reader could hold a second request unseen
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+class _Branch:
+    """A zygote this one forked (a *branch*): the ends of its request and reply pipes."""
+
+    def __init__(self, branch_id: int, pid: int, requests: int, replies: int) -> None:
+        self.id = branch_id
+        self.pid = pid
+        self.requests: int | None = requests  # written here, read by the branch
+        self.replies = replies  # written by the branch, read here
+        self.pending = b""
+
+    def close_requests(self, private: list[int]) -> None:
+        """End the branch's input: it exits once its last kernel has ended."""
+        if self.requests is not None:
+            _forget_fd(private, self.requests)
+            self.requests = None
+
+
+def _forget_fd(private: list[int], fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(ValueError):
+        private.remove(fd)
+
+
+def _branch_child(
+    request: dict[str, Any],
+    base_path: list[str],
+    zygote: int,
+    private: list[int],
+    requests: int,
+    replies: int,
+) -> None:
+    """In the forked child: import the request's modules and serve as a zygote of its own,
+    on the pipes its parent made; never returns."""
+    code = 1
+    try:
+        for fd in private:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != zygote:  # the zygote died before the signal was armed
+            os._exit(1)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 2)  # its import errors and warnings, as a zygote of its own logs them
+        os.close(log)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        for name in request["branch"]:
+            __import__(name)
+        _freeze_heap()
+        out = os.fdopen(replies, "w", encoding="utf-8")
+        _serve(requests, out, base_path)
+        code = 0
+    except BaseException:  # noqa: BLE001 - in its log; its parent reports the exit code
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _fork_branch(
+    request: dict[str, Any], base_path: list[str], zygote: int, private: list[int], out: Any
+) -> _Branch | None:
+    """Fork a zygote that also imports ``request["branch"]``; None when it cannot fork (the
+    error is replied)."""
+    to_branch = os.pipe()
+    from_branch = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        for fd in (*to_branch, *from_branch):
+            os.close(fd)
+        _reply(out, {"id": request["id"], "error": str(exc)})
+        return None
+    if pid == 0:
+        _branch_child(
+            request,
+            base_path,
+            zygote,
+            [*private, to_branch[1], from_branch[0]],
+            to_branch[0],
+            from_branch[1],
+        )
+    os.close(to_branch[0])
+    os.close(from_branch[1])
+    private += [to_branch[1], from_branch[0]]  # no kernel forked here may hold them
+    _reply(out, {"id": request["id"], "pid": pid})
+    return _Branch(int(request["id"]), pid, to_branch[1], from_branch[0])
+
+
+def _serve(requests: int, out: Any, base_path: list[str]) -> None:
+    """Fork what the requests on ``requests`` ask for, reply on ``out``, until the requests
+    end and the last child has ended.
+
+    A request is a kernel (``{"id", "argv", "cwd", "env", "log"}``), a branch (``{"id",
+    "branch": [modules], "cwd", "env", "log"}``: a zygote forked from this one that imports
+    the modules too), or a request for a branch (``{"to": id, ...}``, passed on to it;
+    ``{"to": id, "close": true}`` ends its input). A branch's replies come back with
+    ``"from": id``; its own exit is reported as a kernel's is."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):  # a forked kernel must not hold the request and reply pipes
         os.dup2(null, fd)
@@ -199,6 +300,7 @@ def main() -> None:
     with contextlib.suppress(AttributeError):  # epoll, kqueue: a descriptor of their own
         private.append(selector.fileno())
     children: set[int] = set()
+    branches: dict[int, _Branch] = {}  # by id
     zygote = os.getpid()
     _reply(out, {"ready": zygote})
     pending = b""
@@ -210,17 +312,84 @@ def main() -> None:
                 if not data:
                     open_input = False
                     selector.unregister(requests)
+                    for branch in branches.values():
+                        branch.close_requests(private)
                     continue
                 pending += data
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
-                    pid = _fork(json.loads(line), base_path, zygote, private, out)
-                    if pid is not None:
-                        children.add(pid)
+                    request = json.loads(line)
+                    if "to" in request:
+                        _pass_on(request, branches.get(int(request["to"])), private, out)
+                    elif "branch" in request:
+                        forked = _fork_branch(request, base_path, zygote, private, out)
+                        if forked is not None:
+                            children.add(forked.pid)
+                            branches[forked.id] = forked
+                            selector.register(forked.replies, selectors.EVENT_READ, forked)
+                    else:
+                        pid = _fork(request, base_path, zygote, private, out)
+                        if pid is not None:
+                            children.add(pid)
+            elif isinstance(key.data, _Branch):
+                _relay(key.data, selector, private, out)
             else:
                 with contextlib.suppress(OSError):
                     os.read(wake_read, 512)
         _reap(out, children)
+
+
+def _pass_on(request: dict[str, Any], branch: _Branch | None, private: list[int], out: Any) -> None:
+    """Give a request to its branch, as a request of its own (or answer it: the branch is
+    gone)."""
+    if branch is None or branch.requests is None:
+        if "id" in request:
+            _reply(out, {"from": request["to"], "id": request["id"], "error": "no such zygote"})
+        return
+    if request.get("close"):
+        branch.close_requests(private)
+        return
+    try:
+        passed = {key: value for key, value in request.items() if key != "to"}
+        data = memoryview((json.dumps(passed) + "\n").encode())
+        while data:  # a signal (SIGCHLD) can cut a write to a pipe short
+            data = data[os.write(branch.requests, data) :]
+    except OSError as exc:
+        branch.close_requests(private)
+        if "id" in request:
+            _reply(out, {"from": branch.id, "id": request["id"], "error": str(exc)})
+
+
+def _relay(branch: _Branch, selector: Any, private: list[int], out: Any) -> None:
+    """A branch's replies, passed on with ``"from"``: its id."""
+    try:
+        data = os.read(branch.replies, 1 << 16)
+    except OSError:
+        data = b""
+    if not data:
+        selector.unregister(branch.replies)
+        _forget_fd(private, branch.replies)
+        branch.close_requests(private)
+        return
+    branch.pending += data
+    while b"\n" in branch.pending:
+        line, branch.pending = branch.pending.split(b"\n", 1)
+        with contextlib.suppress(ValueError):
+            _reply(out, {**json.loads(line), "from": branch.id})
+
+
+def main() -> None:
+    for name in (*_PRELOAD, *sys.argv[1:]):
+        __import__(name)
+    # what the imports made lives as long as the kernels: out of the collector's way. A
+    # kernel's collections then skip it, and do not write to (and so copy) the pages it
+    # shares with the zygote: 0.1-0.25 CPU-s less per kernel (the gc.freeze docs' advice
+    # for a process that forks without exec)
+    _freeze_heap()
+    base_path = _base_path()
+    requests = os.dup(0)  # read raw: a buffered reader could hold a second request unseen
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    _serve(requests, out, base_path)
 
 
 if __name__ == "__main__":

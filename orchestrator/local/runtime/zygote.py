@@ -21,6 +21,10 @@ which the zygote carries too, are right).
 Lifetime: the zygote gets ``PR_SET_PDEATHSIG`` from the thread that starts it and arms it in
 every kernel it forks, so the chain ends with that thread; it reaps its kernels and reports
 their exit codes, which :class:`ForkedProcess` gives as :class:`subprocess.Popen` would.
+
+A :class:`ZygoteBranch` (:meth:`Zygote.branch`) is a zygote forked from one, that imports
+more (Spark's client): it skips the interpreter's start and ipykernel's imports, talks
+through its zygote's pipes and dies with it.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from orchestrator.local.lifetime import die_with_parent, forget_process, record_
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["ForkedProcess", "Zygote", "ZygoteError"]
+__all__ = ["ForkedProcess", "Zygote", "ZygoteBranch", "ZygoteError"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +65,23 @@ class ZygoteError(RuntimeError):
     """The zygote could not be started, or it is gone."""
 
 
+class _Server:
+    """What the client knows of one fork server, the zygote or a branch of it: the replies to
+    its requests, the exit codes of its kernels, whether it is ready, or gone."""
+
+    def __init__(self) -> None:
+        self.replies: dict[int, dict[str, Any]] = {}
+        #: requests whose spawn gave up waiting: a late fork is killed, not left running
+        self.abandoned: set[int] = set()
+        self.exits: dict[int, int] = {}
+        self.ready: int | None = None
+        self.gone = False
+
+
 class ForkedProcess:
     """A kernel the zygote forked: ``pid``, ``poll`` and ``wait`` as on ``subprocess.Popen``."""
 
-    def __init__(self, pid: int, zygote: Zygote) -> None:
+    def __init__(self, pid: int, zygote: Zygote | ZygoteBranch) -> None:
         self.pid = pid
         self._zygote = zygote
 
@@ -79,7 +96,8 @@ class ForkedProcess:
 
 
 class Zygote:
-    """A running fork server for Python kernels; :meth:`start` one, :meth:`spawn` kernels."""
+    """A running fork server for Python kernels; :meth:`start` one, :meth:`spawn` kernels,
+    :meth:`branch` a fork server that has imported more."""
 
     def __init__(
         self,
@@ -91,12 +109,10 @@ class Zygote:
         self._state_dir = state_dir
         self._owned_dir = owned_dir
         self._cond = threading.Condition()
-        self._replies: dict[int, dict[str, Any]] = {}
-        #: requests whose spawn gave up waiting: a late fork is killed, not left running
-        self._abandoned: set[int] = set()
-        self._exits: dict[int, int] = {}
-        self._ready: int | None = None
-        self._gone = False
+        self._server = _Server()
+        self._branches: dict[int, _Server] = {}  # by the id of the request that forked it
+        self._branch_ids: dict[int, int] = {}  # a branch's pid -> its id
+        self._branch_pids: dict[int, int] = {}  # a branch's id -> its pid
         self._ids = itertools.count(1)
         self._write_lock = threading.Lock()
         assert process.stdout is not None
@@ -112,7 +128,12 @@ class Zygote:
     @property
     def alive(self) -> bool:
         with self._cond:
-            return not self._gone
+            return not self._server.gone
+
+    @property
+    def _exits(self) -> dict[int, int]:
+        """The exit codes reported and not yet waited for (by pid)."""
+        return self._server.exits
 
     @classmethod
     def start(
@@ -152,42 +173,116 @@ class Zygote:
         if state_dir is not None:
             record_process(state_dir, process.pid, "zygote")
         zygote = cls(process, state_dir, owned_dir)
-        deadline = time.monotonic() + timeout
         try:
-            with zygote._cond:
-                while zygote._ready is None and not zygote._gone:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    zygote._cond.wait(min(left, _CHECK_SECONDS))
-                    if check is not None:
-                        check()
-                ready = zygote._ready is not None
+            ready = zygote._wait_ready(zygote._server, timeout, check)
         except BaseException:
             zygote.close(timeout=0)
             raise
         if not ready:
-            tail = log_file.read_bytes()[-2000:].decode("utf-8", errors="replace").strip()
+            tail = _log_tail(log_file)  # before the close removes its folder
             zygote.close(timeout=0)
-            raise ZygoteError(
-                "the kernel zygote did not start" + (f":\n{tail}" if tail else " in time")
-            )
+            raise ZygoteError("the kernel zygote did not start" + tail)
         return zygote
+
+    def _wait_ready(
+        self, server: _Server, timeout: float, check: Callable[[], None] | None
+    ) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while server.ready is None and not server.gone:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, _CHECK_SECONDS))
+                if check is not None:
+                    check()
+            return server.ready is not None and not server.gone
 
     def spawn(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
     ) -> ForkedProcess:
         """Fork a kernel running ``argv`` (``python -m ipykernel_launcher ...``) in ``cwd``
         with ``env``, its output to ``log``."""
+        return ForkedProcess(self._fork_kernel(None, argv, cwd=cwd, env=env, log=log), self)
+
+    def branch(
+        self,
+        modules: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        log_file: Path,
+        timeout: float = START_TIMEOUT,
+        check: Callable[[], None] | None = None,
+        owned_dir: Path | None = None,
+    ) -> ZygoteBranch:
+        """A zygote forked from this one that also imports ``modules`` (Spark's client, say):
+        it skips the interpreter's start and ipykernel's imports, which a zygote of its own
+        makes again. It lives as long as this zygote; the rest is as :meth:`start`."""
+        cwd.mkdir(parents=True, exist_ok=True)
         request_id = next(self._ids)
-        kernel_env = {**env, "JPY_PARENT_PID": str(self.pid)}  # ipykernel watches its parent
+        server = _Server()
+        with self._cond:
+            self._branches[request_id] = server
         request = {
             "id": request_id,
+            "branch": list(modules),
+            "cwd": str(cwd),
+            "env": dict(env),
+            "log": str(log_file),
+        }
+        try:
+            pid = self._ask(self._server, request)
+            with self._cond:
+                self._branch_ids[pid] = request_id
+                self._branch_pids[request_id] = pid
+                if pid in self._server.exits:  # ended before its pid was known here
+                    server.gone = True
+            if self._state_dir is not None:
+                record_process(self._state_dir, pid, "zygote")
+            branch = ZygoteBranch(self, request_id, pid, server, owned_dir)
+        except BaseException:
+            if owned_dir is not None:
+                shutil.rmtree(owned_dir, ignore_errors=True)
+            raise
+        try:
+            ready = self._wait_ready(server, timeout, check)
+        except BaseException:
+            branch.close(timeout=0)
+            raise
+        if not ready:
+            tail = _log_tail(log_file)  # before the close removes its folder
+            branch.close(timeout=0)
+            raise ZygoteError("the kernel zygote's branch did not start" + tail)
+        return branch
+
+    def _fork_kernel(
+        self,
+        branch: int | None,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log: Path,
+    ) -> int:
+        """The pid of a kernel forked by this zygote, or by its ``branch``."""
+        with self._cond:
+            server = self._server if branch is None else self._branches[branch]
+            parent = self.pid if branch is None else self._branch_pids[branch]
+        request: dict[str, Any] = {
+            "id": next(self._ids),
             "argv": list(argv),
             "cwd": str(cwd),
-            "env": kernel_env,
+            "env": {**env, "JPY_PARENT_PID": str(parent)},  # ipykernel watches its parent
             "log": str(log),
         }
+        if branch is not None:
+            request["to"] = branch
+        return self._ask(server, request)
+
+    def _ask(self, server: _Server, request: dict[str, Any]) -> int:
+        """Send a fork request and wait for the new process's pid."""
+        request_id = int(request["id"])
         line = (json.dumps(request) + "\n").encode()
         stdin = self._process.stdin
         try:
@@ -200,37 +295,51 @@ class Zygote:
             raise ZygoteError(f"the kernel zygote is gone: {exc}") from exc
         deadline = time.monotonic() + SPAWN_TIMEOUT
         with self._cond:
-            while request_id not in self._replies and not self._gone:
+            while request_id not in server.replies and not server.gone:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            reply = self._replies.pop(request_id, None)
+            reply = server.replies.pop(request_id, None)
             if reply is None:
-                self._abandoned.add(request_id)
+                server.abandoned.add(request_id)
         if reply is None:
             raise ZygoteError("the kernel zygote did not answer")
         if "pid" not in reply:
             raise ZygoteError(f"the kernel zygote could not fork: {reply.get('error')}")
-        return ForkedProcess(int(reply["pid"]), self)
+        return int(reply["pid"])
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """A message that needs no answer (a branch's end of input); none once it is gone."""
+        stdin = self._process.stdin
+        with self._write_lock, contextlib.suppress(OSError, ValueError):
+            if stdin is not None and not stdin.closed:
+                stdin.write((json.dumps(message) + "\n").encode())
+                stdin.flush()
 
     def exit_code(self, pid: int) -> int | None:
         """The exit code of a kernel this zygote forked, None while it runs. A kernel of a
         zygote that is gone is gone too (``PR_SET_PDEATHSIG``): -9."""
-        with self._cond:
-            if pid in self._exits:
-                return self._exits[pid]
-            return -9 if self._gone else None
+        return self._exit_code(self._server, pid)
 
     def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+        return self._wait_exit(self._server, pid, timeout)
+
+    def _exit_code(self, server: _Server, pid: int) -> int | None:
+        with self._cond:
+            if pid in server.exits:
+                return server.exits[pid]
+            return -9 if server.gone else None
+
+    def _wait_exit(self, server: _Server, pid: int, timeout: float | None) -> int | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while pid not in self._exits and not self._gone:
+            while pid not in server.exits and not server.gone:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return None
                 self._cond.wait(left)
-            return self._exits.pop(pid, -9)
+            return server.exits.pop(pid, -9)
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the zygote to stop: it exits once its last kernel has ended; killed if it has
@@ -259,18 +368,92 @@ class Zygote:
                 logger.warning("kernel zygote: unreadable reply %r", raw[:200])
                 continue
             with self._cond:
-                if "ready" in message:
-                    self._ready = int(message["ready"])
-                elif "exit" in message:
-                    self._exits[int(message["exit"])] = int(message["code"])
-                elif "id" in message and int(message["id"]) in self._abandoned:
-                    self._abandoned.discard(int(message["id"]))
-                    if "pid" in message:  # forked after its spawn gave up: nobody owns it
-                        with contextlib.suppress(OSError):
-                            os.kill(int(message["pid"]), signal.SIGKILL)
-                elif "id" in message:
-                    self._replies[int(message["id"])] = message
+                server: _Server | None = self._server
+                if "from" in message:
+                    server = self._branches.get(int(message["from"]))
+                if server is not None:
+                    self._take(server, message)
                 self._cond.notify_all()
         with self._cond:
-            self._gone = True
+            self._server.gone = True
+            for branch in self._branches.values():
+                branch.gone = True
             self._cond.notify_all()
+
+    def _take(self, server: _Server, message: dict[str, Any]) -> None:
+        """One message of a fork server (under the lock)."""
+        if "ready" in message:
+            server.ready = int(message["ready"])
+        elif "exit" in message:
+            pid = int(message["exit"])
+            server.exits[pid] = int(message["code"])
+            branch = self._branch_ids.get(pid) if server is self._server else None
+            if branch is not None:
+                self._branches[branch].gone = True
+        elif "id" in message and int(message["id"]) in server.abandoned:
+            server.abandoned.discard(int(message["id"]))
+            if "pid" in message:  # forked after its spawn gave up: nobody owns it
+                with contextlib.suppress(OSError):
+                    os.kill(int(message["pid"]), signal.SIGKILL)
+        elif "id" in message:
+            server.replies[int(message["id"])] = message
+
+
+class ZygoteBranch:
+    """A fork server forked from a :class:`Zygote` (:meth:`Zygote.branch`): it has imported
+    more, and forks kernels as the zygote does. It dies with the zygote."""
+
+    def __init__(
+        self,
+        zygote: Zygote,
+        branch_id: int,
+        pid: int,
+        server: _Server,
+        owned_dir: Path | None,
+    ) -> None:
+        self._zygote = zygote
+        self._id = branch_id
+        self.pid = pid
+        self._server = server
+        self._owned_dir = owned_dir
+
+    @property
+    def alive(self) -> bool:
+        with self._zygote._cond:
+            return not self._server.gone
+
+    def spawn(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
+    ) -> ForkedProcess:
+        """Fork a kernel, as :meth:`Zygote.spawn` does, from this branch."""
+        pid = self._zygote._fork_kernel(self._id, argv, cwd=cwd, env=env, log=log)
+        return ForkedProcess(pid, self)
+
+    def exit_code(self, pid: int) -> int | None:
+        return self._zygote._exit_code(self._server, pid)
+
+    def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+        return self._zygote._wait_exit(self._server, pid, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the branch's input: it exits once its last kernel has ended; killed if it has
+        not within ``timeout`` seconds (its kernels then die with it)."""
+        zygote = self._zygote
+        zygote._send({"to": self._id, "close": True})
+        if zygote.wait_exit(self.pid, max(timeout, 0.0)) is None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            zygote.wait_exit(self.pid, 5)
+        if zygote._state_dir is not None:
+            forget_process(zygote._state_dir, self.pid)
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+
+
+def _log_tail(log_file: Path) -> str:
+    """``:`` and the end of a zygote's log, for an error message ("" when it is empty)."""
+    with contextlib.suppress(OSError):
+        tail = log_file.read_bytes()[-2000:].decode("utf-8", errors="replace").strip()
+        if tail:
+            return f":\n{tail}"
+    return " in time"
