@@ -16,6 +16,7 @@ child notebook's own kernel.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -119,6 +120,28 @@ def _socket_dir(state_dir: Path | None) -> Path:
         except FileNotFoundError:  # another kernel's kill removed the empty root meanwhile
             continue
     return Path(tempfile.mkdtemp(prefix="orch-k-"))
+
+
+def _write_connection_file(path: Path, ip: Path) -> None:
+    """The kernel's connection file, as jupyter_client's ``write_connection_file`` writes it
+    for the ``ipc`` transport (the format is Jupyter's, documented with the kernel protocol):
+    written here so the kernel launches before jupyter_client is imported. Readable by the
+    owner only: it holds the key that signs the kernel's messages."""
+    info = {
+        "shell_port": 1,
+        "iopub_port": 2,
+        "stdin_port": 3,
+        "control_port": 4,
+        "hb_port": 5,
+        "ip": str(ip),
+        "key": os.urandom(32).hex(),
+        "transport": "ipc",
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": "",
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2)
 
 
 def _collect_tree(root: psutil.Process) -> set[psutil.Process]:
@@ -260,23 +283,10 @@ class Kernel:
         Raises :class:`KernelStartError` when the process exits or does not answer within
         ``start_timeout`` seconds; whatever ``check`` raises propagates (the process is killed).
         """
-        from jupyter_client.blocking.client import BlockingKernelClient
-        from jupyter_client.connect import write_connection_file
-
         connection_file = work_dir / "kernel-connection.json"
         log_file = work_dir / "kernel.log"
         socket_dir = _socket_dir(state_dir)
-        write_connection_file(
-            str(connection_file),
-            transport="ipc",
-            ip=str(socket_dir / "k"),
-            key=os.urandom(32).hex().encode(),
-            shell_port=1,
-            iopub_port=2,
-            stdin_port=3,
-            control_port=4,
-            hb_port=5,
-        )
+        _write_connection_file(connection_file, socket_dir / "k")
         command = [part.replace("{connection_file}", str(connection_file)) for part in argv]
         logger.debug("starting kernel %s in %s", command, cwd)
         try:
@@ -286,6 +296,10 @@ class Kernel:
             raise KernelStartError(f"cannot start kernel {command[0]!r}: {exc}") from exc
         if state_dir is not None:
             record_process(state_dir, process.pid, "kernel")
+        # imported once the kernel is launching: jupyter_client takes 0.3-0.5 s to import in
+        # a busy process, which an R kernel's start (the first in its launcher thread) waited for
+        from jupyter_client.blocking.client import BlockingKernelClient
+
         client = BlockingKernelClient()
         owned = (socket_dir,) if owned_dir is None else (socket_dir, owned_dir)
         kernel = cls(process, client, log_file, state_dir, owned)
