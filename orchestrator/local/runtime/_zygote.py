@@ -3,8 +3,8 @@
 It imports what every ipykernel imports before it answers (IPython, ipykernel, zmq,
 tornado, jupyter_client, debugpy), freezes what the imports made (``gc.freeze``: a kernel's
 collections skip it and leave the memory it shares with the zygote uncopied), then forks one
-kernel per request. A forked kernel skips the
-interpreter start and those imports: 0.2 CPU-s to a ready kernel instead of 0.7. Module names
+kernel per request. A forked kernel skips the interpreter start and those imports: 0.2 CPU-s
+to a ready kernel instead of 0.7. Module names
 given as arguments (``python _zygote.py pyspark.sql.connect.session ...``) are imported too,
 before the zygote answers: its kernels start with them loaded (the kernel pool's Spark
 zygote); a failed import ends the zygote, with the error in its log.

@@ -14,9 +14,8 @@ practice: the kernels of one zygote share its string hash seed (``PYTHONHASHSEED
 decided at interpreter start), debugpy (imported by the zygote, as by a kernel's init)
 read its ``PYDEVD_*`` settings from the zygote's environment, the zygote's objects are
 frozen (``gc.freeze``: the collector skips them, ``gc.get_objects()`` does not list them),
-and ``/proc/<pid>/environ``
-shows the zygote's initial environment (``os.environ``, subprocesses and the owner mark,
-which the zygote carries too, are right).
+and ``/proc/<pid>/environ`` shows the zygote's initial environment (``os.environ``,
+subprocesses and the owner mark, which the zygote carries too, are right).
 
 Lifetime: the zygote gets ``PR_SET_PDEATHSIG`` from the thread that starts it and arms it in
 every kernel it forks, so the chain ends with that thread; it reaps its kernels and reports
