@@ -58,6 +58,14 @@ def forked_kernel(zygote: Zygote, folder: Path, state: Path) -> Kernel:
     return start_kernel(folder, state, zygote.spawn)
 
 
+def wait_gone(server: Zygote | ZygoteBranch, within: float = 10) -> None:
+    """Until the client sees the fork server gone (its reader reached the end)."""
+    deadline = time.monotonic() + within
+    while server.alive:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def evaluate(kernel: Kernel, expression: str) -> object:
     """The value of a Python expression in ``kernel`` (printed as JSON)."""
     texts: list[str] = []
@@ -195,10 +203,7 @@ def test_kernels_die_with_the_zygote(zygote: Zygote, tmp_path: Path) -> None:
     kernel = forked_kernel(zygote, tmp_path / "k", tmp_path)
     os.kill(zygote.pid, signal.SIGKILL)
     assert_all_gone([kernel.pid], within=10)
-    deadline = time.monotonic() + 10
-    while zygote.alive:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_gone(zygote)
     with pytest.raises(ZygoteError):
         zygote.spawn(kernel_argv("PYTHON"), cwd=tmp_path, env={}, log=tmp_path / "x.log")
     kernel.kill()
@@ -344,10 +349,7 @@ def test_a_branch_and_its_kernels_die_with_the_zygote(zygote: Zygote, tmp_path: 
     kernel = start_kernel(tmp_path / "k", tmp_path, branch.spawn)
     os.kill(zygote.pid, signal.SIGKILL)
     assert_all_gone([branch.pid, kernel.pid], within=10)
-    deadline = time.monotonic() + 10
-    while branch.alive:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_gone(branch)
     with pytest.raises(ZygoteError):
         branch.spawn(kernel_argv("PYTHON"), cwd=tmp_path, env={}, log=tmp_path / "x.log")
     kernel.kill()

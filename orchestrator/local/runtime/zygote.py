@@ -172,30 +172,40 @@ class Zygote:
         if state_dir is not None:
             record_process(state_dir, process.pid, "zygote")
         zygote = cls(process, state_dir, owned_dir)
+        zygote._await_ready(
+            zygote._server, zygote.close, "the kernel zygote", log_file, timeout, check
+        )
+        return zygote
+
+    def _await_ready(
+        self,
+        server: _Server,
+        close: Callable[..., None],
+        what: str,
+        log_file: Path,
+        timeout: float,
+        check: Callable[[], None] | None,
+    ) -> None:
+        """Wait until ``server`` has made its imports; else ``close`` it and raise (the end of
+        its log in the error); whatever ``check`` raises propagates, once it is closed."""
+        deadline = time.monotonic() + timeout
         try:
-            ready = zygote._wait_ready(zygote._server, timeout, check)
+            with self._cond:
+                while server.ready is None and not server.gone:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(min(left, _CHECK_SECONDS))
+                    if check is not None:
+                        check()
+                ready = server.ready is not None and not server.gone
         except BaseException:
-            zygote.close(timeout=0)
+            close(timeout=0)
             raise
         if not ready:
             tail = _log_tail(log_file)  # before the close removes its folder
-            zygote.close(timeout=0)
-            raise ZygoteError("the kernel zygote did not start" + tail)
-        return zygote
-
-    def _wait_ready(
-        self, server: _Server, timeout: float, check: Callable[[], None] | None
-    ) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while server.ready is None and not server.gone:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(min(left, _CHECK_SECONDS))
-                if check is not None:
-                    check()
-            return server.ready is not None and not server.gone
+            close(timeout=0)
+            raise ZygoteError(f"{what} did not start{tail}")
 
     def spawn(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
@@ -244,15 +254,9 @@ class Zygote:
             if owned_dir is not None:
                 shutil.rmtree(owned_dir, ignore_errors=True)
             raise
-        try:
-            ready = self._wait_ready(server, timeout, check)
-        except BaseException:
-            branch.close(timeout=0)
-            raise
-        if not ready:
-            tail = _log_tail(log_file)  # before the close removes its folder
-            branch.close(timeout=0)
-            raise ZygoteError("the kernel zygote's branch did not start" + tail)
+        self._await_ready(
+            server, branch.close, "the kernel zygote's branch", log_file, timeout, check
+        )
         return branch
 
     def _fork_kernel(
