@@ -41,7 +41,7 @@ def make_notebooks(root: Path) -> Path:
 
 def run(ctx: Context) -> list[Row]:
     from orchestrator.adapters.databricks import DatabricksWorkspace
-    from orchestrator.build.deploy import plan_deploy
+    from orchestrator.build.deploy_plan import plan_deploy
 
     src = make_notebooks(ctx.scratch)
     client = ctx.client()

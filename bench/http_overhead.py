@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from orchestrator.local import start_local_workspace
+from orchestrator.local.server import start_local_workspace
 
 
 def _client(

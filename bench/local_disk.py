@@ -46,7 +46,7 @@ class Served:
 def _serve(state: Path, keep_scratch: bool) -> int:
     """The workspace process (``--serve``): prints its URL, runs until SIGTERM."""
     from bench.server import serve_until_signal
-    from orchestrator.local import start_local_workspace
+    from orchestrator.local.server import start_local_workspace
 
     ws = start_local_workspace(
         state, token=TOKEN, cluster_start_delay=0.0, keep_run_scratch=keep_scratch
@@ -64,7 +64,7 @@ def start(state: Path, *, keep_scratch: bool) -> Served:
 
 
 def _size(path: Path) -> int:
-    from orchestrator.local.retention import tree_size
+    from orchestrator.local.state.retention import tree_size
 
     return tree_size(path) if path.is_dir() else (path.stat().st_size if path.exists() else 0)
 
@@ -73,7 +73,7 @@ def measure(state: Path) -> dict[str, float]:
     runs = state / "runs"
     scratch = sum(_size(folder / "scratch") for folder in runs.iterdir()) if runs.is_dir() else 0
     database = sum(_size(p) for p in state.glob("state.db*"))
-    from orchestrator.local.store import Store
+    from orchestrator.local.state.store import Store
 
     store = Store(state)
     try:

@@ -145,7 +145,7 @@ def spark_code(project: Path, data: Path, scratch: Path) -> str:
     is reduced to widgets and ``notebook.run``/``exit``, ``display`` to fetching the rows
     (up to 1000, as the runtime's ``display`` does). No orchestration: what a Spark test of
     the sample costs at the least. The JUnit XML goes to ``scratch/results``."""
-    from orchestrator.local.spark.engine import sail_environment
+    from orchestrator.local.runtime.spark_engines import sail_environment
 
     notebooks = project / "databricks"
     texts = {path: path.read_text() for path in notebooks.rglob("*.py")}

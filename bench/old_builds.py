@@ -92,7 +92,7 @@ def clean_up(
     from orchestrator.cleanup.model import DEFAULT_CONCURRENCY, CleanupOptions
     from orchestrator.cleanup.policy import Policy
     from orchestrator.ratelimit import TokenBucket
-    from orchestrator.storage.local import LocalFolderStorage
+    from orchestrator.storage.folder import LocalFolderStorage
 
     # as `orchestrator cleanup` reads: at most DEFAULT_READ_RATE workspace reads a second
     workspace = DatabricksWorkspace(client, read_limiter=TokenBucket(DEFAULT_READ_RATE))

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from databricks.sdk import WorkspaceClient
 
     from bench.notebook_runs import submit_notebook, upload_notebook
-    from orchestrator.local import start_local_workspace
+    from orchestrator.local.server import start_local_workspace
 
     source = (
         "# Databricks notebook source\n"

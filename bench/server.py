@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestrator.local import LocalWorkspace
-    from orchestrator.local.scheduler import TaskExecutor, TaskOutcome, TaskSpec
+    from orchestrator.local.jobs.scheduler import TaskExecutor, TaskOutcome, TaskSpec
+    from orchestrator.local.server import LocalWorkspace
 
 TOKEN_ENV = "BENCH_WORKSPACE_TOKEN"
 
@@ -37,7 +37,7 @@ class _Executor:
         self.real: TaskExecutor | None = None
 
     def __call__(self, spec: TaskSpec, cancel: threading.Event) -> TaskOutcome:
-        from orchestrator.local.scheduler import TaskOutcome
+        from orchestrator.local.jobs.scheduler import TaskOutcome
 
         seconds = spec.parameters.get("bench_sleep")
         if seconds is None:
@@ -49,8 +49,8 @@ class _Executor:
 
 
 def serve(argv: list[str] | None = None) -> int:
-    from orchestrator.local import FaultSettings, start_local_workspace
-    from orchestrator.local.tasks import NotebookTaskExecutor
+    from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor
+    from orchestrator.local.server import FaultSettings, start_local_workspace
 
     parser = argparse.ArgumentParser(prog="python -m bench.server")
     parser.add_argument("--port", type=int, default=0)

@@ -95,7 +95,7 @@ def pooled_cold_and_attach(scratch: Path) -> dict[str, float]:
     from databricks.sdk import WorkspaceClient
 
     from bench.notebook_runs import exit_value, submit_notebook, upload_notebook
-    from orchestrator.local import ClusterSpec, start_local_workspace
+    from orchestrator.local.server import ClusterSpec, start_local_workspace
 
     ws = start_local_workspace(
         Path(tempfile.mkdtemp(dir=scratch)),
@@ -131,7 +131,7 @@ def _run_notebooks(scratch: Path, notebook: str, count: int, workers: int) -> fl
     from databricks.sdk.service import jobs
 
     from bench.notebook_runs import upload_notebook
-    from orchestrator.local import start_local_workspace
+    from orchestrator.local.server import start_local_workspace
 
     ws = start_local_workspace(
         Path(tempfile.mkdtemp(dir=scratch)), cluster_start_delay=0.0, max_workers=workers

@@ -99,7 +99,7 @@ def dir_mb(path: Path) -> float:
 @contextlib.contextmanager
 def sail_engine(state: Path) -> Iterator[tuple[str, float, int]]:
     """A Sail engine as a cluster starts it: (url, seconds to listen, pid)."""
-    from orchestrator.local.spark.engine import SparkEngines
+    from orchestrator.local.runtime.spark_engines import SparkEngines
 
     engines = SparkEngines(state)
     started = time.monotonic()

@@ -109,7 +109,7 @@ def compat_sail(scratch: Path) -> dict[str, str]:
     from databricks.sdk import WorkspaceClient
 
     from bench.notebook_runs import exit_value, submit_notebook, upload_notebook
-    from orchestrator.local import start_local_workspace
+    from orchestrator.local.server import start_local_workspace
 
     ws = start_local_workspace(scratch / "ops-state", cluster_start_delay=0.0)
     notebook = (

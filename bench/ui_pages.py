@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from orchestrator.local import LocalWorkspace, start_local_workspace
-from orchestrator.local.scheduler import TaskOutcome, TaskSpec
+from orchestrator.local.jobs.scheduler import TaskOutcome, TaskSpec
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 
 TARGET_MS = 300.0
 TOKEN = "bench-token"

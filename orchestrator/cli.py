@@ -374,19 +374,27 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except OrchestratorError as err:
         # one line per problem (a config file may have several, all reported at once)
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        _report_error(args, lines or [type(err).__name__], err.exit_code)
+        if err.run_id is not None:
+            lines.append(f"run {err.run_id}: {err.run_url or '(no URL)'}")
+        _report_error(args, lines or [type(err).__name__], err.exit_code, run=err)
         return err.exit_code
     except BuildCancelled as cancelled:  # a signal outside a build's own handling
         print(f"orchestrator: cancelled by {cancelled}", file=sys.stderr)
         return cancelled.exit_code
 
 
-def _report_error(args: argparse.Namespace, lines: list[str], exit_code: int) -> None:
+def _report_error(
+    args: argparse.Namespace,
+    lines: list[str],
+    exit_code: int,
+    *,
+    run: OrchestratorError | None = None,
+) -> None:
     """The one place a failed command is told: ``orchestrator: error:`` lines on stderr; on
     Azure DevOps and GitHub also an error annotation per line and the failed task or step
     summary; with ``--json`` a JSON document with the error on stdout. Masked throughout."""
     from orchestrator.masking import masker
-    from orchestrator.results.report import detect_format, publish_errors
+    from orchestrator.results.publish import detect_format, publish_errors
 
     lines = [masker().mask(line) for line in lines]
     for line in lines:
@@ -395,7 +403,13 @@ def _report_error(args: argparse.Namespace, lines: list[str], exit_code: int) ->
         sys.stdout.flush()
         publish_errors(lines, out=sys.stderr, environ=os.environ, title=_title(args))
     if getattr(args, "json", False):
-        document = {"status": "error", "exit_code": exit_code, "error": "\n".join(lines)}
+        document: dict[str, object] = {
+            "status": "error",
+            "exit_code": exit_code,
+            "error": "\n".join(lines),
+        }
+        if run is not None and run.run_id is not None:
+            document.update(run_id=run.run_id, run_url=run.run_url)
         print(json.dumps(document, indent=2))
 
 

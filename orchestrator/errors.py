@@ -30,9 +30,28 @@ EXIT_CANCELLED_SIGTERM = 143
 
 
 class OrchestratorError(Exception):
-    """Base class: a failure the CLI reports as one line with ``exit_code``."""
+    """Base class: a failure the CLI reports as one line with ``exit_code``.
+
+    ``run_id`` and ``run_url`` name the Databricks run the failure concerns, where one is known
+    (a build that failed after its run started, a wait that timed out): the CLI prints them and
+    puts them in ``--json``.
+    """
 
     exit_code: int = EXIT_INFRA
+
+    def __init__(
+        self, message: str = "", *, run_id: int | None = None, run_url: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.run_url = run_url
+
+    def about_run(self, run_id: int | None, run_url: str | None) -> OrchestratorError:
+        """Name the run this failure concerns, unless it names one already; ``self``."""
+        if self.run_id is None and run_id is not None:
+            self.run_id = run_id
+            self.run_url = run_url
+        return self
 
 
 class UsageError(OrchestratorError):

@@ -24,15 +24,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
-from orchestrator.adapters.databricks import DatabricksWorkspace, open_workspace, preload_sdk
+from orchestrator.adapters.databricks import open_workspace, preload_sdk
+from orchestrator.adapters.local_admin import LocalAdminClient
 from orchestrator.clock import Clock
 from orchestrator.config.loader import resolve_secret
 from orchestrator.errors import EXIT_OK, InfrastructureError, UsageError
 from orchestrator.layout import LOCAL_STATE_DIR
+from orchestrator.local.runtime.spark_locations import DEFAULT_CLUSTER_ID
 
 if TYPE_CHECKING:
     from orchestrator.config.schema import BuildConfig
+    from orchestrator.ports import LocalAdmin, Workspace
     from orchestrator.storage.base import Storage
 
 __all__ = [
@@ -46,12 +50,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LOCAL_CLUSTER_ID = "0000-000000-local"
+#: hosts of a workspace on this machine: the embedded one or `orchestrator local serve`
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+#: the embedded workspace's cluster: defined by the local workspace, named here for the build
+LOCAL_CLUSTER_ID = DEFAULT_CLUSTER_ID
 
 
 @dataclass(frozen=True)
 class Connection:
-    workspace: DatabricksWorkspace
+    workspace: Workspace
     host: str
     local: bool
     cluster_id: str
@@ -59,6 +67,9 @@ class Connection:
     #: the embedded local workspace's state folder, when it outlives the build (the repo's
     #: ``.orchestrator/local-workspace``; None for a remote workspace or a temporary state)
     kept_state: Path | None = None
+    #: the local workspace's own API, for a workspace on this machine (embedded, or
+    #: ``orchestrator local serve``); None for Databricks, which has no such API
+    admin: LocalAdmin | None = None
 
 
 @contextmanager
@@ -104,7 +115,7 @@ def connect(
     only (the build's notebooks'), when given, and readies Spark notebooks' kernels when
     ``spark`` (a notebook of the build uses it)."""
     if config.workspace.is_local:
-        from orchestrator.local import start_local_workspace
+        from orchestrator.local.server import start_local_workspace
 
         with _local_state(config.root) as (state, kept):
             try:
@@ -131,6 +142,7 @@ def connect(
                     config.cluster_id or LOCAL_CLUSTER_ID,
                     (workspace.token,),
                     state if kept else None,
+                    admin=LocalAdminClient(workspace.url, workspace.token),
                 )
             finally:
                 workspace.stop()
@@ -158,7 +170,11 @@ def connect(
     remote = open_workspace(
         kwargs, pool_size=_pool_size(config), clock=clock, connect=config.timeouts.connect
     )
-    yield Connection(remote, str(ws.host), False, config.cluster_id, tuple(secrets))
+    host = str(ws.host)
+    admin = None
+    if urlsplit(host).hostname in LOOPBACK_HOSTS and "token" in kwargs:
+        admin = LocalAdminClient(host, kwargs["token"])  # an `orchestrator local serve`
+    yield Connection(remote, host, False, config.cluster_id, tuple(secrets), admin=admin)
 
 
 @contextmanager
@@ -228,7 +244,7 @@ def serve_local(
     import signal
     import threading
 
-    from orchestrator.local import FaultSettings, start_local_workspace
+    from orchestrator.local.server import FaultSettings, start_local_workspace
 
     faults = FaultSettings()
     if faults_file is not None:
@@ -277,7 +293,7 @@ def prune_local(
     Unset limits take the workspace's defaults (:class:`orchestrator.local.Retention`); it is
     safe while a workspace serves the same state dir (active runs are never touched).
     """
-    from orchestrator.local import Retention, prune_state_dir
+    from orchestrator.local.state.retention import Retention, prune_state_dir
 
     defaults = Retention()
     try:

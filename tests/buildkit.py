@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from orchestrator.cli import main
-from orchestrator.local import LocalWorkspace
+from orchestrator.local.server import LocalWorkspace
 from tests.sample import command, copy_sample_project, in_subprocess, workspace_flags
 
 __all__ = [

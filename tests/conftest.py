@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator.local import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 
 if TYPE_CHECKING:
     from tests.azurite import Azurite

@@ -24,7 +24,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.layout import data_prefix
 from orchestrator.storage.base import tree_digest
-from orchestrator.storage.local import LocalFolderStorage
+from orchestrator.storage.folder import LocalFolderStorage
 from tests.azurite import Azurite, azurite_build_flags, use_abfss_shim
 from tests.buildkit import build, command, junit, suites
 

@@ -17,7 +17,7 @@ import pytest
 from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
-from orchestrator.local import FaultSettings, LocalWorkspace
+from orchestrator.local.server import FaultSettings, LocalWorkspace
 from tests.buildkit import build, command, in_subprocess, junit, remote_args, suites
 from tests.conftest import TOKEN, sdk_client
 

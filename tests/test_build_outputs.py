@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.build.progress import Progress
 from orchestrator.cli import main
-from orchestrator.local import LocalWorkspace
+from orchestrator.local.server import LocalWorkspace
 from tests.buildkit import build, command, remote_args
 from tests.conftest import TOKEN, sdk_client
 
@@ -133,7 +133,7 @@ def test_an_embedded_build_ends_with_a_command_and_url_that_open_its_run_later(
     import re
     import urllib.request
 
-    from orchestrator.local import start_local_workspace
+    from orchestrator.local.server import start_local_workspace
 
     monkeypatch.chdir(project)
     assert build(project, "--build-id", "browse") == 0

@@ -50,9 +50,9 @@ from orchestrator.cleanup.policy import (
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
 from orchestrator.layout import is_build_name, journal_path
-from orchestrator.local import FaultSettings, LocalWorkspace, start_local_workspace
+from orchestrator.local.server import FaultSettings, LocalWorkspace, start_local_workspace
 from orchestrator.ratelimit import TokenBucket
-from orchestrator.storage.local import LocalFolderStorage
+from orchestrator.storage.folder import LocalFolderStorage
 from tests.buildkit import remote_args
 from tests.conftest import TOKEN, sdk_client
 from tests.fakes import FakeClock

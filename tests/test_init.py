@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.deploy import DeployRules, kernel_languages, plan_deploy, uses_spark
+from orchestrator.build.deploy_plan import DeployRules, kernel_languages, plan_deploy, uses_spark
 from orchestrator.build.parameters import declare_parameters
 from orchestrator.cli import main
 from orchestrator.errors import UsageError

@@ -2,11 +2,11 @@
 
 The template checks read ``orchestrator/job_settings_schema.json`` instead of importing the SDK
 (which costs ~0.8 s). These tests keep that honest: regenerating from the installed SDK must give
-exactly the shipped file (an SDK upgrade that changes the job settings fails here until
-``python -m orchestrator.job.schema --write`` refreshes it), and the snapshot checks must report
-exactly what a check walking the SDK's dataclasses reports, for every field of the sample job
-broken in every way. The SDK they compare with is the locked one (``requirements.lock``), so a
-newer release upstream never turns these red; a refresh of the lock refreshes the snapshot.
+exactly the shipped file (an SDK upgrade that changes the job settings fails here until ``python -m
+orchestrator.job.settings_snapshot --write`` refreshes it), and the snapshot checks must report
+exactly what a check walking the SDK's dataclasses reports, for every field of the sample job broken
+in every way. The SDK they compare with is the locked one (``requirements.lock``), so a newer
+release upstream never turns these red; a refresh of the lock refreshes the snapshot.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import UsageError
-from orchestrator.job import schema as job_schema
-from orchestrator.job.schema import misspelling_of
+from orchestrator.job import settings_snapshot as job_schema
+from orchestrator.job.settings_snapshot import misspelling_of
 from orchestrator.job.template import render_job, validate_job_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def test_the_installed_sdk_and_the_snapshot_are_the_locked_release() -> None:
     assert metadata.version("databricks-sdk") == locked, "install from the lock: .ci/setup"
     assert job_schema.load_schema()["sdk_version"] == locked, (
         "the snapshot was made from another databricks-sdk than the lock's: "
-        "run python -m orchestrator.job.schema --write"
+        "run python -m orchestrator.job.settings_snapshot --write"
     )
 
 
@@ -57,7 +57,7 @@ def test_the_shipped_snapshot_is_what_the_installed_sdk_gives() -> None:
     regenerated = job_schema.dumps(job_schema.generate())
     assert regenerated == shipped, (
         "orchestrator/job_settings_schema.json is stale for the installed databricks-sdk: "
-        "run python -m orchestrator.job.schema --write"
+        "run python -m orchestrator.job.settings_snapshot --write"
     )
 
 
@@ -298,7 +298,10 @@ def test_a_field_the_snapshot_lacks_is_a_warning_naming_field_version_and_refres
     assert len(warnings) == 2
     first = warnings[0]
     assert first.startswith("job-template.json: description: not a field")
-    assert "databricks-sdk 0.0.1-old" in first and "orchestrator.job.schema --write" in first
+    assert (
+        "databricks-sdk 0.0.1-old" in first
+        and "orchestrator.job.settings_snapshot --write" in first
+    )
     assert "\n" not in first
     assert warnings[1].startswith("job-template.json: tasks[0].brand_new_task: not a field")
 

@@ -12,7 +12,7 @@ from databricks.sdk.service import jobs as sdk_jobs
 
 from orchestrator.adapters.databricks import runs as jobs
 from orchestrator.errors import TimeoutExpired
-from orchestrator.local import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
 from tests.fakes import FakeClock
 from tests.local.fakes import FakeExecutor

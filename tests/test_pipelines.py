@@ -47,7 +47,7 @@ from orchestrator.adapters.databricks import runs as orchestrator_jobs
 from orchestrator.adapters.keyvault import KeyVaultSecrets
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig, is_secret_name
-from orchestrator.local import LocalWorkspace
+from orchestrator.local.server import LocalWorkspace
 from tests.conftest import sdk_client
 from tests.kvserver import FakeCredential, client_options, key_vault
 from tests.pipelines.azure_eval import MACRO

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from orchestrator.config.context import BuildContext
 from orchestrator.results.junit import FailedCase, ResultsSummary, SuiteSummary
-from orchestrator.results.report import (
+from orchestrator.results.publish import (
     detect_format,
     escape_ado_data,
     escape_ado_property,

@@ -18,7 +18,7 @@ from orchestrator.adapters.databricks import open_workspace
 from orchestrator.adapters.databricks.retries import RetryBudgetExceeded, RetryReporter
 from orchestrator.cli import main
 from orchestrator.errors import InfrastructureError
-from orchestrator.local import FaultSettings, LocalWorkspace
+from orchestrator.local.server import FaultSettings, LocalWorkspace
 from tests.buildkit import command, remote_args
 from tests.fakes import FakeClock
 

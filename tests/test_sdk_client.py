@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.local import start_local_workspace
+from orchestrator.local.server import start_local_workspace
 
 PROBE = """
 import json, sys

@@ -20,7 +20,7 @@ import pytest
 from orchestrator.adapters import keyvault as secrets_module
 from orchestrator.adapters.keyvault import KeyVaultSecrets
 from orchestrator.cli import main
-from orchestrator.local import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from orchestrator.masking import MASK
 from tests.azurite import ACCOUNT_KEY, Azurite, azurite_build_flags, use_abfss_shim
 from tests.buildkit import command, in_subprocess, workspace_flags

@@ -22,7 +22,7 @@ import pytest
 from databricks.sdk.service import jobs
 
 from orchestrator import signals
-from orchestrator.local import FaultSettings, LocalWorkspace
+from orchestrator.local.server import FaultSettings, LocalWorkspace
 from tests.buildkit import command, in_subprocess, remote_args
 from tests.conftest import TOKEN, sdk_client
 from tests.test_build import slow_project

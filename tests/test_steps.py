@@ -9,7 +9,7 @@ import pytest
 from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
-from orchestrator.local import LocalWorkspace
+from orchestrator.local.server import LocalWorkspace
 from tests.buildkit import command, junit, remote_args, suites
 from tests.conftest import sdk_client
 

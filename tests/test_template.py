@@ -416,7 +416,7 @@ def test_importing_the_stage_modules_loads_neither_the_sdk_nor_junitparser() -> 
         "import sys\n"
         "import orchestrator.config.loader, orchestrator.config.context\n"
         "import orchestrator.job.template\n"
-        "import orchestrator.results.junit, orchestrator.results.report\n"
+        "import orchestrator.results.junit, orchestrator.results.publish\n"
         "heavy = [m for m in sys.modules if m.startswith(('databricks', 'junitparser'))]\n"
         "print(heavy)\n"
     )

@@ -28,10 +28,10 @@ from orchestrator.results.junit import (
 from orchestrator.results.outcomes import TaskOutcome, outcome_case, output_text
 
 if TYPE_CHECKING:
-    from orchestrator.adapters.databricks import DatabricksWorkspace
     from orchestrator.adapters.databricks.workspace import Run
     from orchestrator.build.plan import BuildPlan
     from orchestrator.build.progress import Progress
+    from orchestrator.ports import BuildWorkspace
     from orchestrator.storage.base import Storage
 
 __all__ = ["collect_run"]
@@ -84,7 +84,7 @@ def _seconds(task: object) -> float | None:
 
 
 def _outcome(
-    workspace: DatabricksWorkspace, run: Run, task: object, folder: Path, views: list[str]
+    workspace: BuildWorkspace, run: Run, task: object, folder: Path, views: list[str]
 ) -> TaskOutcome:
     """What the build knows of ``task``: its state, XML, and on failure its error and output."""
     xml = sorted(folder.rglob("*.xml")) if folder.is_dir() else []
@@ -111,7 +111,7 @@ def _outcome(
 
 
 def collect_run(
-    workspace: DatabricksWorkspace,
+    workspace: BuildWorkspace,
     run: Run,
     *,
     storage: Storage,
@@ -141,7 +141,7 @@ def collect_run(
 
 
 def _export(
-    workspace: DatabricksWorkspace, tasks: Sequence[_Task], artifacts: Path, progress: Progress
+    workspace: BuildWorkspace, tasks: Sequence[_Task], artifacts: Path, progress: Progress
 ) -> dict[str, list[str]]:
     """The executed notebooks (masked) to ``artifacts/``; by task key, for the outcomes.
 

@@ -22,7 +22,7 @@ from orchestrator.build.plan import BuildOptions, BuildPlan, BuildResult, plan_d
 from orchestrator.build.steps import describe, run_step
 from orchestrator.errors import EXIT_OK
 from orchestrator.layout import LOCAL_SERVE_PORT, LOCAL_STATE_DIR
-from orchestrator.results.report import publish, publish_warning, to_json
+from orchestrator.results.publish import publish, publish_warning, to_json
 
 __all__ = [
     "Invocation",

@@ -9,9 +9,7 @@ failing child fails the task with the child's error.
 
 from __future__ import annotations
 
-import posixpath
-
-__all__ = ["ENTRY_SOURCE", "entry_path"]
+__all__ = ["ENTRY_SOURCE"]
 
 ENTRY_SOURCE = """# Databricks notebook source
 # MAGIC %md
@@ -46,8 +44,3 @@ result = dbutils.notebook.run(
 
 dbutils.notebook.exit(result)
 """
-
-
-def entry_path(build_root: str, repo_name: str) -> str:
-    """Where the repo's entry notebook lives: beside the build folders, never inside one."""
-    return posixpath.join(build_root, repo_name, "_orchestrator", "entry")

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.adapters.databricks import Polling, is_terminal, platform_failure
 from orchestrator.build.collect import collect_run
-from orchestrator.build.deploy import kernel_languages, uses_spark
+from orchestrator.build.deploy_plan import kernel_languages, uses_spark
 from orchestrator.build.entry_notebook import ENTRY_SOURCE
 from orchestrator.build.plan import BuildPlan, BuildResult, display_path
 from orchestrator.build.progress import Progress
@@ -34,10 +34,11 @@ from orchestrator.errors import (
     EXIT_OK,
     EXIT_TESTS_FAILED,
     EXIT_TIMEOUT,
+    OrchestratorError,
     TimeoutExpired,
 )
 from orchestrator.layout import MARKER_NAME
-from orchestrator.services import Connection, open_services
+from orchestrator.services import LOOPBACK_HOSTS, Connection, open_services
 from orchestrator.signals import BuildCancelled, at_stake, cancel_on_signals, shielded
 from orchestrator.storage.base import Storage
 
@@ -148,6 +149,10 @@ def execute(
             result = BuildResult(
                 cancelled.exit_code, build.run_id, build.run_url, local_state=build.kept_state
             )
+        except OrchestratorError as err:
+            err.about_run(build.run_id, build.run_url)
+            _wind_down(plan, conn, storage, build, progress, keep=keep)
+            raise
         except BaseException:
             _wind_down(plan, conn, storage, build, progress, keep=keep)
             raise
@@ -180,8 +185,8 @@ def _steps(
     summary = collect_run(
         conn.workspace, build.run, storage=storage, plan=plan, scratch=scratch, progress=progress
     )
-    if conn.local:
-        conn.workspace.record_test_counts(build.run_id, summary.counts())
+    if conn.admin is not None:  # a workspace on this machine: its Jobs UI shows the counts
+        conn.admin.record_test_counts(build.run_id, summary.counts())
     if exit_code == EXIT_OK and (not summary.ok or summary.tests == 0):
         exit_code = EXIT_TESTS_FAILED
     platform = platform_failure(build.run)
@@ -274,12 +279,11 @@ def start_build_run(
 #: the poll interval for a workspace on this machine (embedded or ``local serve``): a poll is
 #: a loopback request of a few milliseconds, and a run's end is seen within a tenth of a second
 _LOOPBACK_POLL = 0.1
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _polling(conn: Connection, cap: float) -> Polling:
     """How a run is polled: adaptive up to ``timeouts.poll``; fast on a loopback workspace."""
-    if conn.local or urlsplit(conn.host).hostname in _LOOPBACK_HOSTS:
+    if conn.local or urlsplit(conn.host).hostname in LOOPBACK_HOSTS:
         fast = min(cap, _LOOPBACK_POLL)
         return Polling(initial=fast, factor=1.0, cap=fast)
     return Polling(cap=cap)

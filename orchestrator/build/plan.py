@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator.adapters.databricks import DeployItem
 from orchestrator.build.changes import select_tasks
-from orchestrator.build.deploy import DeployRules, plan_deploy
+from orchestrator.build.deploy_plan import DeployRules, plan_deploy
 from orchestrator.build.parameters import build_parameters, declare_parameters, job_values
 from orchestrator.config.context import BuildContext, detect_context
 from orchestrator.config.loader import load_config

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.cleanup.discovery import DEFAULT_READ_RATE
@@ -22,7 +22,6 @@ from orchestrator.cleanup.model import (
     CleanupReport,
 )
 from orchestrator.cleanup.policy import Policy, check_storage_root, check_workspace_root, parse_age
-from orchestrator.clock import Clock
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig
 from orchestrator.errors import UsageError
@@ -30,7 +29,7 @@ from orchestrator.layout import is_build_name
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.services import open_services
 
-__all__ = ["CleanupRequest", "default_orphan_after", "run_cleanup", "run_cleanup_command"]
+__all__ = ["CleanupRequest", "default_orphan_after", "run_cleanup_command"]
 
 
 @dataclass(frozen=True)
@@ -94,28 +93,9 @@ def run_cleanup_command(
         rate=rate or None,
         concurrency=concurrency,
     )
-    return run_cleanup(options, config=config, environ=environ, on_event=on_event)
-
-
-def default_orphan_after(config: BuildConfig) -> timedelta:
-    """6 hours, or twice the longest a build may legitimately take when that is longer."""
-    longest = timedelta(seconds=config.timeouts.build + config.timeouts.cluster_start)
-    return max(timedelta(hours=6), 2 * longest)
-
-
-def run_cleanup(
-    options: CleanupOptions,
-    *,
-    config: BuildConfig,
-    environ: Mapping[str, str],
-    now: datetime | None = None,
-    clock: Clock | None = None,
-    on_event: Callable[[str], None] | None = None,
-) -> CleanupReport:
-    """Clean the target's build root and storage root; roots are checked before any call."""
     root = check_workspace_root(config.build_root)
     storage_root = check_storage_root(config.storage.root, repo_root=config.root)
-    with open_services(config, environ=environ, clock=clock) as (conn, storage):
+    with open_services(config, environ=environ) as (conn, storage):
         conn.workspace.read_limiter = TokenBucket(DEFAULT_READ_RATE)
         return cleanup(
             tree=conn.workspace,
@@ -124,7 +104,11 @@ def run_cleanup(
             root=root,
             storage_root=storage_root,
             options=options,
-            now=now,
-            clock=clock,
             on_event=on_event,
         )
+
+
+def default_orphan_after(config: BuildConfig) -> timedelta:
+    """6 hours, or twice the longest a build may legitimately take when that is longer."""
+    longest = timedelta(seconds=config.timeouts.build + config.timeouts.cluster_start)
+    return max(timedelta(hours=6), 2 * longest)

@@ -12,9 +12,9 @@ When it cleans every repo (no ``repos``), it also lists the shared test data,
 (``<build_root>/_orchestrator/cleanup.json``). With ``repos`` the other repos' builds are not
 read, so which copies they use is unknown and the test data is not looked at.
 
-The workspace is reached through :class:`WorkspaceTree`, which the Databricks adapter
-(:class:`~orchestrator.adapters.databricks.DatabricksWorkspace`) implements, with a rate limit
-on reads (:data:`DEFAULT_READ_RATE`).
+The workspace is reached through :class:`~orchestrator.ports.WorkspaceTree`, which the Databricks
+adapter (:class:`~orchestrator.adapters.databricks.DatabricksWorkspace`) implements, with a rate
+limit on reads (:data:`DEFAULT_READ_RATE`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 from orchestrator.adapters.databricks import Entry
 from orchestrator.cleanup.policy import Build, DataCopy, is_digest, marker_data, read_marker
@@ -42,14 +41,14 @@ from orchestrator.layout import (
     is_build_name,
     journal_path,
 )
+from orchestrator.ports import WorkspaceTree
 from orchestrator.storage.base import Storage
-from orchestrator.storage.local import LocalFolderStorage
+from orchestrator.storage.folder import LocalFolderStorage
 
 __all__ = [
     "DEFAULT_READ_RATE",
     "Discovery",
     "Entry",
-    "WorkspaceTree",
     "discover",
     "read_data_journal",
     "read_journal",
@@ -63,26 +62,6 @@ log = logging.getLogger(__name__)
 #: Workspace reads (list, export) per second during discovery: under the service's published
 #: list (50/s) and export (60/s) limits, leaving room for builds running meanwhile.
 DEFAULT_READ_RATE = 20.0
-
-
-class WorkspaceTree(Protocol):
-    """The workspace as cleanup sees it."""
-
-    def list(self, path: str) -> list[Entry] | None:
-        """The children of a folder; None when it does not exist."""
-        ...
-
-    def read_text(self, path: str) -> str | None:
-        """A workspace file's text; None when it does not exist."""
-        ...
-
-    def write_text(self, path: str, text: str) -> None:
-        """Write a workspace file (creating its folder), replacing any existing one."""
-        ...
-
-    def delete(self, path: str) -> bool:
-        """Delete recursively; False when it was already gone."""
-        ...
 
 
 # -- the journal -------------------------------------------------------------------------------

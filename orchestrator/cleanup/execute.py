@@ -12,11 +12,11 @@
    ``<build_root>/_orchestrator/cleanup.json``; each copy's modification time is read again just
    before its delete, and a copy used since the plan was made is kept.
 
-:func:`cleanup` runs the three on interfaces (a
-:class:`~orchestrator.cleanup.discovery.WorkspaceTree`, a
-:class:`~orchestrator.storage.base.Storage`, a :class:`~orchestrator.cleanup.orphans.RunControl`),
-so tests pass fakes; :func:`orchestrator.cleanup.command.run_cleanup` wires the configured
-target's services in. Nothing outside
+:func:`cleanup`, the library's one entry point, runs the three on interfaces (a
+:class:`~orchestrator.ports.WorkspaceTree`, a :class:`~orchestrator.storage.base.Storage`, a
+:class:`~orchestrator.ports.RunControl`), so tests pass fakes (and call the two steps on their
+own); :func:`orchestrator.cleanup.command.run_cleanup_command` wires the configured target's
+services in. Nothing outside
 ``<build_root>/<repo>/<build_id>``, ``<storage_root>/<repo>/<build_id>`` and
 ``<storage_root>/_data/<sha256>`` is ever deleted, ``_orchestrator`` never, and job definitions
 are never changed.
@@ -32,10 +32,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
-from orchestrator.adapters.databricks.model import ActiveRun
+from orchestrator.adapters.databricks.values import ActiveRun
 from orchestrator.cleanup.discovery import (
     Discovery,
-    WorkspaceTree,
     discover,
     read_data_journal,
     read_journal,
@@ -50,7 +49,6 @@ from orchestrator.cleanup.model import (
     DataDeleted,
     Deleted,
 )
-from orchestrator.cleanup.orphans import RunControl
 from orchestrator.cleanup.policy import (
     DataDecision,
     Decision,
@@ -64,6 +62,7 @@ from orchestrator.cleanup.report import data_deleted_line, deleted_line, header
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import OrchestratorError
 from orchestrator.layout import build_folder, build_prefix, data_prefix
+from orchestrator.ports import RunControl, WorkspaceTree
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
 from orchestrator.storage.base import Storage

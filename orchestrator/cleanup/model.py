@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.adapters.databricks.model import ActiveRun
+from orchestrator.adapters.databricks.values import ActiveRun
 from orchestrator.cleanup.policy import DataDecision, Decision, Policy
 from orchestrator.errors import EXIT_INFRA, EXIT_OK
 from orchestrator.signals import BuildCancelled

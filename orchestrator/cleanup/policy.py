@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.abfss import is_abfss, split_abfss
-from orchestrator.adapters.databricks.model import ActiveRun
+from orchestrator.adapters.databricks.values import ActiveRun
 from orchestrator.errors import UsageError
 from orchestrator.layout import DATA_PREFIX, build_folder, is_build_name
 

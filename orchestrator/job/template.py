@@ -10,11 +10,11 @@ This module owns the template language and the job-settings checks:
   with ``file:line:col``; every placeholder problem is reported at once.
 * The rendered settings are checked against databricks-sdk's job settings dataclasses (types,
   enums, required fields, misspelt field names) through the snapshot of their structure that
-  :mod:`orchestrator.job.schema` ships (importing the SDK would cost ~0.8 s). A field the snapshot
-  does not know and that is no near miss of a known one is a warning, not an error: it may be new
-  in Databricks since the snapshot's SDK release. The checks also apply rules
-  the API enforces server-side (a name, at least one task, unique task keys, dependencies that
-  exist and form no cycle, notebook paths, timeouts, ``max_concurrent_runs``).
+  :mod:`orchestrator.job.settings_snapshot` ships (importing the SDK would cost ~0.8 s). A field the
+  snapshot does not know and that is no near miss of a known one is a warning, not an error: it may
+  be new in Databricks since the snapshot's SDK release. The checks also apply rules the API
+  enforces server-side (a name, at least one task, unique task keys, dependencies that exist and
+  form no cycle, notebook paths, timeouts, ``max_concurrent_runs``).
 
 The values filled in are the build stage's (:mod:`orchestrator.build.parameters`).
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from orchestrator.errors import UsageError
-from orchestrator.job.schema import REFRESH_HINT, TypeExpr, load_schema, misspelling_of
+from orchestrator.job.settings_snapshot import REFRESH_HINT, TypeExpr, load_schema, misspelling_of
 
 if TYPE_CHECKING:
     pass
@@ -225,7 +225,7 @@ def _is_primitive(value: Any, kind: str) -> bool:
 def _check_shape(
     value: Any, kind: TypeExpr, path: str, found: _Findings, types: Mapping[str, Any]
 ) -> None:
-    """Check JSON ``value`` against a type of the SDK snapshot (``orchestrator.job.schema``)."""
+    """Check JSON ``value`` against a type of the SDK snapshot (:mod:`.settings_snapshot`)."""
     where = path or "settings"
     if kind == "any":
         return

@@ -1,54 +1,19 @@
-"""The local Databricks-compatible workspace: Workspace, Jobs, Clusters, Secrets APIs over HTTP,
-notebook tasks executed in Jupyter kernels on this machine.
+"""The local Databricks-compatible workspace: the Workspace, Jobs, Clusters, DBFS and Secrets
+REST APIs over HTTP, and notebook tasks executed in Jupyter kernels on this machine.
 
-The rest of the package uses only :func:`start_local_workspace` and :func:`prune_state_dir` from
-here. Names are imported on first use: every notebook kernel imports
-``orchestrator.local.runtime``, and loading the server there would only slow each kernel's start.
+The rooms, in the order a request goes through them (each imports only the rooms after it):
+
+* :mod:`.server`: the assembly (:class:`~.server.workspace.LocalWorkspace`,
+  :func:`~.server.workspace.start_local_workspace`), the HTTP listener, fault injection and
+  the ``/local-admin`` endpoints;
+* :mod:`.ui`: the read-only Jobs UI pages;
+* :mod:`.api`: one module per REST API, and the request, response and routing types;
+* :mod:`.jobs`: run documents, the scheduler, task execution;
+* :mod:`.runtime`: what runs notebooks on this host: kernels, the pool, the executor,
+  libraries, clusters and their Spark engines, process lifetime;
+* :mod:`.state`: the store, retention, the documented limits and notebook formats;
+* :mod:`.kernel`: the code that runs inside kernels, importing nothing from the rest.
+
+This ``__init__`` imports nothing: every kernel imports :mod:`.kernel` through it. The rest of
+the package reaches the workspace only through ``orchestrator.services``.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from orchestrator.local.clusters import ClusterSpec
-    from orchestrator.local.faults import FaultSettings
-    from orchestrator.local.retention import PruneReport, Retention, prune_state_dir
-    from orchestrator.local.server import (
-        LocalWorkspace,
-        LocalWorkspaceSettings,
-        start_local_workspace,
-        temporary_workspace,
-    )
-
-__all__ = [
-    "ClusterSpec",
-    "FaultSettings",
-    "LocalWorkspace",
-    "LocalWorkspaceSettings",
-    "PruneReport",
-    "Retention",
-    "prune_state_dir",
-    "start_local_workspace",
-    "temporary_workspace",
-]
-
-_HOME = {
-    "ClusterSpec": "orchestrator.local.clusters",
-    "FaultSettings": "orchestrator.local.faults",
-    "LocalWorkspace": "orchestrator.local.server",
-    "LocalWorkspaceSettings": "orchestrator.local.server",
-    "PruneReport": "orchestrator.local.retention",
-    "Retention": "orchestrator.local.retention",
-    "prune_state_dir": "orchestrator.local.retention",
-    "start_local_workspace": "orchestrator.local.server",
-    "temporary_workspace": "orchestrator.local.server",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator.local' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

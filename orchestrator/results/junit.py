@@ -3,7 +3,7 @@
 This module owns reading untrusted JUnit XML safely, naming suites per notebook, merging them
 (plus synthesized failures for tasks that ended without XML) into one file for Azure DevOps'
 PublishTestResults and GitHub test reporters, and the typed :class:`ResultsSummary` that
-:mod:`orchestrator.results.report` publishes.
+:mod:`orchestrator.results.publish` publishes.
 
 * Every ``*.xml`` under the results folder (the caller downloads it from storage) is parsed with
   defusedxml: entity declarations and external entities are refused. A refused, malformed or

@@ -2,7 +2,7 @@
 protocol (models, test scripts and test data in, JUnit XML out), storage credentials
 (:class:`StorageAuth`, :func:`storage_auth`) and the tree helpers.
 
-The implementations are :class:`~orchestrator.storage.local.LocalFolderStorage` and
+The implementations are :class:`~orchestrator.storage.folder.LocalFolderStorage` and
 :class:`~orchestrator.storage.adls.AdlsStorage`; :func:`orchestrator.storage.open.open_storage`
 picks one by URL scheme. The cluster may see the same place under another path (a
 ``/dbfs/mnt/...`` mount, a ``/Volumes/...`` path): :meth:`Storage.cluster_path` gives that path

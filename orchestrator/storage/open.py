@@ -1,5 +1,5 @@
 """Opening the build storage a config names (:func:`open_storage`): a local folder
-(:mod:`orchestrator.storage.local`) or ADLS Gen2 (:mod:`orchestrator.storage.adls`, imported only
+(:mod:`orchestrator.storage.folder`) or ADLS Gen2 (:mod:`orchestrator.storage.adls`, imported only
 when used, so commands that never touch ADLS never load the Azure SDK).
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from orchestrator.abfss import is_abfss
 from orchestrator.errors import UsageError
 from orchestrator.storage.base import Storage, StorageAuth
-from orchestrator.storage.local import LocalFolderStorage
+from orchestrator.storage.folder import LocalFolderStorage
 
 __all__ = ["open_storage"]
 

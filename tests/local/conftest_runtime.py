@@ -16,14 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.local.notebooks import Language
-from orchestrator.local.runtime import (
-    ExecutionRequest,
-    NotebookResult,
-    NotebookSource,
-    execute_notebook,
-    make_sqlite_resolver,
-)
+from orchestrator.local.runtime.execution import ExecutionRequest, NotebookResult, NotebookSource
+from orchestrator.local.runtime.executor import execute_notebook
+from orchestrator.local.runtime.resolver import make_sqlite_resolver
+from orchestrator.local.state.notebook_format import Language
 
 HEADERS: dict[Language, str] = {
     "PYTHON": "# Databricks notebook source",
@@ -122,13 +118,13 @@ def is_kernel(proc: psutil.Process) -> bool:
     line = _command_line(proc)
     if "ipykernel_launcher" in line or "IRkernel" in line:
         return True
-    if "_zygote.py" not in line:
+    if "zygote_main.py" not in line:
         return False
     try:
         parent = proc.parent()
     except psutil.Error:
         return False
-    return parent is not None and "_zygote.py" in _command_line(parent)
+    return parent is not None and "zygote_main.py" in _command_line(parent)
 
 
 def kernel_pids(root: psutil.Process | None = None) -> set[int]:

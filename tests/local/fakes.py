@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from orchestrator.local.scheduler import TaskOutcome, TaskSpec
+from orchestrator.local.jobs.scheduler import TaskOutcome, TaskSpec
 
 
 class FakeExecutor:

@@ -11,7 +11,7 @@ import requests
 from databricks.sdk.service import jobs
 from databricks.sdk.service.workspace import Language
 
-from orchestrator.local import LocalWorkspace
+from orchestrator.local.server import LocalWorkspace
 
 CLUSTER = "0000-000000-local"
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.local import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from tests.local.fakes import FakeExecutor
 
 TOKEN = "bad-input-token"

@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.filepost import encode_multipart_formdata
 
-from orchestrator.local import LocalWorkspace
-from orchestrator.local.dbfs_api import DbfsApi, parse_form
-from orchestrator.local.errors import ApiError
-from orchestrator.local.http import Request
-from orchestrator.local.store import Store
+from orchestrator.local.api.dbfs_api import DbfsApi, parse_form
+from orchestrator.local.api.routing import Request
+from orchestrator.local.server import LocalWorkspace
+from orchestrator.local.state.api_error import ApiError
+from orchestrator.local.state.store import Store
 
 MB = 1024 * 1024
 

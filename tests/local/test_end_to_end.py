@@ -18,7 +18,7 @@ import pytest
 from databricks.sdk.service import jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
-from orchestrator.local import FaultSettings, start_local_workspace
+from orchestrator.local.server import FaultSettings, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from orchestrator.local.notebooks import Language
-from orchestrator.local.runtime import NotebookResult, executor
+from orchestrator.local.runtime import executor
+from orchestrator.local.runtime.execution import NotebookResult
+from orchestrator.local.state.notebook_format import Language
 from tests.local import conftest_runtime
 from tests.local.conftest_runtime import (
     Workspace,

@@ -14,7 +14,7 @@ from databricks.sdk.errors import NotFound
 from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service import jobs
 
-from orchestrator.local import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
 from tests.local.fakes import FakeExecutor
 

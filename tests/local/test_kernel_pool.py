@@ -14,9 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.local.notebooks import Language
-from orchestrator.local.runtime import NotebookResult, execute_notebook
+from orchestrator.local.runtime.execution import NotebookResult
+from orchestrator.local.runtime.executor import execute_notebook
 from orchestrator.local.runtime.pool import CpuWatch, KernelPool, PooledKernel
+from orchestrator.local.state.notebook_format import Language
 from tests.local import conftest_runtime
 from tests.local.conftest_runtime import (
     Workspace,

@@ -1,4 +1,4 @@
-"""The in-kernel Databricks globals (``_kernel_dbutils.py``/``.R``), tested in real kernels.
+"""The in-kernel Databricks globals (``dbutils.py``/``.R``), tested in real kernels.
 
 One ipykernel and one IRkernel are started per module with the ``ORCH_*`` environment the
 executor gives them (cwd = the notebook's folder), the shim is loaded the way the executor
@@ -23,8 +23,7 @@ import pytest
 jupyter_client = pytest.importorskip("jupyter_client")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_DIR = REPO_ROOT / "orchestrator" / "local" / "runtime"
-R_SHIM = RUNTIME_DIR / "_kernel_dbutils.R"
+R_SHIM = REPO_ROOT / "orchestrator" / "local" / "kernel" / "r" / "dbutils.R"
 NOTEBOOK_PATH = "/Users/a@example.com/build/tests/test_x"
 PARAMS = {"env": "ci", "choice": "b", "tags": "x,y"}
 SECRETS = {"kv": {"db-password": "hunter2-long-value", "token": "tok-123456"}, "empty": {}}
@@ -165,7 +164,7 @@ def py_kernel(layout: Layout) -> Iterator[KernelSession]:
     session = KernelSession("python3", layout.notebook_dir, layout.env())
     try:
         session.ok(
-            "from orchestrator.local.runtime._kernel_dbutils import install as __orch_install\n"
+            "from orchestrator.local.kernel.dbutils import install as __orch_install\n"
             "__orch_install(get_ipython()); del __orch_install"
         )
         yield session
@@ -203,7 +202,7 @@ def test_installing_the_shim_imports_nothing_heavy(layout: Layout, tmp_path: Pat
         import sys, IPython, ipykernel.ipkernel  # what a kernel has loaded already
         import orchestrator.local.runtime
         before = set(sys.modules)
-        from orchestrator.local.runtime._kernel_dbutils import install
+        from orchestrator.local.kernel.dbutils import install
         install(None)
         heavy = ("pyspark", "pysail", "pandas", "pyarrow", "grpc", "nbformat", "nbconvert")
         print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in heavy))
@@ -222,7 +221,7 @@ def test_installing_the_shim_imports_nothing_heavy(layout: Layout, tmp_path: Pat
 
 def test_installing_twice_wraps_the_file_functions_once(py: KernelSession) -> None:
     py.ok(
-        "from orchestrator.local.runtime._kernel_dbutils import install as __orch_install\n"
+        "from orchestrator.local.kernel.dbutils import install as __orch_install\n"
         "__orch_install(get_ipython()); del __orch_install"
     )
     assert py.value("type(__import__('os').stat.__wrapped__).__name__") == (
@@ -231,7 +230,7 @@ def test_installing_twice_wraps_the_file_functions_once(py: KernelSession) -> No
     # The notebook's open is IPython's own, wrapped once.
     assert py.value("hasattr(open, '__orch_wrapped__')") is True
     assert py.value("hasattr(open.__wrapped__, '__orch_wrapped__')") is False
-    real_cwd = "__import__('orchestrator.local.runtime._kernel_paths').local.runtime._kernel_paths"
+    real_cwd = "__import__('orchestrator.local.kernel.path_mapping', fromlist=['_'])"
     assert py.value(f"__import__('sys').path.count({real_cwd}.real_getcwd())") == 1
 
 
@@ -285,7 +284,7 @@ def test_a_subprocess_started_in_the_working_directory_runs_in_the_local_folder(
 
 def test_sh_pwd_shows_the_workspace_path(py: KernelSession, layout: Layout) -> None:
     out = py.ok(
-        "from orchestrator.local.runtime._kernel_magics import run_shell as __orch_sh\n"
+        "from orchestrator.local.kernel.shell_magics import run_shell as __orch_sh\n"
         "__orch_sh('pwd; mkdir -p sub && cd sub && pwd; cd / && pwd; echo \"real=$PWD\"')"
     ).stdout.splitlines()
     assert out == [NOTEBOOK_FOLDER, f"{NOTEBOOK_FOLDER}/sub", "/", "real=/"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.local.runtime.execution import ExecutionRequest, NotebookSource
 from orchestrator.local.runtime.launch import kernel_base_env, kernel_run_env
-from orchestrator.local.runtime.model import ExecutionRequest, NotebookSource
 
 
 def test_credentials_in_the_environment_do_not_reach_the_kernel(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.local.notebooks import (
+from orchestrator.local.state.notebook_format import (
     Cell,
     Language,
     Notebook,
@@ -349,7 +349,7 @@ def test_lean_exporter_writes_nbconvert_s_page_byte_for_byte() -> None:
     areas get tabindex, exactly as HTMLExporter's selectors do."""
     import nbconvert
 
-    from orchestrator.local.html_export import MISSING_ALT, LeanHTMLExporter
+    from orchestrator.local.state.notebook_html import MISSING_ALT, LeanHTMLExporter
 
     nb = _every_output()
     resources = {"metadata": {"name": "every output"}}

@@ -28,14 +28,14 @@ import psutil
 import pytest
 import requests
 
-from orchestrator.local import start_local_workspace
-from orchestrator.local.lifetime import (
+from orchestrator.local.runtime.lifetime import (
     owned_processes,
     owner_env,
     reap_leftovers,
     record_process,
 )
-from orchestrator.local.spark.engine import engine_available
+from orchestrator.local.runtime.spark_engines import engine_available
+from orchestrator.local.server import start_local_workspace
 from tests.local.conftest_runtime import is_kernel
 
 TOKEN = "orphan-test-token"
@@ -104,7 +104,7 @@ class Served:
         (found,) = [
             p
             for p in psutil.Process(self.process.pid).children()
-            if "orchestrator.local.watchdog" in " ".join(p.cmdline())
+            if "orchestrator.local.runtime.watchdog" in " ".join(p.cmdline())
         ]
         return found
 
@@ -166,7 +166,7 @@ def _start_everything(served: Served, out: Path) -> tuple[int, int]:
         if HAS_R:
             ready = ready and any("IRkernel" in line for line in lines)
         if engine_available():
-            ready = ready and any("spark.engine_main" in line for line in lines)
+            ready = ready and any("spark_engine_main" in line for line in lines)
         return ready
 
     assert wait_until(all_running), _cmdlines(served.state)

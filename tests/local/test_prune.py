@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.local import LocalWorkspace, Retention, start_local_workspace
-from orchestrator.local.retention import prune
-from orchestrator.local.store import now_ms
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
+from orchestrator.local.state.retention import Retention, prune
+from orchestrator.local.state.store import now_ms
 from tests.local.fakes import FakeExecutor
 
 TOKEN = "prune-token"
@@ -115,7 +115,7 @@ def test_a_task_runs_export_is_rendered_once_when_the_task_ends(
     """A build exports every task run when it collects: each is rendered as its task ends
     (while other tasks may still run), beside its output, and the export request reads it
     rather than render it again."""
-    from orchestrator.local import notebooks
+    from orchestrator.local.state import notebook_format as notebooks
 
     renders: list[str] = []
     real_export = notebooks.export_html

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local.runtime import NotebookNotFound, NotebookResult, make_sqlite_resolver
 from orchestrator.local.runtime.children import ChildRuns
+from orchestrator.local.runtime.execution import NotebookResult
+from orchestrator.local.runtime.resolver import NotebookNotFound, make_sqlite_resolver
 from tests.local import conftest_runtime
 from tests.local.conftest_runtime import Workspace, assert_all_gone, read_pids, source
 

@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local.runtime import (
-    ExecutionRequest,
-    NotebookResult,
-    NotebookSource,
-    execute_notebook,
-    make_sqlite_resolver,
-)
-from orchestrator.local.store import ObjectRow, Store, now_ms
+from orchestrator.local.runtime.execution import ExecutionRequest, NotebookResult, NotebookSource
+from orchestrator.local.runtime.executor import execute_notebook
+from orchestrator.local.runtime.resolver import make_sqlite_resolver
+from orchestrator.local.state.store import ObjectRow, Store, now_ms
 
 FOLDER = "/Users/a@example.com/build/tests"
 

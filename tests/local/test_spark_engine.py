@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.local import ClusterSpec, start_local_workspace
-from orchestrator.local.spark.engine import SparkEngines
-from orchestrator.local.spark.layout import engine_dir
+from orchestrator.local.runtime.spark_engines import SparkEngines
+from orchestrator.local.runtime.spark_locations import engine_dir
+from orchestrator.local.server import ClusterSpec, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
 
 pytest.importorskip("pysail")
@@ -77,7 +77,7 @@ def test_engine_starts_with_the_cluster_and_stops_with_it(tmp_path: Path) -> Non
 _SERVER = """
 import sys, time
 from pathlib import Path
-from orchestrator.local import ClusterSpec, start_local_workspace
+from orchestrator.local.server import ClusterSpec, start_local_workspace
 ws = start_local_workspace(Path(sys.argv[1]), cluster_start_delay=0.0,
                            clusters=(ClusterSpec(state="TERMINATED"),))
 ws.clusters.start("0000-000000-local")
@@ -123,7 +123,7 @@ def test_a_restarted_workspace_kills_an_engine_left_running(tmp_path: Path) -> N
     folder = engine_dir(state, CLUSTER)
     folder.mkdir(parents=True)
     endpoint = folder / "endpoint.json"
-    module = "orchestrator.local.spark.engine_main"
+    module = "orchestrator.local.runtime.spark_engine_main"
     args = ["--endpoint-file", str(endpoint), "--workdir", str(state / "spark" / "warehouse")]
     stray = subprocess.Popen(
         [sys.executable, "-m", module, *args, "--parent-pid", str(os.getpid())], cwd=REPO

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.local.runtime import NotebookResult, execute_notebook
+from orchestrator.local.runtime.execution import NotebookResult
+from orchestrator.local.runtime.executor import execute_notebook
 from orchestrator.local.runtime.libraries import (
     LibraryError,
     library_path_mapper,

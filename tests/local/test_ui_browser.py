@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator.local import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from orchestrator.local.ui.test_counts import read_counts
 from tests.local import screenshots as kit
 

@@ -11,7 +11,7 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
-from orchestrator.local.runtime._kernel_child_view import child_notebook_html
+from orchestrator.local.kernel.child_view import child_notebook_html
 from orchestrator.local.ui.notebook_view import render_notebook
 
 PNG = (

@@ -13,7 +13,7 @@ import pytest
 import requests
 from databricks.sdk.service import jobs
 
-from orchestrator.local import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
 from tests.local.fakes import FakeExecutor
 
@@ -237,7 +237,7 @@ def test_a_run_page_outlives_the_workspace_that_ran_it(tmp_path: Path) -> None:
 def test_exit_values_are_read_past_logs_that_mention_them(tmp_path: Path) -> None:
     import json
 
-    from orchestrator.local.store import Store
+    from orchestrator.local.state.store import Store
     from orchestrator.local.ui.summary import CountsReader
 
     store = Store(tmp_path / "s")

@@ -12,7 +12,7 @@ from databricks.sdk.errors import NotFound, ResourceAlreadyExists
 from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
 
-from orchestrator.local import LocalWorkspace
+from orchestrator.local.server import LocalWorkspace
 
 PY_SOURCE = b"# Databricks notebook source\nprint('hi')\n\n# COMMAND ----------\n\nx = 1\n"
 

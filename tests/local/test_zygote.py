@@ -21,7 +21,7 @@ import pytest
 
 from orchestrator.local.runtime import zygote as zygote_module
 from orchestrator.local.runtime.forks import KernelForks
-from orchestrator.local.runtime.kernel import Kernel, KernelDiedError, Spawn
+from orchestrator.local.runtime.kernel_process import Kernel, KernelDiedError, Spawn
 from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
 from orchestrator.local.runtime.pool import KernelPool, PooledKernel
 from orchestrator.local.runtime.zygote import Zygote, ZygoteBranch, ZygoteError
@@ -223,7 +223,7 @@ def test_the_pools_python_kernels_are_forked_and_a_dead_zygote_is_replaced(
     try:
         first = take(pool)
         zygote_pid = psutil.Process(first.kernel.pid).ppid()
-        assert "_zygote.py" in " ".join(psutil.Process(zygote_pid).cmdline())
+        assert "zygote_main.py" in " ".join(psutil.Process(zygote_pid).cmdline())
         first.kernel.kill()
         os.kill(zygote_pid, signal.SIGKILL)
         pooled = take(pool)  # not an idle kernel that died with the zygote: a new zygote's
@@ -248,7 +248,7 @@ def take(pool: KernelPool) -> PooledKernel:
 def test_a_zygote_that_cannot_start_leaves_the_pool_on_plain_kernels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken = tmp_path / "broken_zygote.py"
+    broken = tmp_path / "brokenzygote_main.py"
     broken.write_text("import sys\nsys.exit('zygote failed on purpose')\n")
     monkeypatch.setattr(zygote_module, "_SCRIPT", broken)
     with pytest.raises(ZygoteError, match="zygote failed on purpose"):
@@ -404,7 +404,7 @@ def test_a_run_that_asks_while_the_zygote_starts_waits_and_forks_from_it(
         kernel = start_kernel(tmp_path / "run", tmp_path, spawn)
         try:
             parent = psutil.Process(kernel.pid).ppid()
-            assert "_zygote.py" in " ".join(psutil.Process(parent).cmdline())
+            assert "zygote_main.py" in " ".join(psutil.Process(parent).cmdline())
         finally:
             kernel.kill()
     finally:

@@ -3,7 +3,7 @@ databricks-sdk. See :class:`DatabricksWorkspace`."""
 
 from __future__ import annotations
 
-from orchestrator.adapters.databricks.model import ActiveRun, DeployItem, Entry
+from orchestrator.adapters.databricks.values import ActiveRun, DeployItem, Entry
 from orchestrator.adapters.databricks.runs import Polling, is_terminal, platform_failure
 from orchestrator.adapters.databricks.workspace import (
     DatabricksWorkspace,

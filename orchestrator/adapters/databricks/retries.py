@@ -3,7 +3,7 @@
 passes through it.
 
 On the first retry, and then at most every ``interval`` seconds, it says what is being retried
-(the host, the adapter's action from :func:`~orchestrator.adapters.databricks.errors.
+(the host, the adapter's action from :func:`~orchestrator.adapters.databricks.sdk_errors.
 sdk_errors`), why, for how long so far and the budget. It also enforces the budgets: a host that
 has never answered is retried for ``connect`` seconds (``timeouts.connect``), one that has
 answered for ``budget`` seconds; then the request fails with one line naming the host.
@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from orchestrator.adapters.databricks import errors
+from orchestrator.adapters.databricks import sdk_errors as errors
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError
 

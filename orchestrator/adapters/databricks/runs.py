@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.adapters.databricks.errors import sdk_errors
-from orchestrator.adapters.databricks.model import ActiveRun
+from orchestrator.adapters.databricks.sdk_errors import sdk_errors
+from orchestrator.adapters.databricks.values import ActiveRun
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired
 from orchestrator.layout import job_name
@@ -235,7 +235,11 @@ def wait_for_run(
             return run
         now = clock.monotonic()
         if deadline is not None and now >= deadline:
-            raise TimeoutExpired(f"run {run_id} did not finish before the build timeout")
+            raise TimeoutExpired(
+                f"run {run_id} did not finish before the build timeout",
+                run_id=run_id,
+                run_url=run.run_page_url,
+            )
         clock.sleep(delay if deadline is None else min(delay, max(0.0, deadline - now)))
     raise AssertionError("unreachable")
 

@@ -1,5 +1,5 @@
 """Walking databricks-sdk's ``JobSettings`` dataclasses into the job-settings snapshot format
-that :mod:`orchestrator.job.schema` ships and reads (see its docstring for the format).
+that :mod:`orchestrator.job.settings_snapshot` ships and reads (see its docstring for the format).
 
 This is the only part of the snapshot that imports the SDK, so it lives with the adapter; it
 runs when the snapshot is written or checked, never in ``plan`` or ``build``.

@@ -2,9 +2,10 @@
 
 Every call the orchestrator makes to a workspace (the configured one, or the local workspace
 over HTTP) goes through this class, and so does the translation of SDK errors
-(:mod:`orchestrator.adapters.databricks.errors`): build, the step commands, collect and cleanup
-take a ``DatabricksWorkspace``, never a ``WorkspaceClient``. It implements the interfaces that
-cleanup defines (``WorkspaceTree`` and ``RunControl``) structurally.
+(:mod:`orchestrator.adapters.databricks.sdk_errors`): build, the step commands, collect and cleanup
+take a ``DatabricksWorkspace``, never a ``WorkspaceClient``. It implements the protocols of
+:mod:`orchestrator.ports` (``Workspace``: ``BuildWorkspace``, ``WorkspaceTree``, ``RunControl``)
+structurally.
 
 Workspace files are written with ``workspace.import_`` (JSON with base64 content), which the SDK
 retries on 429/503; its multipart ``upload`` is not retried. A deploy creates the leaf folders
@@ -25,8 +26,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.adapters.databricks import runs
 from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
-from orchestrator.adapters.databricks.errors import is_not_found, sdk_errors
-from orchestrator.adapters.databricks.model import ActiveRun, DeployItem, Entry
+from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
+from orchestrator.adapters.databricks.values import ActiveRun, DeployItem, Entry
 from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReporter
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired, UsageError
@@ -185,20 +186,6 @@ class DatabricksWorkspace:
 
     def export_views(self, run_id: int) -> list[str]:
         return runs.export_views(self.client, run_id)
-
-    def record_test_counts(self, run_id: int, counts: Mapping[str, int]) -> bool:
-        """Tell a local workspace the test counts a build collected for its run, so its Jobs UI
-        shows them (``POST /local-admin/runs/test-counts``; no such API on Databricks). False
-        when the workspace did not take them; never an error: the build's result stands."""
-        try:
-            with sdk_errors(f"recording the test counts of run {run_id}"):
-                self.client.api_client.do(
-                    "POST", "/local-admin/runs/test-counts", body={"run_id": run_id, **counts}
-                )
-        except InfrastructureError as exc:
-            log.debug("%s", exc)
-            return False
-        return True
 
     # -- RunControl (cleanup) ------------------------------------------------------------------
 

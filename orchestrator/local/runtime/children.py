@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.local.runtime._kernel_common import _write_json_atomic
-from orchestrator.local.runtime.magics import resolve_run_path
+from orchestrator.files import write_json_atomically
+from orchestrator.local.runtime.cell_commands import resolve_run_path
 from orchestrator.local.runtime.resolver import NotebookNotFound
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from orchestrator.local.runtime.model import (
+    from orchestrator.local.runtime.execution import (
         ExecutionRequest,
         NotebookResolver,
         NotebookResult,
@@ -115,7 +115,7 @@ class ChildRuns:
         self._write_result(child.stem, result)
 
     def _execute(self, payload: Any, cancel: threading.Event) -> dict[str, Any]:
-        from orchestrator.local.runtime.model import ExecutionRequest
+        from orchestrator.local.runtime.execution import ExecutionRequest
 
         if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
             return _failure("a child run request needs a notebook path")
@@ -159,7 +159,7 @@ class ChildRuns:
     def _write_result(self, stem: str, payload: dict[str, Any]) -> None:
         target = self._control_dir / f"{stem}{RESULT_SUFFIX}"
         try:
-            _write_json_atomic(target, payload)
+            write_json_atomically(target, payload)
         except OSError:
             logger.exception("cannot write the result of child run %s", stem)
 

@@ -18,10 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.local.notebooks import Notebook, NotebookFormatError, ipynb_document, parse_source
-from orchestrator.local.runtime import magics
+from orchestrator.local.runtime import cell_commands as magics
 from orchestrator.local.runtime.children import ChildRuns
-from orchestrator.local.runtime.kernel import Kernel, KernelDiedError, KernelStartError
+from orchestrator.local.runtime.execution import (
+    ExecutionRequest,
+    NotebookResolver,
+    NotebookResult,
+    NotebookSource,
+    RunStatus,
+)
+from orchestrator.local.runtime.kernel_process import Kernel, KernelDiedError, KernelStartError
 from orchestrator.local.runtime.launch import (
     KERNEL_START_TIMEOUT,
     adopt_code,
@@ -37,13 +43,6 @@ from orchestrator.local.runtime.libraries import (
     library_path_mapper,
     plan_libraries,
 )
-from orchestrator.local.runtime.model import (
-    ExecutionRequest,
-    NotebookResolver,
-    NotebookResult,
-    NotebookSource,
-    RunStatus,
-)
 from orchestrator.local.runtime.outputs import (
     CellOutputs,
     LogBuffer,
@@ -52,14 +51,20 @@ from orchestrator.local.runtime.outputs import (
     strip_ansi,
 )
 from orchestrator.local.runtime.resolver import NotebookNotFound
+from orchestrator.local.state.notebook_format import (
+    Notebook,
+    NotebookFormatError,
+    ipynb_document,
+    parse_source,
+)
 
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
 
-    from orchestrator.local.notebooks import Language
-    from orchestrator.local.runtime.kernel import ExecuteReply
+    from orchestrator.local.runtime.kernel_process import ExecuteReply
     from orchestrator.local.runtime.pool import KernelPool
+    from orchestrator.local.state.notebook_format import Language
 
 __all__ = [
     "KERNEL_START_TIMEOUT",

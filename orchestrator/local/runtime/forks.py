@@ -29,7 +29,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Literal
 
-from orchestrator.local.runtime.kernel import KernelProcess, Spawn, popen_kernel
+from orchestrator.local.runtime.kernel_process import KernelProcess, Spawn, popen_kernel
 from orchestrator.local.runtime.launch import kernel_base_env
 from orchestrator.local.runtime.zygote import Zygote, ZygoteBranch, ZygoteError
 

@@ -4,8 +4,8 @@ This module owns the contract between the executor and the in-kernel shims: the 
 environment variables (:func:`kernel_base_env` for what every kernel has,
 :func:`kernel_run_env` for one run's, :func:`adopt_code` to hand them to a pooled kernel) and
 the code run silently before the first cell (:func:`bootstrap_steps`), which loads the
-``dbutils`` shims (``_kernel_dbutils.py`` / ``_kernel_dbutils.R``), the Python-side magic
-helpers and, for R, ``_kernel_spark.R`` (``library(SparkR)``/``library(sparklyr)`` fail
+``dbutils`` shims (``dbutils.py`` / ``dbutils.R``), the Python-side magic
+helpers and, for R, ``spark.R`` (``library(SparkR)``/``library(sparklyr)`` fail
 with one clear line).
 """
 
@@ -20,17 +20,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orchestrator
-from orchestrator.local.lifetime import owner_env
-from orchestrator.local.runtime.kernel import KernelStartError
-from orchestrator.local.spark.layout import kernel_variables
+from orchestrator.local import kernel as kernel_package
+from orchestrator.local.runtime.kernel_process import KernelStartError
+from orchestrator.local.runtime.lifetime import owner_env
+from orchestrator.local.runtime.spark_locations import kernel_variables
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from orchestrator.local.notebooks import Language
-    from orchestrator.local.runtime.model import ExecutionRequest
+    from orchestrator.local.runtime.execution import ExecutionRequest
+    from orchestrator.local.state.notebook_format import Language
 
 __all__ = [
+    "KERNEL_DIR",
     "KERNEL_START_TIMEOUT",
     "adopt_code",
     "bootstrap_steps",
@@ -44,16 +46,17 @@ logger = logging.getLogger(__name__)
 
 KERNEL_START_TIMEOUT = 60.0
 
-_RUNTIME_DIR = Path(__file__).resolve().parent
-PYTHON_SHIM = _RUNTIME_DIR / "_kernel_dbutils.py"
-R_SHIM = _RUNTIME_DIR / "_kernel_dbutils.R"
-R_SPARK_SHIM = _RUNTIME_DIR / "_kernel_spark.R"
+#: the package that runs inside kernels (:mod:`orchestrator.local.kernel`)
+KERNEL_DIR = Path(kernel_package.__file__).resolve().parent
+PYTHON_SHIM = KERNEL_DIR / "dbutils.py"
+R_SHIM = KERNEL_DIR / "r" / "dbutils.R"
+R_SPARK_SHIM = KERNEL_DIR / "r" / "spark.R"
 _PYTHON_HELPERS = (
-    "from orchestrator.local.runtime._kernel_magics import setup as __orch_setup\n"
+    "from orchestrator.local.kernel.shell_magics import setup as __orch_setup\n"
     "__orch_setup(get_ipython()); del __orch_setup"
 )
 _PYTHON_SHIM_CODE = (
-    "from orchestrator.local.runtime._kernel_dbutils import install as __orch_install\n"
+    "from orchestrator.local.kernel.dbutils import install as __orch_install\n"
     "__orch_install(get_ipython()); del __orch_install"
 )
 

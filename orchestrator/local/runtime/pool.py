@@ -60,13 +60,13 @@ from typing import TYPE_CHECKING
 import psutil
 
 from orchestrator.local.runtime.forks import SPARK_MODULES, KernelForks, spark_installed
-from orchestrator.local.runtime.kernel import Kernel, KernelStartError, Spawn
+from orchestrator.local.runtime.kernel_process import Kernel, KernelStartError, Spawn
 from orchestrator.local.runtime.launch import KERNEL_START_TIMEOUT, kernel_argv, kernel_base_env
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from orchestrator.local.notebooks import Language
+    from orchestrator.local.state.notebook_format import Language
 
 __all__ = ["KernelPool", "PooledKernel"]
 

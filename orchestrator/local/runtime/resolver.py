@@ -13,8 +13,8 @@ import posixpath
 import sqlite3
 from typing import TYPE_CHECKING
 
-from orchestrator.local.notebooks import LANGUAGES
-from orchestrator.local.runtime.model import NotebookResolver, NotebookSource
+from orchestrator.local.runtime.execution import NotebookResolver, NotebookSource
+from orchestrator.local.state.notebook_format import LANGUAGES
 
 if TYPE_CHECKING:
     from pathlib import Path

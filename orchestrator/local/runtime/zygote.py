@@ -1,4 +1,4 @@
-"""Python kernels forked from a warm process: :class:`Zygote`, the client of ``_zygote.py``.
+"""Python kernels forked from a warm process: :class:`Zygote`, the client of ``zygote_main.py``.
 
 Starting ``python -m ipykernel_launcher`` costs about 0.7 CPU-s before the kernel answers,
 most of it the interpreter start and the imports of IPython, ipykernel, zmq and tornado. On
@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from orchestrator.local.lifetime import die_with_parent, forget_process, record_process
+from orchestrator.local.runtime.launch import KERNEL_DIR
+from orchestrator.local.runtime.lifetime import die_with_parent, forget_process, record_process
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -51,7 +52,7 @@ __all__ = ["ForkedProcess", "Zygote", "ZygoteBranch", "ZygoteError"]
 
 logger = logging.getLogger(__name__)
 
-_SCRIPT = Path(__file__).resolve().parent / "_zygote.py"
+_SCRIPT = KERNEL_DIR / "zygote_main.py"
 #: seconds for the zygote's imports (about a second on a 2-core machine; more under load)
 START_TIMEOUT = 60.0
 #: seconds for a fork's reply (a fork takes milliseconds)

@@ -1,6 +1,6 @@
 """The index, the jobs list and a job's page (its runs, one row per build) of the Jobs UI.
 
-Pure rendering: the route handlers in :mod:`orchestrator.local.pages` load the documents and
+Pure rendering: the route handlers in :mod:`orchestrator.local.ui.pages` load the documents and
 pass them here with the query's filters.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.local.http import Response
-from orchestrator.local.ui.layout import duration, esc, page, state_badge, timestamp, url
+from orchestrator.local.api.routing import Response
+from orchestrator.local.ui.shell import duration, esc, page, state_badge, timestamp, url
 from orchestrator.local.ui.summary import STATE_FILTERS, RunRow
 
 __all__ = ["JobFilters", "JobRow", "index_page", "job_page", "jobs_page"]

@@ -18,24 +18,15 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
-from orchestrator.local.ui.layout import STYLESHEET_PATH, esc
+from orchestrator.local.kernel.child_view import output_text
+from orchestrator.local.ui.shell import STYLESHEET_PATH, esc
 
 __all__ = ["render_notebook"]
 
-MAX_TEXT = 200_000
 MAX_DEPTH = 5
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CHILD_MARK = '<details open style="border-left:3px solid #888;padding-left:.6em">'
 _CHILD_SUMMARY = re.compile(r"<summary>Notebook run: (?P<path>.*) \((?P<status>[^()]*)\)</summary>")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
-
-
-def _text(value: Any) -> str:
-    text = "".join(value) if isinstance(value, list) else str(value or "")
-    text = _ANSI.sub("", text)
-    if len(text) > MAX_TEXT:
-        text = text[:MAX_TEXT] + "\n*** output truncated ***"
-    return text
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -68,7 +59,7 @@ def _iframe(html: str) -> str:
 
 def _image(data: Mapping[str, Any]) -> str | None:
     for mime in ("image/png", "image/jpeg", "image/gif"):
-        payload = _text(data.get(mime))
+        payload = output_text(data.get(mime))
         if payload and _BASE64.match(payload):
             compact = "".join(payload.split())
             return f'<img class="plot" alt="{esc(mime)} output" src="data:{mime};base64,{compact}">'
@@ -83,14 +74,14 @@ class _Renderer:
         kind = output.get("output_type")
         if kind == "stream":
             name = "err" if output.get("name") == "stderr" else ""
-            return f'<pre class="out {name}">{esc(_text(output.get("text")))}</pre>'
+            return f'<pre class="out {name}">{esc(output_text(output.get("text")))}</pre>'
         if kind == "error":
-            trace = "\n".join(_text(line) for line in output.get("traceback") or [])
-            head = f"{_text(output.get('ename'))}: {_text(output.get('evalue'))}"
+            trace = "\n".join(output_text(line) for line in output.get("traceback") or [])
+            head = f"{output_text(output.get('ename'))}: {output_text(output.get('evalue'))}"
             return f'<pre class="out err" data-error="true">{esc(trace or head)}</pre>'
         data = output.get("data") or {}
         if "text/html" in data:
-            html = _text(data["text/html"])
+            html = output_text(data["text/html"])
             if html.startswith(_CHILD_MARK):
                 child = self.child(html, children, depth)
                 if child:
@@ -100,9 +91,9 @@ class _Renderer:
         if image:
             return image
         if "image/svg+xml" in data:
-            return _iframe(_text(data["image/svg+xml"]))
+            return _iframe(output_text(data["image/svg+xml"]))
         if "text/plain" in data:
-            return f'<pre class="out">{esc(_text(data["text/plain"]))}</pre>'
+            return f'<pre class="out">{esc(output_text(data["text/plain"]))}</pre>'
         return ""
 
     def child(self, fragment: str, children: Iterator[Path], depth: int) -> str | None:
@@ -122,7 +113,7 @@ class _Renderer:
     def cell(
         self, index: int, cell: Mapping[str, Any], children: Iterator[Path], depth: int, label: str
     ) -> str:
-        source = _text(cell.get("source"))
+        source = output_text(cell.get("source"))
         if cell.get("cell_type") == "markdown":
             return f'<div class="cell md-cell"><div class="md">{esc(source)}</div></div>'
         outputs = [o for o in cell.get("outputs") or [] if isinstance(o, dict)]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.local.http import Response
-from orchestrator.local.store import now_ms
-from orchestrator.local.ui.layout import duration, esc, page, state_badge, state_of, timestamp
+from orchestrator.local.api.routing import Response
+from orchestrator.local.state.store import now_ms
+from orchestrator.local.ui.shell import duration, esc, page, state_badge, state_of, timestamp
 from orchestrator.local.ui.summary import RunRow, is_active, job_parameters, run_duration
 
 __all__ = ["REFRESH_SECONDS", "run_page", "task_link", "task_page", "timeline"]

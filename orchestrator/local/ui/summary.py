@@ -1,8 +1,9 @@
 """What the Jobs UI shows of a run: its build parameters, state, times and test counts.
 
-A run document is the Jobs API's JSON (:mod:`orchestrator.local.runs`). The build parameters
-are the job parameters ``orchestrator build`` passes to run-now (``build_id``, ``branch``,
-``commit``, ``pull_request``, ``target``...); a run started some other way simply has none.
+A run document is the Jobs API's JSON (:mod:`orchestrator.local.jobs.run_documents`). The build
+parameters are the job parameters ``orchestrator build`` passes to run-now (``build_id``,
+``branch``, ``commit``, ``pull_request``, ``target``...); a run started some other way simply has
+none.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.local.store import Store, now_ms
-from orchestrator.local.ui.layout import state_of
+from orchestrator.local.state.records import ACTIVE_LIFE_CYCLE_STATES
+from orchestrator.local.state.store import Store, now_ms
+from orchestrator.local.ui.shell import state_of
 from orchestrator.local.ui.test_counts import TestCounts, from_exit_values, read_counts
 
 __all__ = [
-    "ACTIVE_STATES",
     "STATE_FILTERS",
     "CountsReader",
     "RunRow",
@@ -29,9 +30,6 @@ __all__ = [
     "summarize",
 ]
 
-ACTIVE_STATES = frozenset(
-    {"PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY"}
-)
 _FAILED = frozenset({"FAILED", "TIMEDOUT", "INTERNAL_ERROR", "UPSTREAM_FAILED"})
 _CANCELED = frozenset({"CANCELED", "UPSTREAM_CANCELED", "SKIPPED", "EXCLUDED"})
 STATE_FILTERS = ("active", "succeeded", "failed", "canceled")
@@ -41,7 +39,7 @@ _DECODER = json.JSONDecoder()
 
 def is_active(doc: Mapping[str, Any]) -> bool:
     life_cycle, _ = state_of(doc)
-    return life_cycle in ACTIVE_STATES
+    return life_cycle in ACTIVE_LIFE_CYCLE_STATES
 
 
 def matches_state(doc: Mapping[str, Any], wanted: str) -> bool:
@@ -50,7 +48,7 @@ def matches_state(doc: Mapping[str, Any], wanted: str) -> bool:
     if not wanted:
         return True
     if wanted == "active":
-        return life_cycle in ACTIVE_STATES
+        return life_cycle in ACTIVE_LIFE_CYCLE_STATES
     if wanted == "succeeded":
         return result == "SUCCESS"
     if wanted == "failed":

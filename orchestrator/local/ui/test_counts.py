@@ -14,16 +14,14 @@ sample runner notebooks) shows the sum of those, marked as coming from the noteb
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from orchestrator.local.errors import bad_request, not_found
-from orchestrator.local.http import Request, Response, Router
-from orchestrator.local.store import Store
+from orchestrator.files import write_json_atomically
+from orchestrator.local.api.routing import Request, Response, Router
+from orchestrator.local.state.api_error import bad_request, not_found
+from orchestrator.local.state.store import Store
 
 __all__ = ["COUNTS_PATH", "TestCounts", "TestCountsApi", "from_exit_values", "read_counts"]
 
@@ -101,14 +99,6 @@ def from_exit_values(results: list[str | None]) -> TestCounts | None:
     return total
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".counts-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    Path(tmp).replace(path)
-
-
 class TestCountsApi:
     """``POST /local-admin/runs/test-counts``: a build reports its merged JUnit counts."""
 
@@ -128,5 +118,5 @@ class TestCountsApi:
         if counts is None:
             raise bad_request("tests, failures, errors and skipped must be non-negative integers")
         data = {k: v for k, v in asdict(counts).items() if k != "source"}
-        _write_atomic(self.store.runs_root / str(run_id) / _FILE, json.dumps(data))
+        write_json_atomically(self.store.runs_root / str(run_id) / _FILE, data, mode=0o644)
         return Response.json({})

@@ -1,0 +1,418 @@
+"""DBFS API 2.0 of the local workspace: put, create/add-block/close, read, get-status, list,
+mkdirs, delete and move, over the store's ``dbfs_root`` (the folder notebooks see as ``dbfs:/``
+and ``/dbfs``).
+
+Limits and error codes follow the service's documentation:
+
+- ``put`` takes inline base64 ``contents`` of at most 1 MB (``MAX_BLOCK_SIZE_EXCEEDED``
+  otherwise) or a multipart form upload (the legacy ``databricks fs cp`` sends a ``file`` part);
+  a file's parent folders are created as needed.
+- ``create`` returns a ``handle``; ``add-block`` appends at most 1 MB of base64 ``data``;
+  ``close`` makes the file visible. Handles idle for 10 minutes expire
+  (``RESOURCE_DOES_NOT_EXIST``, as an unknown handle).
+- ``read`` returns base64 ``data`` and ``bytes_read`` from ``offset`` for ``length`` bytes
+  (default 0.5 MB, at most 1 MB: ``MAX_READ_SIZE_EXCEEDED``); a folder or a negative offset or
+  length is ``INVALID_PARAMETER_VALUE``.
+- An existing path without ``overwrite`` is ``RESOURCE_ALREADY_EXISTS``, a missing one
+  ``RESOURCE_DOES_NOT_EXIST``; deleting a non-empty folder without ``recursive`` is
+  ``IO_ERROR``; deleting a path that does not exist succeeds, as on the service.
+
+Paths are absolute DBFS paths (``/mnt/x``; ``dbfs:/mnt/x`` is accepted too). Every write goes
+through a temporary file outside the tree and is renamed into place, so a reader (a notebook, a
+``read``) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from orchestrator.local.api.routing import Request, Router
+from orchestrator.local.state.api_error import ApiError, already_exists, bad_request, not_found
+from orchestrator.local.state.limits import check_path
+from orchestrator.local.state.store import Store
+
+__all__ = ["HANDLE_IDLE_SECONDS", "MAX_BLOCK_BYTES", "MAX_READ_BYTES", "DbfsApi"]
+
+MAX_BLOCK_BYTES = 1024 * 1024  # inline put contents and each add-block
+MAX_READ_BYTES = 1024 * 1024
+DEFAULT_READ_BYTES = 512 * 1024
+HANDLE_IDLE_SECONDS = 600.0
+_FORM_FIELDS = ("path", "overwrite", "contents")
+
+
+@dataclass
+class _Stream:
+    """An open ``create`` handle: bytes go to a temporary file until ``close``."""
+
+    path: str
+    overwrite: bool
+    temp: Path
+    touched: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class DbfsApi:
+    def __init__(self, store: Store, *, handle_idle_seconds: float = HANDLE_IDLE_SECONDS) -> None:
+        self.root = store.dbfs_root
+        self.tmp_root = store.tmp_root
+        self.handle_idle_seconds = handle_idle_seconds
+        self._lock = threading.RLock()  # structure: mkdirs, rename into place, delete, move
+        self._streams: dict[int, _Stream] = {}
+        self._handles = itertools.count(1)
+
+    def register(self, router: Router) -> None:
+        v = ("2.0",)
+        router.api("POST", "dbfs/put", v, self.put)
+        router.api("POST", "dbfs/create", v, self.create)
+        router.api("POST", "dbfs/add-block", v, self.add_block)
+        router.api("POST", "dbfs/close", v, self.close)
+        router.api("GET", "dbfs/read", v, self.read)
+        router.api("GET", "dbfs/get-status", v, self.get_status)
+        router.api("GET", "dbfs/list", v, self.list)
+        router.api("POST", "dbfs/mkdirs", v, self.mkdirs)
+        router.api("POST", "dbfs/delete", v, self.delete)
+        router.api("POST", "dbfs/move", v, self.move)
+
+    # --- paths ---------------------------------------------------------------------------
+    def _path(self, req: Request, name: str = "path") -> str:
+        return normalize_dbfs_path(req.required_text(name), field=name)
+
+    def _local(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    def _info(self, path: str, local: Path) -> dict[str, Any]:
+        stat = local.stat()
+        is_dir = local.is_dir()
+        return {
+            "path": path,
+            "is_dir": is_dir,
+            "file_size": 0 if is_dir else stat.st_size,
+            "modification_time": int(stat.st_mtime * 1000),
+        }
+
+    def _make_parents(self, path: str) -> None:
+        """Create the folders above ``path``; a file in the way is RESOURCE_ALREADY_EXISTS."""
+        current = self.root
+        for part in [p for p in path.split("/") if p][:-1]:
+            current = current / part
+            if current.is_file():
+                raise already_exists(
+                    f"A file or directory already exists at the input path "
+                    f"{'/' + current.relative_to(self.root).as_posix()}."
+                )
+            current.mkdir(exist_ok=True)
+
+    def _place(self, temp: Path, path: str, *, overwrite: bool) -> None:
+        """Rename a finished temporary file to ``path`` (the only way a file appears)."""
+        if path == "/":
+            raise bad_request("Cannot write to the DBFS root")
+        target = self._local(path)
+        with self._lock:
+            if target.is_dir():
+                raise already_exists(
+                    f"A file or directory already exists at the input path {path}."
+                )
+            if target.exists() and not overwrite:
+                raise already_exists(
+                    f"A file or directory already exists at the input path {path}."
+                )
+            self._make_parents(path)
+            temp.replace(target)
+
+    def _temp(self) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.tmp_root, prefix="dbfs-")
+        os.close(fd)
+        return Path(name)
+
+    # --- put -----------------------------------------------------------------------------
+    def put(self, req: Request) -> dict[str, Any]:
+        ctype = req.headers.get("Content-Type", "") or ""
+        if ctype.lower().startswith("multipart/form-data"):
+            form = parse_form(ctype, req.body)
+            path = normalize_dbfs_path(_form_text(form, "path"), field="path")
+            overwrite = _form_text(form, "overwrite", "false").lower() in ("true", "1")
+            data = _form_file(form)
+        else:
+            path = self._path(req)
+            overwrite = req.flag("overwrite")
+            data = self._inline_contents(req)
+        if path == "/":
+            raise bad_request("Cannot write to the DBFS root")
+        if self._local(path).exists() and not overwrite:  # fail before writing anything
+            raise already_exists(f"A file or directory already exists at the input path {path}.")
+        temp = self._temp()
+        try:
+            temp.write_bytes(data)
+            self._place(temp, path, overwrite=overwrite)
+        finally:
+            temp.unlink(missing_ok=True)
+        return {}
+
+    def _inline_contents(self, req: Request) -> bytes:
+        raw = req.get("contents")
+        if raw is None:
+            return b""
+        if not isinstance(raw, str):
+            raise bad_request("Invalid contents: expected a base64 string")
+        if len(raw) > _base64_length(MAX_BLOCK_BYTES):
+            raise _too_large("contents")
+        data = _decode(raw, "contents")
+        if len(data) > MAX_BLOCK_BYTES:
+            raise _too_large("contents")
+        return data
+
+    # --- streaming upload ----------------------------------------------------------------
+    def create(self, req: Request) -> dict[str, Any]:
+        path = self._path(req)
+        overwrite = req.flag("overwrite")
+        if path == "/":
+            raise bad_request("Cannot write to the DBFS root")
+        local = self._local(path)
+        if local.is_dir() or (local.exists() and not overwrite):
+            raise already_exists(f"A file or directory already exists at the input path {path}.")
+        self._expire()
+        handle = next(self._handles)
+        with self._lock:
+            self._streams[handle] = _Stream(path, overwrite, self._temp(), time.monotonic())
+        return {"handle": handle}
+
+    def _stream(self, req: Request) -> tuple[int, _Stream]:
+        handle = req.required_int("handle")
+        self._expire()
+        with self._lock:
+            stream = self._streams.get(handle)
+        if stream is None:
+            raise not_found(f"Handle {handle} does not exist or has expired.")
+        return handle, stream
+
+    def add_block(self, req: Request) -> dict[str, Any]:
+        raw = req.required_text("data")
+        if len(raw) > _base64_length(MAX_BLOCK_BYTES):
+            raise _too_large("data")
+        data = _decode(raw, "data")
+        if len(data) > MAX_BLOCK_BYTES:
+            raise _too_large("data")
+        _, stream = self._stream(req)
+        with stream.lock:
+            with stream.temp.open("ab") as handle:
+                handle.write(data)
+            stream.touched = time.monotonic()
+        return {}
+
+    def close(self, req: Request) -> dict[str, Any]:
+        handle, stream = self._stream(req)
+        with self._lock:
+            self._streams.pop(handle, None)
+        with stream.lock:
+            try:
+                self._place(stream.temp, stream.path, overwrite=stream.overwrite)
+            finally:
+                stream.temp.unlink(missing_ok=True)
+        return {}
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            stale = [
+                h for h, s in self._streams.items() if now - s.touched > self.handle_idle_seconds
+            ]
+            streams = [self._streams.pop(h) for h in stale]
+        for stream in streams:
+            stream.temp.unlink(missing_ok=True)
+
+    # --- reading -------------------------------------------------------------------------
+    def read(self, req: Request) -> dict[str, Any]:
+        path = self._path(req)
+        offset = req.integer("offset", default=0)
+        length = req.integer("length", default=DEFAULT_READ_BYTES)
+        assert offset is not None and length is not None
+        if offset < 0 or length < 0:
+            raise bad_request("The offset and length of a read must not be negative")
+        if length > MAX_READ_BYTES:
+            raise ApiError(
+                400,
+                "MAX_READ_SIZE_EXCEEDED",
+                f"Cannot read more than {MAX_READ_BYTES} bytes at once (asked for {length})",
+            )
+        local = self._local(path)
+        if local.is_dir():
+            raise bad_request(f"The path {path} is a directory")
+        try:
+            with local.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read(length)
+        except (FileNotFoundError, NotADirectoryError):
+            raise not_found(f"No file or directory exists on path {path}.") from None
+        return {"bytes_read": len(data), "data": base64.b64encode(data).decode()}
+
+    def get_status(self, req: Request) -> dict[str, Any]:
+        path = self._path(req)
+        local = self._local(path)
+        try:
+            return self._info(path, local)
+        except (FileNotFoundError, NotADirectoryError):
+            raise not_found(f"No file or directory exists on path {path}.") from None
+
+    def list(self, req: Request) -> dict[str, Any]:
+        path = self._path(req)
+        local = self._local(path)
+        try:
+            if not local.is_dir():
+                return {"files": [self._info(path, local)]}
+            base = path.rstrip("/")
+            entries = []
+            for child in sorted(local.iterdir()):
+                try:
+                    entries.append(self._info(f"{base}/{child.name}", child))
+                except FileNotFoundError:  # removed while listing
+                    continue
+        except (FileNotFoundError, NotADirectoryError):
+            raise not_found(f"No file or directory exists on path {path}.") from None
+        return {"files": entries} if entries else {}
+
+    # --- structure -----------------------------------------------------------------------
+    def mkdirs(self, req: Request) -> dict[str, Any]:
+        path = self._path(req)
+        with self._lock:
+            self._make_parents(path + "/x")
+        return {}
+
+    def delete(self, req: Request) -> dict[str, Any]:
+        path = self._path(req)
+        recursive = req.flag("recursive")
+        if path == "/":
+            raise bad_request("The DBFS root can't be deleted")
+        local = self._local(path)
+        with self._lock:
+            if not local.is_dir():
+                if local.exists():
+                    local.unlink()
+                return {}  # a path that does not exist: the service answers success too
+            if any(local.iterdir()) and not recursive:
+                raise ApiError(
+                    400, "IO_ERROR", f"The directory {path} is not empty (use recursive)"
+                )
+            # renamed away first, so the path is gone at once however large the tree
+            doomed = Path(tempfile.mkdtemp(dir=self.tmp_root, prefix="dbfs-delete-"))
+            local.replace(doomed / "tree")
+        shutil.rmtree(doomed, ignore_errors=True)
+        return {}
+
+    def move(self, req: Request) -> dict[str, Any]:
+        source = self._path(req, "source_path")
+        target = self._path(req, "destination_path")
+        if source == "/" or target == "/":
+            raise bad_request("The DBFS root can't be moved or replaced")
+        if target == source or target.startswith(source.rstrip("/") + "/"):
+            raise bad_request(f"Cannot move {source} into itself ({target})")
+        src, dst = self._local(source), self._local(target)
+        with self._lock:
+            if not src.exists():
+                raise not_found(f"No file or directory exists on path {source}.")
+            if dst.exists():
+                raise already_exists(
+                    f"A file or directory already exists at the input path {target}."
+                )
+            self._make_parents(target)
+            src.replace(dst)
+        return {}
+
+
+def normalize_dbfs_path(raw: str, *, field: str = "path") -> str:
+    """An absolute DBFS path without scheme, trailing slash or dot segments."""
+    text = raw[len("dbfs:") :] if raw.startswith("dbfs:") else raw
+    if not text.startswith("/"):
+        raise bad_request(f"Invalid {field}: '{raw[:200]}' is not an absolute DBFS path")
+    check_path(text, field=field)
+    if any(ord(ch) < 32 for ch in text):
+        raise bad_request(f"Invalid {field}: contains control characters")
+    parts = [p for p in text.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise bad_request(f"Invalid {field}: '{raw[:200]}' contains '.' or '..' segments")
+    return "/" + "/".join(parts)
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
+    """The parts of a ``multipart/form-data`` body by form name, byte for byte.
+
+    Binary file parts are kept exactly (no line-ending or nested-multipart interpretation,
+    whatever the part's own Content-Type says: the legacy CLI labels its file part
+    ``multipart/form-data``).
+    """
+    header = Message()
+    header["Content-Type"] = content_type
+    boundary = header.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise ApiError(400, "MALFORMED_REQUEST", "A multipart body needs a boundary")
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    segments = (b"\r\n" + body).split(delimiter)
+    parts: dict[str, bytes] = {}
+    closed = False
+    for segment in segments[1:]:
+        if segment.startswith(b"--"):
+            closed = True
+            break
+        head, sep, content = segment.partition(b"\r\n\r\n")
+        if not sep:
+            raise ApiError(400, "MALFORMED_REQUEST", "Malformed multipart body")
+        part = Message()
+        for line in head.decode("latin-1").split("\r\n"):
+            name, colon, value = line.partition(":")
+            if colon:
+                part[name.strip()] = value.strip()
+        field_name = part.get_param("name", header="content-disposition")
+        if isinstance(field_name, str):
+            parts[field_name] = content
+    if not closed:
+        raise ApiError(400, "MALFORMED_REQUEST", "Malformed multipart body: no closing boundary")
+    return parts
+
+
+def _form_text(form: dict[str, bytes], name: str, default: str | None = None) -> str:
+    value = form.get(name)
+    if value is None:
+        if default is None:
+            raise bad_request(f"Missing required field: {name}")
+        return default
+    return value.decode("utf-8", "replace")
+
+
+def _form_file(form: dict[str, bytes]) -> bytes:
+    """The posted file, whatever its form name (``contents`` if present)."""
+    if "contents" in form:
+        return form["contents"]
+    uploads = [name for name in form if name not in _FORM_FIELDS]
+    if len(uploads) != 1:
+        raise bad_request("A multipart put needs exactly one file part")
+    return form[uploads[0]]
+
+
+def _base64_length(size: int) -> int:
+    return 4 * ((size + 2) // 3)
+
+
+def _decode(raw: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(f"Invalid {name}: not valid base64") from None
+
+
+def _too_large(name: str) -> ApiError:
+    return ApiError(
+        400,
+        "MAX_BLOCK_SIZE_EXCEEDED",
+        f"The {name} of one request is limited to {MAX_BLOCK_BYTES} bytes (1 MB); "
+        "use create, add-block and close for larger files",
+    )

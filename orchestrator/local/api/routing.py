@@ -1,0 +1,219 @@
+"""Requests, responses and routing: the interface between the HTTP listener
+(:mod:`orchestrator.local.server.listener`) and the API handlers.
+
+Handlers never see HTTP: they get a :class:`Request` (query and body parameters, typed
+getters that answer Databricks' 400s) and return a dict (JSON) or a :class:`Response`, and
+raise :class:`~orchestrator.local.state.api_error.ApiError` for Databricks-style errors. The
+:class:`Router` keys API routes by method and the path after ``/api/<version>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+
+from orchestrator.local.state.api_error import ApiError, bad_request
+
+__all__ = ["API_PATH", "MAX_BODY_BYTES", "Handler", "Request", "Response", "Router"]
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+API_PATH = re.compile(r"^/api/(?P<version>\d+\.\d+)/(?P<route>[A-Za-z0-9_/-]+)$")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    version: str | None
+    route: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    _params: dict[str, Any] | None = field(default=None, repr=False)
+    _files: dict[str, bytes] | None = field(default=None, repr=False)
+
+    # --- body and parameters -------------------------------------------------------------
+    def _parse(self) -> None:
+        params: dict[str, Any] = {k: v[-1] for k, v in self.query.items()}
+        files: dict[str, bytes] = {}
+        ctype = self.headers.get("Content-Type", "") or ""
+        if self.body and ctype.lower().startswith("multipart/form-data"):
+            files = _parse_multipart(ctype, self.body)
+            for name, value in list(files.items()):
+                if name != "content":
+                    params[name] = value.decode("utf-8", "replace")
+        elif self.body.strip():
+            try:
+                data = json.loads(self.body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ApiError(
+                    400,
+                    "MALFORMED_REQUEST",
+                    f"Invalid JSON given in the body of the request: {exc}",
+                ) from None
+            if not isinstance(data, dict):
+                raise ApiError(400, "MALFORMED_REQUEST", "The request body must be a JSON object")
+            params.update(data)
+        self._params, self._files = params, files
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if self._params is None:
+            self._parse()
+        assert self._params is not None
+        return self._params
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        if self._files is None:
+            self._parse()
+        assert self._files is not None
+        return self._files
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.params.get(name, default)
+
+    def text(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
+        value = self.params.get(name)
+        if value is None or value == "":
+            if required:
+                raise bad_request(f"Missing required field: {name}")
+            return default
+        if not isinstance(value, str):
+            raise bad_request(f"Invalid value for {name}: expected a string")
+        return value
+
+    def required_text(self, name: str) -> str:
+        value = self.text(name, required=True)
+        assert value is not None
+        return value
+
+    def integer(
+        self, name: str, *, required: bool = False, default: int | None = None
+    ) -> int | None:
+        value = self.params.get(name)
+        if value is None or value == "":
+            if required:
+                raise bad_request(f"Missing required field: {name}")
+            return default
+        if isinstance(value, bool):
+            raise bad_request(f"Invalid value for {name}: expected an integer")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise bad_request(f"Invalid value for {name}: {value!r} is not an integer") from None
+
+    def required_int(self, name: str) -> int:
+        value = self.integer(name, required=True)
+        assert value is not None
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.params.get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise bad_request(f"Invalid value for {name}: {value!r} is not a boolean")
+
+    def obj(self, name: str) -> dict[str, Any]:
+        value = self.params.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise bad_request(f"Invalid value for {name}: expected an object")
+        return value
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int = 200
+    body: bytes = b"{}"
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(
+        cls, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()
+    ) -> Response:
+        return cls(status, json.dumps(data, separators=(",", ":")).encode(), headers=headers)
+
+    @classmethod
+    def html(cls, text: str, status: int = 200) -> Response:
+        return cls(status, text.encode("utf-8"), "text/html; charset=utf-8")
+
+
+Handler = Callable[[Request], "Response | Mapping[str, Any] | None"]
+
+
+class Router:
+    """Routes keyed by method and the path after ``/api/<version>/``; versions checked."""
+
+    def __init__(self) -> None:
+        self._api: dict[tuple[str, str], tuple[frozenset[str], Handler]] = {}
+        self._plain: list[tuple[str, re.Pattern[str], Callable[..., Response], bool]] = []
+
+    def api(self, method: str, route: str, versions: tuple[str, ...], handler: Handler) -> None:
+        self._api[(method, route)] = (frozenset(versions), handler)
+
+    def plain(
+        self, method: str, pattern: str, handler: Callable[..., Response], *, public: bool = False
+    ) -> None:
+        """A non-API route; named groups of ``pattern`` are passed as keyword arguments.
+
+        ``public`` routes are served without the bearer token (the read-only pages)."""
+        self._plain.append((method, re.compile(pattern), handler, public))
+
+    def find_api(self, method: str, version: str, route: str) -> Handler:
+        entry = self._api.get((method, route))
+        if entry is None:
+            if any(r == route for (_, r) in self._api):
+                raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported for {route}")
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{route}'")
+        versions, handler = entry
+        if version not in versions:
+            raise ApiError(
+                404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /api/{version}/{route}'"
+            )
+        return handler
+
+    def find_plain(self, method: str, path: str) -> tuple[Callable[..., Response], dict[str, str]]:
+        found = self.match_plain(method, path)
+        if found is None:
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No page at {path}")
+        return found[0], found[1]
+
+    def match_plain(
+        self, method: str, path: str
+    ) -> tuple[Callable[..., Response], dict[str, str], bool] | None:
+        """The handler, its keyword arguments and whether it is public; None when no route."""
+        for m, pattern, handler, public in self._plain:
+            match = pattern.fullmatch(path)
+            if match and m == method:
+                return handler, match.groupdict(), public
+        return None
+
+
+def _parse_multipart(content_type: str, body: bytes) -> dict[str, bytes]:
+    header = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(header + body)
+    if not message.is_multipart():
+        raise ApiError(400, "MALFORMED_REQUEST", "Malformed multipart body")
+    parts: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            parts[name] = payload
+    return parts

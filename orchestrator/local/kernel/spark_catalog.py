@@ -1,0 +1,147 @@
+"""The table registry that makes a cluster's tables visible to every Spark session.
+
+Sail keeps catalog entries per Spark Connect session and in memory, while tables on Databricks
+are shared and durable. This module owns the registry file (``$ORCH_SPARK_CATALOG``, a JSON
+object ``{"schemas": [...], "tables": {"c.s.t": {"location", "provider"}}}`` under the
+workspace's state dir): :func:`sync_in` registers every known schema and table in a session
+(``CREATE ... IF NOT EXISTS``, tables by location), :func:`sync_out` records what a session
+created or dropped. The kernel calls ``sync_in`` when its session starts and when a table is
+not found, ``sync_out`` after each cell that used Spark. Writers take an exclusive lock.
+
+It runs inside user kernels: standard library only; the session is passed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .common import write_json_atomic
+
+__all__ = ["Registry"]
+
+_CATALOGS = ("main", "hive_metastore")
+_SKIP_SCHEMAS = {"information_schema", "global_temp"}
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _qualified(name: str) -> str:
+    return ".".join(_quote(part) for part in name.split("."))
+
+
+class Registry:
+    """The registry file and what this kernel's session has seen of it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path) if path else None
+        self._seen_tables: set[str] = set()
+        self._seen_schemas: set[str] = set()
+
+    # ------------------------------------------------------------------ file
+
+    def load(self) -> dict[str, Any]:
+        if self.path is None:
+            return {"schemas": [], "tables": {}}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"schemas": [], "tables": {}}
+        if not isinstance(data, dict):
+            return {"schemas": [], "tables": {}}
+        data.setdefault("schemas", [])
+        data.setdefault("tables", {})
+        return data
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write the registry under an exclusive lock; written atomically."""
+        assert self.path is not None
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with (self.path.parent / ".catalog.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.load()
+            before = json.dumps(data, sort_keys=True)
+            yield data
+            if json.dumps(data, sort_keys=True) != before:
+                write_json_atomic(self.path, data)
+
+    # ------------------------------------------------------------------ sessions
+
+    def sync_in(self, session: Any) -> None:
+        """Register every schema and table of the registry in ``session``."""
+        data = self.load()
+        for schema in data["schemas"]:
+            if schema not in self._seen_schemas:
+                with contextlib.suppress(Exception):
+                    session.sql(f"CREATE SCHEMA IF NOT EXISTS {_qualified(schema)}").collect()
+                self._seen_schemas.add(schema)
+        for name, entry in data["tables"].items():
+            if name in self._seen_tables or not Path(entry["location"]).exists():
+                continue
+            location = str(entry["location"]).replace("'", "\\'")
+            with contextlib.suppress(Exception):
+                session.sql(
+                    f"CREATE TABLE IF NOT EXISTS {_qualified(name)} "
+                    f"USING {entry.get('provider') or 'delta'} LOCATION '{location}'"
+                ).collect()
+            self._seen_tables.add(name)
+
+    def sync_out(self, session: Any) -> None:
+        """Record the schemas and tables ``session`` created, forget those it dropped."""
+        if self.path is None:
+            return
+        schemas, tables = _list_catalog(session)
+        with self._locked() as data:
+            for schema in schemas - set(data["schemas"]):
+                data["schemas"].append(schema)
+            for schema in (self._seen_schemas - schemas) & set(data["schemas"]):
+                data["schemas"].remove(schema)
+            for name in tables - set(data["tables"]):
+                entry = _describe(session, name)
+                if entry is not None:
+                    data["tables"][name] = entry
+            for name in (self._seen_tables - tables) & set(data["tables"]):
+                del data["tables"][name]
+        self._seen_schemas = schemas
+        self._seen_tables = tables
+
+
+def _rows(session: Any, sql: str) -> list[Any]:
+    try:
+        return list(session.sql(sql).collect())
+    except Exception:  # noqa: BLE001 - a catalog the engine lacks, a schema dropped meanwhile
+        return []
+
+
+def _list_catalog(session: Any) -> tuple[set[str], set[str]]:
+    schemas: set[str] = set()
+    tables: set[str] = set()
+    for catalog in _CATALOGS:
+        for row in _rows(session, f"SHOW SCHEMAS IN {_quote(catalog)}"):
+            schema = str(row[0])
+            if schema in _SKIP_SCHEMAS:
+                continue
+            schemas.add(f"{catalog}.{schema}")
+            for table in _rows(session, f"SHOW TABLES IN {_quote(catalog)}.{_quote(schema)}"):
+                if not table["isTemporary"]:
+                    tables.add(f"{catalog}.{schema}.{table['tableName']}")
+    return schemas, tables
+
+
+def _describe(session: Any, name: str) -> dict[str, str] | None:
+    info = {
+        str(row["col_name"]): str(row["data_type"])
+        for row in _rows(session, f"DESCRIBE TABLE EXTENDED {_qualified(name)}")
+    }
+    location = info.get("Location", "")
+    if not location or not Path(location.removeprefix("file://")).is_absolute():
+        return None
+    return {"location": location.removeprefix("file://"), "provider": info.get("Provider", "delta")}

@@ -1,0 +1,186 @@
+"""Databricks cell magics: what a cell asks for, and the kernel code that does it.
+
+This module owns the reading of a cell's first line (``%python``, ``%r``, ``%sh``, ``%pip``,
+``%run``, ``%md``, ``%sql``, ...) into a :data:`CellAction`, and the generation of the
+Python or R code that runs a ``%sh`` script or a ``%pip install`` inside the kernel, so their
+processes are the kernel's children (killed with it) and see its working directory and
+environment. Python-side helpers live in ``shell_magics`` (imported in the kernel).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from orchestrator.local.state.notebook_format import Cell, Language
+
+__all__ = [
+    "CellAction",
+    "PipInstall",
+    "RunCode",
+    "RunNotebook",
+    "RunShell",
+    "Skip",
+    "Unsupported",
+    "pip_code",
+    "plan_cell",
+    "resolve_run_path",
+    "shell_code",
+]
+
+KERNEL_HELPERS = "orchestrator.local.kernel.shell_magics"
+
+_MAGIC = re.compile(r"%([A-Za-z][\w-]*)(?:\s+(.*))?")
+_OWN_LANGUAGE_MAGIC = {"PYTHON": "python", "R": "r", "SQL": "sql", "SCALA": "scala"}
+_LANGUAGE_MAGICS = frozenset({"python", "r", "sql", "scala"})
+_LANGUAGE_NAMES = {"PYTHON": "Python", "R": "R", "SQL": "SQL", "SCALA": "Scala"}
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to run (markdown, empty cell)."""
+
+
+@dataclass(frozen=True)
+class RunCode:
+    """Code in the notebook's language."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class RunShell:
+    """A ``%sh`` script."""
+
+    script: str
+
+
+@dataclass(frozen=True)
+class PipInstall:
+    """``%pip install <args>``."""
+
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunNotebook:
+    """``%run <path>``: a workspace path as written, relative or absolute."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A cell the local workspace cannot run; ``message`` says why."""
+
+    message: str
+
+
+CellAction = Skip | RunCode | RunShell | PipInstall | RunNotebook | Unsupported
+
+
+def plan_cell(cell: Cell, language: Language) -> CellAction:
+    """What running ``cell`` of a ``language`` notebook means."""
+    if cell.kind == "markdown" or not cell.source.strip():
+        return Skip()
+    first, _, rest = cell.source.partition("\n")
+    match = _MAGIC.fullmatch(first.rstrip()) if first.startswith("%") else None
+    if match is None:
+        return RunCode(cell.source)
+    name = match.group(1).lower()
+    inline = match.group(2) or ""
+    body = f"{inline}\n{rest}" if inline and rest else inline or rest
+    if name == _OWN_LANGUAGE_MAGIC[language]:
+        return RunCode(body) if body.strip() else Skip()
+    if name in _LANGUAGE_MAGICS:
+        return Unsupported(
+            f"%{name} cells are not supported by the local workspace "
+            f"(in a {_LANGUAGE_NAMES[language]} notebook)"
+        )
+    if name == "sh":
+        return RunShell(body) if body.strip() else Skip()
+    if name == "pip":
+        return _plan_pip(body, language)
+    if name == "run":
+        return _plan_run(inline, rest)
+    if name in ("md", "md-sandbox"):
+        return Skip()
+    if language == "PYTHON" and name not in ("fs", "conda"):
+        return RunCode(cell.source)  # an IPython magic such as %timeit
+    return Unsupported(f"%{name} cells are not supported by the local workspace")
+
+
+def _plan_pip(body: str, language: Language) -> CellAction:
+    if language != "PYTHON":
+        return Unsupported(
+            f"%pip is not supported in {_LANGUAGE_NAMES[language]} notebooks by the local workspace"
+        )
+    try:
+        args = shlex.split(body.replace("\\\n", " "), comments=True)
+    except ValueError as exc:
+        return Unsupported(f"%pip: cannot parse the command line: {exc}")
+    if not args or args[0] != "install":
+        return Unsupported("only %pip install is supported by the local workspace")
+    if len(args) == 1:
+        return Unsupported("%pip install: no package given")
+    return PipInstall(tuple(args[1:]))
+
+
+def _plan_run(inline: str, rest: str) -> CellAction:
+    if rest.strip():
+        return Unsupported("%run must be alone in its cell")
+    try:
+        args = shlex.split(inline)
+    except ValueError as exc:
+        return Unsupported(f"%run: cannot parse the path: {exc}")
+    if not args:
+        return Unsupported("%run: no notebook path given")
+    if len(args) > 1:
+        return Unsupported("%run with arguments is not supported by the local workspace")
+    return RunNotebook(args[0])
+
+
+def shell_code(script: str, *, language: Language, script_file: Path) -> str:
+    """Kernel code running ``script`` with bash (its output in the cell, failing on non-zero).
+
+    For R the script is written to ``script_file`` and its output collected in a file next
+    to it (R cannot stream a child's output: it is printed when the script ends).
+    """
+    if language == "PYTHON":
+        return f"__import__({KERNEL_HELPERS!r}, fromlist=['_']).run_shell({script!r})"
+    script_file.write_text(script, encoding="utf-8")
+    path = json.dumps(str(script_file), ensure_ascii=False)
+    output = json.dumps(f"{script_file}.out", ensure_ascii=False)
+    return (
+        "local({\n"
+        f"  status <- system2('bash', shQuote({path}), stdout = {output}, stderr = {output})\n"
+        f"  out <- readLines({output}, warn = FALSE, encoding = 'UTF-8')\n"
+        "  if (length(out)) cat(paste0(out, '\\n'), sep = '')\n"
+        "  if (status != 0)\n"
+        "    stop(sprintf('shell command exited with code %d', status), call. = FALSE)\n"
+        "  invisible(NULL)\n"
+        "})"
+    )
+
+
+def pip_code(args: tuple[str, ...]) -> str:
+    """Python kernel code for ``%pip install <args>`` into ``$ORCH_PIP_TARGET``."""
+    return f"__import__({KERNEL_HELPERS!r}, fromlist=['_']).pip_install({list(args)!r})"
+
+
+def resolve_run_path(current: str, target: str) -> str:
+    """The absolute workspace path of ``%run target`` written in notebook ``current``."""
+    if target.startswith("/Workspace/"):
+        target = target[len("/Workspace") :]
+    joined = (
+        target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
+    )
+    normalized = posixpath.normpath(joined)
+    return "/" + normalized.lstrip("/")

@@ -1,0 +1,26 @@
+"""The local workspace as a process: its assembly (:mod:`.local_workspace`), the HTTP listener
+(:mod:`.listener`), fault injection (:mod:`.faults`) and ``/local-admin`` (:mod:`.admin`).
+
+The names a caller needs to start one are re-exported here; ``orchestrator.services`` is the
+only module of the rest of the package that imports them.
+"""
+
+from __future__ import annotations
+
+from orchestrator.local.runtime.clusters import ClusterSpec
+from orchestrator.local.server.faults import FaultSettings
+from orchestrator.local.server.local_workspace import (
+    LocalWorkspace,
+    LocalWorkspaceSettings,
+    start_local_workspace,
+    temporary_workspace,
+)
+
+__all__ = [
+    "ClusterSpec",
+    "FaultSettings",
+    "LocalWorkspace",
+    "LocalWorkspaceSettings",
+    "start_local_workspace",
+    "temporary_workspace",
+]

@@ -1,0 +1,256 @@
+"""Assembly of the local workspace: store, scheduler, APIs and the HTTP server.
+
+:class:`LocalWorkspace` is the running server; :func:`start_local_workspace` (re-exported by
+``orchestrator.local.server``) starts one in this process on a free 127.0.0.1 port, or the
+given one.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import subprocess
+import tempfile
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from orchestrator.local.api.clusters_api import ClustersApi
+from orchestrator.local.api.dbfs_api import DbfsApi
+from orchestrator.local.api.jobs_api import JobsApi
+from orchestrator.local.api.routing import Response, Router
+from orchestrator.local.api.secrets_api import SecretsApi
+from orchestrator.local.api.workspace_api import WorkspaceApi
+from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
+from orchestrator.local.jobs.scheduler import Scheduler, TaskExecutor
+from orchestrator.local.runtime.clusters import Clusters, ClusterSpec
+from orchestrator.local.runtime.lifetime import (
+    drop_mark,
+    new_mark,
+    reap_leftovers,
+    sole_server,
+    start_watchdog,
+)
+from orchestrator.local.server.admin import Admin
+from orchestrator.local.server.faults import Faults, FaultSettings
+from orchestrator.local.server.listener import serve_http
+from orchestrator.local.state.retention import PruneReport, Retention, prune
+from orchestrator.local.state.store import Store
+from orchestrator.local.ui.pages import Pages
+
+__all__ = [
+    "LocalWorkspace",
+    "LocalWorkspaceSettings",
+    "start_local_workspace",
+    "temporary_workspace",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalWorkspaceSettings:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = a free port
+    token: str | None = None  # None = a random token, readable from LocalWorkspace.token
+    clusters: tuple[ClusterSpec, ...] = (ClusterSpec(),)
+    cluster_start_delay: float = 2.0
+    max_workers: int = 4
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    retention: Retention = field(default_factory=Retention)
+    keep_run_scratch: bool = False  # debugging: keep each task's scratch folder
+    kernel_pool: bool = True  # warm kernels, up to max_workers idle per language
+
+
+class LocalWorkspace:
+    """A running local workspace. Use as a context manager or call :meth:`stop`."""
+
+    def __init__(
+        self, settings: LocalWorkspaceSettings, *, executor: TaskExecutor | None = None
+    ) -> None:
+        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the local workspace listens on loopback only")
+        self.settings = settings
+        self.token = settings.token or "local-" + secrets.token_hex(16)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self._start_lifetime(settings.state_dir)
+        try:
+            self._open_state(executor)
+            self._serve()
+        except BaseException:
+            if hasattr(self, "scheduler"):
+                self.scheduler.shutdown(timeout=2)
+                if self._notebooks is not None:
+                    self._notebooks.close()
+                self.clusters.close()
+            if hasattr(self, "store"):
+                self.store.close()
+            self._end_lifetime()
+            raise
+        self._pruner = threading.Thread(target=self._prune_periodically, name="prune", daemon=True)
+        self._pruner.start()
+        log.info("local workspace listening on %s (state in %s)", self.url, settings.state_dir)
+
+    def _open_state(self, executor: TaskExecutor | None) -> None:
+        settings = self.settings
+        self.store = Store(settings.state_dir)
+        self.faults = Faults(settings.faults)
+        self.clusters = Clusters(
+            settings.clusters,
+            start_delay=settings.cluster_start_delay,
+            spark_state_dir=self.store.state_dir,
+        )
+        if executor is None:
+            notebooks = NotebookTaskExecutor(
+                self.store,
+                keep_scratch=settings.keep_run_scratch,
+                pool_size=settings.max_workers if settings.kernel_pool else 0,
+            )
+            self.clusters.on_running = notebooks.warm
+            self._notebooks: NotebookTaskExecutor | None = notebooks
+            executor = notebooks
+        else:
+            self._notebooks = None
+        self.scheduler = Scheduler(
+            self.store, self.clusters, executor, max_workers=settings.max_workers
+        )
+        self._stopped = threading.Event()
+        self.prune()  # after recovery: runs a killed server left active have ended
+
+    def _serve(self) -> None:
+        router = Router()
+        self._server, self._thread = serve_http(
+            host=self.settings.host,
+            port=self.settings.port,
+            router=router,
+            token=self.token,
+            faults=self.faults,
+            public_paths=("/.well-known/",),
+        )
+        port = self._server.server_address[1]
+        self.url = f"http://{self.settings.host}:{port}"
+        self.port = int(port)
+        self.jobs = JobsApi(
+            self.store, self.scheduler, base_url=self.url, export_html=export_executed_html
+        )
+        self.scheduler.on_task_end = self.jobs.prerender
+        WorkspaceApi(self.store).register(router)
+        DbfsApi(self.store).register(router)
+        self.jobs.register(router)
+        ClustersApi(self.clusters).register(router)
+        SecretsApi(self.store).register(router)
+        Pages(self.jobs).register(router)
+        Admin(self.faults).register(router)
+        router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
+
+    def _start_lifetime(self, state_dir: Path) -> None:
+        """End what a killed workspace here left running (unless another one serves this
+        state dir), then start the watchdog that ends ours if this process dies."""
+        self._sole = sole_server(state_dir)
+        if self._sole.__enter__():
+            reap_leftovers(state_dir)
+        else:
+            log.warning("another local workspace serves %s: not ending its processes", state_dir)
+        self._mark = new_mark(state_dir)
+        self._watchdog = start_watchdog(self._mark)
+
+    def warm(self, languages: Collection[str] | None = None, *, spark: bool = False) -> None:
+        """Start warming up now rather than when a cluster is first used: the kernel pool
+        fills in the background, with kernels of ``languages`` only when the coming runs' are
+        known, and Spark notebooks' kernels are made ready when a coming run uses ``spark``
+        (returns at once). The notebook exporter loads when the first task starts."""
+        if self._notebooks is not None:
+            self._notebooks.warm(languages, spark=spark)
+
+    def prune(self) -> PruneReport:
+        """Apply the retention settings now (see :mod:`orchestrator.local.state.retention`)."""
+        return prune(self.store, self.settings.retention, measure=False)
+
+    def _prune_periodically(self) -> None:
+        while not self._stopped.wait(self.settings.retention.interval_seconds):
+            try:
+                self.prune()
+            except Exception:  # a failed pass must not end the thread: the next one retries
+                log.exception("pruning the local workspace's state failed")
+
+    def stop(self) -> None:
+        """Cancel active runs (their kernels die), stop serving and close the state."""
+        self._stopped.set()
+        self.scheduler.shutdown()
+        self.clusters.begin_close()  # the Spark engines end while the rest stops
+        if self._notebooks is not None:
+            self._notebooks.close()  # the kernel pool's idle kernels
+        self.clusters.close()  # their Spark engines, once they ended
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+        self._pruner.join(5)
+        self.store.close()
+        self._end_lifetime()
+
+    def _end_lifetime(self) -> None:
+        """Close the watchdog's pipe: it ends whatever is left (nothing, after a clean stop)
+        and exits; release the state dir."""
+        if self._watchdog.stdin is not None:
+            self._watchdog.stdin.close()
+        try:
+            self._watchdog.wait(10)
+        except subprocess.TimeoutExpired:
+            self._watchdog.kill()
+            self._watchdog.wait(5)
+        drop_mark(self._mark)
+        self._sole.__exit__(None, None, None)
+
+    def __enter__(self) -> LocalWorkspace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_local_workspace(
+    state_dir: Path,
+    *,
+    port: int = 0,
+    token: str | None = None,
+    faults: FaultSettings | None = None,
+    cluster_start_delay: float = 2.0,
+    max_workers: int = 4,
+    clusters: tuple[ClusterSpec, ...] = (ClusterSpec(),),
+    executor: TaskExecutor | None = None,
+    retention: Retention | None = None,
+    keep_run_scratch: bool = False,
+) -> LocalWorkspace:
+    """Start a local workspace in this process on 127.0.0.1 (a free port unless given)."""
+    settings = LocalWorkspaceSettings(
+        retention=retention or Retention(),
+        keep_run_scratch=keep_run_scratch,
+        state_dir=state_dir,
+        port=port,
+        token=token,
+        clusters=clusters,
+        cluster_start_delay=cluster_start_delay,
+        max_workers=max_workers,
+        faults=faults or FaultSettings(),
+    )
+    return LocalWorkspace(settings, executor=executor)
+
+
+@contextmanager
+def temporary_workspace(**kwargs: object) -> Iterator[LocalWorkspace]:
+    """A local workspace with its state in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="orchestrator-local-") as tmp:
+        workspace = start_local_workspace(Path(tmp), **kwargs)  # type: ignore[arg-type]
+        try:
+            yield workspace
+        finally:
+            workspace.stop()

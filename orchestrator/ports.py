@@ -1,0 +1,131 @@
+"""What the build and cleanup ask of a Databricks workspace: the protocols the adapters implement.
+
+The stages hold a :class:`Workspace`, never the concrete
+:class:`~orchestrator.adapters.databricks.DatabricksWorkspace`; tests pass fakes that implement
+just the part they exercise (:class:`WorkspaceTree` and :class:`RunControl` for cleanup's
+property tests). :class:`LocalAdmin` is what only the local workspace answers (the test counts
+its Jobs UI shows); a build against a real workspace has none, so no call of it reaches
+Databricks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from orchestrator.adapters.databricks import ActiveRun, DeployItem, Entry, Polling
+    from orchestrator.adapters.databricks.retries import RetryReporter
+    from orchestrator.adapters.databricks.workspace import Run
+    from orchestrator.clock import Clock
+    from orchestrator.ratelimit import TokenBucket
+
+__all__ = ["BuildWorkspace", "LocalAdmin", "RunControl", "Workspace", "WorkspaceTree"]
+
+
+class WorkspaceTree(Protocol):
+    """The workspace's folders and files, as cleanup and the build's markers see them."""
+
+    def list(self, path: str) -> list[Entry] | None:
+        """The children of a folder; None when it does not exist."""
+        ...
+
+    def read_text(self, path: str) -> str | None:
+        """A workspace file's text; None when it does not exist."""
+        ...
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a workspace file (creating its folder), replacing any existing one."""
+        ...
+
+    def delete(self, path: str) -> bool:
+        """Delete a folder recursively; False when it did not exist."""
+        ...
+
+
+class RunControl(Protocol):
+    """Active runs of a repo's build job, and cancelling them."""
+
+    def active(self, repo: str) -> list[ActiveRun]: ...
+
+    def cancel(self, run_id: int) -> bool:
+        """Ask the run to stop; False when it no longer exists."""
+        ...
+
+    def wait_ended(self, run_ids: Sequence[int], *, timeout: float) -> set[int]:
+        """Wait (at most ``timeout`` seconds) until the runs end; returns those that did."""
+        ...
+
+
+class BuildWorkspace(Protocol):
+    """The cluster, the job, the run and the files of one build."""
+
+    clock: Clock
+    retries: RetryReporter
+
+    def ensure_cluster_running(
+        self, cluster_id: str, *, timeout: float, on_wait: Callable[[str], None] | None = None
+    ) -> bool: ...
+
+    def ensure_job(self, settings: Mapping[str, Any]) -> tuple[int, str]: ...
+
+    def start_run(
+        self,
+        job_id: int,
+        *,
+        job_parameters: Mapping[str, str],
+        idempotency_token: str,
+        only: Sequence[str] | None = None,
+    ) -> int: ...
+
+    def get_run(self, run_id: int) -> Run: ...
+
+    def wait_for_run(
+        self,
+        run_id: int,
+        *,
+        deadline: float | None,
+        polling: Polling = ...,
+        on_update: Callable[[Run], None] | None = None,
+    ) -> Run: ...
+
+    def cancel_run(self, run_id: int) -> Run | None:
+        """Cancel and wait until the run has ended; None if that could not be confirmed."""
+        ...
+
+    def find_build_run(self, job_id: int, build_id: str) -> int | None: ...
+
+    def task_error(self, task: object) -> tuple[str, str | None]: ...
+
+    def export_views(self, run_id: int) -> list[str]: ...
+
+    def deploy(
+        self,
+        folders: Sequence[str],
+        items: Sequence[DeployItem],
+        *,
+        concurrency: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None: ...
+
+    def read_text(self, path: str) -> str | None: ...
+
+    def write_file(self, path: str, data: bytes, *, language: str | None = None) -> None: ...
+
+    def delete(self, path: str) -> bool: ...
+
+
+class Workspace(BuildWorkspace, WorkspaceTree, RunControl, Protocol):
+    """Everything the build, the step commands and cleanup ask of a workspace."""
+
+    #: throttles listing and reading (cleanup's discovery sets one: the service's rate limits)
+    read_limiter: TokenBucket | None
+
+
+class LocalAdmin(Protocol):
+    """The local workspace's own API (``/local-admin``), which Databricks does not have."""
+
+    def record_test_counts(self, run_id: int, counts: Mapping[str, int]) -> bool:
+        """Give the Jobs UI the test counts a build collected for its run; False when the
+        workspace did not take them (never an error: the build's result stands)."""
+        ...
