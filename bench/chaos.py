@@ -2,7 +2,7 @@
 losing their workspace mid-run. ``python -m bench.chaos [--builds 50] [--parallel 4]``.
 
 - N builds (default 50), ``--parallel`` at a time (default 4), each in a fresh copy of the sample
-  project (tests/sample.py) sharing one storage root, against a local workspace in its own
+  project (bench/kit/sample.py) sharing one storage root, against a local workspace in its own
   process (bench/server.py) answering 10% of API requests 429, 10% 503, dropping 5% of
   connections and adding 5 ms to each (``/local-admin/faults``).
 - Every ``--kill-every``-th build (default 10) runs on a workspace of its own, which is
@@ -39,8 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.server import Server
-from tests.sample import (
+from bench.kit.sample import (
     REPO,
     REPO_NAME,
     command,
@@ -48,6 +47,7 @@ from tests.sample import (
     in_subprocess,
     workspace_flags,
 )
+from bench.server import Server
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

@@ -5,7 +5,7 @@ sequential variant: the same build on a workspace that runs one task at a time
 
 The builds aim at a workspace process of the harness (``--set workspace.host=...``) so the
 20 ms latency applies to them too. The sample project's copy and the build's command line are
-the tests' own (tests/sample.py).
+the tests' own (bench/kit/sample.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 
 from bench.harness import Context, Row, timed
+from bench.kit.sample import command, copy_sample_project, in_subprocess, workspace_flags
 from bench.server import Server
-from tests.sample import command, copy_sample_project, in_subprocess, workspace_flags
 
 SCENARIO = "demo build end to end (2 test notebooks)"
 TOKEN_ENV = "BENCH_BUILD_TOKEN"

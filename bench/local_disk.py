@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.demo import build
-from tests.sample import copy_sample_project
+from bench.kit.sample import copy_sample_project
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-local-disk-token"

@@ -42,8 +42,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.kit.sample import command, copy_sample_project, in_subprocess, workspace_flags
 from bench.paths import REPO
-from tests.sample import command, copy_sample_project, in_subprocess, workspace_flags
 
 TOKEN_ENV = "BENCH_SPEED_TOKEN"
 PHASES = ("start-up", "prepare", "deploy", "run", "collect", "clean")

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 from bench.demo import build_argv, build_env
 from bench.harness import Context, Row
+from bench.kit.sample import copy_sample_project
 from bench.upload import make_data
-from tests.sample import copy_sample_project
 
 SCENARIO = "peak memory of a build uploading 50 MB"
 WRAPPER = (
@@ -36,7 +36,7 @@ WRAPPER = (
 def azurite(ctx: Context) -> Iterator[str | None]:
     """A connection string to a fresh Azurite, or None when it is not installed."""
     try:
-        from tests.azurite import run_azurite
+        from bench.kit.azurite import run_azurite
     except ImportError:
         yield None
         return
@@ -58,7 +58,7 @@ def run(ctx: Context) -> list[Row]:
         if connection is not None:
             from azure.storage.blob import BlobServiceClient
 
-            from tests.azurite import CONNECTION_ENV, azurite_build_flags, use_abfss_shim
+            from bench.kit.azurite import CONNECTION_ENV, azurite_build_flags, use_abfss_shim
 
             use_abfss_shim(project)
             extra = {CONNECTION_ENV: connection}

@@ -118,7 +118,7 @@ def main() -> int:
         child(*args.child)
         return 0
     sys.path.insert(0, str(REPO))
-    from tests.azurite import azurite_command, create_container, run_azurite
+    from bench.kit.azurite import azurite_command, create_container, run_azurite
 
     if azurite_command() is None:
         print("azurite is not installed: run .ci/setup", file=sys.stderr)

@@ -47,7 +47,7 @@ def make_data(root: Path, *, files: int = FILES) -> Path:
 def storage_service(ctx: Context) -> Iterator[tuple[Any, str] | None]:
     """Azurite behind the latency proxy: (proxy, connection string), or None without Azurite."""
     try:
-        from tests.azurite import ACCOUNT, ACCOUNT_KEY, run_azurite
+        from bench.kit.azurite import ACCOUNT, ACCOUNT_KEY, run_azurite
     except ImportError:
         yield None
         return
@@ -77,9 +77,9 @@ def storage_service(ctx: Context) -> Iterator[tuple[Any, str] | None]:
 
 
 def open_adls(connection: str, prefix: str) -> Storage:
+    from bench.kit.azurite import ACCOUNT
     from orchestrator.storage.adls import AdlsStorage
     from orchestrator.storage.base import StorageAuth
-    from tests.azurite import ACCOUNT
 
     return AdlsStorage(
         f"abfss://{CONTAINER}@{ACCOUNT}.dfs.core.windows.net/{prefix}",

@@ -1,5 +1,5 @@
 """Helpers for tests that run builds: a copy of the sample project, the command lines of a
-build and the flags aiming it at a test server (both from tests/sample.py, which the
+build and the flags aiming it at a test server (both from bench/kit/sample.py, which the
 benchmarks share), reading the merged JUnit."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from bench.kit.sample import command, copy_sample_project, in_subprocess, workspace_flags
 from orchestrator.cli import main
 from orchestrator.local.server import LocalWorkspace
-from tests.sample import command, copy_sample_project, in_subprocess, workspace_flags
 
 __all__ = [
     "build",

@@ -39,8 +39,8 @@ CHALLENGE = (
 )
 
 
-def self_signed_cert(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1/localhost and its key, as PEM files."""
+def self_signed_cert(folder: Path, *names: str) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, localhost and ``names`` and its key, as PEM files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -59,7 +59,10 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(x509.DNSName(n) for n in ("localhost", *names)),
+                ]
             ),
             critical=False,
         )
@@ -105,10 +108,19 @@ class FakeCredential:
 
 @contextmanager
 def key_vault(
-    folder: Path, secrets: dict[str, str], *, forbidden: set[str] | None = None
+    folder: Path,
+    secrets: dict[str, str],
+    *,
+    forbidden: set[str] | None = None,
+    host: str = "127.0.0.1",
+    resource: str | None = None,
 ) -> Iterator[KeyVaultDouble]:
-    cert, key = self_signed_cert(folder)
+    """The double, listening on 127.0.0.1; ``host`` is the name its URL and certificate give
+    (a name other than 127.0.0.1 must be resolved by the test), ``resource`` the challenge's
+    resource (``{port}`` is filled in; default ``https://vault.azure.net``)."""
+    cert, key = self_signed_cert(folder, host)
     state: dict[str, KeyVaultDouble] = {}
+    challenge: list[str] = [CHALLENGE]
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -133,7 +145,7 @@ def key_vault(
             vault.seen.append((path, auth))
             if auth != f"Bearer {TOKEN}":
                 error = {"error": {"code": "Unauthorized", "message": "AKV10000: token missing"}}
-                self._send(401, error, WWW_Authenticate=CHALLENGE)
+                self._send(401, error, WWW_Authenticate=challenge[0])
                 return
             parts = path.strip("/").split("/")
             name = parts[1] if len(parts) >= 2 and parts[0] == "secrets" else ""
@@ -161,7 +173,13 @@ def key_vault(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    url = f"https://127.0.0.1:{server.server_address[1]}"
+    port = server.server_address[1]
+    url = f"https://{host}:{port}"
+    if resource is not None:
+        challenge[0] = (
+            f'Bearer authorization="https://login.microsoftonline.com/{TENANT}", '
+            f'resource="{resource.format(port=port)}"'
+        )
     state["vault"] = KeyVaultDouble(url, cert, dict(secrets), set(forbidden or ()))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

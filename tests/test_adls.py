@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.kit.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from orchestrator.abfss import parse_abfss
 from orchestrator.errors import InfrastructureError, UsageError
 from orchestrator.layout import data_prefix
 from orchestrator.storage.adls import AdlsStorage, RetrySettings
 from orchestrator.storage.base import StorageAuth, tree_digest
 from orchestrator.storage.open import open_storage
-from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from tests.faultproxy import fault_proxy
 
 FAST_RETRY = RetrySettings(total=4, initial_backoff=0, increment_base=0, jitter=0, read_timeout=5)
@@ -70,6 +70,7 @@ def read_tree(root: Path) -> dict[str, bytes]:
 # -- every operation ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_upload_download_read_size_list_delete_round_trip(
     azurite: Azurite, container: str, tmp_path: Path
 ) -> None:

@@ -4,7 +4,7 @@ the build prefix is deleted at the end. A second build with unchanged data uploa
 
 The local workspace's notebooks cannot open ``abfss://`` paths (there is no mount or Spark
 here), so the job runs each test notebook through a small shim notebook that plays the
-cluster's side (tests/azurite.py, ``SHIM_NOTEBOOK``): it copies the inputs from Azurite, runs
+cluster's side (bench/kit/azurite.py, ``SHIM_NOTEBOOK``): it copies the inputs from Azurite, runs
 the real notebook, and writes the results back to Azurite. Everything the orchestrator itself
 does goes to and from Azurite.
 
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.kit.azurite import Azurite, azurite_build_flags, use_abfss_shim
 from orchestrator.cli import main
 from orchestrator.layout import data_prefix
 from orchestrator.storage.base import tree_digest
 from orchestrator.storage.folder import LocalFolderStorage
-from tests.azurite import Azurite, azurite_build_flags, use_abfss_shim
 from tests.buildkit import build, command, junit, suites
 
 
@@ -36,6 +36,7 @@ def blob_names(azurite: Azurite, container: str) -> list[str]:
         return sorted(b.name for b in client.list_blobs())
 
 
+@pytest.mark.slow
 def test_a_build_stores_artifacts_in_azurite_and_gets_its_results_back(
     project: Path,
     azurite: Azurite,

@@ -7,12 +7,14 @@ smoke-tested with --all-notebooks."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from orchestrator.cli import main
+from tests.tools import require_r
+
+pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
 PYTHON_RUNNER = """# Databricks notebook source
 # MAGIC %md
@@ -29,6 +31,7 @@ import pytest
 notebook_path = (
     dbutils.notebook.entry_point.getDbutils().notebook().getContext().notebookPath().get()
 )
+
 repo_root = os.path.dirname(os.path.dirname(notebook_path))
 os.chdir(f"/Workspace{repo_root}")
 sys.path.insert(0, os.getcwd())
@@ -137,8 +140,8 @@ def test_init_then_build_passes_twice_and_a_broken_test_is_named(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if layout == "r" and shutil.which("R") is None:
-        pytest.skip("R is not installed")
+    if layout == "r":
+        require_r()
     make, breaks, flags = LAYOUTS[layout]
     root = tmp_path / f"repo-{layout}"
     failing = make(root)

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -18,10 +17,13 @@ from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
 from orchestrator.local.server import FaultSettings, LocalWorkspace
+from orchestrator.local.ui.test_counts import read_counts
 from tests.buildkit import build, command, in_subprocess, junit, remote_args, suites
 from tests.conftest import TOKEN, sdk_client
+from tests.waiting import running_run
 
 
+@pytest.mark.slow
 def test_sample_project_builds_green_with_r_and_python_results(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -29,6 +31,8 @@ def test_sample_project_builds_green_with_r_and_python_results(
     got = suites(junit(project, "b1"))
     assert got["run_pytest"].get("tests") == "8" and got["run_pytest"].get("failures") == "0"
     assert got["run_testthat"].get("tests") == "10"
+    spark = got["run_spark_tests"]
+    assert spark.get("tests") == "5" and spark.get("failures") == "0" and spark.get("errors") == "0"
     exported = (project / "artifacts" / "b1" / "run_pytest.html").read_text()
     # the entry notebook's export carries the build notebook's cells and outputs
     assert "Notebook run: /Shared/builds/sample/b1/tests/run_pytest (SUCCESS)" in exported
@@ -39,6 +43,26 @@ def test_sample_project_builds_green_with_r_and_python_results(
     assert not (project / ".orchestrator" / "storage" / "sample" / "b1").exists()
 
 
+@pytest.mark.slow
+def test_a_build_gives_the_local_jobs_ui_the_counts_of_its_junit(
+    project: Path, server: LocalWorkspace
+) -> None:
+    """The build itself records its merged JUnit's counts for the run page (nothing else
+    posts them): on a workspace on this machine, through ``/local-admin``."""
+    assert build(project, "--build-id", "tc1", *remote_args(server)) == 0
+    (run,) = server.store.list_runs(job_id=None, active_only=False)
+    counts = read_counts(server.store, int(run["run_id"]))
+    assert counts is not None, "the build did not record its test counts"
+    totals = {key: 0 for key in ("tests", "failures", "errors", "skipped")}
+    for suite in junit(project, "tc1").iter("testsuite"):
+        for key in totals:
+            totals[key] += int(suite.get(key, "0") or 0)
+    assert totals["tests"] > 0
+    assert (counts.tests, counts.failures, counts.errors, counts.skipped) == tuple(totals.values())
+    assert counts.source == "build"
+
+
+@pytest.mark.slow
 def test_a_broken_test_exits_1_with_the_failure_in_junit(
     project: Path, server: LocalWorkspace
 ) -> None:
@@ -59,6 +83,7 @@ def test_a_broken_test_exits_1_with_the_failure_in_junit(
     ]
 
 
+@pytest.mark.slow
 def test_a_notebook_dying_before_xml_gets_a_synthesized_failure(
     project: Path, server: LocalWorkspace
 ) -> None:
@@ -76,20 +101,6 @@ def test_a_notebook_dying_before_xml_gets_a_synthesized_failure(
     assert server.url in synthesized  # the run URL
 
 
-def wait_for_running(ws: LocalWorkspace, timeout: float = 60) -> int:
-    w = sdk_client(ws)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run in w.jobs.list_runs(active_only=True, expand_tasks=True):
-            if run.tasks and any(
-                t.state and t.state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
-                for t in run.tasks
-            ):
-                return int(run.run_id)
-        time.sleep(0.2)
-    raise AssertionError("no run started")
-
-
 def slow_project(root: Path) -> None:
     notebook = root / "databricks" / "tests" / "run_pytest.py"
     notebook.write_text(
@@ -99,6 +110,7 @@ def slow_project(root: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_build_timeout_cancels_the_run_and_exits_4(project: Path, server: LocalWorkspace) -> None:
     slow_project(project)
     code = build(project, "--build-id", "b4", "--timeout", "4s", *remote_args(server))
@@ -110,6 +122,7 @@ def test_build_timeout_cancels_the_run_and_exits_4(project: Path, server: LocalW
     assert got["run_pytest"].get("failures") == "1"  # synthesized: it never wrote XML
 
 
+@pytest.mark.slow
 def test_sigterm_cancels_the_run_and_exits_143(project: Path, server: LocalWorkspace) -> None:
     slow_project(project)
     env = {**os.environ, "ORCH_TEST_TOKEN": TOKEN, "CI": "true"}
@@ -121,7 +134,7 @@ def test_sigterm_cancels_the_run_and_exits_143(project: Path, server: LocalWorks
         text=True,
     )
     try:
-        run_id = wait_for_running(server)
+        run_id = running_run(sdk_client(server))
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -132,6 +145,7 @@ def test_sigterm_cancels_the_run_and_exits_143(project: Path, server: LocalWorks
     assert list(sdk_client(server).jobs.list_runs(active_only=True)) == []
 
 
+@pytest.mark.slow
 def test_injected_429_and_503_give_the_same_results_and_one_run(
     project: Path, server: LocalWorkspace
 ) -> None:
@@ -146,6 +160,7 @@ def test_injected_429_and_503_give_the_same_results_and_one_run(
     assert injected.get("503", 0) > 0
 
 
+@pytest.mark.slow
 def test_eight_concurrent_builds_one_job_eight_runs(project: Path, server: LocalWorkspace) -> None:
     env = {**os.environ, "ORCH_TEST_TOKEN": TOKEN, "CI": "true"}
     procs = [
@@ -268,6 +283,7 @@ def test_plan_prints_everything_and_changes_nothing(
     assert nothing_created(server)
 
 
+@pytest.mark.slow
 def test_a_terminated_cluster_is_started_before_the_run(
     project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
 ) -> None:

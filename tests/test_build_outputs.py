@@ -17,6 +17,7 @@ from tests.buildkit import build, command, remote_args
 from tests.conftest import TOKEN, sdk_client
 
 
+@pytest.mark.slow
 def test_the_marker_is_written_to_the_build_folder_and_storage(
     project: Path, server: LocalWorkspace
 ) -> None:
@@ -29,6 +30,7 @@ def test_the_marker_is_written_to_the_build_folder_and_storage(
     assert json.loads(stored.read_text())["build_id"] == "m1"
 
 
+@pytest.mark.slow
 def test_json_output_is_one_document_on_stdout(
     project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -40,6 +42,7 @@ def test_json_output_is_one_document_on_stdout(
     assert "==> deploy" in captured.err  # progress goes to stderr with --json
 
 
+@pytest.mark.slow
 def test_a_databricks_profile_authenticates_the_build(
     project: Path, server: LocalWorkspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,6 +130,7 @@ def test_nothing_affected_exits_0_without_a_run(
     assert list(sdk_client(server).jobs.list()) == []
 
 
+@pytest.mark.slow
 def test_an_embedded_build_ends_with_a_command_and_url_that_open_its_run_later(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sample import REPO
+from bench.kit.sample import REPO
+
+pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
 
 @pytest.mark.timeout(900)  # about 2 minutes alone; more beside other CPU-heavy tests

@@ -55,8 +55,8 @@ from orchestrator.ratelimit import TokenBucket
 from orchestrator.storage.folder import LocalFolderStorage
 from tests.buildkit import remote_args
 from tests.conftest import TOKEN, sdk_client
-from tests.fakes import FakeClock
-from tests.local.fakes import FakeExecutor
+from tests.fakes import FakeClock, FakeExecutor
+from tests.waiting import running_run
 
 ROOT = "/Shared/builds"
 NOW = datetime.now(UTC)
@@ -539,16 +539,6 @@ def _build_job(w: Any, name: str = "build-sample", **params: str) -> int:
     )
 
 
-def _wait_running(w: Any, run_id: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = w.jobs.get_run(run_id).state.life_cycle_state
-        if state == jobs.RunLifeCycleState.RUNNING:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not start")
-
-
 def _ended(w: Any, run_id: int) -> bool:
     return w.jobs.get_run(run_id).state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED
 
@@ -566,7 +556,7 @@ def test_orphaned_runs_are_cancelled_and_a_live_run_keeps_its_build(
     def start_run(job_id: int, build_id: str) -> int:
         params = {"build_id": build_id, "build_folder": f"{ROOT}/sample/{build_id}"}
         run_id = int(w.jobs.run_now(job_id, job_parameters=params).run_id)
-        _wait_running(w, run_id)
+        running_run(w, run_id=run_id)
         return run_id
 
     live = start_run(job_id, "live")

@@ -508,7 +508,8 @@ def test_other_storage_urls_are_refused(tmp_path: Path, root: str) -> None:
 
 @pytest.mark.parametrize("build_root", ["/Shared/../x", "/", "//x", "/a//b"])
 def test_build_roots_must_be_normalized_absolute_paths(tmp_path: Path, build_root: str) -> None:
-    problems_of(None, root=tmp_path, overrides={"build_root": build_root})
+    (line,) = problems_of(None, root=tmp_path, overrides={"build_root": build_root})
+    assert line.startswith("command line: build_root: ")
 
 
 def test_a_trailing_slash_on_build_root_is_dropped(tmp_path: Path) -> None:

@@ -306,6 +306,7 @@ def test_a_field_the_snapshot_lacks_is_a_warning_naming_field_version_and_refres
     assert warnings[1].startswith("job-template.json: tasks[0].brand_new_task: not a field")
 
 
+@pytest.mark.slow
 def test_an_older_snapshot_warns_and_the_build_still_passes_on_the_local_workspace(
     project: Path, older_snapshot: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

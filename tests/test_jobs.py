@@ -4,7 +4,6 @@ adaptive polling, the build deadline, cancel-and-wait, cluster start, ensure-job
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,12 @@ from databricks.sdk.service import jobs as sdk_jobs
 from orchestrator.adapters.databricks import runs as jobs
 from orchestrator.errors import TimeoutExpired
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
+from orchestrator.services import LOCAL_CLUSTER_ID
 from tests.conftest import TOKEN, sdk_client
-from tests.fakes import FakeClock
-from tests.local.fakes import FakeExecutor
+from tests.fakes import FakeClock, FakeExecutor
 
-CLUSTER = "0000-000000-local"
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Iterator[LocalWorkspace]:
-    w = start_local_workspace(
-        tmp_path / "s", token=TOKEN, executor=FakeExecutor(), cluster_start_delay=0.2
-    )
-    try:
-        yield w
-    finally:
-        w.stop()
+CLUSTER = LOCAL_CLUSTER_ID
+pytestmark = pytest.mark.ws(cluster_start_delay=0.2)
 
 
 def settings(name: str = "build-x", sleep: str = "0") -> dict[str, object]:

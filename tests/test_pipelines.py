@@ -502,6 +502,7 @@ def vaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vaults]:
         yield vaults
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("pipeline", "scenario"), RUNS)
 def test_pipeline_commands_run_against_the_local_workspace(
     pipeline: Pipeline,

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from orchestrator.adapters.databricks import platform_failure
 from tests.buildkit import command, in_subprocess, junit, workspace_flags
 from tests.conftest import TOKEN
 from tests.test_build import slow_project
+from tests.waiting import running_run
 
 
 def run(
@@ -142,19 +142,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
         server.stop()
 
 
-def wait_running(client: WorkspaceClient, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for r in client.jobs.list_runs(active_only=True, expand_tasks=True):
-            if any(
-                t.state and t.state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
-                for t in r.tasks or []
-            ):
-                return int(r.run_id or 0)
-        time.sleep(0.2)
-    raise AssertionError("no run started")
-
-
+@pytest.mark.slow
 def test_a_workspace_killed_mid_run_is_exit_3_with_the_junit_written(
     project: Path, serve: Serve
 ) -> None:
@@ -169,7 +157,7 @@ def test_a_workspace_killed_mid_run_is_exit_3_with_the_junit_written(
     )
     leftovers: list[psutil.Process] = []
     try:
-        run_id = wait_running(serve.client())
+        run_id = running_run(serve.client())
         leftovers = serve.kill_hard()
         serve.start()  # same state: the run it had active ends INTERNAL_ERROR
         out, _ = build.communicate(timeout=120)

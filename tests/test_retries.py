@@ -23,7 +23,7 @@ from tests.buildkit import command, remote_args
 from tests.fakes import FakeClock
 
 if TYPE_CHECKING:
-    from tests.azurite import Azurite
+    from bench.kit.azurite import Azurite
 
 CLUSTER = "0000-000000-local"
 
@@ -63,6 +63,7 @@ def test_a_host_that_never_answers_is_given_up_after_timeouts_connect() -> None:
     assert sum(clock.sleeps) <= 60
 
 
+@pytest.mark.slow
 def test_injected_503s_are_reported_with_the_reason_and_retried_to_success(
     server: LocalWorkspace,
 ) -> None:
@@ -172,6 +173,7 @@ def test_storage_retries_are_said_without_the_query_and_calmly() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_storage_503s_through_the_sdk_retry_policy_are_reported(
     azurite: Azurite, container: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

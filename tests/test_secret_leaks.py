@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from bench.kit.azurite import ACCOUNT_KEY, Azurite, azurite_build_flags, use_abfss_shim
 from orchestrator.adapters import keyvault as secrets_module
 from orchestrator.adapters.keyvault import KeyVaultSecrets
 from orchestrator.cli import main
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from orchestrator.masking import MASK
-from tests.azurite import ACCOUNT_KEY, Azurite, azurite_build_flags, use_abfss_shim
 from tests.buildkit import command, in_subprocess, workspace_flags
 from tests.kvserver import FakeCredential, client_options, key_vault
+
+pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
 LEAKY_TEST = """
 

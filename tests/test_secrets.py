@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,6 +196,42 @@ def test_a_build_with_a_bad_vault_secret_stops_with_one_line_before_anything_rem
     from tests.test_build import nothing_created
 
     assert nothing_created(server)  # type: ignore[arg-type]
+
+
+def test_a_build_reads_its_token_through_the_real_key_vault_factory(
+    project: Path, ws: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing replaced but the vault's name in DNS: the build's own ``keyvault_for``, its
+    ``SecretClient`` with ``DefaultAzureCredential`` (the Azure CLI stand-in), TLS checked
+    against the double's certificate, and the challenge's resource verified as for a real
+    vault (``kv.orchestrator.test`` is under the challenge's ``orchestrator.test``)."""
+    host = "kv.orchestrator.test"
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(name: Any, *args: Any, **kwargs: Any) -> Any:  # the one stubbed piece: DNS
+        return real_getaddrinfo("127.0.0.1" if name == host else name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    token = ws.token  # type: ignore[attr-defined]
+    with key_vault(
+        tmp_path / "kv",
+        {"workspace-token": token},
+        host=host,
+        resource="https://orchestrator.test:{port}",
+    ) as vault:
+        log = tmp_path / "az.log"
+        bin_dir = fake_az(tmp_path / "bin", log)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")  # no IMDS probing
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(vault.cert))
+        args = remote_args(ws)  # type: ignore[arg-type]
+        args[args.index("workspace.token=env:ORCH_TEST_TOKEN")] = (
+            "workspace.token=keyvault:workspace-token"
+        )
+        code = build(project, "--build-id", "kvreal", *args, "--set", f"key_vault_url={vault.url}")
+        assert code == 0
+        assert ("/secrets/workspace-token/", f"Bearer {TOKEN}") in vault.seen
+    assert f"https://orchestrator.test:{vault.url.rsplit(':', 1)[1]}" in log.read_text()
 
 
 # -- literal secrets in the config --------------------------------------------------------------

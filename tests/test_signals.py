@@ -119,6 +119,7 @@ def no_active_runs(server: LocalWorkspace) -> bool:
 # -- at each phase -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_during_deploy_starts_no_run_and_removes_the_folder(
     project: Path, server: LocalWorkspace, builds: list[BuildProcess]
 ) -> None:
@@ -135,6 +136,7 @@ def test_sigterm_during_deploy_starts_no_run_and_removes_the_folder(
     assert not folder_exists(server, "s1"), build.output
 
 
+@pytest.mark.slow
 def test_sigint_while_waiting_cancels_the_run_and_exits_130(
     project: Path, server: LocalWorkspace, builds: list[BuildProcess]
 ) -> None:
@@ -149,6 +151,7 @@ def test_sigint_while_waiting_cancels_the_run_and_exits_130(
     assert not folder_exists(server, "s2"), build.output
 
 
+@pytest.mark.slow
 def test_sigterm_while_collecting_exits_143_and_cleans(
     project: Path, server: LocalWorkspace, builds: list[BuildProcess]
 ) -> None:
@@ -165,6 +168,7 @@ def test_sigterm_while_collecting_exits_143_and_cleans(
     assert not folder_exists(server, "s3"), build.output
 
 
+@pytest.mark.slow
 def test_a_second_signal_during_the_shielded_cancel_still_waits_for_it(
     project: Path, server: LocalWorkspace, builds: list[BuildProcess]
 ) -> None:
@@ -184,6 +188,7 @@ def test_a_second_signal_during_the_shielded_cancel_still_waits_for_it(
     assert not folder_exists(server, "s4"), build.output
 
 
+@pytest.mark.slow
 def test_a_third_signal_exits_at_once_naming_what_is_left(
     project: Path, server: LocalWorkspace, builds: list[BuildProcess]
 ) -> None:
@@ -206,6 +211,7 @@ def test_a_third_signal_exits_at_once_naming_what_is_left(
     sdk_client(server).jobs.cancel_run(run_id)  # what cleanup would do
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_final_clean_exits_143_after_it(
     project: Path, server: LocalWorkspace, builds: list[BuildProcess]
 ) -> None:

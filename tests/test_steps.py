@@ -18,6 +18,7 @@ def step(root: Path, name: str, *args: str) -> int:
     return main(command(root, name, "--build-id", "s1", *args))
 
 
+@pytest.mark.slow
 def test_deploy_run_wait_collect_clean_one_after_another(
     project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str]
 ) -> None:

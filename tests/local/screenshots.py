@@ -132,14 +132,6 @@ def junit_counts(project: Path, build_id: str) -> dict[str, int]:
     return totals
 
 
-def report_counts(ws: LocalWorkspace, run_id: int, counts: Mapping[str, int]) -> None:
-    """What a build does after collecting JUnit: POST the counts to the local workspace."""
-    from databricks.sdk import WorkspaceClient
-
-    client = WorkspaceClient(host=ws.url, token=ws.token, auth_type="pat")
-    client.api_client.do("POST", "/local-admin/runs/test-counts", body={"run_id": run_id, **counts})
-
-
 def latest_run_id(ws: LocalWorkspace) -> int:
     runs = ws.store.list_runs(job_id=None, active_only=False)
     return int(runs[0]["run_id"])
@@ -196,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
                 if pr:
                     break_a_test(project)
                 run_build(ws, project, build_id, branch=branch, pr=pr, commit=commit)
-                report_counts(ws, latest_run_id(ws), junit_counts(project, build_id))
             for shot in take(ws, args.out):
                 print(shot.relative_to(REPO) if shot.is_relative_to(REPO) else shot)
         finally:

@@ -32,6 +32,7 @@ def api(ws: LocalWorkspace, path: str) -> requests.Response:
     )
 
 
+@pytest.mark.slow
 def test_run_page_shows_job_state_tasks_times_and_the_executed_notebook(
     workspace: LocalWorkspace, client
 ) -> None:  # type: ignore[no-untyped-def]
@@ -95,6 +96,7 @@ def test_faults_set_at_run_time(workspace: LocalWorkspace) -> None:
     assert admin(workspace, "counters").json()["injected"]["rate-limit"] >= 3
 
 
+@pytest.mark.slow
 def test_get_output_caps_the_result_at_5_mb(client) -> None:  # type: ignore[no-untyped-def]
     client.workspace.mkdirs("/big")
     client.workspace.upload(

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
-from tests.local.fakes import FakeExecutor
+from tests.fakes import FakeExecutor
 
 TOKEN = "bad-input-token"
 BAD = "INVALID_PARAMETER_VALUE"

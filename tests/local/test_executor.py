@@ -14,8 +14,7 @@ import pytest
 from orchestrator.local.runtime import executor
 from orchestrator.local.runtime.execution import NotebookResult
 from orchestrator.local.state.notebook_format import Language
-from tests.local import conftest_runtime
-from tests.local.conftest_runtime import (
+from tests.local.runtime_helpers import (
     Workspace,
     assert_all_gone,
     read_pids,
@@ -24,8 +23,7 @@ from tests.local.conftest_runtime import (
     wait_for_file,
 )
 
-ws = conftest_runtime.ws  # the fixture
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def executed(result: NotebookResult) -> nbformat.NotebookNode:
@@ -46,8 +44,8 @@ def text_of(cell: nbformat.NotebookNode) -> str:
     return "".join(parts)
 
 
-def test_python_success_with_outputs(ws: Workspace) -> None:
-    ws.add(
+def test_python_success_with_outputs(runtime: Workspace) -> None:
+    runtime.add(
         "/Users/a/nb",
         source(
             'print("héllo wörld ✓ 日本")\nx = 41',
@@ -66,10 +64,10 @@ def test_python_success_with_outputs(ws: Workspace) -> None:
         ),
     )
     request = replace(
-        ws.request("/Users/a/nb", parameters={"p": "1"}, secrets={"s": {"k": "v"}}),
+        runtime.request("/Users/a/nb", parameters={"p": "1"}, secrets={"s": {"k": "v"}}),
         environment={"ORCH_RUN_ID": "77", "ORCH_PARAMS": "overridden by the runtime"},
     )
-    result = executor.execute_notebook(request, resolver=ws.resolver, cancel=threading.Event())
+    result = executor.execute_notebook(request, resolver=runtime.resolver, cancel=threading.Event())
     assert (result.status, result.error, result.exit_value) == ("SUCCESS", None, None)
     node = executed(result)
     cells = node.cells
@@ -90,11 +88,11 @@ def test_python_success_with_outputs(ws: Workspace) -> None:
     env = json.loads(text_of(cells[10]))
     scratch = result.executed_notebook.parent
     assert env["ORCH_NOTEBOOK_PATH"] == "/Users/a/nb"
-    assert env["ORCH_WORKSPACE_ROOT"] == str(ws.workspace_root)
-    assert env["ORCH_DBFS_ROOT"] == str(ws.dbfs_root)
+    assert env["ORCH_WORKSPACE_ROOT"] == str(runtime.workspace_root)
+    assert env["ORCH_DBFS_ROOT"] == str(runtime.dbfs_root)
     assert env["ORCH_CONTROL_DIR"] == str(scratch / "control")
     assert env["ORCH_PIP_TARGET"] == str(scratch / "site-packages")
-    assert env["ORCH_STATE_DB"] == str(ws.state_db)
+    assert env["ORCH_STATE_DB"] == str(runtime.state_db)
     assert json.loads(env["ORCH_PARAMS"]) == {"p": "1"}
     assert json.loads(env["ORCH_SECRETS"]) == {"s": {"k": "v"}}
     assert env["ORCH_RUN_ID"] == "77"
@@ -103,12 +101,12 @@ def test_python_success_with_outputs(ws: Workspace) -> None:
     assert "to stderr" in result.logs
 
 
-def test_failing_cell_stops_the_run(ws: Workspace) -> None:
-    ws.add(
+def test_failing_cell_stops_the_run(runtime: Workspace) -> None:
+    runtime.add(
         "/Users/a/fails",
         source("x = 1", "# MAGIC %md\n# MAGIC text", "print('before')\n1 / 0", "print('never')"),
     )
-    result = ws.run("/Users/a/fails")
+    result = runtime.run("/Users/a/fails")
     assert result.status == "FAILED"
     assert result.error == "ZeroDivisionError: division by zero"
     assert result.failed_cell == 3
@@ -122,9 +120,9 @@ def test_failing_cell_stops_the_run(ws: Workspace) -> None:
     assert "division by zero" in result.logs
 
 
-def test_timeout_kills_the_kernel_and_its_children(ws: Workspace, tmp_path: Path) -> None:
+def test_timeout_kills_the_kernel_and_its_children(runtime: Workspace, tmp_path: Path) -> None:
     pids = [tmp_path / f"pid{i}" for i in range(4)]
-    ws.add(
+    runtime.add(
         "/Users/a/slow",
         source(
             f"import os\nopen({str(pids[0])!r}, 'w').write(str(os.getpid()))",
@@ -136,7 +134,7 @@ def test_timeout_kills_the_kernel_and_its_children(ws: Workspace, tmp_path: Path
         ),
     )
     started = time.monotonic()
-    result = ws.run("/Users/a/slow", timeout=4)
+    result = runtime.run("/Users/a/slow", timeout=4)
     assert result.status == "TIMEDOUT"
     assert result.failed_cell == 2
     assert "timed out" in (result.error or "")
@@ -145,26 +143,26 @@ def test_timeout_kills_the_kernel_and_its_children(ws: Workspace, tmp_path: Path
     assert result.executed_notebook.exists()
 
 
-def test_timeout_uses_the_given_clock(ws: Workspace) -> None:
-    ws.add("/Users/a/clock", source("import time\ntime.sleep(30)"))
+def test_timeout_uses_the_given_clock(runtime: Workspace) -> None:
+    runtime.add("/Users/a/clock", source("import time\ntime.sleep(30)"))
     now = [0.0]
 
     def clock() -> float:
         now[0] += 0.5  # half a fake second per poll: ~0.1 s of real time each
         return now[0]
 
-    request = ws.request("/Users/a/clock", timeout=20)
+    request = runtime.request("/Users/a/clock", timeout=20)
     started = time.monotonic()
     result = executor.execute_notebook(
-        request, resolver=ws.resolver, cancel=threading.Event(), clock=clock
+        request, resolver=runtime.resolver, cancel=threading.Event(), clock=clock
     )
     assert result.status == "TIMEDOUT"
     assert time.monotonic() - started < 15
 
 
-def test_cancel_ends_quickly_and_kills_the_tree(ws: Workspace, tmp_path: Path) -> None:
+def test_cancel_ends_quickly_and_kills_the_tree(runtime: Workspace, tmp_path: Path) -> None:
     kernel_pid, sleep_pid = tmp_path / "kernel.pid", tmp_path / "sleep.pid"
-    ws.add(
+    runtime.add(
         "/Users/a/cancel",
         source(
             f"import os\nopen({str(kernel_pid)!r}, 'w').write(str(os.getpid()))",
@@ -174,22 +172,23 @@ def test_cancel_ends_quickly_and_kills_the_tree(ws: Workspace, tmp_path: Path) -
     cancel = threading.Event()
     results: list[NotebookResult] = []
     thread = threading.Thread(
-        target=lambda: results.append(ws.run("/Users/a/cancel", cancel=cancel))
+        target=lambda: results.append(runtime.run("/Users/a/cancel", cancel=cancel))
     )
     thread.start()
     pids = read_pids(kernel_pid, sleep_pid)
     cancel.set()
     started = time.monotonic()
-    thread.join(timeout=10)
-    assert time.monotonic() - started < 2
+    thread.join(timeout=60)
+    # ended by the cancel, not by the cell (it waits 60 s): the speed is bench/cancel.py's
+    assert time.monotonic() - started < 30
     assert results[0].status == "CANCELED"
     assert results[0].failed_cell == 2
-    assert_all_gone(pids, within=1)
+    assert_all_gone(pids, within=10)
 
 
 @pytest.mark.parametrize("language", ["PYTHON", "R"])
 def test_processes_left_behind_die_with_the_kernel(
-    ws: Workspace, tmp_path: Path, language: Language
+    runtime: Workspace, tmp_path: Path, language: Language
 ) -> None:
     orphan, child = tmp_path / "orphan.pid", tmp_path / "child.pid"
     if language == "PYTHON":
@@ -199,7 +198,7 @@ def test_processes_left_behind_die_with_the_kernel(
         )
     else:
         start_child = f"system('sleep 60 & echo $! > {child}')"
-    ws.add(
+    runtime.add(
         "/Users/a/leaky",
         source(
             f"# MAGIC %sh\n# MAGIC (sleep 60 & echo $! > {orphan})\n# MAGIC echo started",
@@ -209,25 +208,25 @@ def test_processes_left_behind_die_with_the_kernel(
         language=language,
     )
     started = time.monotonic()
-    result = ws.run("/Users/a/leaky")
+    result = runtime.run("/Users/a/leaky")
     assert result.status == "SUCCESS", result.error
     assert time.monotonic() - started < 10
     assert "started" in result.logs
-    assert_all_gone(read_pids(orphan, child), within=1)
+    assert_all_gone(read_pids(orphan, child), within=10)
 
 
-def test_cancel_before_start(ws: Workspace) -> None:
-    ws.add("/Users/a/nb", source("print(1)"))
+def test_cancel_before_start(runtime: Workspace) -> None:
+    runtime.add("/Users/a/nb", source("print(1)"))
     cancel = threading.Event()
     cancel.set()
-    result = ws.run("/Users/a/nb", cancel=cancel)
+    result = runtime.run("/Users/a/nb", cancel=cancel)
     assert result.status == "CANCELED"
     assert result.executed_notebook.exists()
 
 
-def test_run_includes_relative_and_absolute_notebooks(ws: Workspace) -> None:
-    ws.add("/Users/a/proj/common", source("common_value = 7"))
-    ws.add(
+def test_run_includes_relative_and_absolute_notebooks(runtime: Workspace) -> None:
+    runtime.add("/Users/a/proj/common", source("common_value = 7"))
+    runtime.add(
         "/Users/a/proj/lib/helpers",
         source(
             "# MAGIC %run ../common",
@@ -235,7 +234,7 @@ def test_run_includes_relative_and_absolute_notebooks(ws: Workspace) -> None:
             "def helper():\n    return common_value * 6",
         ),
     )
-    ws.add(
+    runtime.add(
         "/Users/a/proj/main",
         source(
             "# MAGIC %run ./lib/helpers",
@@ -243,17 +242,19 @@ def test_run_includes_relative_and_absolute_notebooks(ws: Workspace) -> None:
             "print(greeting, helper(), common_value)",
         ),
     )
-    result = ws.run("/Users/a/proj/main")
+    result = runtime.run("/Users/a/proj/main")
     assert result.status == "SUCCESS", result.error
     cells = executed(result).cells
     assert text_of(cells[0]) == "in helpers\n"
     assert text_of(cells[2]) == "hi 42 7\n"
 
 
-def test_run_failure_names_the_included_notebook(ws: Workspace) -> None:
-    ws.add("/Users/a/proj/lib", source("x = 1", "raise ValueError('bad lib')"))
-    ws.add("/Users/a/proj/main", source("print('start')", "# MAGIC %run ./lib", "print('never')"))
-    result = ws.run("/Users/a/proj/main")
+def test_run_failure_names_the_included_notebook(runtime: Workspace) -> None:
+    runtime.add("/Users/a/proj/lib", source("x = 1", "raise ValueError('bad lib')"))
+    runtime.add(
+        "/Users/a/proj/main", source("print('start')", "# MAGIC %run ./lib", "print('never')")
+    )
+    result = runtime.run("/Users/a/proj/main")
     assert result.status == "FAILED"
     assert result.failed_cell == 2
     assert result.error == (
@@ -272,11 +273,11 @@ def test_run_failure_names_the_included_notebook(ws: Workspace) -> None:
         ("./r_nb", "/Users/a/r_nb is a R notebook, not PYTHON"),
     ],
 )
-def test_run_errors(ws: Workspace, target: str, message: str) -> None:
-    ws.add("/Users/a/loop", source("# MAGIC %run ./main"))
-    ws.add("/Users/a/r_nb", source("x <- 1", language="R"), language="R")
-    ws.add("/Users/a/main", source(f"# MAGIC %run {target}"))
-    result = ws.run("/Users/a/main")
+def test_run_errors(runtime: Workspace, target: str, message: str) -> None:
+    runtime.add("/Users/a/loop", source("# MAGIC %run ./main"))
+    runtime.add("/Users/a/r_nb", source("x <- 1", language="R"), language="R")
+    runtime.add("/Users/a/main", source(f"# MAGIC %run {target}"))
+    result = runtime.run("/Users/a/main")
     assert result.status == "FAILED"
     assert result.failed_cell == 1
     assert message in (result.error or "")
@@ -289,9 +290,9 @@ def test_run_errors(ws: Workspace, target: str, message: str) -> None:
         ("!echo before && false", "exited with code 1"),
     ],
 )
-def test_shell_failure_fails_the_cell(ws: Workspace, cell: str, expected: str) -> None:
-    ws.add("/Users/a/sh", source("x = 1", cell, "print('never')"))
-    result = ws.run("/Users/a/sh")
+def test_shell_failure_fails_the_cell(runtime: Workspace, cell: str, expected: str) -> None:
+    runtime.add("/Users/a/sh", source("x = 1", cell, "print('never')"))
+    result = runtime.run("/Users/a/sh")
     assert result.status == "FAILED"
     assert result.failed_cell == 2
     assert expected in (result.error or "")
@@ -309,10 +310,10 @@ def test_shell_failure_fails_the_cell(ws: Workspace, cell: str, expected: str) -
     ],
 )
 def test_other_language_cells_fail_clearly(
-    ws: Workspace, language: Language, cell: str, magic: str
+    runtime: Workspace, language: Language, cell: str, magic: str
 ) -> None:
-    ws.add("/Users/a/nb", source("x = 1", cell, language=language), language=language)
-    result = ws.run("/Users/a/nb")
+    runtime.add("/Users/a/nb", source("x = 1", cell, language=language), language=language)
+    result = runtime.run("/Users/a/nb")
     assert result.status == "FAILED"
     assert result.failed_cell == 2
     lang = "Python" if language == "PYTHON" else "R"
@@ -322,8 +323,8 @@ def test_other_language_cells_fail_clearly(
     assert text_of(executed(result).cells[1]).startswith("NotebookRuntimeError: cell 2:")
 
 
-def test_long_output_is_truncated(ws: Workspace) -> None:
-    ws.add(
+def test_long_output_is_truncated(runtime: Workspace) -> None:
+    runtime.add(
         "/Users/a/loud",
         source(
             "print('x' * 3_000_000)",
@@ -331,7 +332,7 @@ def test_long_output_is_truncated(ws: Workspace) -> None:
             "print('after the noise')",
         ),
     )
-    result = ws.run("/Users/a/loud")
+    result = runtime.run("/Users/a/loud")
     assert result.status == "SUCCESS"
     cells = executed(result).cells
     first = text_of(cells[0])
@@ -343,23 +344,23 @@ def test_long_output_is_truncated(ws: Workspace) -> None:
     assert result.logs.rstrip().endswith("after the noise")
 
 
-def test_sql_notebooks_are_not_supported(ws: Workspace) -> None:
-    ws.add("/Users/a/q", source("select 1", language="SQL"), language="SQL")
-    result = ws.run("/Users/a/q")
+def test_sql_notebooks_are_not_supported(runtime: Workspace) -> None:
+    runtime.add("/Users/a/q", source("select 1", language="SQL"), language="SQL")
+    result = runtime.run("/Users/a/q")
     assert result.status == "FAILED"
     assert (result.error or "").startswith("SQL notebooks are not supported by the local workspace")
     assert executed(result).metadata.kernelspec.language == "sql"
 
 
-def test_kernel_that_dies_at_start(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernel_that_dies_at_start(runtime: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     def broken(language: Language) -> list[str]:
         return [sys.executable, "-c", "print('no kernel here'); raise SystemExit(3)"]
 
     monkeypatch.setattr(executor, "kernel_argv", broken)
-    ws.add("/Users/a/nb", source("print(1)"))
-    result = ws.run("/Users/a/nb")
+    runtime.add("/Users/a/nb", source("print(1)"))
+    result = runtime.run("/Users/a/nb")
     assert result.status == "FAILED"
     assert "cannot start the kernel" in (result.error or "")
     assert "exit code 3" in (result.error or "")
@@ -367,7 +368,7 @@ def test_kernel_that_dies_at_start(ws: Workspace, monkeypatch: pytest.MonkeyPatc
 
 
 def test_kernel_that_never_answers(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    runtime: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import sys
 
@@ -379,37 +380,37 @@ def test_kernel_that_never_answers(
 
     monkeypatch.setattr(executor, "kernel_argv", silent)
     monkeypatch.setattr(executor, "KERNEL_START_TIMEOUT", 1.0)
-    ws.add("/Users/a/nb", source("print(1)"))
+    runtime.add("/Users/a/nb", source("print(1)"))
     started = time.monotonic()
-    result = ws.run("/Users/a/nb")
+    result = runtime.run("/Users/a/nb")
     assert time.monotonic() - started < 5
     assert result.status == "FAILED"
     assert "did not answer within 1 seconds" in (result.error or "")
-    assert_all_gone(read_pids(pid_file), within=1)
+    assert_all_gone(read_pids(pid_file), within=10)
 
 
-def test_kernel_that_dies_in_a_cell(ws: Workspace) -> None:
-    ws.add("/Users/a/nb", source("print(1)", "import os\nos._exit(7)", "print(2)"))
-    result = ws.run("/Users/a/nb")
+def test_kernel_that_dies_in_a_cell(runtime: Workspace) -> None:
+    runtime.add("/Users/a/nb", source("print(1)", "import os\nos._exit(7)", "print(2)"))
+    result = runtime.run("/Users/a/nb")
     assert result.status == "FAILED"
     assert result.failed_cell == 2
     assert result.error == "the Python kernel died unexpectedly while running cell 2"
     assert "exit code 7" in (result.error_trace or "")
 
 
-def test_pip_install_goes_to_the_run_target(ws: Workspace, tmp_path: Path) -> None:
+def test_pip_install_goes_to_the_run_target(runtime: Workspace, tmp_path: Path) -> None:
     import importlib.util
     import sysconfig
 
     wheel = tiny_wheel(tmp_path)
-    ws.add(
+    runtime.add(
         "/Users/a/pip",
         source(
             f"# MAGIC %pip install --no-index {wheel}",
             "import orch_tiny_pkg\nprint(orch_tiny_pkg.VALUE, orch_tiny_pkg.__file__)",
         ),
     )
-    result = ws.run("/Users/a/pip")
+    result = runtime.run("/Users/a/pip")
     assert result.status == "SUCCESS", (result.error, result.logs)
     target = result.executed_notebook.parent / "site-packages"
     assert (target / "orch_tiny_pkg" / "__init__.py").exists()
@@ -421,10 +422,10 @@ def test_pip_install_goes_to_the_run_target(ws: Workspace, tmp_path: Path) -> No
 
 
 def test_pip_install_failure_fails_the_cell_with_pips_own_error(
-    ws: Workspace, tmp_path: Path
+    runtime: Workspace, tmp_path: Path
 ) -> None:
-    ws.add("/Users/a/pip", source("# MAGIC %pip install --no-index orch-no-such-package-x"))
-    result = ws.run("/Users/a/pip")
+    runtime.add("/Users/a/pip", source("# MAGIC %pip install --no-index orch-no-such-package-x"))
+    result = runtime.run("/Users/a/pip")
     assert result.status == "FAILED"
     assert result.failed_cell == 1
     error = result.error or ""
@@ -440,11 +441,11 @@ def test_pip_install_failure_fails_the_cell_with_pips_own_error(
 # --------------------------------------------------------------------------- R
 
 
-def test_r_notebook_success(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_r_notebook_success(runtime: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("LC_ALL", "LC_CTYPE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "C")  # the kernel still gets a UTF-8 locale
-    ws.add(
+    runtime.add(
         "/Users/a/r",
         source(
             'x <- 41\ncat("héllo ✓ 日本\\n")',
@@ -456,28 +457,28 @@ def test_r_notebook_success(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> N
         ),
         language="R",
     )
-    result = ws.run("/Users/a/r")
+    result = runtime.run("/Users/a/r")
     assert result.status == "SUCCESS", (result.error, result.error_trace)
     cells = executed(result).cells
     assert executed(result).metadata.kernelspec.name == "ir"
     assert text_of(cells[0]) == "héllo ✓ 日本\n"
-    assert text_of(cells[2]) == f"from sh\n{ws.workspace_root / 'Users/a'}\n"
+    assert text_of(cells[2]) == f"from sh\n{runtime.workspace_root / 'Users/a'}\n"
     assert text_of(cells[4]) == "[1] 42"
     assert "to stderr" in text_of(cells[5])
 
 
-def test_r_notebook_failure(ws: Workspace) -> None:
-    ws.add("/Users/a/r", source("x <- 1", 'stop("boom")', "print(2)"), language="R")
-    result = ws.run("/Users/a/r")
+def test_r_notebook_failure(runtime: Workspace) -> None:
+    runtime.add("/Users/a/r", source("x <- 1", 'stop("boom")', "print(2)"), language="R")
+    result = runtime.run("/Users/a/r")
     assert result.status == "FAILED"
     assert result.failed_cell == 2
     assert result.error == "Error: boom"
     assert (result.error_trace or "").startswith("Cell 2 of /Users/a/r")
 
 
-def test_r_shell_failure(ws: Workspace) -> None:
-    ws.add("/Users/a/r", source("# MAGIC %sh\n# MAGIC echo out; exit 4"), language="R")
-    result = ws.run("/Users/a/r")
+def test_r_shell_failure(runtime: Workspace) -> None:
+    runtime.add("/Users/a/r", source("# MAGIC %sh\n# MAGIC echo out; exit 4"), language="R")
+    result = runtime.run("/Users/a/r")
     assert result.status == "FAILED"
     assert result.error == "Error: shell command exited with code 4"
     assert "out" in text_of(executed(result).cells[0])
@@ -486,8 +487,8 @@ def test_r_shell_failure(ws: Workspace) -> None:
 # --------------------------------------------------------------------------- dbutils shims
 
 
-def test_python_widgets_and_exit(ws: Workspace) -> None:
-    ws.add(
+def test_python_widgets_and_exit(runtime: Workspace) -> None:
+    runtime.add(
         "/Users/a/exit",
         source(
             'dbutils.widgets.text("name", "default")',
@@ -496,15 +497,15 @@ def test_python_widgets_and_exit(ws: Workspace) -> None:
             "raise RuntimeError('not reached')",
         ),
     )
-    result = ws.run("/Users/a/exit", parameters={"name": "world"})
+    result = runtime.run("/Users/a/exit", parameters={"name": "world"})
     assert (result.status, result.exit_value, result.error) == ("SUCCESS", "hello world", None)
     cells = executed(result).cells
     assert all(o.output_type != "error" for o in cells[2].outputs)
     assert cells[3].execution_count is None
 
 
-def test_r_widgets_and_exit(ws: Workspace) -> None:
-    ws.add(
+def test_r_widgets_and_exit(runtime: Workspace) -> None:
+    runtime.add(
         "/Users/a/exit",
         source(
             'dbutils.widgets.text("name", "default")',
@@ -514,21 +515,23 @@ def test_r_widgets_and_exit(ws: Workspace) -> None:
         ),
         language="R",
     )
-    result = ws.run("/Users/a/exit", parameters={"name": "R"})
+    result = runtime.run("/Users/a/exit", parameters={"name": "R"})
     assert (result.status, result.exit_value, result.error) == ("SUCCESS", "hello R", None)
     assert all(o.output_type != "error" for o in executed(result).cells[2].outputs)
 
 
-def test_exit_inside_run_included_notebook(ws: Workspace) -> None:
-    ws.add("/Users/a/inner", source('dbutils.notebook.exit("from inner")'))
-    ws.add("/Users/a/outer", source("# MAGIC %run ./inner", "raise RuntimeError('not reached')"))
-    result = ws.run("/Users/a/outer")
+def test_exit_inside_run_included_notebook(runtime: Workspace) -> None:
+    runtime.add("/Users/a/inner", source('dbutils.notebook.exit("from inner")'))
+    runtime.add(
+        "/Users/a/outer", source("# MAGIC %run ./inner", "raise RuntimeError('not reached')")
+    )
+    result = runtime.run("/Users/a/outer")
     assert (result.status, result.exit_value) == ("SUCCESS", "from inner")
 
 
-def test_control_dir_is_fresh_per_run(ws: Workspace) -> None:
-    ws.add("/Users/a/nb", source('dbutils.notebook.exit("x")'))
-    first = ws.run("/Users/a/nb")
-    second = ws.run("/Users/a/nb")
+def test_control_dir_is_fresh_per_run(runtime: Workspace) -> None:
+    runtime.add("/Users/a/nb", source('dbutils.notebook.exit("x")'))
+    first = runtime.run("/Users/a/nb")
+    second = runtime.run("/Users/a/nb")
     assert first.executed_notebook.parent != second.executed_notebook.parent
     assert wait_for_file(first.executed_notebook.parent / "control" / "exit.json")

@@ -7,6 +7,7 @@ loads it, and each test runs code there and checks outputs, replies and files on
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,7 +21,12 @@ from typing import Any
 
 import pytest
 
-jupyter_client = pytest.importorskip("jupyter_client")
+from tests.tools import require, require_r
+
+require(None if importlib.util.find_spec("jupyter_client") else "jupyter_client is missing")
+import jupyter_client  # noqa: E402
+
+pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 R_SHIM = REPO_ROOT / "orchestrator" / "local" / "kernel" / "r" / "dbutils.R"
@@ -810,12 +816,11 @@ def r_layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
 
 @pytest.fixture(scope="module")
 def r_kernel(r_layout: Layout) -> Iterator[KernelSession]:
-    if shutil.which("R") is None:
-        pytest.skip("R is not installed")
+    require_r()
     try:
         jupyter_client.kernelspec.get_kernel_spec("ir")
     except jupyter_client.kernelspec.NoSuchKernel:
-        pytest.skip("IRkernel is not installed")
+        require("IRkernel's kernel spec is not installed")
     session = KernelSession("ir", r_layout.notebook_dir, r_layout.env())
     try:
         session.ok(f"source({json.dumps(str(R_SHIM))})")

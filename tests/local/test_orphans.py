@@ -20,8 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psutil
@@ -36,7 +35,8 @@ from orchestrator.local.runtime.lifetime import (
 )
 from orchestrator.local.runtime.spark_engines import engine_available
 from orchestrator.local.server import start_local_workspace
-from tests.local.conftest_runtime import is_kernel
+from tests.local.runtime_helpers import is_kernel
+from tests.waiting import wait_until
 
 TOKEN = "orphan-test-token"
 REPO = Path(__file__).resolve().parents[2]
@@ -57,15 +57,6 @@ pathlib.Path(dbutils.widgets.get("out")).write_text(str(os.getpid()))
 time.sleep(1000)
 """
 R_SLEEP = "# Databricks notebook source\nSys.sleep(1000)\n"
-
-
-def wait_until(condition: Callable[[], bool], within: float = 120.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
 
 
 def _alive(pid: int) -> bool:
@@ -187,6 +178,7 @@ def _socket_roots(state: Path) -> set[Path]:
     return roots
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_server_leaves_no_process(served: Served, tmp_path: Path) -> None:
     escaped, plain = _start_everything(served, tmp_path / "pids.txt")
     sockets = _socket_roots(served.state)
@@ -196,7 +188,7 @@ def test_sigkill_of_the_server_leaves_no_process(served: Served, tmp_path: Path)
     assert len(before) >= 5, before  # kernels, sleeps, (R kernel, engine)
     served.process.send_signal(signal.SIGKILL)
     served.process.wait(10)
-    assert wait_until(lambda: owned_processes(served.state) == [], within=60), _cmdlines(
+    assert wait_until(lambda: owned_processes(served.state) == [], timeout=60), _cmdlines(
         served.state
     )
     assert not _alive(escaped) and not _alive(plain)
@@ -205,6 +197,7 @@ def test_sigkill_of_the_server_leaves_no_process(served: Served, tmp_path: Path)
     assert not any(root.exists() for root in sockets)  # the sockets killed kernels left
 
 
+@pytest.mark.slow
 def test_kernels_die_with_the_server_and_a_restart_ends_the_rest(
     served: Served, tmp_path: Path
 ) -> None:
@@ -223,7 +216,7 @@ def test_kernels_die_with_the_server_and_a_restart_ends_the_rest(
     served.process.send_signal(signal.SIGKILL)
     served.process.wait(10)
     # the kernels the server started get SIGKILL from the OS (R's has no poller of its own)
-    assert wait_until(lambda: not any(_alive(k.pid) for k in kernels), within=30)
+    assert wait_until(lambda: not any(_alive(k.pid) for k in kernels), timeout=30)
     # what they started is still there: only the restart can end it now
     assert _alive(escaped)
     leftovers = _cmdlines(served.state)

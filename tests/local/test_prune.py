@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import requests
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from orchestrator.local.state.retention import Retention, prune
 from orchestrator.local.state.store import now_ms
-from tests.local.fakes import FakeExecutor
+from tests.fakes import FakeExecutor
+from tests.waiting import wait_until
 
 TOKEN = "prune-token"
 REPO = Path(__file__).resolve().parents[2]
@@ -28,15 +29,6 @@ PARENT = (
     "# Databricks notebook source\nimport pathlib\npathlib.Path('made-here.txt').write_text('x')\n"
     "print(dbutils.notebook.run('./child', 300))\n"
 )
-
-
-def wait_until(condition: Callable[[], bool], within: float = 120.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def call(ws: LocalWorkspace, method: str, route: str, **body: Any) -> requests.Response:
@@ -79,6 +71,7 @@ def finished_runs(ws: LocalWorkspace, count: int) -> list[int]:
     return runs
 
 
+@pytest.mark.slow
 def test_a_notebook_run_keeps_its_executed_notebooks_and_drops_its_scratch(
     tmp_path: Path,
 ) -> None:
@@ -140,13 +133,14 @@ def test_a_task_runs_export_is_rendered_once_when_the_task_ends(
         assert ws.scheduler.wait_idle(run_id, 300)
         (task_id,) = task_ids(ws, run_id)
         cache = ws.store.runs_root / str(task_id) / "export.html"
-        assert wait_until(cache.is_file, within=60), "no export rendered when the task ended"
+        assert wait_until(cache.is_file, timeout=60), "no export rendered when the task ended"
         assert "rendered" in cache.read_text()
         export = call(ws, "GET", "2.1/jobs/runs/export", run_id=task_id).json()
         assert export["views"][0]["content"] == cache.read_text()
     assert renders.count("/p/nb") == 1
 
 
+@pytest.mark.slow
 def test_keep_run_scratch_keeps_it(tmp_path: Path) -> None:
     with start_local_workspace(
         tmp_path / "state", token=TOKEN, cluster_start_delay=0, keep_run_scratch=True

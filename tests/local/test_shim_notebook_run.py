@@ -8,7 +8,6 @@ through ``dbutils.notebook.exit``.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 
@@ -18,6 +17,9 @@ from orchestrator.local.runtime.execution import ExecutionRequest, NotebookResul
 from orchestrator.local.runtime.executor import execute_notebook
 from orchestrator.local.runtime.resolver import make_sqlite_resolver
 from orchestrator.local.state.store import ObjectRow, Store, now_ms
+from tests.tools import require_r
+
+pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
 FOLDER = "/Users/a@example.com/build/tests"
 
@@ -124,10 +126,10 @@ def test_python_notebook_run_returns_exit_values_and_raises_on_failure(
     assert f"{FOLDER}/py_child_fail" in failure
 
 
-@pytest.mark.skipif(shutil.which("R") is None, reason="R is not installed")
 def test_r_notebook_run_returns_exit_values_and_raises_on_failure(
     store: Store, tmp_path: Path
 ) -> None:
+    require_r()
     result = run_notebook(store, "r_parent", "R", tmp_path / "scratch")
     assert result.status == "SUCCESS", (result.error, result.error_trace, result.logs)
     assert result.exit_value is not None

@@ -19,8 +19,10 @@ from orchestrator.local.runtime.spark_engines import SparkEngines
 from orchestrator.local.runtime.spark_locations import engine_dir
 from orchestrator.local.server import ClusterSpec, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
+from tests.tools import require_spark
+from tests.waiting import wait_until
 
-pytest.importorskip("pysail")
+require_spark()
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "0000-000000-local"
@@ -37,15 +39,7 @@ def engine_pids(state_dir: Path) -> list[int]:
     return pids
 
 
-def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
+@pytest.mark.slow
 def test_engine_starts_with_the_cluster_and_stops_with_it(tmp_path: Path) -> None:
     state = tmp_path / "state"
     ws = start_local_workspace(
@@ -88,6 +82,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow
 def test_no_engine_survives_a_killed_server_and_its_restart(tmp_path: Path) -> None:
     state = tmp_path / "state"
     server = subprocess.Popen(

@@ -12,10 +12,12 @@ import pytest
 from databricks.sdk.service import jobs
 from databricks.sdk.service.workspace import Language
 
-from tests.local.conftest_runtime import source
+from tests.local.runtime_helpers import source
+from tests.tools import require_spark
 
-pytest.importorskip("pysail")
-pytest.importorskip("pyspark.sql.connect")
+pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
+
+require_spark()
 
 CLUSTER = "0000-000000-local"
 WAIT = timedelta(seconds=180)

@@ -17,53 +17,53 @@ from orchestrator.local.runtime.libraries import (
     library_path_mapper,
     plan_libraries,
 )
-from tests.local import conftest_runtime
-from tests.local.conftest_runtime import Workspace, source, tiny_wheel
+from tests.local.runtime_helpers import Workspace, source, tiny_wheel
+from tests.tools import require_r
 
-ws = conftest_runtime.ws  # the fixture
 pytestmark = pytest.mark.timeout(180)
 USES_TINY = "import orch_tiny_pkg, sys\ndbutils.notebook.exit(orch_tiny_pkg.VALUE)"
 
 
-def run_with(ws: Workspace, libraries: list[Any], text: str = USES_TINY) -> NotebookResult:
-    ws.add("/Users/a/nb", source(text))
-    request = dataclasses.replace(ws.request("/Users/a/nb"), libraries=tuple(libraries))
-    return execute_notebook(request, resolver=ws.resolver, cancel=threading.Event())
+def run_with(runtime: Workspace, libraries: list[Any], text: str = USES_TINY) -> NotebookResult:
+    runtime.add("/Users/a/nb", source(text))
+    request = dataclasses.replace(runtime.request("/Users/a/nb"), libraries=tuple(libraries))
+    return execute_notebook(request, resolver=runtime.resolver, cancel=threading.Event())
 
 
 @pytest.fixture
-def wheel(ws: Workspace) -> Path:
-    libs = ws.dbfs_root / "Volumes" / "main" / "libs" / "w"
+def wheel(runtime: Workspace) -> Path:
+    libs = runtime.dbfs_root / "Volumes" / "main" / "libs" / "w"
     libs.mkdir(parents=True)
     return tiny_wheel(libs)
 
 
-def test_a_whl_library_is_there_before_the_first_cell(ws: Workspace, wheel: Path) -> None:
-    result = run_with(ws, [{"whl": "/Volumes/main/libs/w/" + wheel.name}])
+def test_a_whl_library_is_there_before_the_first_cell(runtime: Workspace, wheel: Path) -> None:
+    result = run_with(runtime, [{"whl": "/Volumes/main/libs/w/" + wheel.name}])
     assert result.status == "SUCCESS", result.error
     assert result.exit_value == "tiny works"
     assert "Installing the task's libraries: whl /Volumes/main/libs/w/" in result.logs
 
 
-def test_requirements_and_pypi_from_a_repo(ws: Workspace, wheel: Path) -> None:
-    requirements = ws.workspace_root / "Users" / "a" / "requirements.txt"
+@pytest.mark.slow
+def test_requirements_and_pypi_from_a_repo(runtime: Workspace, wheel: Path) -> None:
+    requirements = runtime.workspace_root / "Users" / "a" / "requirements.txt"
     requirements.parent.mkdir(parents=True, exist_ok=True)
     requirements.write_text(f"{wheel}\n")
-    result = run_with(ws, [{"requirements": "/Workspace/Users/a/requirements.txt"}])
+    result = run_with(runtime, [{"requirements": "/Workspace/Users/a/requirements.txt"}])
     assert result.status == "SUCCESS", result.error
-    index = ws.root / "index" / "orch-tiny-pkg"
+    index = runtime.root / "index" / "orch-tiny-pkg"
     index.mkdir(parents=True)
     shutil.copy(wheel, index)
     (index / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
-    repo = (ws.root / "index").as_uri()
-    result = run_with(ws, [{"pypi": {"package": "orch-tiny-pkg==0.1", "repo": repo}}])
+    repo = (runtime.root / "index").as_uri()
+    result = run_with(runtime, [{"pypi": {"package": "orch-tiny-pkg==0.1", "repo": repo}}])
     assert result.status == "SUCCESS", result.error
 
 
-def test_a_library_pip_cannot_install_fails_the_run_with_pips_reason(ws: Workspace) -> None:
-    repo = (ws.root / "empty-index").as_uri()
-    (ws.root / "empty-index").mkdir()
-    result = run_with(ws, [{"pypi": {"package": "orch-no-such-pkg", "repo": repo}}])
+def test_a_library_pip_cannot_install_fails_the_run_with_pips_reason(runtime: Workspace) -> None:
+    repo = (runtime.root / "empty-index").as_uri()
+    (runtime.root / "empty-index").mkdir()
+    result = run_with(runtime, [{"pypi": {"package": "orch-no-such-pkg", "repo": repo}}])
     assert result.status == "FAILED"
     assert result.error == (
         "cannot install the task's libraries (pypi orch-no-such-pkg): "
@@ -72,12 +72,13 @@ def test_a_library_pip_cannot_install_fails_the_run_with_pips_reason(ws: Workspa
     assert result.failed_cell is None
 
 
-@pytest.mark.skipif(shutil.which("Rscript") is None, reason="needs R")
-def test_cran_libraries_must_be_installed_for_the_machines_r(ws: Workspace) -> None:
-    ok = run_with(ws, [{"cran": {"package": "testthat"}}], "dbutils.notebook.exit('ran')")
+@pytest.mark.slow
+def test_cran_libraries_must_be_installed_for_the_machines_r(runtime: Workspace) -> None:
+    require_r()
+    ok = run_with(runtime, [{"cran": {"package": "testthat"}}], "dbutils.notebook.exit('ran')")
     assert ok.status == "SUCCESS", ok.error
     missing = run_with(
-        ws, [{"cran": {"package": "orchNoSuchPkg"}}, {"cran": {"package": "jsonlite"}}]
+        runtime, [{"cran": {"package": "orchNoSuchPkg"}}, {"cran": {"package": "jsonlite"}}]
     )
     assert missing.status == "FAILED"
     assert (missing.error or "").startswith(
@@ -114,9 +115,9 @@ def test_libraries_that_cannot_be_installed_here_are_named(
 
 
 def test_library_paths_stay_in_their_roots(tmp_path: Path) -> None:
-    local = library_path_mapper(dbfs_root=tmp_path / "dbfs", workspace_root=tmp_path / "ws")
+    local = library_path_mapper(dbfs_root=tmp_path / "dbfs", workspace_root=tmp_path / "runtime")
     assert local("dbfs:/a/../../../etc/x.whl") == tmp_path / "dbfs" / "etc" / "x.whl"
-    assert local("/Workspace/Users/a/r.txt") == tmp_path / "ws" / "Users" / "a" / "r.txt"
+    assert local("/Workspace/Users/a/r.txt") == tmp_path / "runtime" / "Users" / "a" / "r.txt"
     assert (
         local("/Volumes/c/s/v/x.whl") == tmp_path / "dbfs" / "Volumes" / "c" / "s" / "v" / "x.whl"
     )

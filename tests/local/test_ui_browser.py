@@ -8,7 +8,6 @@ Outside CI a missing browser skips these tests; in CI (``CI=true``) it fails the
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,9 @@ import pytest
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from orchestrator.local.ui.test_counts import read_counts
 from tests.local import screenshots as kit
+from tests.tools import require
+
+pytestmark = pytest.mark.slow  # a browser and real kernels (tests/tiers.py)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -31,11 +33,7 @@ TIMEOUT_MS = 120_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    missing = kit.browser_missing()
-    if missing:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"browser tests cannot run in CI: {missing}")
-        pytest.skip(missing)
+    require(kit.browser_missing())
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -54,12 +52,20 @@ class Build:
     exit_code: list[int] = field(default_factory=list)
 
     def finish(self) -> int:
-        """Wait for the build, then report its JUnit counts as the build does (once)."""
+        """Wait for the build; it has given the workspace the counts of the JUnit it wrote
+        (its own call, nothing posted here)."""
         self.thread.join(300)
         assert not self.thread.is_alive() and self.exit_code == [1]
         run_id = kit.latest_run_id(self.ws)
-        if read_counts(self.ws.store, run_id) is None:
-            kit.report_counts(self.ws, run_id, kit.junit_counts(self.project, BUILD_ID))
+        counts = read_counts(self.ws.store, run_id)
+        assert counts is not None, "the build did not record its test counts"
+        expected = kit.junit_counts(self.project, BUILD_ID)
+        assert (counts.tests, counts.failures, counts.errors, counts.skipped) == (
+            expected["tests"],
+            expected["failures"],
+            expected["errors"],
+            expected["skipped"],
+        )
         return run_id
 
 

@@ -5,7 +5,6 @@ a run is active, and the test counts a build reports. Runs come from a fake task
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from databricks.sdk.service import jobs
 
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
-from tests.local.fakes import FakeExecutor
+from tests.fakes import FakeExecutor
 
 CLUSTER = "0000-000000-local"
 WAIT = timedelta(seconds=60)
@@ -30,17 +29,6 @@ PARAMS = {
     "sleep": "0",
 }
 EVIL = "<script>alert('x')</script>"
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Iterator[LocalWorkspace]:
-    w = start_local_workspace(
-        tmp_path / "state", token=TOKEN, executor=FakeExecutor(), cluster_start_delay=0.0
-    )
-    try:
-        yield w
-    finally:
-        w.stop()
 
 
 @pytest.fixture

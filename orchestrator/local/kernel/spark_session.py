@@ -292,8 +292,8 @@ def _patch_pyspark() -> None:
                     getattr(cls, name), every_arg=reads and name == "parquet", reads=reads
                 )
                 setattr(cls, name, wrapped)
-        cls.option = _wrap_option(cls.option)
-        cls.__orch_patched__ = True  # type: ignore[attr-defined]
+        setattr(cls, "option", _wrap_option(cls.option))  # noqa: B010 - a class of pyspark's
+        setattr(cls, "__orch_patched__", True)  # noqa: B010
 
     original_getattr = DataFrame.__getattr__
 

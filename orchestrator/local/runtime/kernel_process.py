@@ -37,6 +37,7 @@ from orchestrator.local.runtime.lifetime import (
     record_process,
     socket_root,
 )
+from orchestrator.local.state.jupyter_imports import jupyter_module
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -234,9 +235,7 @@ class Kernel:
             record_process(state_dir, process.pid, "kernel")
         # imported once the kernel is launching: jupyter_client takes 0.3-0.5 s to import in
         # a busy process, which an R kernel's start (the first in its launcher thread) waited for
-        from jupyter_client.blocking.client import BlockingKernelClient
-
-        client = BlockingKernelClient()
+        client = jupyter_module("jupyter_client.blocking.client").BlockingKernelClient()
         owned = (socket_dir,) if owned_dir is None else (socket_dir, owned_dir)
         kernel = cls(process, client, log_file, state_dir, owned)
         try:

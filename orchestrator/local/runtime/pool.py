@@ -128,7 +128,10 @@ class KernelPool:
         size: int,
         languages: tuple[Language, ...] = ("PYTHON", "R"),
         cpu: CpuWatch | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        #: the time the pool's pauses and back-offs count in (tests move it)
+        self._clock = clock
         self._root = root
         self._state_dir = state_dir
         self._languages = languages
@@ -299,7 +302,7 @@ class KernelPool:
             with self._cond:
                 self._busy -= 1
                 if not self._busy:
-                    self._idle_since = time.monotonic()
+                    self._idle_since = self._clock()
                 self._cond.notify_all()
 
     def idle(self) -> dict[Language, int]:
@@ -315,7 +318,7 @@ class KernelPool:
     def _short(self, language: Language) -> bool:
         """Whether ``language`` has fewer kernels ready or starting than its target (and
         did not fail to start lately)."""
-        if self._failed_until.get(language, 0.0) > time.monotonic():
+        if self._failed_until.get(language, 0.0) > self._clock():
             return False
         have = len(self._ready[language]) + self._starting[language]
         return self._target[language] > have
@@ -355,7 +358,7 @@ class KernelPool:
             return None
         if self._busy and not self._cpu.quiet():
             return None
-        if time.monotonic() - self._idle_since < REFILL_PAUSE_SECONDS:
+        if self._clock() - self._idle_since < REFILL_PAUSE_SECONDS:
             return None  # the build that ran may be about to stop this workspace
         if self._short(language):
             return language
@@ -379,7 +382,13 @@ class KernelPool:
                 self._preload_spark(idle)
                 continue
             assert not isinstance(job, PooledKernel)
-            pooled = self._start(job)
+            try:
+                pooled = self._start(job)
+            except Exception:  # a bug, not a kernel that cannot start: keep the pool alive
+                logger.exception("kernel pool: starting a %s kernel failed", job)
+                with self._cond:
+                    self._failed_until[job] = self._clock() + FAILURE_BACKOFF_SECONDS
+                pooled = None
             with self._cond:
                 self._starting[job] -= 1
                 if pooled is not None and not self._closed:
@@ -416,7 +425,7 @@ class KernelPool:
             elif not isinstance(exc, _Closed):
                 logger.warning("kernel pool: cannot start a %s kernel: %s", language, exc)
                 with self._cond:
-                    self._failed_until[language] = time.monotonic() + FAILURE_BACKOFF_SECONDS
+                    self._failed_until[language] = self._clock() + FAILURE_BACKOFF_SECONDS
             return None
         return PooledKernel(kernel, kernel_dir)
 

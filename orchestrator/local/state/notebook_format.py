@@ -24,12 +24,13 @@ blank lines.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+
+from orchestrator.local.state.jupyter_imports import jupyter_module
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -242,7 +243,7 @@ def _language_from_metadata(metadata: Mapping[str, Any]) -> Language | None:
 
 def _nbformat() -> Any:
     """``nbformat``, imported on first use (it pulls in jsonschema)."""
-    return importlib.import_module("nbformat")
+    return jupyter_module("nbformat")
 
 
 def parse_ipynb(data: bytes, *, default_language: Language = "PYTHON") -> Notebook:
@@ -318,9 +319,7 @@ def export_html(nb_or_ipynb: Notebook | bytes, *, title: str) -> str:
         global _EXPORTER  # a lazily built singleton
         if _EXPORTER is None:
             # nbconvert's HTMLExporter, its last pass made cheaper (see the module)
-            _EXPORTER = importlib.import_module(
-                "orchestrator.local.state.notebook_html"
-            ).LeanHTMLExporter()
+            _EXPORTER = jupyter_module("orchestrator.local.state.notebook_html").LeanHTMLExporter()
         body, _resources = _EXPORTER.from_notebook_node(
             node, resources={"metadata": {"name": title}}
         )

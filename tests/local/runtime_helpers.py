@@ -1,6 +1,6 @@
 """Helpers for the notebook runtime tests: a workspace on disk, requests, process checks.
 
-Tests import the ``ws`` fixture from here (``from tests.local.conftest_runtime import ws``).
+The ``runtime`` fixture (tests/local/conftest.py) is a :class:`Workspace` made here.
 The workspace mirrors what the store keeps: notebook SOURCE files under ``workspace_root``
 and an ``objects`` table in a sqlite database, so child notebooks resolve as in the server.
 """
@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
-import pytest
 
 from orchestrator.local.runtime.execution import ExecutionRequest, NotebookResult, NotebookSource
 from orchestrator.local.runtime.executor import execute_notebook
@@ -92,11 +91,6 @@ class Workspace:
         return execute_notebook(request, resolver=self.resolver, cancel=cancel or threading.Event())
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path)
-
-
 def gone(pid: int) -> bool:
     """The process does not exist any more (or is a zombie nobody reaped yet)."""
     try:
@@ -133,7 +127,9 @@ def kernel_pids(root: psutil.Process | None = None) -> set[int]:
     return {proc.pid for proc in procs if is_kernel(proc)}
 
 
-def assert_all_gone(pids: list[int], *, within: float = 3.0) -> None:
+def assert_all_gone(pids: list[int], *, within: float = 10.0) -> None:
+    """Every process in ``pids`` is gone (or a zombie), within a bound generous enough for a
+    loaded machine: a kill that works ends them in tenths of a second (bench/cancel.py)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if all(gone(pid) for pid in pids):

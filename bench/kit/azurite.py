@@ -1,10 +1,10 @@
-"""Azurite (the Azure Storage emulator, npm ``azurite``) for tests and benchmarks.
+"""Azurite (the Azure Storage emulator, npm ``azurite``) for the benchmarks and the tests.
 
 ``.ci/setup`` installs the pinned version into ``.ci/node`` (``npm install --prefix .ci/node
 azurite@3.37.0``). :func:`run_azurite` starts its Blob service on a free loopback port, in memory,
 with ``--skipApiVersionCheck`` (the Python SDK sends a newer ``x-ms-version`` than 3.37.0 knows)
-and ``--loose`` (ignore headers it does not implement), and stops it afterwards. In CI
-(``CI=true``) a missing Azurite fails the tests instead of skipping them.
+and ``--loose`` (ignore headers it does not implement), and stops it afterwards. The tests'
+``azurite`` fixture (tests/conftest.py) fails in CI when it is missing.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 AZURITE_VERSION = "3.37.0"
 NODE_PREFIX = REPO / ".ci" / "node"
 ACCOUNT = "devstoreaccount1"
@@ -114,25 +112,11 @@ def run_azurite(
             raise RuntimeError("azurite did not start:\n" + "".join(seen[-20:]))
         yield Azurite(*found[0])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        # in memory, nothing to flush: a SIGTERM would wait for the clients' keep-alive
+        # connections to close (10 s and more after a test), so it is killed at once
+        proc.kill()
+        proc.wait()
         reader.join(5)
-
-
-def serve_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """The ``azurite`` fixture (conftest.py): skipped when missing, except in CI, where a
-    missing Azurite fails the tests."""
-    if azurite_command() is None:
-        message = "azurite is not installed: run .ci/setup (npm install --prefix .ci/node)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with run_azurite(tmp_path_factory.mktemp("azurite")) as server:
-        yield server
 
 
 def new_container(azurite: Azurite) -> str:

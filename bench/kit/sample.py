@@ -1,10 +1,10 @@
 """The sample project as builds use it: a fresh copy of it, and the command lines that aim
 ``orchestrator`` at it and at a workspace.
 
-Shared by the tests (through tests/buildkit.py) and the benchmarks (bench/demo.py). It lives
-here, beside tests/azurite.py, which bench already uses, so the dependency runs one way
-(bench → tests, never back), and it imports the standard library only, so a benchmark pays
-no orchestrator import for it.
+Shared by the benchmarks (bench/demo.py, bench/local_speed.py...) and the tests (through
+tests/buildkit.py): the tests import ``bench.kit``, never the other way round. It imports the
+standard library and the local workspace's cluster id only, so a benchmark pays no
+orchestrator import for it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+
+from orchestrator.local.runtime.spark_locations import DEFAULT_CLUSTER_ID
 
 __all__ = [
     "CLUSTER_ID",
@@ -23,9 +25,9 @@ __all__ = [
     "workspace_flags",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REPO_NAME = "sample"
-CLUSTER_ID = "0000-000000-local"  # the cluster every local workspace has
+CLUSTER_ID = DEFAULT_CLUSTER_ID  # the cluster every local workspace has
 
 
 def copy_sample_project(target: Path) -> Path:
