@@ -506,10 +506,20 @@ def test_other_storage_urls_are_refused(tmp_path: Path, root: str) -> None:
     assert line.startswith("command line: storage.root: ")
 
 
-@pytest.mark.parametrize("build_root", ["/Shared/../x", "/", "//x", "/a//b"])
-def test_build_roots_must_be_normalized_absolute_paths(tmp_path: Path, build_root: str) -> None:
+@pytest.mark.parametrize(
+    ("build_root", "why"),
+    [
+        ("/Shared/../x", "expected a normalized workspace path"),
+        ("/", "must not be the workspace root"),
+        ("//x", "expected an absolute workspace path"),
+        ("/a//b", "expected a normalized workspace path"),
+    ],
+)
+def test_build_roots_must_be_normalized_absolute_paths(
+    tmp_path: Path, build_root: str, why: str
+) -> None:
     (line,) = problems_of(None, root=tmp_path, overrides={"build_root": build_root})
-    assert line.startswith("command line: build_root: ")
+    assert line.startswith(f"command line: build_root: {why}")
 
 
 def test_a_trailing_slash_on_build_root_is_dropped(tmp_path: Path) -> None:

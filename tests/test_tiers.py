@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.tiers import ProcessWatch, heavy_process
-from tests.tools import in_ci
+from tests.tools import in_ci, require
 
 REPO = Path(__file__).resolve().parents[1]
 R_TEST = (
@@ -27,6 +27,22 @@ R_TEST = (
 def test_ci_false_is_not_ci(monkeypatch: pytest.MonkeyPatch, value: str, ci: bool) -> None:
     monkeypatch.setenv("CI", value)
     assert in_ci() is ci
+
+
+def test_require_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    try:
+        require("R is missing")
+    except pytest.skip.Exception:  # caught here, or the test itself would be skipped
+        pytest.fail("require() skipped in CI")
+    except pytest.fail.Exception as failed:
+        assert "CI cannot run this test: R is missing" in str(failed)
+    else:
+        pytest.fail("require() let CI run without R")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="R is missing"):
+        require("R is missing")
+    require(None)  # nothing missing: nothing happens
 
 
 def _pytest_without_r(ci: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
