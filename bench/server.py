@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestrator.local.jobs.scheduler import TaskExecutor, TaskOutcome, TaskSpec
+    from orchestrator.local.jobs.task_execution import TaskExecutor, TaskOutcome, TaskSpec
     from orchestrator.local.server import LocalWorkspace
 
 TOKEN_ENV = "BENCH_WORKSPACE_TOKEN"
@@ -37,7 +37,7 @@ class _Executor:
         self.real: TaskExecutor | None = None
 
     def __call__(self, spec: TaskSpec, cancel: threading.Event) -> TaskOutcome:
-        from orchestrator.local.jobs.scheduler import TaskOutcome
+        from orchestrator.local.jobs.task_execution import TaskOutcome
 
         seconds = spec.parameters.get("bench_sleep")
         if seconds is None:

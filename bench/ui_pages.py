@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from orchestrator.local.jobs.scheduler import TaskOutcome, TaskSpec
+from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
 
 TARGET_MS = 300.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from orchestrator.local.jobs.scheduler import TaskOutcome, TaskSpec
+from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec
 
 __all__ = ["FakeClock", "FakeExecutor"]
 

@@ -102,6 +102,7 @@ def test_a_notebook_run_keeps_its_executed_notebooks_and_drops_its_scratch(
         assert "child ran" in export["views"][0]["content"]
 
 
+@pytest.mark.slow
 def test_a_task_runs_export_is_rendered_once_when_the_task_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

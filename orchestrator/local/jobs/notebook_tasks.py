@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.local.jobs.scheduler import TaskOutcome, TaskSpec
+from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec
 from orchestrator.local.state.api_error import ApiError
 from orchestrator.local.state.limits import normalize_path
 from orchestrator.local.state.retention import keep_executed

@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from orchestrator.files import write_json_atomically
 from orchestrator.local.jobs.run_state import copy_record, finish, set_state
+from orchestrator.local.jobs.task_execution import TaskExecutor, TaskOutcome, TaskSpec
 from orchestrator.local.jobs.task_graph import blocked_by, dependencies, run_result
 from orchestrator.local.runtime.clusters import Clusters
 from orchestrator.local.state.records import (
@@ -33,35 +34,12 @@ from orchestrator.local.state.records import (
 )
 from orchestrator.local.state.store import Store, now_ms
 
-__all__ = ["ActiveRun", "Scheduler", "TaskExecutor", "TaskOutcome", "TaskSpec"]
+__all__ = ["ActiveRun", "Scheduler"]
 
 log = logging.getLogger(__name__)
 
 #: how often a run's coordinator looks at its deadline while tasks run
 _TICK_SECONDS = 0.05
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """Everything a task executor needs; ``parameters`` already merged and resolved."""
-
-    run_id: int
-    task_run_id: int
-    task_key: str
-    task: TaskRunRecord
-    parameters: dict[str, str]
-    timeout_seconds: float | None
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    result_state: ResultState  # SUCCESS, FAILED, TIMEDOUT, CANCELED
-    state_message: str = ""
-    output: dict[str, Any] = field(default_factory=dict)
-
-
-class TaskExecutor(Protocol):
-    def __call__(self, spec: TaskSpec, cancel: threading.Event) -> TaskOutcome: ...
 
 
 @dataclass

@@ -25,7 +25,8 @@ from orchestrator.local.api.routing import Response, Router
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
-from orchestrator.local.jobs.scheduler import Scheduler, TaskExecutor
+from orchestrator.local.jobs.scheduler import Scheduler
+from orchestrator.local.jobs.task_execution import TaskExecutor
 from orchestrator.local.runtime.clusters import Clusters, ClusterSpec
 from orchestrator.local.runtime.lifetime import (
     drop_mark,
