@@ -48,6 +48,7 @@ from bench.kit.sample import (
     workspace_flags,
 )
 from bench.server import Server
+from orchestrator.layout import parse_build_job_name
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -213,8 +214,8 @@ def runs_by_build(ws: Workspace) -> tuple[Counter[str], int]:
     client = ws.client()
     started: Counter[str] = Counter()
     for run in client.jobs.list_runs():
-        params = {p.name: p.value for p in run.job_parameters or []}
-        started[str(params.get("build_id"))] += 1
+        parsed = parse_build_job_name(run.run_name or "")  # a build's job carries its build id
+        started[parsed[1] if parsed else "None"] += 1
     return started, len(list(client.jobs.list_runs(active_only=True)))
 
 

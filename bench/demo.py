@@ -51,7 +51,7 @@ def run(ctx: Context) -> list[Row]:
     sequential = ctx.start_server("demo-seq", max_workers=1)
     par = Row(SCENARIO, "orchestrator build, test notebooks in parallel", [])
     seq = Row(SCENARIO, "same build, one task at a time (sequential variant)", [])
-    build(project, parallel, "warm-up")  # creates the job and the entry notebook once
+    build(project, parallel, "warm-up")  # warms the server: kernels, the build root
     build(project, sequential, "warm-up")
     for i in range(ctx.runs):
         for row, server in ((par, parallel), (seq, sequential)):

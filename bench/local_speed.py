@@ -19,8 +19,8 @@ Measured one after another on this machine, in one run:
 
 Each build is shown as a ratio to its floor, with its phases read from the build's own
 progress lines as they appear: start-up (process start to the first line), prepare (cluster,
-entry notebook, job), deploy (notebooks and uploads), run (run-now to the run's end), collect,
-clean. Targets (issue: local builds in seconds): cold <= 2.0x, warm <= 1.5x, 20 notebooks
+build root), deploy (notebooks and uploads), run (the build's job, run-now to the run's end),
+collect, clean. Targets (issue: local builds in seconds): cold <= 2.0x, warm <= 1.5x, 20 notebooks
 <= 1.5x of the floor.
 """
 
@@ -356,37 +356,16 @@ def make_repo(root: Path, per_language: int) -> Path:
             {
                 "task_key": key,
                 "existing_cluster_id": "${cluster_id}",
-                "notebook_task": {
-                    "notebook_path": "${entry_notebook}",
-                    "base_parameters": {"notebook": key},
-                },
+                "notebook_task": {"notebook_path": f"notebooks/{key}"},
             }
             for key in tasks
         ],
-        "parameters": [{"name": n, "default": ""} for n in PARAMETERS],
     }
     (root / "job-template.json").write_text(json.dumps(template, indent=2))
     (root / "orchestrator.yml").write_text(
         "version: 1\ndefaults:\n  paths:\n    notebooks: notebooks\n"
     )
     return root
-
-
-PARAMETERS = [
-    "build_id",
-    "build_number",
-    "repo_name",
-    "branch",
-    "commit",
-    "pull_request",
-    "target",
-    "build_folder",
-    "storage_dir",
-    "data_dir",
-    "tests_dir",
-    "models_dir",
-    "results_dir",
-]
 
 
 PLAIN = "demo without its Spark task"
@@ -463,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 argv = in_subprocess(*command(project, "build", "--build-id", f"w{i}", *remote))
                 return timed_build(argv, cwd=project, env=env)
 
-            warm(99)  # creates the job and the entry notebook once
+            warm(99)  # warms the server: kernels, the build root
             rows.append(
                 ("demo, warm (local serve)", spark_base, median_timing(args.runs, warm), "≤ 1.5x")
             )

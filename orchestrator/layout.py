@@ -3,12 +3,14 @@
 Cleanup removes what builds made, so both must agree on the layout; this module is the one place
 it is written down, and build, cleanup and the job parameters all use it:
 
-* the repo's job is ``build-<repo>``;
+* a build has a job of its own, ``build-<repo> <build_id>`` (:func:`build_job_name`), which
+  runs once; the repos of earlier versions had one job per repo, ``build-<repo>``
+  (:func:`job_name`), whose runs cleanup still finds;
 * a build's notebooks are in ``<build_root>/<repo>/<build_id>`` (:func:`build_folder`), its
   files in ``<storage_root>/<repo>/<build_id>`` (:func:`build_prefix`), each with a
   ``_build.json`` marker (:data:`MARKER_NAME`);
-* the orchestrator's own files per repo are in ``<build_root>/<repo>/_orchestrator``: the entry
-  notebook every task runs and the cleanup journal;
+* the orchestrator's own files per repo are in ``<build_root>/<repo>/_orchestrator``: the
+  cleanup journal;
 * test data is stored once per content digest under ``<storage_root>/_data/<sha256>``;
 * the embedded local workspace keeps its state in ``<repo>/.orchestrator/local-workspace``;
 * every name starting with ``_`` belongs to the orchestrator and is never a repo or a build, and
@@ -27,6 +29,7 @@ from orchestrator.errors import UsageError
 
 __all__ = [
     "DATA_PREFIX",
+    "HOME",
     "JOURNAL_NAME",
     "LOCAL_SERVE_PORT",
     "LOCAL_STATE_DIR",
@@ -41,7 +44,9 @@ __all__ = [
     "is_build_name",
     "job_name",
     "journal_path",
+    "parse_build_job_name",
     "repo_folder",
+    "resolve_home",
     "validate_segment",
 ]
 
@@ -58,6 +63,10 @@ JOURNAL_NAME = "cleanup.json"
 #: can be browsed after it ended.
 LOCAL_STATE_DIR = ".orchestrator/local-workspace"
 LOCAL_SERVE_PORT = 8765
+#: A build root starting with ``~`` is under the home folder of the identity the build runs as,
+#: ``/Users/<user name or application id>`` (:func:`resolve_home`): Databricks gives only that
+#: identity and the workspace admins access there, so nobody else can change what a build runs.
+HOME = "~"
 #: Names the orchestrator owns. Every name starting with ``_`` is reserved the same way, at the
 #: repo and at the build level.
 RESERVED = frozenset({ORCHESTRATOR_FOLDER, DATA_PREFIX})
@@ -67,8 +76,31 @@ _SEGMENT_ALLOWED = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def job_name(repo: str) -> str:
-    """The name of a repo's job: one job per repo, one run per build."""
+    """The name of a repo's job in earlier versions (one job per repo, one run per build)."""
     return f"build-{repo}"
+
+
+def build_job_name(repo: str, build_id: str) -> str:
+    """The name of a build's job (and so of its run): ``build-<repo> <build_id>``. Neither part can
+    hold a space (:func:`validate_segment`), so the name reads back with
+    :func:`parse_build_job_name`."""
+    return f"build-{repo} {build_id}"
+
+
+def parse_build_job_name(name: str) -> tuple[str, str] | None:
+    """``(repo, build_id)`` of a build job's (or its run's) name, or None for any other."""
+    head, _, build_id = name.partition(" ")
+    repo = head[len("build-") :] if head.startswith("build-") else ""
+    if is_build_name(repo) and is_build_name(build_id):
+        return repo, build_id
+    return None
+
+
+def resolve_home(path: str, user: str) -> str:
+    """``path`` with a leading ``~`` replaced by ``/Users/<user>``; other paths as they are."""
+    if path == HOME or path.startswith(HOME + "/"):
+        return f"/Users/{user}{path[len(HOME) :]}"
+    return path
 
 
 def repo_folder(build_root: str, repo: str) -> str:
@@ -87,7 +119,8 @@ def build_folder(build_root: str, repo: str, build_id: str) -> str:
     path = f"{repo_folder(build_root, repo)}/{build_id}"
     pure = PurePosixPath(path)
     root = build_root.rstrip("/") or "/"
-    if str(pure) != path or pure.parent.parent != PurePosixPath(root) or not root.startswith("/"):
+    absolute = root.startswith("/") or root == HOME or root.startswith(HOME + "/")
+    if str(pure) != path or pure.parent.parent != PurePosixPath(root) or not absolute:
         raise UsageError(f"refusing {path}: not two levels below {build_root}")
     return path
 
@@ -100,7 +133,8 @@ def build_prefix(repo: str, build_id: str) -> str:
 
 
 def entry_notebook_path(build_root: str, repo: str) -> str:
-    """The repo's entry notebook: beside the build folders, never inside one."""
+    """Where earlier versions kept the repo's entry notebook; a template that still names it
+    (``${entry_notebook}``) runs its notebooks directly (:mod:`orchestrator.job.build_job`)."""
     return f"{repo_folder(build_root, repo)}/{ORCHESTRATOR_FOLDER}/entry"
 
 

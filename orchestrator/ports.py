@@ -14,9 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from orchestrator.adapters.databricks import ActiveRun, DeployItem, Entry, Polling
+    from orchestrator.adapters.databricks import (
+        ActiveRun,
+        BuildJob,
+        DeployItem,
+        Entry,
+        Grant,
+        Polling,
+        RunView,
+        TaskOutput,
+    )
     from orchestrator.adapters.databricks.retries import RetryReporter
-    from orchestrator.adapters.databricks.workspace import Run
     from orchestrator.clock import Clock
     from orchestrator.ratelimit import TokenBucket
 
@@ -44,7 +52,7 @@ class WorkspaceTree(Protocol):
 
 
 class RunControl(Protocol):
-    """Active runs of a repo's build job, and cancelling them."""
+    """Active runs of a repo's builds, cancelling them, and deleting a build's job."""
 
     def active(self, repo: str) -> list[ActiveRun]: ...
 
@@ -56,9 +64,17 @@ class RunControl(Protocol):
         """Wait (at most ``timeout`` seconds) until the runs end; returns those that did."""
         ...
 
+    def build_jobs(self) -> list[BuildJob]:
+        """Every build's job in the workspace."""
+        ...
+
+    def delete_build_jobs(self, repo: str, build_id: str) -> int:
+        """Delete a build's job (found by its name); how many were deleted."""
+        ...
+
 
 class BuildWorkspace(Protocol):
-    """The cluster, the job, the run and the files of one build."""
+    """The cluster, the build's job and its run, its files, and the build's identity."""
 
     clock: Clock
     retries: RetryReporter
@@ -67,18 +83,14 @@ class BuildWorkspace(Protocol):
         self, cluster_id: str, *, timeout: float, on_wait: Callable[[str], None] | None = None
     ) -> bool: ...
 
-    def ensure_job(self, settings: Mapping[str, Any]) -> tuple[int, str]: ...
+    def create_build_job(self, settings: Mapping[str, Any]) -> tuple[int, str]:
+        """The build's own job (made, or found by its name and reset): its id, and
+        ``created`` or ``reused``."""
+        ...
 
-    def start_run(
-        self,
-        job_id: int,
-        *,
-        job_parameters: Mapping[str, str],
-        idempotency_token: str,
-        only: Sequence[str] | None = None,
-    ) -> int: ...
+    def run_build_job(self, job_id: int, *, idempotency_token: str) -> int: ...
 
-    def get_run(self, run_id: int) -> Run: ...
+    def get_run(self, run_id: int) -> RunView: ...
 
     def wait_for_run(
         self,
@@ -86,16 +98,18 @@ class BuildWorkspace(Protocol):
         *,
         deadline: float | None,
         polling: Polling = ...,
-        on_update: Callable[[Run], None] | None = None,
-    ) -> Run: ...
+        on_update: Callable[[RunView], None] | None = None,
+    ) -> RunView: ...
 
-    def cancel_run(self, run_id: int) -> Run | None:
+    def cancel_run(self, run_id: int) -> RunView | None:
         """Cancel and wait until the run has ended; None if that could not be confirmed."""
         ...
 
-    def find_build_run(self, job_id: int, build_id: str) -> int | None: ...
+    def find_build_run(self, repo: str, build_id: str) -> int | None:
+        """The active run of a build's job, found by the job's name."""
+        ...
 
-    def task_error(self, task: object) -> tuple[str, str | None]: ...
+    def task_output(self, run_id: int) -> TaskOutput: ...
 
     def export_views(self, run_id: int) -> list[str]: ...
 
@@ -110,9 +124,17 @@ class BuildWorkspace(Protocol):
 
     def read_text(self, path: str) -> str | None: ...
 
+    def mkdirs(self, path: str) -> None: ...
+
     def write_file(self, path: str, data: bytes, *, language: str | None = None) -> None: ...
 
     def delete(self, path: str) -> bool: ...
+
+    def current_user(self) -> str: ...
+
+    def writers(self, path: str) -> list[Grant]: ...
+
+    def restrict(self, path: str, principal: str) -> None: ...
 
 
 class Workspace(BuildWorkspace, WorkspaceTree, RunControl, Protocol):

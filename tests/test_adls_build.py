@@ -75,7 +75,7 @@ def test_plan_points_data_dir_at_the_shared_copy(
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     digest = tree_digest(project / "databricks" / "tests" / "data")
-    parameters = doc["run"]["job_parameters"]
+    parameters = doc["parameters"]
     assert parameters["data_dir"] == f"{root}/_data/{digest}"
     assert parameters["tests_dir"] == f"{root}/sample/p1/tests"
     shared = [s for s in doc["storage"] if s.get("shared")]
@@ -87,7 +87,9 @@ def test_plan_points_data_dir_at_the_shared_copy(
     mount = "/dbfs/mnt/builds"
     main([*plan, "--build-id", "p2", "--set", f"storage.cluster_path={mount}"])
     doc = json.loads(capsys.readouterr().out)
-    assert doc["run"]["job_parameters"]["data_dir"] == f"{mount}/_data/{digest}"
+    assert doc["parameters"]["data_dir"] == f"{mount}/_data/{digest}"
+    (task, *_) = doc["run"]["tasks"]
+    assert task["notebook_task"]["base_parameters"]["data_dir"] == f"{mount}/_data/{digest}"
 
 
 def test_tree_digest_names_content_and_paths_not_timestamps(tmp_path: Path) -> None:

@@ -275,11 +275,14 @@ def test_plan_prints_everything_and_changes_nothing(
     code = main(command(project, "plan", "--build-id", "p1", *remote_args(server)))
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["job"]["name"] == "build-sample"
+    assert doc["run"]["run_name"] == "build-sample p1"
     targets = {d["target"] for d in doc["deploy"]}
-    assert "/Shared/builds/sample/p1/tests/run_pytest" in targets
+    folder = "~/orchestrator-builds/sample/p1"  # the home is known once the build runs
+    assert f"{folder}/tests/run_pytest" in targets
     assert not any("/tests/pytest/" in t for t in targets)  # test scripts go to storage
-    assert doc["run"]["job_parameters"]["build_id"] == "p1"
+    assert doc["parameters"]["build_id"] == "p1"
+    paths = [t["notebook_task"]["notebook_path"] for t in doc["run"]["tasks"]]
+    assert paths == [f"{folder}/tests/{t}" for t in doc["tasks"]]
     assert nothing_created(server)
 
 

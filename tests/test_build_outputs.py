@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.adapters.databricks import parse_run
 from orchestrator.build.progress import Progress
 from orchestrator.cli import main
 from orchestrator.local.server import LocalWorkspace
@@ -64,11 +65,7 @@ def test_a_databricks_profile_authenticates_the_build(
 
 
 def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_in_ci() -> None:
-    from databricks.sdk.service import jobs
-
-    run = jobs.Run.from_dict(
-        {"tasks": [{"task_key": "a", "state": {"life_cycle_state": "RUNNING"}}]}
-    )
+    run = parse_run({"run_id": 1, "tasks": [{"task_key": "a", "status": {"state": "RUNNING"}}]})
     live = io.StringIO()
     Progress(live, live=True).run(run)
     assert live.getvalue().startswith("\r\x1b[K")
@@ -99,7 +96,7 @@ def repo(project: Path) -> Path:
 
 def planned_tasks(root: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
     assert main(command(root, "plan", "--build-id", "x", "--changed-since", "HEAD")) == 0
-    return list(json.loads(capsys.readouterr().out)["run"]["tasks"])
+    return list(json.loads(capsys.readouterr().out)["tasks"])
 
 
 def test_changed_since_maps_changes_to_test_notebooks(

@@ -30,7 +30,7 @@ from databricks.sdk.service.workspace import ImportFormat, Language
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.adapters.databricks import ActiveRun, DatabricksWorkspace, Entry
+from orchestrator.adapters.databricks import ActiveRun, BuildJob, DatabricksWorkspace, Entry
 from orchestrator.cleanup.discovery import discover, read_data_journal, write_data_journal
 from orchestrator.cleanup.execute import cleanup, execute_cleanup, plan_cleanup
 from orchestrator.cleanup.model import CleanupOptions, CleanupReport
@@ -49,7 +49,7 @@ from orchestrator.cleanup.policy import (
 )
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
-from orchestrator.layout import is_build_name, journal_path
+from orchestrator.layout import build_job_name, is_build_name, journal_path
 from orchestrator.local.server import FaultSettings, LocalWorkspace, start_local_workspace
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.storage.folder import LocalFolderStorage
@@ -236,6 +236,12 @@ class NoRuns:
 
     def wait_ended(self, run_ids: Any, *, timeout: float) -> set[int]:
         return set(run_ids)
+
+    def delete_build_jobs(self, repo: str, build_id: str) -> int:
+        return 0
+
+    def build_jobs(self) -> list[BuildJob]:
+        return []
 
 
 def _add(objects: dict[str, bytes | None], path: str) -> None:
@@ -580,6 +586,44 @@ def test_orphaned_runs_are_cancelled_and_a_live_run_keeps_its_build(
     assert ws_names(w, "sample") == ["_orchestrator"] and st_names(storage, "sample") == []
     assert not _ended(w, unrelated)
     assert w.jobs.get(job_id).settings.as_dict() == settings  # the job is never touched
+
+
+def test_a_builds_job_goes_with_the_build_and_its_orphaned_run_is_cancelled(
+    server: LocalWorkspace, tmp_path: Path
+) -> None:
+    """Each build has a job of its own (``build-<repo> <build_id>``), which outlives the
+    folders the build removes at its end: cleanup deletes it with the build, ages a build
+    known only by its job by the job's creation time, cancels the run of a build whose folder
+    is gone, and leaves alone the jobs of another build root and jobs it did not make."""
+    w = sdk_client(server)
+    storage = tmp_path / "storage"
+    make_build(w, storage, "sample", "old", age=timedelta(days=30))
+    make_build(w, storage, "sample", "new", age=timedelta(days=1))
+
+    def build_job(build_id: str, sleep: str, *, root: str = ROOT, tagged: bool = True) -> int:
+        folder = f"{root}/sample/{build_id}"
+        task = _task(build_folder=folder, build_id=build_id, sleep=sleep)
+        tags = {"managed-by": "orchestrator", "build": build_id} if tagged else {}
+        name = build_job_name("sample", build_id)
+        return int(w.jobs.create(name=name, tags=tags, tasks=[task]).job_id)
+
+    build_job("old", "0")
+    new = build_job("new", "0")
+    gone = build_job("gone", "60")  # its build ended: folders removed, the job kept
+    elsewhere = build_job("other", "0", root="/Shared/elsewhere")
+    untagged = build_job("hand-made", "0", tagged=False)
+    orphan = int(w.jobs.run_now(gone).run_id)
+    running_run(w, run_id=orphan)
+    later = datetime.now(UTC) + timedelta(days=20)  # the jobs' ages come from the clock
+
+    report = library_cleanup(server, storage, options(older_than=timedelta(days=14)), now=later)
+
+    assert report.cancelled == (orphan,) and _ended(w, orphan)
+    deleted = sorted((d.build_id, d.job, d.folder) for d in report.deleted)
+    assert deleted == [("gone", True, False), ("new", True, True), ("old", True, True)]
+    assert {j.job_id for j in w.jobs.list()} == {elsewhere, untagged}
+    assert ws_names(w, "sample") == ["_orchestrator"]
+    assert new not in {j.job_id for j in w.jobs.list()}
 
 
 def test_runs_of_another_build_root_are_not_judged_by_their_folder() -> None:

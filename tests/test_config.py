@@ -185,7 +185,7 @@ def test_without_a_file_local_uses_built_in_defaults(tmp_path: Path) -> None:
     config = load(None, root=tmp_path)
     assert config.workspace.is_local
     assert config.config_file is None
-    assert config.build_root == "/Shared/builds"
+    assert config.build_root == "~/orchestrator-builds"
     assert config.storage.root == str(tmp_path / ".orchestrator" / "storage")
 
 

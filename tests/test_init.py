@@ -14,12 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.deploy_plan import DeployRules, kernel_languages, plan_deploy, uses_spark
+from orchestrator.build.deploy_plan import (
+    MAX_IMPORT_BYTES,
+    DeployRules,
+    encoded_size,
+    kernel_languages,
+    plan_deploy,
+    uses_spark,
+)
 from orchestrator.build.parameters import declare_parameters
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
-from orchestrator.results.junit import SyntheticFailure, SyntheticPass
-from orchestrator.results.outcomes import TaskOutcome, failing_tests, outcome_case, output_text
+from orchestrator.results.junit import SyntheticFailure, SyntheticPass, SyntheticSkip
+from orchestrator.results.outcomes import (
+    FailurePoint,
+    TaskOutcome,
+    failing_tests,
+    outcome_case,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,8 +58,8 @@ def test_init_writes_config_and_one_task_per_runner_and_never_overwrites(
     assert "test runner notebooks (1): notebooks/run_tests.py" in out
     assert "pytest folders: tests" in out and "data folders: data" in out
     template = json.loads((root / "job-template.json").read_text())
-    assert [t["notebook_task"]["base_parameters"] for t in template["tasks"]] == [
-        {"notebook": "notebooks/run_tests"}
+    assert [t["notebook_task"] for t in template["tasks"]] == [
+        {"notebook_path": "notebooks/run_tests", "source": "WORKSPACE"}
     ]
     config = (root / "orchestrator.yml").read_text()
     assert "    # test_data: data" in config and "  # dev:" in config
@@ -186,9 +198,27 @@ def test_deploy_honours_gitignore_patterns_and_never_sends_outputs(tmp_path: Pat
         plan_deploy(root, "/b/1", rules=DeployRules(include=("*.nothing",)))
 
 
-def test_the_kernel_languages_are_pythons_and_the_deployed_notebooks(tmp_path: Path) -> None:
-    """What an embedded workspace's kernel pool starts kernels of: the entry notebook is
-    Python; the rest follows the notebooks (a .r file without the header is not one)."""
+def test_the_import_limit_is_measured_in_base64(tmp_path: Path) -> None:
+    """10 MB of base64 is 7.5 MB of file: a 9 MB file is refused at plan (exit 2), naming it,
+    instead of failing every deploy."""
+    assert encoded_size(3) == 4 and encoded_size(4) == 8 and encoded_size(0) == 0
+    (tmp_path / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
+    with (tmp_path / "big.bin").open("wb") as f:
+        f.truncate(9 * 1024 * 1024)  # sparse: only its size is read at plan
+    with pytest.raises(UsageError) as raised:
+        plan_deploy(tmp_path, "/b/1", rules=DeployRules())
+    (line,) = str(raised.value).splitlines()
+    assert f"{tmp_path / 'big.bin'}: 9437184 bytes is 12582912 in base64" in line
+    (tmp_path / "big.bin").unlink()
+    with (tmp_path / "fits.bin").open("wb") as f:
+        f.truncate(MAX_IMPORT_BYTES // 4 * 3)  # exactly the limit once encoded
+    _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
+    assert [i.target for i in items] == ["/b/1/a", "/b/1/fits.bin"]
+
+
+def test_the_kernel_languages_are_the_deployed_notebooks(tmp_path: Path) -> None:
+    """What an embedded workspace's kernel pool starts kernels of: the notebooks' languages (a
+    .r file without the header is not one); Python when there is none."""
     (tmp_path / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
     (tmp_path / "plain.r").write_text("x <- 1\n")
     _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
@@ -197,12 +227,16 @@ def test_the_kernel_languages_are_pythons_and_the_deployed_notebooks(tmp_path: P
     (tmp_path / "q.sql").write_text("-- Databricks notebook source\nSELECT 1\n")
     _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
     assert kernel_languages(items) == {"PYTHON", "R", "SQL"}
+    (tmp_path / "a.py").unlink()
+    _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
+    assert kernel_languages(items) == {"R", "SQL"}
+    assert kernel_languages([]) == {"PYTHON"}
 
 
 def test_a_build_uses_spark_when_a_notebook_its_tasks_run_names_it(tmp_path: Path) -> None:
-    """The embedded workspace starts its Spark zygote for such a build: a task's notebook (or
-    the notebook its entry-notebook task runs) that names spark. A deployed notebook no task
-    runs, a file or an R notebook does not count (R notebooks get no Spark)."""
+    """The embedded workspace starts its Spark zygote for such a build: a task's notebook that
+    names spark. A deployed notebook no task runs, a file or an R notebook does not count (R
+    notebooks get no Spark)."""
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "run.py").write_text("# Databricks notebook source\nprint(1)\n")
     (tmp_path / "s.r").write_text("# Databricks notebook source\nlibrary(SparkR)\n")
@@ -210,14 +244,13 @@ def test_a_build_uses_spark_when_a_notebook_its_tasks_run_names_it(tmp_path: Pat
     (tmp_path / "f.py").write_text("# Databricks notebook source\ndf = spark.range(3)\n")
     _, items = plan_deploy(tmp_path, "/b/1", rules=DeployRules())
 
-    def entry_task(notebook: str) -> dict[str, object]:
-        params = {"notebook": notebook}
-        return {"notebook_task": {"notebook_path": "/entry", "base_parameters": params}}
+    def task(path: str) -> dict[str, object]:
+        return {"notebook_task": {"notebook_path": path}}
 
-    runs = [entry_task("t/run"), entry_task("s"), {"notebook_task": {"notebook_path": "/b/1/s"}}]
-    assert uses_spark(items, runs, "/b/1") is False
-    assert uses_spark(items, [*runs, entry_task("f")], "/b/1") is True
-    assert uses_spark(items, [{"notebook_task": {"notebook_path": "/b/1/f"}}], "/b/1") is True
+    runs = [task("/b/1/t/run"), task("/b/1/s"), task("/b/1/helper")]
+    assert uses_spark(items, runs) is False
+    assert uses_spark(items, [*runs, task("/b/1/f")]) is True
+    assert uses_spark(items, [task("/b/1/./f")]) is True
 
 
 def test_build_parameters_are_declared_and_unknown_references_are_exit_2() -> None:
@@ -239,10 +272,13 @@ def test_a_template_without_parameters_plans(
     monkeypatch.chdir(root)
     assert main(["init"]) == 0
     capsys.readouterr()
-    assert main(["plan", "--repo-name", "r"]) == 0
+    assert main(["plan", "--repo-name", "r", "--build-id", "b1"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    names = {p["name"] for p in plan["job"]["parameters"]}
-    assert set(plan["run"]["job_parameters"]) <= names
+    (task,) = plan["run"]["tasks"]
+    assert (
+        task["notebook_task"]["notebook_path"] == "~/orchestrator-builds/r/b1/notebooks/run_tests"
+    )
+    assert task["notebook_task"]["base_parameters"]["build_id"] == "b1"
     assert main(["plan", "--repo-name", "r", "--set", "junit.required_tasks=nope"]) == 2
 
 
@@ -275,18 +311,27 @@ def test_every_task_outcome_is_a_case() -> None:
     )
     assert isinstance(after, SyntheticFailure) and "after writing" in after.name
     output = "collected 2 items\nFAILED tests/test_a.py::test_b - assert 1 == 2\n"
+    point = FailurePoint(
+        notebook="tests/run_pytest",
+        cell=2,
+        cell_source="pytest.main([...])",
+        error="AssertionError: pytest failed",
+        trace="AssertionError: pytest failed",
+    )
     failed = outcome_case(
-        outcome(
-            result="FAILED",
-            error="AssertionError: pytest failed",
-            trace="Cell 2\n---",
-            output=output,
-        ),
+        outcome(result="FAILED", error="task error", failure=point, output=output),
         junit_required=False,
     )
     assert isinstance(failed, SyntheticFailure)
-    assert failed.message.startswith("failing: tests/test_a.py::test_b - AssertionError")
-    assert "Cell 2" in failed.details and "collected 2 items" in failed.details
+    assert failed.message == "failing: tests/test_a.py::test_b (tests/run_pytest, cell 2)"
+    assert "Failed in tests/run_pytest, cell 2" in failed.details
+    assert "collected 2 items" in failed.details
+    skipped = outcome_case(
+        outcome(result="UPSTREAM_FAILED", upstream="upstream task a failed"),
+        junit_required=True,
+    )
+    assert isinstance(skipped, SyntheticSkip)
+    assert skipped.message == "not run: upstream task a failed"
 
 
 def test_failing_tests_and_output_are_read_from_pytest_testthat_and_exports() -> None:
@@ -299,9 +344,3 @@ def test_failing_tests_and_output_are_read_from_pytest_testthat_and_exports() ->
         "tests/test_c.py::test_d",
         "doubling works",
     ]
-    export = (
-        '<div class="highlight"><pre>code()</pre></div><pre>out &amp; more</pre>'
-        '<pre style="background:#f4f4f4">child code</pre><pre>Traceback (most recent call '
-        "last)</pre>"
-    )
-    assert output_text(export) == "out & more"

@@ -20,52 +20,90 @@ import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import jobs
 
-from orchestrator.adapters.databricks import platform_failure
+from orchestrator.adapters.databricks import RunView, parse_run, platform_failure
 from tests.buildkit import command, in_subprocess, junit, workspace_flags
 from tests.conftest import TOKEN
 from tests.test_build import slow_project
 from tests.waiting import running_run
 
 
-def run(
-    result: str | None,
-    *,
-    life_cycle: str = "TERMINATED",
-    code: str | None = None,
-    kind: str | None = None,
-    message: str = "",
-) -> jobs.Run:
-    state: dict[str, Any] = {"life_cycle_state": life_cycle, "state_message": message}
-    if result:
-        state["result_state"] = result
-    task: dict[str, Any] = {"task_key": "run_pytest", "state": state}
-    if code or kind:
-        details = {"code": code, "type": kind, "message": message}
-        task["status"] = {"state": "TERMINATED", "termination_details": details}
-    return jobs.Run.from_dict({"run_id": 7, "state": state, "tasks": [task]})
+def task(
+    status: dict[str, Any] | None = None, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A task run of ``runs/get`` (2.2) as the API reference shows it."""
+    item: dict[str, Any] = {"task_key": "run_pytest", "run_id": 71}
+    if status is not None:
+        item["status"] = status
+    if state is not None:
+        item["state"] = state
+    return item
+
+
+def ended(code: str, kind: str, message: str = "") -> dict[str, Any]:
+    details = {"code": code, "type": kind, "message": message}
+    return {"state": "TERMINATED", "termination_details": details}
+
+
+def run_of(*tasks: dict[str, Any], **top: Any) -> RunView:
+    return parse_run({"run_id": 7, "run_name": "build-r b", "tasks": list(tasks), **top})
 
 
 @pytest.mark.parametrize(
-    ("case", "platform"),
+    ("item", "platform"),
     [
-        (run(None, life_cycle="INTERNAL_ERROR", message="workspace stopped"), True),
-        (run("FAILED", code="CLUSTER_ERROR", kind="INTERNAL_ERROR", message="lost"), True),
-        (run("FAILED", code="DRIVER_ERROR", kind="INTERNAL_ERROR"), True),
-        (run("FAILED", code="CLOUD_FAILURE", kind="CLOUD_FAILURE"), True),
-        (run("FAILED", code="RUN_EXECUTION_ERROR", kind="CLIENT_ERROR"), False),
-        (run("FAILED"), False),
-        (run("TIMEDOUT", code="CANCELED", kind="SUCCESS"), False),
-        (run("CANCELED", code="USER_CANCELED", kind="SUCCESS"), False),
-        (run("SUCCESS", code="SUCCESS", kind="SUCCESS"), False),
+        # 2.1 only: the life cycle says it
+        (task(state={"life_cycle_state": "INTERNAL_ERROR", "state_message": "stopped"}), True),
+        (task(state={"life_cycle_state": "TERMINATED", "result_state": "FAILED"}), False),
+        # 2.2 only (no ``state``): every documented platform code, and the types
+        (task(ended("CLUSTER_ERROR", "INTERNAL_ERROR", "lost")), True),
+        (task(ended("DRIVER_ERROR", "INTERNAL_ERROR")), True),
+        (task(ended("CLOUD_FAILURE", "CLOUD_FAILURE")), True),
+        (task(ended("MAX_JOB_QUEUE_SIZE_EXCEEDED", "CLIENT_ERROR")), True),
+        (task(ended("STORAGE_ACCESS_ERROR", "CLIENT_ERROR")), True),
+        (task(ended("WORKSPACE_RUN_LIMIT_EXCEEDED", "CLIENT_ERROR")), True),
+        (task(ended("MAX_SPARK_CONTEXTS_EXCEEDED", "CLIENT_ERROR")), True),
+        (task(ended("REPOSITORY_CHECKOUT_FAILED", "CLIENT_ERROR")), True),
+        # documented, and unknown to the SDK's enum: kept as the string sent
+        (task(ended("CLUSTER_TERMINATED_BY_USER", "CLIENT_ERROR")), True),
+        # a code nobody knows yet: its type decides
+        (task(ended("SOMETHING_NEW", "INTERNAL_ERROR")), True),
+        (task(ended("SOMETHING_NEW", "CLIENT_ERROR")), False),
+        # the notebook's own failures and ends
+        (task(ended("RUN_EXECUTION_ERROR", "CLIENT_ERROR")), False),
+        (task(ended("LIBRARY_INSTALLATION_ERROR", "CLIENT_ERROR")), False),
+        (task(ended("USER_CANCELED", "SUCCESS")), False),
+        (task(ended("SUCCESS", "SUCCESS")), False),
     ],
 )
-def test_which_ends_are_the_platforms(case: jobs.Run, platform: bool) -> None:
-    assert (platform_failure(case) is not None) is platform
+def test_which_ends_are_the_platforms(item: dict[str, Any], platform: bool) -> None:
+    assert (platform_failure(run_of(item)) is not None) is platform
+
+
+def test_status_is_read_before_state_and_without_it() -> None:
+    only_status = run_of(task(ended("SUCCESS", "SUCCESS")))
+    (view,) = only_status.tasks
+    assert view.end.over and view.end.result == "SUCCESS"
+    assert run_of(task(ended("USER_CANCELED", "SUCCESS"))).tasks[0].end.result == "CANCELED"
+    assert run_of(task(ended("SOMETHING_NEW", "CLIENT_ERROR"))).tasks[0].end.result == "FAILED"
+    # a 2.1 state that lags behind the status: the status wins
+    both = task(ended("SUCCESS", "SUCCESS"), {"life_cycle_state": "RUNNING"})
+    assert run_of(both).tasks[0].end.over
+    running = run_of(task({"state": "RUNNING"}))
+    assert not running.tasks[0].end.over and running.tasks[0].end.result is None
+    unknown = run_of(task(ended("SOMETHING_NEW", "CLIENT_ERROR", "new")))
+    assert unknown.tasks[0].end.code == "SOMETHING_NEW"
+    assert unknown.tasks[0].end.message == "new"
 
 
 def test_the_reason_names_the_task_and_the_message() -> None:
-    reason = platform_failure(run(None, life_cycle="INTERNAL_ERROR", message="workspace stopped"))
-    assert reason == "task run_pytest: INTERNAL_ERROR: workspace stopped"
+    internal = task(state={"life_cycle_state": "INTERNAL_ERROR", "state_message": "stopped"})
+    assert platform_failure(run_of(internal)) == "task run_pytest: INTERNAL_ERROR: stopped"
+    lost = task(ended("CLUSTER_TERMINATED_BY_USER", "CLIENT_ERROR", "restarted"))
+    assert platform_failure(run_of(lost)) == (
+        "task run_pytest: CLUSTER_TERMINATED_BY_USER: restarted"
+    )
+    top = run_of(status=ended("CLOUD_FAILURE", "CLOUD_FAILURE", "quota"))
+    assert platform_failure(top) == "run 7: CLOUD_FAILURE: quota"
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -167,10 +205,10 @@ def test_a_workspace_killed_mid_run_is_exit_3_with_the_junit_written(
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
     assert build.returncode == 3, out
-    assert "the platform failed, not the tests (exit 3)" in out
-    ended = serve.client().jobs.get_run(run_id)
-    assert ended.state is not None
-    assert ended.state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
+    assert "the platform failed, not the notebooks (exit 3; a retry may pass)" in out
+    killed = serve.client().jobs.get_run(run_id)
+    assert killed.state is not None
+    assert killed.state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
     root = junit(project, "p1")
     messages = [f.get("message", "") for f in root.iter("failure")]
     messages += [e.get("message", "") for e in root.iter("error")]

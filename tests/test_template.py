@@ -14,10 +14,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from orchestrator.build.parameters import build_parameters, job_values
+from orchestrator.build.parameters import build_parameters, declare_parameters, job_values
 from orchestrator.config.context import BuildContext
 from orchestrator.config.loader import load_config
 from orchestrator.errors import UsageError
+from orchestrator.job.build_job import build_job
 from orchestrator.job.template import (
     JsonValue,
     render_job,
@@ -74,44 +75,64 @@ def sample_values() -> dict[str, JsonValue]:
 def test_sample_template_renders_to_valid_job_settings() -> None:
     settings = render_job(REPO_ROOT / "job-template.json", values=sample_values())
     assert settings["name"] == "build-notebooks-ci"
-    assert settings["tags"]["repo"] == "notebooks-ci"
-    assert settings["max_concurrent_runs"] >= 8
     assert settings["queue"] == {"enabled": True}
     assert settings["timeout_seconds"] == 3600 + 600
-    names = [p["name"] for p in settings["parameters"]]
-    for needed in ("build_id", "build_folder", "data_dir", "tests_dir", "models_dir"):
-        assert needed in names
 
 
-def test_sample_template_runs_its_test_notebooks_in_parallel_through_the_entry_notebook() -> None:
+def sample_run(build_folder: str = "/b/notebooks-ci/b-1") -> dict[str, Any]:
+    config = load_config(REPO_ROOT / "orchestrator.yml", target="local", overrides={}, environ={})
+    context = BuildContext("local", "b-1", "7", "notebooks-ci", "main", "abc", None, None)
+    parameters = build_parameters(config=config, context=context) | {"build_folder": build_folder}
     settings = render_job(REPO_ROOT / "job-template.json", values=sample_values())
-    tasks = {t["task_key"]: t for t in settings["tasks"]}
+    settings = declare_parameters(settings, parameters, source="job-template.json")
+    return build_job(
+        settings,
+        name="build-notebooks-ci b-1",
+        tags={"repo": "notebooks-ci", "build": "b-1"},
+        build_folder=build_folder,
+        parameters=parameters,
+    )
+
+
+def test_sample_template_runs_its_test_notebooks_in_parallel_in_the_builds_job() -> None:
+    run = sample_run()
+    assert run["name"] == "build-notebooks-ci b-1"
+    assert "parameters" not in run  # pushed down, they would override the tasks' own
+    tasks = {t["task_key"]: t for t in run["tasks"]}
     assert set(tasks) == {"run_pytest", "run_testthat", "run_spark_tests"}
     for key, task in tasks.items():
         assert "depends_on" not in task
         assert task["existing_cluster_id"] == "0000-local"
         assert task["timeout_seconds"] == 3600
         notebook = task["notebook_task"]
-        assert notebook["notebook_path"] == ENTRY
+        assert notebook["notebook_path"] == f"/b/notebooks-ci/b-1/tests/{key}"
         parameters = notebook["base_parameters"]
-        assert parameters["notebook"] == f"tests/{key}"
-        assert parameters["arg.results_dir"] == "{{job.parameters.results_dir}}/{{task.name}}"
-        assert parameters["arg.data_dir"] == "{{job.parameters.data_dir}}"
-        assert "arg.code_dir" not in parameters  # the notebooks' default, "..", is right
-    assert tasks["run_pytest"]["notebook_task"]["base_parameters"]["arg.tests_dir"] == (
-        "{{job.parameters.tests_dir}}/pytest"
-    )
+        assert (
+            parameters["build_id"] == "b-1" and parameters["build_folder"] == "/b/notebooks-ci/b-1"
+        )
+        assert parameters["results_dir"].endswith("/notebooks-ci/b-1/results/{{task.name}}")
+        assert "{{job.parameters" not in json.dumps(task)
+    pytest_params = tasks["run_pytest"]["notebook_task"]["base_parameters"]
+    assert pytest_params["tests_dir"].endswith("/notebooks-ci/b-1/tests/pytest")
     testthat = tasks["run_testthat"]["notebook_task"]["base_parameters"]
-    assert testthat["arg.tests_dir"] == "{{job.parameters.tests_dir}}/testthat"
-    assert testthat["arg.model_path"] == "{{job.parameters.models_dir}}/churn_model.rds"
+    assert testthat["model_path"].endswith("/notebooks-ci/b-1/models/churn_model.rds")
     spark = tasks["run_spark_tests"]["notebook_task"]["base_parameters"]
     # a table of its own per run, so concurrent builds on one workspace never share it
-    assert spark["arg.table"] == "main.churn_test.customer_features_{{job.run_id}}"
+    assert spark["table"] == "main.churn_test.customer_features_{{job.run_id}}"
 
 
-def test_every_reference_in_the_sample_template_names_a_job_parameter() -> None:
+def test_two_builds_runs_differ_only_in_what_is_per_build() -> None:
+    first, second = sample_run("/b/notebooks-ci/b-1"), sample_run("/b/notebooks-ci/b-2")
+    assert first != second
+    text = json.dumps(first).replace("/b/notebooks-ci/b-1", "/b/notebooks-ci/b-2")
+    assert json.loads(text) == second
+
+
+def test_every_reference_in_the_sample_template_names_a_build_parameter() -> None:
     settings = render_job(REPO_ROOT / "job-template.json", values=sample_values())
-    defined = {p["name"] for p in settings["parameters"]}
+    config = load_config(REPO_ROOT / "orchestrator.yml", target="local", overrides={}, environ={})
+    context = BuildContext("local", "b-1", "7", "notebooks-ci", "main", "abc", None, None)
+    defined = set(build_parameters(config=config, context=context))
     used = set(re.findall(r"\{\{job\.parameters\.([\w.-]+)\}\}", json.dumps(settings)))
     assert used and used <= defined
 
@@ -126,7 +147,7 @@ def test_sample_template_settings_survive_the_sdk_round_trip_unchanged() -> None
 def test_sample_template_does_not_depend_on_the_build() -> None:
     first = render_job(REPO_ROOT / "job-template.json", values=sample_values())
     second = render_job(REPO_ROOT / "job-template.json", values=sample_values())
-    assert first == second  # nothing per-build in the job: concurrent builds never reset it
+    assert first == second  # what differs per build travels as parameters
 
 
 def test_build_parameters_name_the_build_folder_and_storage_layout() -> None:
@@ -134,13 +155,11 @@ def test_build_parameters_name_the_build_folder_and_storage_layout() -> None:
     context = BuildContext("local", "b-1", "7", "notebooks-ci", "main", "abc", None, None)
     parameters = build_parameters(config=config, context=context)
     storage = f"{REPO_ROOT}/.orchestrator/storage/notebooks-ci/b-1"
-    assert parameters["build_folder"] == "/Shared/builds/notebooks-ci/b-1"
+    assert parameters["build_folder"] == "~/orchestrator-builds/notebooks-ci/b-1"
     assert parameters["storage_dir"] == storage
     assert parameters["data_dir"] == f"{storage}/data"
     assert parameters["results_dir"] == f"{storage}/results"
     assert parameters["pull_request"] == ""
-    settings = render_job(REPO_ROOT / "job-template.json", values=sample_values())
-    assert set(parameters) == {p["name"] for p in settings["parameters"]}
 
 
 def test_missing_template_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -358,11 +377,15 @@ def test_a_diamond_of_dependencies_is_fine() -> None:
     validate_job_settings(job, source="t.json")
 
 
-def test_workspace_notebook_paths_must_be_absolute() -> None:
+def test_workspace_notebook_paths_are_absolute_or_inside_the_build() -> None:
     job = minimal_job()
-    job["tasks"][0]["notebook_task"]["notebook_path"] = "tests/run_pytest"
+    for inside in ("tests/run_pytest", "./a", "a/../b"):
+        job["tasks"][0]["notebook_task"]["notebook_path"] = inside
+        validate_job_settings(job, source="job-template.json")
+    job["tasks"][0]["notebook_task"]["notebook_path"] = "../other/run"
     assert invalid(job) == [
-        "tasks[0].notebook_task.notebook_path: must be an absolute workspace path"
+        "tasks[0].notebook_task.notebook_path: '../other/run' leaves the build folder; give a "
+        "path relative to it (tests/run_pytest) or an absolute one"
     ]
 
 

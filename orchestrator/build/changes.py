@@ -4,7 +4,9 @@ A task runs when a file changed since ``REF`` (``git diff --name-only REF...HEAD
 uncommitted changes) is:
 
 - the job template or the config file, test data or a model: every task;
-- the task's own notebook, or a file in the test-scripts folder its ``arg.tests_dir`` names;
+- the task's own notebook (its ``notebook_path`` relative to the build, or the ``notebook``
+  parameter of a task written for the old entry notebook), or a file in the test-scripts
+  folder its ``tests_dir`` (``arg.tests_dir``) parameter names;
 - another file under the notebooks folder in the task notebook's language (``.py`` for a Python
   notebook, ``.r``/``.R`` for an R one); files of other types affect every task.
 
@@ -62,15 +64,18 @@ def select_tasks(
     selected: list[str] = []
     for task in settings["tasks"]:
         key = str(task["task_key"])
-        params = (task.get("notebook_task") or {}).get("base_parameters") or {}
-        relative = str(params.get("notebook", ""))
+        notebook_task = task.get("notebook_task") or {}
+        params = notebook_task.get("base_parameters") or {}
+        notebook_path = str(notebook_task.get("notebook_path", ""))
+        relative = notebook_path
+        if notebook_path.startswith("/"):  # a task written for the old entry notebook
+            relative = str(params.get("notebook", ""))
         candidates = [notebooks / (relative + ext) for ext in (".py", ".r", ".R", ".sql", ".scala")]
         notebook = next((c for c in candidates if c.exists()), None)
         language = "r" if notebook is not None and notebook.suffix.lower() == ".r" else "python"
+        tests_dir = str(params.get("tests_dir") or params.get("arg.tests_dir") or "").rstrip("/")
         scripts = [
-            p.resolve()
-            for p in config.paths.test_scripts
-            if str(params.get("arg.tests_dir", "")).rstrip("/").endswith("/" + p.name)
+            p.resolve() for p in config.paths.test_scripts if tests_dir.endswith("/" + p.name)
         ]
         for path in changed:
             own = notebook is not None and path == notebook.resolve()

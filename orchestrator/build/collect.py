@@ -1,8 +1,13 @@
 """The build's collect step: JUnit XML back from storage, every task's outcome as a test case
 where its XML does not tell it (:mod:`orchestrator.results.outcomes`: a passing case for a task
-that ended SUCCESS without XML, a failing one with its error, failing cell and output for a
-failed task), the merged file in ``test-results/`` and the executed notebooks (runs/export
-HTML) in ``artifacts/``."""
+that ended SUCCESS without XML, a failing one naming the user's notebook, cell and error for a
+failed task, a skipped one for a task an upstream failure kept from running), the merged file in
+``test-results/`` and the executed notebooks (``runs/export`` pages) in ``artifacts/``.
+
+Everything here is read through APIs a real workspace answers: ``runs/get`` for the task runs,
+``runs/export`` (the notebook model) and ``runs/get-output`` (error and trace) for each failed
+one, followed into the runs its notebook started (:mod:`orchestrator.build.failures`).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ import logging
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from defusedxml import ElementTree
 
+from orchestrator.adapters.databricks import TaskOutput, TaskView, task_platform_failure
+from orchestrator.build.failures import trace_failure
 from orchestrator.errors import InfrastructureError
 from orchestrator.files import write_atomically
 from orchestrator.masking import masker
@@ -23,34 +30,36 @@ from orchestrator.results.junit import (
     ResultsSummary,
     SyntheticFailure,
     SyntheticPass,
+    SyntheticSkip,
     collect_results,
 )
-from orchestrator.results.outcomes import TaskOutcome, outcome_case, output_text
+from orchestrator.results.outcomes import TaskOutcome, outcome_case
 
 if TYPE_CHECKING:
-    from orchestrator.adapters.databricks.workspace import Run
+    from orchestrator.adapters.databricks import RunView
     from orchestrator.build.plan import BuildPlan
     from orchestrator.build.progress import Progress
     from orchestrator.ports import BuildWorkspace
     from orchestrator.storage.base import Storage
 
-__all__ = ["collect_run"]
+__all__ = ["Collected", "collect_run"]
 
 log = logging.getLogger(__name__)
 #: notebook exports fetched at once (each is one request the workspace renders)
 _EXPORT_WORKERS = 8
+#: a task's result when it did not run because of its upstream tasks or its run_if condition
+_NOT_RUN = frozenset({"UPSTREAM_FAILED", "UPSTREAM_CANCELED", "EXCLUDED", "SKIPPED"})
 
 _FAILED_CASE = re.compile(rb"<(?:failure|error)[\s/>]")
 
 
-class _Task(Protocol):
-    """What the export reads of a run's task (the SDK's RunTask)."""
+@dataclass(frozen=True)
+class Collected:
+    """What the collect step found: the merged results, and whether the platform (not the
+    notebooks) ended a task or a run one of them started."""
 
-    @property
-    def task_key(self) -> str | None: ...
-
-    @property
-    def run_id(self) -> int | None: ...
+    summary: ResultsSummary
+    platform: str | None = None
 
 
 def _mask_xml(path: Path) -> None:
@@ -75,81 +84,118 @@ def _mask_xml(path: Path) -> None:
     tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
-def _seconds(task: object) -> float | None:
-    duration = getattr(task, "execution_duration", None)
-    if duration:
-        return float(duration) / 1000
-    start, end = getattr(task, "start_time", None), getattr(task, "end_time", None)
-    return (end - start) / 1000 if start and end and end >= start else None
+def _upstream(task: TaskView, tasks: Sequence[TaskView]) -> str:
+    """Why ``task`` did not run: "upstream task a failed", its run_if condition, or what the
+    run says."""
+    if task.end.result == "EXCLUDED":
+        return "excluded by its run_if condition"
+    ended = {t.task_key: t.end.result for t in tasks}
+    failed = [k for k in task.depends_on if ended.get(k) not in ("SUCCESS", "EXCLUDED", None)]
+    if failed:
+        cancelled = all(ended[k] in ("CANCELED", "UPSTREAM_CANCELED") for k in failed)
+        noun = "task" if len(failed) == 1 else "tasks"
+        verb = "was cancelled" if cancelled else "failed"
+        verb = verb.replace("was", "were") if len(failed) > 1 else verb
+        return f"upstream {noun} {', '.join(failed)} {verb}"
+    return task.end.message or f"task ended {task.end.result}"
 
 
-def _outcome(
-    workspace: BuildWorkspace, run: Run, task: object, folder: Path, views: list[str]
-) -> TaskOutcome:
-    """What the build knows of ``task``: its state, XML, and on failure its error and output."""
-    xml = sorted(folder.rglob("*.xml")) if folder.is_dir() else []
-    state = getattr(task, "state", None)
-    result = getattr(getattr(state, "result_state", None), "value", None)
-    outcome = TaskOutcome(
-        task_key=getattr(task, "task_key", None) or "task",
-        result=result,
-        seconds=_seconds(task),
-        run_url=getattr(task, "run_page_url", None) or run.run_page_url,
-        has_junit=bool(xml),
-        junit_failed=any(_FAILED_CASE.search(p.read_bytes()) for p in xml),
-    )
-    if result == "SUCCESS":
-        return outcome
-    error, trace = workspace.task_error(task)
-    output = "\n".join(output_text(v) for v in views)
-    return replace(
-        outcome,
-        error=masker().mask(error),
-        trace=None if trace is None else masker().mask(trace),
-        output=masker().mask(output),
-    )
+class _Outcomes:
+    """The outcome of every task of one run."""
+
+    def __init__(self, workspace: BuildWorkspace, plan: BuildPlan, results: Path) -> None:
+        self.workspace = workspace
+        self.plan = plan
+        self.results = results
+        self.platform: str | None = None
+
+    def outcome(self, task: TaskView, tasks: Sequence[TaskView], views: list[str]) -> TaskOutcome:
+        folder = self.results / task.task_key
+        xml = sorted(folder.rglob("*.xml")) if folder.is_dir() else []
+        outcome = TaskOutcome(
+            task_key=task.task_key,
+            result=task.end.result,
+            seconds=task.seconds,
+            run_url=task.run_page_url,
+            has_junit=bool(xml),
+            junit_failed=any(_FAILED_CASE.search(p.read_bytes()) for p in xml),
+        )
+        if outcome.succeeded:
+            return outcome
+        if task.end.result in _NOT_RUN:
+            return replace(outcome, seconds=None, upstream=_upstream(task, tasks))
+        platform = task_platform_failure(task)
+        if platform is not None:
+            self.platform = self.platform or f"task {task.task_key}: {platform}"
+        output = self._output(task)
+        traced = trace_failure(
+            self.workspace,
+            notebook_path=task.notebook_path,
+            run_url=task.run_page_url,
+            views=views,
+            output=output,
+            build_folder=self.plan.build_folder,
+        )
+        if traced.platform is not None:
+            self.platform = self.platform or f"task {task.task_key}: {traced.platform}"
+        error = task.end.message or output.error
+        if platform is not None:
+            error = f"the platform failed, not the notebook ({platform}); a retry may pass"
+        return replace(
+            outcome, error=masker().mask(error), failure=traced.failure, output=traced.output
+        )
+
+    def _output(self, task: TaskView) -> TaskOutput:
+        if task.run_id is None:
+            return TaskOutput()
+        try:
+            return self.workspace.task_output(task.run_id)
+        except InfrastructureError as exc:  # the failure is still reported, with less detail
+            log.debug("no output of task run %s: %s", task.run_id, exc)
+            return TaskOutput()
 
 
 def collect_run(
     workspace: BuildWorkspace,
-    run: Run,
+    run: RunView,
     *,
     storage: Storage,
     plan: BuildPlan,
     scratch: Path,
     progress: Progress,
-) -> ResultsSummary:
+) -> Collected:
     results = scratch / "results"
     count = storage.download_prefix(f"{plan.storage_prefix}/results", results)
     for xml in results.rglob("*.xml"):
         _mask_xml(xml)  # masked at the source: the summary, report and files are built from it
     progress.info(f"{count} result files from storage")
     config = plan.config
-    tasks = [t for t in run.tasks or [] if (t.task_key or "task") in plan.tasks]
+    tasks = [t for t in run.tasks if t.task_key in plan.tasks]
     views = _export(workspace, tasks, config.paths.artifacts / plan.context.build_id, progress)
-    synthesized: list[SyntheticFailure | SyntheticPass] = []
+    outcomes = _Outcomes(workspace, plan, results)
+    synthesized: list[SyntheticFailure | SyntheticPass | SyntheticSkip] = []
     for task in tasks:
-        key = task.task_key or "task"
-        outcome = _outcome(workspace, run, task, results / key, views.get(key, []))
-        case = outcome_case(outcome, junit_required=config.junit.is_required(key))
+        outcome = outcomes.outcome(task, run.tasks, views.get(task.task_key, []))
+        case = outcome_case(outcome, junit_required=config.junit.is_required(task.task_key))
         if case is not None:
             synthesized.append(case)
     name = f"TEST-{plan.context.repo_name}-{plan.context.build_id}.xml"
-    return collect_results(
+    summary = collect_results(
         results_dir=results, output=config.paths.results / name, synthesized=synthesized
     )
+    return Collected(summary, outcomes.platform)
 
 
 def _export(
-    workspace: BuildWorkspace, tasks: Sequence[_Task], artifacts: Path, progress: Progress
+    workspace: BuildWorkspace, tasks: Sequence[TaskView], artifacts: Path, progress: Progress
 ) -> dict[str, list[str]]:
     """The executed notebooks (masked) to ``artifacts/``; by task key, for the outcomes.
 
     The exports are fetched in parallel (each is a rendering on the workspace's side), then
-    reported and written in task order."""
-    exportable = [task for task in tasks if task.run_id is not None]
+    reported and written in task order. A task that did not run has nothing to export."""
+    exportable = [t for t in tasks if t.run_id is not None and t.end.result not in _NOT_RUN]
 
-    def fetch(task: _Task) -> list[str] | InfrastructureError:
+    def fetch(task: TaskView) -> list[str] | InfrastructureError:
         assert task.run_id is not None
         try:
             return workspace.export_views(task.run_id)
@@ -165,8 +211,7 @@ def _export(
         if isinstance(exported, InfrastructureError):  # a missing export is not a failed build
             progress.info(f"{task.task_key}: no notebook export ({exported})")
             continue
-        key = task.task_key or "task"
-        views[key] = [masker().mask(content) for content in exported]
-        for html in views[key]:
-            write_atomically(artifacts / f"{key}.html", html.encode())
+        views[task.task_key] = [masker().mask(content) for content in exported]
+        for html in views[task.task_key]:
+            write_atomically(artifacts / f"{task.task_key}.html", html.encode())
     return views

@@ -29,12 +29,23 @@ __all__ = [
     "MAX_IMPORT_BYTES",
     "DeployItem",
     "DeployRules",
+    "encoded_size",
     "kernel_languages",
     "plan_deploy",
     "uses_spark",
 ]
 
+#: ``workspace/import`` takes base64 content of at most 10 MB (the Workspace API reference:
+#: "The base64-encoded content. This has a limit of 10 MB", MAX_NOTEBOOK_SIZE_EXCEEDED beyond);
+#: a posted file is the same content, and no documented route lifts the limit
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
+
+
+def encoded_size(size: int) -> int:
+    """The size of ``size`` bytes in base64, as the import limit measures it."""
+    return 4 * -(-size // 3)
+
+
 _HEADERS = {
     b"# Databricks notebook source": "#",
     b"-- Databricks notebook source": "--",
@@ -133,36 +144,26 @@ def _walk(local: Path, rules: DeployRules) -> Iterator[Path]:
 
 
 def kernel_languages(items: Iterable[DeployItem]) -> set[str]:
-    """The notebook languages a build's runs need kernels of: Python (the entry notebook is
-    Python) and those of the notebooks deployed."""
-    return {"PYTHON"} | {item.language for item in items if item.language}
+    """The notebook languages a build's runs need kernels of: those of the notebooks deployed
+    (Python when there are none)."""
+    return {item.language for item in items if item.language} or {"PYTHON"}
 
 
-def uses_spark(
-    items: Iterable[DeployItem],
-    tasks: Iterable[Mapping[str, Any]],
-    build_folder: str,
-) -> bool:
-    """Whether a Python notebook that one of ``tasks`` (the job's, as rendered) runs names
-    ``spark``: the task's ``notebook_path``, or, for a task run through the entry notebook,
-    its ``notebook`` parameter (relative to ``build_folder``). The local workspace then
-    readies kernels with Spark's client imported. The executor's test, on the whole file: a
-    false hit costs an idle process; a miss (a child notebook that uses Spark) leaves the
-    first Spark notebook to start them."""
+def uses_spark(items: Iterable[DeployItem], tasks: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a Python notebook that one of ``tasks`` (the run's, as submitted: their paths
+    are the deployed notebooks') runs names ``spark``. The local workspace then readies
+    kernels with Spark's client imported. The executor's test, on the whole file: a false hit
+    costs an idle process; a miss (a child notebook that uses Spark) leaves the first Spark
+    notebook to start them."""
     notebooks = {i.target: i for i in items if i.kind == "NOTEBOOK" and i.language == "PYTHON"}
     for task in tasks:
         notebook_task = task.get("notebook_task") or {}
-        parameters = notebook_task.get("base_parameters") or {}
-        paths = [str(notebook_task.get("notebook_path", ""))]
-        if parameters.get("notebook"):
-            paths.append(posixpath.join(build_folder, str(parameters["notebook"])))
-        for path in paths:
-            item = notebooks.get(posixpath.normpath(path))
-            try:
-                if item is not None and b"spark" in item.source.read_bytes():
-                    return True
-            except OSError:
-                continue  # the deploy reports it
+        item = notebooks.get(posixpath.normpath(str(notebook_task.get("notebook_path", ""))))
+        try:
+            if item is not None and b"spark" in item.source.read_bytes():
+                return True
+        except OSError:
+            continue  # the deploy reports it
     return False
 
 
@@ -191,11 +192,11 @@ def plan_deploy(
     for path in sorted(_walk(local, rules)):
         remote = posixpath.join(target, path.relative_to(local).as_posix())
         size = path.stat().st_size
-        if size > MAX_IMPORT_BYTES:
+        if encoded_size(size) > MAX_IMPORT_BYTES:
             problems.append(
-                f"{path}: {size} bytes is over the workspace import limit of "
-                f"{MAX_IMPORT_BYTES} bytes (10 MB); move it to the test data or exclude it "
-                "(deploy.exclude, .gitignore)"
+                f"{path}: {size} bytes is {encoded_size(size)} in base64, over the workspace "
+                f"import limit of {MAX_IMPORT_BYTES} (10 MB of base64, about 7.5 MB of file); "
+                "move it to the test data or exclude it (deploy.exclude, .gitignore)"
             )
             continue
         language = _notebook_language(path)

@@ -17,13 +17,12 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 from urllib.parse import urlsplit
 
-from orchestrator.adapters.databricks import Polling, is_terminal, platform_failure
+from orchestrator.adapters.databricks import Polling, RunView, platform_failure
 from orchestrator.build.collect import collect_run
 from orchestrator.build.deploy_plan import kernel_languages, uses_spark
-from orchestrator.build.entry_notebook import ENTRY_SOURCE
 from orchestrator.build.plan import BuildPlan, BuildResult, display_path
 from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
@@ -37,24 +36,26 @@ from orchestrator.errors import (
     OrchestratorError,
     TimeoutExpired,
 )
-from orchestrator.layout import MARKER_NAME
+from orchestrator.layout import HOME, MARKER_NAME
 from orchestrator.services import LOOPBACK_HOSTS, Connection, open_services
 from orchestrator.signals import BuildCancelled, at_stake, cancel_on_signals, shielded
 from orchestrator.storage.base import Storage
 
-if TYPE_CHECKING:
-    from orchestrator.adapters.databricks.workspace import Run
-
 __all__ = [
+    "PLATFORM_FAILED",
     "await_run",
     "clean_build",
     "deploy_build",
     "execute",
-    "prepare_job",
+    "prepare_cluster",
+    "secure_build_root",
     "start_build_run",
 ]
 
 log = logging.getLogger(__name__)
+
+#: the line a build prints when the platform, not the notebooks, ended its run
+PLATFORM_FAILED = "the platform failed, not the notebooks (exit {exit}; a retry may pass): {reason}"
 
 
 def _upload(plan: BuildPlan, storage: Storage, progress: Progress) -> None:
@@ -83,20 +84,13 @@ def _write_markers(plan: BuildPlan, conn: Connection, storage: Storage, scratch:
     conn.workspace.write_file(posixpath.join(plan.build_folder, MARKER_NAME), data)
 
 
-def _ensure_entry(plan: BuildPlan, conn: Connection) -> None:
-    current = conn.workspace.read_text(plan.entry_notebook)
-    if current is not None and current.strip() == ENTRY_SOURCE.strip():
-        return
-    conn.workspace.write_file(plan.entry_notebook, ENTRY_SOURCE.encode(), language="PYTHON")
-
-
 @dataclass
 class _Build:
     """What a build has done so far: what the wind-down must cancel and remove."""
 
-    job_id: int | None = None
+    starting: bool = False  # run-now went out: a run may exist before its id is known
     run_id: int | None = None
-    run: Run | None = None
+    run: RunView | None = None
     run_url: str | None = None
     sent: bool = False  # deploy or upload begun: the build folder and prefix may exist
     kept_state: Path | None = None
@@ -130,8 +124,7 @@ def execute(
     progress = Progress(out, live=live)
     build = _Build()
     languages = kernel_languages(plan.deploy_items)
-    run_tasks = [t for t in plan.settings["tasks"] if t["task_key"] in plan.tasks]
-    spark = uses_spark(plan.deploy_items, run_tasks, plan.build_folder)
+    spark = uses_spark(plan.deploy_items, plan.job["tasks"])
     with (
         cancel_on_signals(grace=config.timeouts.cancel_grace),
         at_stake(lambda: build.at_stake(plan)),
@@ -143,6 +136,7 @@ def execute(
         conn.workspace.retries.listen(progress.info)
         build.kept_state = conn.kept_state
         try:
+            plan = at_home(plan, conn)
             result = _steps(plan, conn, storage, build, progress=progress, scratch=scratch)
         except BuildCancelled as cancelled:
             progress.step(f"cancelled by {cancelled}")
@@ -175,23 +169,25 @@ def _steps(
     scratch: Path,
 ) -> BuildResult:
     progress.step(f"build {plan.context.build_id} of {plan.context.repo_name} on {conn.host}")
-    build.job_id = prepare_job(plan, conn, progress=progress)
+    prepare_cluster(plan, conn, progress=progress)
+    secure_build_root(plan, conn, progress=progress)
     build.sent = True  # from here on, a failure cleans up what was sent
     deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
-    build.run_id, build.run_url = start_build_run(plan, conn, build.job_id, progress=progress)
-    build.job_id = None  # the run is known by its id from here on
+    build.starting = True
+    build.run_id, build.run_url = start_build_run(plan, conn, progress=progress)
     build.run, exit_code = await_run(plan, conn, build.run_id, progress=progress)
     progress.step("collect results")
-    summary = collect_run(
+    collected = collect_run(
         conn.workspace, build.run, storage=storage, plan=plan, scratch=scratch, progress=progress
     )
+    summary = collected.summary
     if conn.admin is not None:  # a workspace on this machine: its Jobs UI shows the counts
         conn.admin.record_test_counts(build.run_id, summary.counts())
     if exit_code == EXIT_OK and (not summary.ok or summary.tests == 0):
         exit_code = EXIT_TESTS_FAILED
-    platform = platform_failure(build.run)
+    platform = collected.platform or platform_failure(build.run)
     if platform is not None and exit_code in (EXIT_OK, EXIT_TESTS_FAILED):
-        progress.step(f"the platform failed, not the tests (exit {EXIT_INFRA}): {platform}")
+        progress.step(PLATFORM_FAILED.format(exit=EXIT_INFRA, reason=platform))
         exit_code = EXIT_INFRA
     return BuildResult(
         exit_code, build.run_id, build.run_url, summary, local_state=build.kept_state
@@ -211,12 +207,12 @@ def _wind_down(
     (one that arrives is raised as BuildCancelled when this is done)."""
     with shielded():
         run_id = build.run_id
-        if run_id is None and build.job_id is not None:
+        if run_id is None and build.starting:
             # interrupted around run-now: a run of this build may exist without its id
             run_id = build.run_id = conn.workspace.find_build_run(
-                build.job_id, plan.context.build_id
+                plan.context.repo_name, plan.context.build_id
             )
-        if run_id is not None and (build.run is None or not is_terminal(build.run)):
+        if run_id is not None and (build.run is None or not build.run.over):
             # any way out before the run ended (a signal, an error) cancels it first
             progress.step(f"cancelling run {run_id}")
             build.run = conn.workspace.cancel_run(run_id) or build.run
@@ -228,8 +224,17 @@ def _wind_down(
             build.sent = not cleaned
 
 
-def prepare_job(plan: BuildPlan, conn: Connection, *, progress: Progress) -> int:
-    """The cluster running (under its own timeout), the entry notebook and the job in place."""
+def at_home(plan: BuildPlan, conn: Connection) -> BuildPlan:
+    """The plan with a ``~`` build root resolved to the home of the identity the build runs
+    as (SCIM ``Me``); the plan itself when its root is absolute."""
+    root = plan.config.build_root
+    if not (root == HOME or root.startswith(HOME + "/")):
+        return plan
+    return plan.at_home(conn.workspace.current_user())
+
+
+def prepare_cluster(plan: BuildPlan, conn: Connection, *, progress: Progress) -> None:
+    """The cluster running, under its own timeout."""
     progress.step(f"cluster {conn.cluster_id}")
     started = conn.workspace.ensure_cluster_running(
         conn.cluster_id,
@@ -237,10 +242,31 @@ def prepare_job(plan: BuildPlan, conn: Connection, *, progress: Progress) -> int
         on_wait=lambda state: progress.info(f"cluster is {state}"),
     )
     progress.info("started" if started else "running")
-    _ensure_entry(plan, conn)
-    job_id, action = conn.workspace.ensure_job(plan.settings)
-    progress.step(f"job {plan.settings['name']} ({job_id}): {action}")
-    return job_id
+
+
+def secure_build_root(plan: BuildPlan, conn: Connection, *, progress: Progress) -> None:
+    """A build root only the build's identity (and the admins) can write: made so when the
+    build creates it, checked on every build. Others who can still write it (a grant inherited
+    from a parent, which the Permissions API cannot take away) are named in a warning."""
+    root = plan.config.build_root
+    user = conn.workspace.current_user()
+    if conn.workspace.list(root) is None:  # not there yet: this build makes it
+        conn.workspace.mkdirs(root)
+        conn.workspace.restrict(root, user)
+        progress.info(f"{root}: created; only {user} (and the workspace admins) can write it")
+    others = sorted(
+        {
+            f"{g.principal} ({g.level}"
+            + (f", inherited from {g.inherited_from})" if g.inherited_from else ")")
+            for g in conn.workspace.writers(root)
+            if g.principal != user and not (g.kind == "group" and g.principal == "admins")
+        }
+    )
+    if others:
+        progress.info(
+            f"warning: {root} can be changed by {', '.join(others)}: what they change runs as "
+            f"{user}; use a build root under {user}'s home (~/...)"
+        )
 
 
 def deploy_build(
@@ -261,16 +287,15 @@ def deploy_build(
 
 
 def start_build_run(
-    plan: BuildPlan, conn: Connection, job_id: int, *, progress: Progress
+    plan: BuildPlan, conn: Connection, *, progress: Progress
 ) -> tuple[int, str | None]:
-    """run-now with the build's parameters; the run URL is printed as soon as the run exists."""
-    progress.step(f"run {', '.join(plan.tasks)}")
-    run_id = conn.workspace.start_run(
-        job_id,
-        job_parameters=plan.parameters,
-        idempotency_token=plan.idempotency_token,
-        only=plan.tasks if len(plan.tasks) < len(plan.settings["tasks"]) else None,
-    )
+    """The build's own job (made, or found again by its name on a retry), then its run
+    (``run-now`` with the build's idempotency token); the run's URL is printed as soon as the
+    run exists."""
+    name = plan.job["name"]
+    job_id, action = conn.workspace.create_build_job(plan.job)
+    progress.step(f"job {job_id} ({name}, {action}): run {len(plan.tasks)} tasks")
+    run_id = conn.workspace.run_build_job(job_id, idempotency_token=plan.idempotency_token)
     run_url = conn.workspace.get_run(run_id).run_page_url
     progress.info(f"run {run_id}: {run_url}")
     return run_id, run_url
@@ -291,7 +316,7 @@ def _polling(conn: Connection, cap: float) -> Polling:
 
 def await_run(
     plan: BuildPlan, conn: Connection, run_id: int, *, progress: Progress
-) -> tuple[Run, int]:
+) -> tuple[RunView, int]:
     """Wait under the build timeout; on expiry the run is cancelled (and waited for): exit 4."""
     config = plan.config
     try:

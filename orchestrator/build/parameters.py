@@ -1,9 +1,11 @@
-"""The values a build gives its job: the template's repo-level placeholders and the per-build job
-parameters sent with run-now.
+"""The values a build gives its run: the template's ``${...}`` placeholders (:func:`job_values`)
+and the build's parameters (:func:`build_parameters`), which fill every
+``{{job.parameters.<name>}}`` reference and reach every task as ``base_parameters``
+(:mod:`orchestrator.job.build_job`). Names and paths come from :mod:`orchestrator.layout`.
 
-The job is shared by every build of a repo, so the template may only use repo-level values
-(:func:`job_values`); per-build values travel as job parameters at run-now time
-(:func:`build_parameters`). Names and paths come from :mod:`orchestrator.layout`.
+The placeholders are the same for every build of a repo, so a template renders to the same
+settings from one build to the next and ``plan`` can show them; what differs per build travels
+as parameters.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ def job_values(
     cluster_id: str,
     entry_notebook: str,
 ) -> dict[str, JsonValue]:
-    """The repo-level placeholder values: identical for every build of the repo, so the job's
-    settings do not change from one build to the next (and concurrent builds never reset it).
-    """
+    """The repo-level placeholder values. ``entry_notebook`` is where earlier versions kept the
+    repo's entry notebook: a template written for it still renders, and its tasks run their
+    notebooks directly."""
     timeout = max(1, int(config.timeouts.build))
     return {
         "job_name": job_name(repo_name),
@@ -49,7 +51,7 @@ def job_values(
 
 
 def build_parameters(*, config: BuildConfig, context: BuildContext) -> dict[str, str]:
-    """The per-build job parameters for run-now (names match the template's ``parameters``).
+    """The build's parameters (names match the template's ``parameters``).
 
     Layout: the build's notebooks in ``<build_root>/<repo>/<build_id>`` (``build_folder``; a
     notebook's working directory is its own folder there, so code beside it is found by a
@@ -82,12 +84,10 @@ def declare_parameters(
     settings: Mapping[str, Any], parameters: Mapping[str, str], *, source: str
 ) -> dict[str, Any]:
     """``settings`` with every build parameter declared as a job parameter: the template
-    declares only those it gives a default of its own; the rest are added (default ``""``,
-    the same for every build, so the job does not change between builds).
+    declares only those it gives a default of its own; the rest are added (default ``""``).
 
-    A job parameter that run-now would send and the job cannot take, and a
-    ``{{job.parameters.<name>}}`` reference to a parameter the job does not have, are a
-    UsageError here, never a failed run-now.
+    A ``{{job.parameters.<name>}}`` reference to a parameter that is neither declared nor a
+    build parameter is a UsageError here, never a run that fails on a literal ``{{...}}``.
     """
     declared = list(settings.get("parameters") or [])
     names = {p.get("name") for p in declared if isinstance(p, dict)}

@@ -1,14 +1,18 @@
 """What a build will do, decided before any remote call: :func:`prepare` reads the config, the
-CI context and the job template, and plans the deploy and the uploads; bad input of any kind is a
-:class:`UsageError` here, before anything changes. ``orchestrator plan`` prints
+CI context and the job template, turns the template into the settings of the build's own job
+(:mod:`orchestrator.job.build_job`) and plans the deploy and the uploads; bad input of any kind
+is a :class:`UsageError` here, before anything changes. ``orchestrator plan`` prints
 :func:`plan_document`.
+
+A build root under the build identity's home (``~/...``, the default) is resolved once the
+build knows who it runs as (:meth:`BuildPlan.at_home`); until then the plan shows ``~``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +25,17 @@ from orchestrator.config.context import BuildContext, detect_context
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig
 from orchestrator.errors import UsageError
+from orchestrator.job.build_job import build_job
 from orchestrator.job.template import render_job
-from orchestrator.layout import LOCAL_STATE_DIR, build_prefix, data_prefix, entry_notebook_path
+from orchestrator.layout import (
+    HOME,
+    LOCAL_STATE_DIR,
+    build_job_name,
+    build_prefix,
+    data_prefix,
+    entry_notebook_path,
+    resolve_home,
+)
 from orchestrator.services import LOCAL_CLUSTER_ID
 from orchestrator.storage.base import tree_digest
 
@@ -52,7 +65,8 @@ class BuildPlan:
     context: BuildContext
     settings: dict[str, Any]
     parameters: dict[str, str]
-    entry_notebook: str
+    #: the settings of the build's own job (the body of ``jobs/create``)
+    job: dict[str, Any]
     build_folder: str
     storage_prefix: str
     deploy_folders: tuple[str, ...]
@@ -62,6 +76,38 @@ class BuildPlan:
     tasks: tuple[str, ...]  # the task keys this build runs
     idempotency_token: str
     warnings: tuple[str, ...] = ()  # one line each, shown before the build goes on
+
+    @property
+    def build_root(self) -> str:
+        return self.config.build_root
+
+    def at_home(self, user: str) -> BuildPlan:
+        """The plan with a build root under ``~`` resolved to ``/Users/<user>``: every
+        workspace path it holds (build folder, deploy targets, the run's notebooks and
+        parameters). A plan with an absolute build root is returned as it is."""
+        root = self.config.build_root
+        if not (root == HOME or root.startswith(HOME + "/")):
+            return self
+        home_root = resolve_home(root, user)
+
+        def move(value: Any) -> Any:
+            if isinstance(value, str) and (value == root or value.startswith(root + "/")):
+                return home_root + value[len(root) :]
+            if isinstance(value, list):
+                return [move(v) for v in value]
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            return value
+
+        return replace(
+            self,
+            config=self.config.model_copy(update={"build_root": home_root}),
+            parameters=move(self.parameters),
+            job=move(self.job),
+            build_folder=move(self.build_folder),
+            deploy_folders=tuple(move(f) for f in self.deploy_folders),
+            deploy_items=tuple(replace(i, target=move(i.target)) for i in self.deploy_items),
+        )
 
     @property
     def marker(self) -> dict[str, str | None]:
@@ -126,6 +172,16 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
     tasks = tuple(t["task_key"] for t in settings["tasks"])
     if options.changed_since:
         tasks = select_tasks(settings, config=config, since=options.changed_since)
+    job = build_job(
+        settings,
+        name=build_job_name(repo, context.build_id),
+        tags={"repo": repo, "build": context.build_id, "managed-by": "orchestrator"},
+        build_folder=folder,
+        parameters=parameters,
+        tasks=tasks,
+        entry_notebook=entry,
+    )
+    warnings += _root_warnings(config)
     attempt = environ.get("SYSTEM_JOBATTEMPT", "")
     token = hashlib.sha256(f"{repo}\n{context.build_id}\n{attempt}".encode()).hexdigest()[:48]
     return BuildPlan(
@@ -133,7 +189,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         context=context,
         settings=settings,
         parameters=parameters,
-        entry_notebook=entry,
+        job=job,
         build_folder=folder,
         storage_prefix=build_prefix(repo, context.build_id),
         deploy_folders=tuple(folders),
@@ -144,6 +200,19 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         idempotency_token=token,
         warnings=tuple(warnings),
     )
+
+
+def _root_warnings(config: BuildConfig) -> list[str]:
+    """A build root other users can write: what runs there runs as the build's identity."""
+    parts = [p for p in config.build_root.split("/") if p]
+    inner = parts[1:] if parts[:1] == ["Workspace"] else parts
+    if inner[:1] == ["Shared"]:
+        return [
+            f"build_root {config.build_root}: every workspace user can change what a build runs "
+            "there (all users have CAN MANAGE on /Shared, and it is inherited); use a folder "
+            "under the build identity's home, such as ~/orchestrator-builds (the default)"
+        ]
+    return []
 
 
 def _rules(config: BuildConfig) -> DeployRules:
@@ -193,8 +262,7 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
         "target": plan.config.target,
         "workspace": plan.config.workspace.host or "local (embedded)",
         "build": plan.marker | {"created": None},
-        "job": plan.settings,
-        "entry_notebook": plan.entry_notebook,
+        "job": plan.job,
         "deploy": [
             {
                 "source": display_path(i.source, root),
@@ -215,11 +283,9 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
             {"source": display_path(src, root), "target": f"{storage_root}/{dst}", "shared": True}
             for src, dst in ([plan.data] if plan.data else [])
         ],
-        "run": {
-            "job_parameters": plan.parameters,
-            "tasks": list(plan.tasks),
-            "idempotency_token": plan.idempotency_token,
-        },
+        "parameters": plan.parameters,
+        "tasks": list(plan.tasks),
+        "idempotency_token": plan.idempotency_token,
     }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from orchestrator.adapters.databricks.workspace import Run
+    from orchestrator.adapters.databricks import RunView
 
 __all__ = ["Progress"]
 
@@ -46,16 +46,8 @@ class Progress:
             self._drawn = True
             self.out.flush()
 
-    def run(self, run: Run) -> None:
-        states = []
-        for task in run.tasks or []:
-            state = task.state
-            value = "?"
-            if state is not None and state.result_state is not None:
-                value = state.result_state.value
-            elif state is not None and state.life_cycle_state is not None:
-                value = state.life_cycle_state.value
-            states.append(f"{task.task_key}: {value}")
+    def run(self, run: RunView) -> None:
+        states = [f"{task.task_key}: {task.end.shown}" for task in run.tasks]
         line = ", ".join(states) or "waiting"
         if self.live:
             self.out.write("\r\x1b[K    " + line)

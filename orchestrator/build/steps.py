@@ -12,15 +12,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-from orchestrator.adapters.databricks import platform_failure
+from orchestrator.adapters.databricks import RunView, platform_failure
 from orchestrator.build.collect import collect_run
 from orchestrator.build.flow import (
+    PLATFORM_FAILED,
+    at_home,
     await_run,
     clean_build,
     deploy_build,
-    prepare_job,
+    prepare_cluster,
+    secure_build_root,
     start_build_run,
 )
 from orchestrator.build.plan import BuildPlan, BuildResult
@@ -29,9 +32,6 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED, UsageError
 from orchestrator.services import open_services
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
-
-if TYPE_CHECKING:
-    from orchestrator.adapters.databricks.workspace import Run
 
 __all__ = ["STEPS", "run_step"]
 
@@ -63,7 +63,9 @@ def run_step(
         open_services(plan.config, environ=environ, clock=clock) as (conn, storage),
     ):
         conn.workspace.retries.listen(progress.info)
+        plan = at_home(plan, conn)
         if step == "deploy":
+            secure_build_root(plan, conn, progress=progress)
             deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
             return BuildResult(EXIT_OK, document={"build_folder": plan.build_folder})
         if step == "clean":
@@ -71,27 +73,29 @@ def run_step(
                 clean_build(plan, conn, storage, progress, deployed=True, uploaded=True)
             return BuildResult(EXIT_OK)
         if step == "run":
-            job_id = prepare_job(plan, conn, progress=progress)
-            new_id, url = start_build_run(plan, conn, job_id, progress=progress)
+            prepare_cluster(plan, conn, progress=progress)
+            new_id, url = start_build_run(plan, conn, progress=progress)
             return BuildResult(EXIT_OK, new_id, url, document={"run_id": new_id, "run_url": url})
         assert run_id is not None
-        run: Run | None = None
+        run: RunView | None = None
         try:
             if step == "wait":
                 run, code = await_run(plan, conn, run_id, progress=progress)
-                ok = _succeeded(run)
+                ok = run.end.result == "SUCCESS"
                 return BuildResult(
                     _platform(run, code if code != EXIT_OK or ok else EXIT_TESTS_FAILED, progress),
                     run_id,
                     run.run_page_url,
-                    document={"run_id": run_id, "result": _result(run)},
+                    document={"run_id": run_id, "result": run.end.result},
                 )
             run = conn.workspace.get_run(run_id)
-            summary = collect_run(
+            collected = collect_run(
                 conn.workspace, run, storage=storage, plan=plan, scratch=scratch, progress=progress
             )
+            summary = collected.summary
             code = EXIT_OK if summary.ok and summary.tests > 0 else EXIT_TESTS_FAILED
-            return BuildResult(_platform(run, code, progress), run_id, run.run_page_url, summary)
+            code = _platform(run, code, progress, collected.platform)
+            return BuildResult(code, run_id, run.run_page_url, summary)
         except BuildCancelled as cancelled:
             if step == "wait":
                 progress.step(f"cancelled by {cancelled}: cancelling run {run_id}")
@@ -100,22 +104,14 @@ def run_step(
             return BuildResult(cancelled.exit_code, run_id)
 
 
-def _platform(run: Run, code: int, progress: Progress) -> int:
-    """Exit 3 instead of 0 or 1 when the platform, not the notebooks, ended the run."""
-    reason = platform_failure(run)
+def _platform(run: RunView, code: int, progress: Progress, found: str | None = None) -> int:
+    """Exit 3 instead of 0 or 1 when the platform, not the notebooks, ended the run (or a run
+    one of its notebooks started: ``found`` by the collect step)."""
+    reason = found or platform_failure(run)
     if reason is None or code not in (EXIT_OK, EXIT_TESTS_FAILED):
         return code
-    progress.step(f"the platform failed, not the tests (exit {EXIT_INFRA}): {reason}")
+    progress.step(PLATFORM_FAILED.format(exit=EXIT_INFRA, reason=reason))
     return EXIT_INFRA
-
-
-def _result(run: Run) -> str | None:
-    state = run.state
-    return state.result_state.value if state and state.result_state else None
-
-
-def _succeeded(run: Run) -> bool:
-    return _result(run) == "SUCCESS"
 
 
 def describe(result: BuildResult) -> dict[str, Any]:

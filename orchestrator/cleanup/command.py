@@ -25,7 +25,7 @@ from orchestrator.cleanup.policy import Policy, check_storage_root, check_worksp
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig
 from orchestrator.errors import UsageError
-from orchestrator.layout import is_build_name
+from orchestrator.layout import HOME, is_build_name, resolve_home
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.services import open_services
 
@@ -93,10 +93,15 @@ def run_cleanup_command(
         rate=rate or None,
         concurrency=concurrency,
     )
-    root = check_workspace_root(config.build_root)
+    # checked before any remote call; a root under ``~`` again once the user is known
+    check_workspace_root(resolve_home(config.build_root, "user@example.com"))
     storage_root = check_storage_root(config.storage.root, repo_root=config.root)
     with open_services(config, environ=environ) as (conn, storage):
         conn.workspace.read_limiter = TokenBucket(DEFAULT_READ_RATE)
+        root = config.build_root
+        if root == HOME or root.startswith(HOME + "/"):
+            root = resolve_home(root, conn.workspace.current_user())
+        root = check_workspace_root(root)
         return cleanup(
             tree=conn.workspace,
             storage=storage,

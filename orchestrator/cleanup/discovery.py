@@ -1,9 +1,13 @@
-"""The builds that exist: workspace build folders and storage prefixes, with their markers.
+"""The builds that exist: workspace build folders and storage prefixes, with their markers, and
+the builds' own jobs.
 
 :func:`discover` lists ``<build_root>/<repo>/<build_id>/`` folders and ``<repo>/<build_id>/``
 storage prefixes (one repo, several, or every repo under both roots), merges the two views of a
 build and reads its ``_build.json`` marker, storage first (storage is not throttled) and the
-workspace copy only when that fails. It also reads each repo's cleanup journal,
+workspace copy only when that fails. A build's job (``build-<repo> <build_id>``) outlives the
+folders a build removes at its end, so the Jobs UI keeps showing the build: the jobs of this
+build root (their ``build_folder`` is under it) are builds too, aged by the job's creation
+time when no marker is left. It also reads each repo's cleanup journal,
 ``<build_root>/<repo>/_orchestrator/cleanup.json``: the builds a cleanup had started deleting
 when it was interrupted (their markers may already be gone).
 
@@ -26,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from orchestrator.adapters.databricks import Entry
+from orchestrator.adapters.databricks import BuildJob, Entry
 from orchestrator.cleanup.policy import Build, DataCopy, is_digest, marker_data, read_marker
 from orchestrator.errors import OrchestratorError
 from orchestrator.layout import (
@@ -187,6 +191,7 @@ def discover(
     repos: Sequence[str] = (),
     want_modified: bool = False,
     concurrency: int = 8,
+    jobs: Sequence[BuildJob] = (),
 ) -> Discovery:
     """Every build folder and prefix of ``repos`` (every repo when empty), with its marker.
 
@@ -194,10 +199,11 @@ def discover(
     (for ``--include-unmarked``; always without ``repos``, where the test-data rule needs it).
     Names that are not safe path segments are never candidates.
     """
+    jobs = [j for j in jobs if j.build_folder == _folder_of(root, j)]
     names = list(repos)
     if not names:
         listed = {e.name for e in tree.list(root) or [] if e.is_dir}
-        names = sorted(listed | set(storage.list_children("")))
+        names = sorted(listed | set(storage.list_children("")) | {j.repo for j in jobs})
     safe = [n for n in names if is_build_name(n)]
     notes = [
         f"{n}: not a repo folder name, left alone"
@@ -226,12 +232,42 @@ def discover(
         return _inspect(item, tree=tree, storage=storage, root=root, want_modified=modified)
 
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="discover") as pool:
-        builds = tuple(pool.map(inspect, found))
+        builds = _with_jobs(pool.map(inspect, found), [j for j in jobs if j.repo in safe])
         data: tuple[DataCopy, ...] = ()
         data_journal: frozenset[str] = frozenset()
         if not repos:
             data, data_journal = _discover_data(tree, storage, root=root, pool=pool, notes=notes)
     return Discovery(builds, tuple(safe), journals, tuple(notes), data, data_journal)
+
+
+def _folder_of(root: str, job: BuildJob) -> str | None:
+    try:
+        return build_folder(root, job.repo, job.build_id)
+    except OrchestratorError:
+        return None
+
+
+def _with_jobs(builds: Iterable[Build], jobs: Sequence[BuildJob]) -> tuple[Build, ...]:
+    """``builds`` with their jobs; a job whose build left no folder nor prefix is a build of
+    its own, aged by the job's creation time (it holds no files, so it uses no test data)."""
+    by_key = {b.key: b for b in builds}
+    for job in jobs:
+        key = (job.repo, job.build_id)
+        known = by_key.get(key)
+        if known is not None:
+            created = known.created or job.created
+            problem = None if created else known.problem
+            by_key[key] = replace(known, has_job=True, created=created, problem=problem)
+        else:
+            by_key[key] = Build(
+                job.repo,
+                job.build_id,
+                created=job.created,
+                has_job=True,
+                data_known=True,
+                problem=None if job.created else "job without a creation time",
+            )
+    return tuple(sorted(by_key.values(), key=lambda b: b.key))
 
 
 def _discover_data(

@@ -115,17 +115,22 @@ def _delete_build(
     *,
     root: str,
     tree: WorkspaceTree,
+    runs: RunControl,
     storage: Storage,
     limiter: TokenBucket,
     stop: threading.Event,
 ) -> Deleted:
-    """Workspace folder first (throttled), then the storage prefix; idempotent."""
+    """The build's job first (cleanup finds it through the folder, so it goes before the
+    folder), then the workspace folder (throttled), then the storage prefix; idempotent."""
     b = decision.build
     if stop.is_set():
         return Deleted(b.repo, b.build_id, error="interrupted before it started")
-    folder = prefix = False
+    job = folder = prefix = False
     size = 0
     try:
+        if b.has_job:
+            limiter.acquire()
+            job = runs.delete_build_jobs(b.repo, b.build_id) > 0
         if b.in_workspace:
             path = build_folder(root, b.repo, b.build_id)
             limiter.acquire()
@@ -135,8 +140,9 @@ def _delete_build(
             size = storage.size(name)
             prefix = storage.delete_prefix(name)
     except (OrchestratorError, OSError) as exc:
-        return Deleted(b.repo, b.build_id, folder, prefix, 0, str(exc) or type(exc).__name__)
-    return Deleted(b.repo, b.build_id, folder, prefix, size if prefix else 0)
+        error = str(exc) or type(exc).__name__
+        return Deleted(b.repo, b.build_id, folder, prefix, 0, error, job)
+    return Deleted(b.repo, b.build_id, folder, prefix, size if prefix else 0, job=job)
 
 
 def _cancel_orphans(
@@ -275,7 +281,12 @@ def execute_cleanup(
             for repo, ids in sorted(by_repo.items()):
                 write_journal(tree, plan.root, repo, plan.journals.get(repo, frozenset()) | ids)
             delete = partial(
-                _delete_build, root=plan.root, tree=tree, storage=storage, limiter=limiter
+                _delete_build,
+                root=plan.root,
+                tree=tree,
+                runs=runs,
+                storage=storage,
+                limiter=limiter,
             )
             futures += [pool.submit(delete, d, stop=stop) for d in todo]
             for future in as_completed(futures):
@@ -369,6 +380,7 @@ def cleanup(
         repos=options.repos,
         want_modified=options.policy.include_unmarked,
         concurrency=options.concurrency,
+        jobs=runs.build_jobs(),
     )
     # every active run counts: an orphan is cancelled, any other keeps its build
     active = [run for repo in discovery.repos for run in runs.active(repo)]

@@ -65,6 +65,7 @@ class Deleted:
     prefix: bool = False  # the storage prefix was deleted now
     bytes: int = 0
     error: str | None = None
+    job: bool = False  # the build's job was deleted now
 
     @property
     def done(self) -> bool:

@@ -204,6 +204,7 @@ class Build:
     pending: bool = False  # an interrupted cleanup had selected it
     data: str | None = None  # the test-data digest its marker names
     data_known: bool = False  # False: no marker with a `data` field, it may use any copy
+    has_job: bool = False  # the build's own job exists (it is deleted with the build)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -222,6 +223,7 @@ class Build:
             pending=self.pending or other.pending,
             data=self.data if self.data_known else other.data,
             data_known=self.data_known or other.data_known,
+            has_job=self.has_job or other.has_job,
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.cleanup.model import CleanupReport, DataDeleted, Deleted
 from orchestrator.cleanup.policy import DataDecision, Decision, format_age
-from orchestrator.layout import build_folder, build_prefix, data_prefix
+from orchestrator.layout import build_folder, build_job_name, build_prefix, data_prefix
 
 __all__ = [
     "data_deleted_line",
@@ -26,7 +26,7 @@ __all__ = [
 def deleted_line(d: Deleted) -> str:
     if d.error:
         return f"failed  {d.repo}/{d.build_id}: {d.error}"
-    parts = [p for p, flag in (("folder", d.folder), ("prefix", d.prefix)) if flag]
+    parts = [p for p, flag in (("job", d.job), ("folder", d.folder), ("prefix", d.prefix)) if flag]
     size = f", {format_bytes(d.bytes)}" if d.prefix else ""
     return f"deleted {d.repo}/{d.build_id} ({', '.join(parts) or 'already gone'}{size})"
 
@@ -59,9 +59,8 @@ def header(root: str, storage_root: str, *, dry_run: bool) -> str:
 
 def _where(d: Decision) -> str:
     b = d.build
-    return "+".join(
-        w for w, flag in (("workspace", b.in_workspace), ("storage", b.in_storage)) if flag
-    )
+    places = (("job", b.has_job), ("workspace", b.in_workspace), ("storage", b.in_storage))
+    return "+".join(w for w, flag in places if flag)
 
 
 def report_lines(report: CleanupReport) -> list[str]:
@@ -119,6 +118,7 @@ def report_json(report: CleanupReport) -> dict[str, Any]:
             if b.in_workspace
             else None,
             "storage_prefix": build_prefix(b.repo, b.build_id) if b.in_storage else None,
+            "job": build_job_name(b.repo, b.build_id) if b.has_job else None,
             "created": b.created.isoformat() if b.created else None,
             "age": format_age(d.age) if d.age is not None else None,
             "age_seconds": int(d.age.total_seconds()) if d.age is not None else None,

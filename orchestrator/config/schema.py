@@ -53,7 +53,7 @@ __all__ = [
     "settable_fields",
 ]
 
-DEFAULT_BUILD_ROOT = "/Shared/builds"
+DEFAULT_BUILD_ROOT = "~/orchestrator-builds"
 DEFAULT_STORAGE_ROOT = ".orchestrator/storage"
 DEFAULT_DEPLOY_CONCURRENCY = 16
 
@@ -306,14 +306,17 @@ class BuildConfig(_Model):
     @field_validator("build_root")
     @classmethod
     def _build_root(cls, value: str) -> str:
-        path = PurePosixPath(value)
-        if not value.startswith("/") or value.startswith("//"):
-            raise ValueError("expected an absolute workspace path such as /Shared/builds")
+        home = value == "~" or value.startswith("~/")
+        if not (value.startswith("/") or home) or value.startswith("//"):
+            raise ValueError(
+                "expected an absolute workspace path such as /Users/me/builds, or one under "
+                "the build identity's home such as ~/orchestrator-builds"
+            )
         if any(part in {".", ".."} for part in value.split("/")) or "//" in value.rstrip("/"):
             raise ValueError("expected a normalized workspace path (no '.', '..' or '//')")
-        if path == PurePosixPath("/"):
+        if PurePosixPath(value) == PurePosixPath("/"):
             raise ValueError("must not be the workspace root")
-        return value.rstrip("/")
+        return value.rstrip("/") or value
 
     @field_validator("key_vault_url")
     @classmethod

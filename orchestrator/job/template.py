@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -319,9 +320,10 @@ def _check_rules(settings: Mapping[str, Any]) -> list[str]:
             path = notebook.get("notebook_path")
             if not isinstance(path, str) or not path.strip():
                 problems.append(f"tasks[{i}].notebook_task.notebook_path: required")
-            elif notebook.get("source", "WORKSPACE") == "WORKSPACE" and not path.startswith("/"):
+            elif notebook.get("source", "WORKSPACE") == "WORKSPACE" and _leaves_build(path):
                 problems.append(
-                    f"tasks[{i}].notebook_task.notebook_path: must be an absolute workspace path"
+                    f"tasks[{i}].notebook_task.notebook_path: {path!r} leaves the build folder; "
+                    "give a path relative to it (tests/run_pytest) or an absolute one"
                 )
         cluster_key = task.get("job_cluster_key")
         if isinstance(cluster_key, str) and cluster_key not in clusters:
@@ -329,6 +331,13 @@ def _check_rules(settings: Mapping[str, Any]) -> list[str]:
     problems.extend(_check_dependencies(tasks, keys))
     problems.extend(_check_parameters(settings.get("parameters")))
     return problems
+
+
+def _leaves_build(path: str) -> bool:
+    """A relative notebook path (relative to the build folder) that climbs out of it."""
+    if path.startswith("/") or path.startswith("${"):
+        return False
+    return posixpath.normpath(path).split("/")[0] == ".."
 
 
 def _is_int(value: Any) -> bool:

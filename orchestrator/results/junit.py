@@ -37,6 +37,7 @@ __all__ = [
     "SuiteSummary",
     "SyntheticFailure",
     "SyntheticPass",
+    "SyntheticSkip",
     "collect_results",
     "synthesize_failure",
 ]
@@ -60,6 +61,16 @@ class SyntheticFailure:
     name: str
     message: str
     details: str
+    time: float | None = None
+
+
+@dataclass(frozen=True)
+class SyntheticSkip:
+    """A skipped test case: a task that did not run (an upstream task failed)."""
+
+    suite: str
+    name: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -161,11 +172,11 @@ def collect_results(
     results_dir: Path,
     output: Path,
     suite_names: Mapping[str, str] | None = None,
-    synthesized: Sequence[SyntheticFailure | SyntheticPass] = (),
+    synthesized: Sequence[SyntheticFailure | SyntheticPass | SyntheticSkip] = (),
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> ResultsSummary:
     """Merge every JUnit file under ``results_dir`` (+ ``synthesized``) into ``output``."""
-    from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+    from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
     suites: dict[str, Any] = {}
     sources: dict[str, list[str]] = {}
@@ -200,9 +211,15 @@ def collect_results(
             case.system_out = _text(synthetic.details, MAX_DETAILS)
             suite_for(synthetic.suite, "<task outcome>").append(case)
             continue
+        if isinstance(synthetic, SyntheticSkip):
+            case.result = [Skipped(_text(synthetic.message, MAX_MESSAGE))]
+            suite_for(synthetic.suite, "<task outcome>").append(case)
+            continue
         failure = Failure(_text(synthetic.message, MAX_MESSAGE), "TaskEndedWithoutResults")
         failure.text = _text(synthetic.details, MAX_DETAILS)
         case.result = [failure]
+        if synthetic.time is not None:
+            case.time = round(synthetic.time, 3)
         suite_for(synthetic.suite, "<synthesized>").append(case)
 
     merged: Any = JUnitXml("orchestrator")

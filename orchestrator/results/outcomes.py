@@ -4,32 +4,73 @@ tell the whole story.
 * A task that ended SUCCESS without XML is one passing case (its duration, a link to its run),
   unless JUnit is required for it (``junit.required``/``junit.required_tasks``): then it is a
   failure, as is any task that ended otherwise without XML.
-* A failed task is a failing case with its error, the failing cell (the error trace), the
-  failing tests named in its output (pytest's and testthat's summaries, unittest's) and the
-  tail of that output, taken from the executed notebook's export.
+* A failed task is a failing case that names where it failed, as the user knows it: the
+  notebook (relative to the build), the cell as the notebook UI numbers it, its first lines,
+  the exception, the frames of the user's code (:class:`FailurePoint`, traced through the
+  ephemeral runs of ``dbutils.notebook.run`` by the collect step), then the lines that explain
+  it (:func:`explaining_lines`) and a bounded tail of the output.
+* A task that did not run because an upstream task failed is a skipped case.
 * A task with XML reports its cases; one that failed although its XML shows no failure gets a
   failing case saying so.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, replace
 
-from orchestrator.results.junit import SyntheticFailure, SyntheticPass
+from orchestrator.results.junit import SyntheticFailure, SyntheticPass, SyntheticSkip
 
-__all__ = ["TaskOutcome", "failing_tests", "outcome_case", "output_text"]
+__all__ = [
+    "FailurePoint",
+    "TaskOutcome",
+    "explaining_lines",
+    "failing_tests",
+    "outcome_case",
+    "user_frames",
+]
 
-OUTPUT_TAIL_LINES = 60
-_PRE = re.compile(r"<pre(\s[^>]*)?>(.*?)</pre>", re.DOTALL | re.IGNORECASE)
-_TAG = re.compile(r"<[^>]+>")
-_CODE_STYLE = "background:"
+TAIL_LINES = 15
+SOURCE_LINES = 3
 _FAILING = (
     re.compile(r"^(?:FAILED|ERROR) (\S+)(?: - .*)?$"),  # pytest's short test summary
     re.compile(r"^\W*(?:Failure|Error) \([^)]*\): (.+?)\W*$"),  # testthat
     re.compile(r"^(?:FAIL|ERROR): (\S+ \([^)]*\))$"),  # unittest
 )
+#: lines that say why, whatever else the output holds
+_EXPLAINING = (
+    re.compile(r"^(?:FAILED|ERROR) \S+"),  # pytest's short test summary
+    re.compile(r"^\s*ERROR: .+"),  # pip, at any indent (a build's subprocess indents it)
+    re.compile(r"^Error(?: in .+)?: ?.*"),  # R
+    re.compile(r"^── (?:Failure|Error) .*"),  # testthat's failure headers
+    re.compile(r"^\W*(?:Failure|Error) \([^)]*\): .+"),  # testthat (older layout)
+    re.compile(r"^(?:FAIL|ERROR): \S+ \([^)]*\)$"),  # unittest
+    re.compile(r"^\[ FAIL \d+ \| WARN \d+ \| SKIP \d+ \| PASS \d+ \]$"),  # testthat's tally
+    re.compile(r"^=+ .*(?:failed|error).* =+$"),  # pytest's final line
+)
+#: frames of the machinery around the user's code
+_MACHINERY = re.compile(
+    r"site-packages/(?:IPython|ipykernel|zmq|tornado|jupyter_client|pyspark)/|"
+    r"/lib/python3\.\d+/|orchestrator/local/kernel/|<frozen |py4j"
+)
+_CELL_FRAME = re.compile(r"Cell In\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class FailurePoint:
+    """Where a task failed: the user's notebook, cell and exception."""
+
+    notebook: str  # as the user knows it: relative to the build folder when inside it
+    cell: int | None  # as the notebook UI numbers it (its place, from 1)
+    cell_source: str  # its first lines
+    error: str  # "ExceptionType: message"
+    trace: str  # the frames of the user's code
+    run_url: str | None = None  # the run that executed that notebook
+    through: tuple[str, ...] = ()  # the notebooks the failure came through, outermost first
+
+    def where(self) -> str:
+        cell = f", cell {self.cell}" if self.cell is not None else ""
+        return f"{self.notebook}{cell}"
 
 
 @dataclass(frozen=True)
@@ -42,9 +83,10 @@ class TaskOutcome:
     run_url: str | None
     has_junit: bool
     junit_failed: bool = False  # its XML holds a failure or an error
-    error: str = ""
-    trace: str | None = None
-    output: str = ""  # the text the notebook printed, as far as the export shows it
+    error: str = ""  # why the task ended (its run's error, or the platform's)
+    failure: FailurePoint | None = None
+    output: str = ""  # what the notebook printed up to its failing cell, cleaned
+    upstream: str | None = None  # why it did not run: "upstream task a failed"
 
     @property
     def succeeded(self) -> bool:
@@ -53,9 +95,11 @@ class TaskOutcome:
 
 def outcome_case(
     outcome: TaskOutcome, *, junit_required: bool
-) -> SyntheticFailure | SyntheticPass | None:
+) -> SyntheticFailure | SyntheticPass | SyntheticSkip | None:
     """The test case ``outcome`` adds to the report, or None when its XML says it all."""
     key = outcome.task_key
+    if outcome.upstream is not None:
+        return SyntheticSkip(suite=key, name=key, message=f"not run: {outcome.upstream}")
     if outcome.has_junit:
         if outcome.succeeded or outcome.junit_failed:
             return None
@@ -70,27 +114,55 @@ def outcome_case(
     return _failure(outcome, f"{key} (task ended without test results)")
 
 
-def _failure(outcome: TaskOutcome, name: str) -> SyntheticFailure:
-    error = outcome.error.strip() or f"task ended {outcome.result or 'without a result'}"
-    first = error.splitlines()[0]
+def _message(outcome: TaskOutcome) -> str:
+    """The case's one-line message: the failing tests, else the exception, else the error;
+    then where it failed (notebook and cell), when known."""
     failing = failing_tests(outcome.output)
-    if failing:  # the tests' names first: the summary shows a message's start
-        more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
-        first = f"failing: {', '.join(failing[:5])}{more} - {first}"
-    if outcome.run_url:
-        first = f"{first} (run: {outcome.run_url})"
-    details = [error]
+    point = outcome.failure
     if failing:
-        details += ["", "Failing tests (from the output):", *(f"  {t}" for t in failing)]
-    tail = outcome.output.rstrip().splitlines()[-OUTPUT_TAIL_LINES:]
+        more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
+        text = f"failing: {', '.join(failing[:5])}{more}"
+    elif point is not None and point.error:
+        text = point.error.splitlines()[0]
+    else:
+        error = outcome.error.strip() or f"task ended {outcome.result or 'without a result'}"
+        text = error.splitlines()[0]
+    return f"{text} ({point.where()})" if point is not None else text
+
+
+def _failure(outcome: TaskOutcome, name: str) -> SyntheticFailure:
+    message = _message(outcome)
+    details: list[str] = []
+    point = outcome.failure
+    if point is not None:
+        details.append(f"Failed in {point.where()}")
+        if point.through:
+            details.append(f"  through {' -> '.join(point.through)}")
+        if point.cell_source:
+            details += [f"  > {line}" for line in point.cell_source.splitlines()]
+        if point.error:
+            details.append(point.error)
+    elif outcome.error:
+        details.append(outcome.error.strip())
+    explaining = [line for line in explaining_lines(outcome.output) if line not in details]
+    if explaining:
+        details += ["", *explaining]
+    tail = [line for line in outcome.output.splitlines()[-TAIL_LINES:] if line not in explaining]
     if tail:
         details += ["", f"Output (last {len(tail)} lines):", *tail]
-    if outcome.trace and outcome.trace.strip():
-        details += ["", "Failing cell:", outcome.trace.rstrip()]
-    if outcome.run_url:
-        details += ["", f"Run: {outcome.run_url}"]
+    if point is not None and point.trace:
+        details += ["", "Traceback (the user's code):", point.trace]
+    run_url = (point.run_url if point is not None else None) or outcome.run_url
+    if run_url:
+        details += ["", f"Run: {run_url}"]
+    if outcome.error and point is not None and outcome.error.strip() not in "\n".join(details):
+        details += [f"Task error: {outcome.error.strip()}"]
     return SyntheticFailure(
-        suite=outcome.task_key, name=name, message=first, details="\n".join(details)
+        suite=outcome.task_key,
+        name=name,
+        message=message,
+        details="\n".join(details),
+        time=outcome.seconds,
     )
 
 
@@ -105,17 +177,37 @@ def failing_tests(output: str) -> list[str]:
     return found
 
 
-def output_text(export: str) -> str:
-    """The printed output in an executed notebook's HTML export (code cells left out)."""
-    blocks: list[str] = []
-    for match in _PRE.finditer(export):
-        attributes = match.group(1) or ""
-        opened = export[max(0, match.start() - 200) : match.start()].rsplit("<div", 1)[-1]
-        in_code = 'class="highlight' in opened and "</div>" not in opened
-        if _CODE_STYLE in attributes or in_code:
-            continue
-        text = html.unescape(_TAG.sub("", match.group(2)))
-        if "Traceback (most recent call last)" in text:
-            continue  # the failing cell is reported from the error trace
-        blocks.append(text.rstrip("\n"))
-    return "\n".join(blocks)
+def explaining_lines(output: str, limit: int = 15) -> list[str]:
+    """The lines of ``output`` that say why (pytest's summary, pip's and R's errors, testthat's
+    failures, unittest's headers), in order, once each, at most ``limit``."""
+    found: list[str] = []
+    for line in output.splitlines():
+        text = line.rstrip()
+        if text.strip() and any(p.match(text) for p in _EXPLAINING):
+            text = text.strip()
+            if text not in found:
+                found.append(text)
+    return found[:limit]
+
+
+def user_frames(trace: str, *, cell: int | None = None) -> str:
+    """A traceback without the frames of the machinery around the user's code (IPython,
+    ipykernel, the standard library, the local workspace's shims), and with the failing cell
+    named as the notebook UI numbers it (IPython's ``Cell In[n]`` counts executions)."""
+    lines = trace.rstrip().splitlines()
+    kept: list[str] = []
+    skipping = False
+    first_cell: str | None = None
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith(("File ", "Cell In[")):
+            skipping = bool(_MACHINERY.search(stripped))
+            match = _CELL_FRAME.search(stripped)
+            if match and first_cell is None:
+                first_cell = match.group(1)
+        if not skipping:
+            kept.append(line)
+    text = "\n".join(kept)
+    if cell is not None and first_cell is not None:
+        text = text.replace(f"Cell In[{first_cell}]", f"cell {cell}")
+    return text

@@ -20,7 +20,8 @@ _CONFIG = """\
 version: 1
 
 defaults:
-  build_root: /Shared/builds          # builds go to <build_root>/<repo>/<build_id>/
+  build_root: ~/orchestrator-builds   # builds go to <build_root>/<repo>/<build_id>/; ~ is the
+                                      # home of the identity builds run as: only it can write there
   paths:
     notebooks: .                      # deployed to the workspace (the repo, as in Repos)
     job_template: job-template.json
@@ -100,16 +101,16 @@ def task_keys(notebooks: Sequence[Notebook]) -> list[str]:
 
 
 def render_template(notebooks: Sequence[Notebook]) -> str:
-    """``job-template.json``: one task per notebook, each run through the entry notebook."""
+    """``job-template.json``: one task per notebook, its path relative to the build folder (the
+    build's parameters reach every task's widgets, so none need be listed)."""
     tasks = [
         {
             "task_key": key,
             "description": f"runs {notebook.path.as_posix()} of the build",
             "existing_cluster_id": "${cluster_id}",
             "notebook_task": {
-                "notebook_path": "${entry_notebook}",
+                "notebook_path": notebook.workspace_name,
                 "source": "WORKSPACE",
-                "base_parameters": {"notebook": notebook.workspace_name},
             },
             "timeout_seconds": "${task_timeout_seconds}",
             "max_retries": 0,

@@ -3,8 +3,24 @@ databricks-sdk. See :class:`DatabricksWorkspace`."""
 
 from __future__ import annotations
 
-from orchestrator.adapters.databricks.values import ActiveRun, DeployItem, Entry
-from orchestrator.adapters.databricks.runs import Polling, is_terminal, platform_failure
+from orchestrator.adapters.databricks.run_views import (
+    PLATFORM_CODES,
+    RunEnd,
+    RunView,
+    TaskView,
+    parse_run,
+    platform_failure,
+    task_platform_failure,
+)
+from orchestrator.adapters.databricks.runs import Polling
+from orchestrator.adapters.databricks.values import (
+    ActiveRun,
+    BuildJob,
+    DeployItem,
+    Entry,
+    Grant,
+    TaskOutput,
+)
 from orchestrator.adapters.databricks.workspace import (
     DatabricksWorkspace,
     open_workspace,
@@ -12,13 +28,21 @@ from orchestrator.adapters.databricks.workspace import (
 )
 
 __all__ = [
+    "PLATFORM_CODES",
     "ActiveRun",
+    "BuildJob",
     "DatabricksWorkspace",
     "DeployItem",
     "Entry",
+    "Grant",
     "Polling",
-    "is_terminal",
+    "RunEnd",
+    "RunView",
+    "TaskOutput",
+    "TaskView",
     "open_workspace",
+    "parse_run",
     "platform_failure",
     "preload_sdk",
+    "task_platform_failure",
 ]

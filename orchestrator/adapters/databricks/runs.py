@@ -1,15 +1,17 @@
-"""Jobs, runs and clusters through databricks-sdk: the repo's job, its runs, the cluster.
+"""Build jobs, runs and clusters through databricks-sdk's API client, read as raw JSON.
 
-- :func:`ensure_job` finds the job by exact name, creates it when missing (two racing builds
-  converge on the oldest job and delete the extra one), resets it when its settings differ.
-- :func:`start_run` calls run-now with the build's parameters and an idempotency token.
-- :func:`wait_for_run` polls adaptively (fast at first, capped backoff) under the build's own
-  deadline, and :func:`cancel_run` cancels and waits until the run has really ended.
+- :func:`create_build_job` makes a build's own job (``jobs/create``), found again by its name
+  when a retried build or request already made it; :func:`run_build_job` starts its run
+  (``run-now``) with an idempotency token, so a retried request never starts a second run;
+  :func:`delete_build_jobs` removes a build's job when cleanup removes the build.
+- :func:`get_run` reads ``runs/get`` (2.2) as JSON, every page of a run's tasks joined, into a
+  :class:`~.run_views.RunView`: codes stay the strings the service sent (the SDK's enums turn
+  one they do not know into ``None``), ``status`` read before the deprecated ``state``.
+- :func:`wait_for_run` polls adaptively under the build's own deadline, :func:`cancel_run`
+  cancels and waits until the run has really ended.
 - :func:`ensure_cluster_running` starts a terminated cluster under its own timeout.
-- :func:`active_runs`, :func:`task_error` and :func:`export_views` read what cleanup and the
-  collect step need.
-
-Jobs are found by exact name in one place (:func:`jobs_named`).
+- :func:`active_runs`, :func:`find_build_run`, :func:`task_output` and :func:`export_views`
+  read what cleanup and the collect step need.
 
 SDK errors become :class:`InfrastructureError`; deadlines raise :class:`TimeoutExpired`.
 """
@@ -17,59 +19,41 @@ SDK errors become :class:`InfrastructureError`; deadlines raise :class:`TimeoutE
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.adapters.databricks.run_views import RunView, mapping, parse_run
 from orchestrator.adapters.databricks.sdk_errors import sdk_errors
-from orchestrator.adapters.databricks.values import ActiveRun
+from orchestrator.adapters.databricks.values import ActiveRun, BuildJob, TaskOutput
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired
-from orchestrator.layout import job_name
+from orchestrator.layout import build_job_name, job_name, parse_build_job_name
 
 if TYPE_CHECKING:
     from orchestrator.adapters.databricks.client import SdkClient
-    from databricks.sdk.service.jobs import BaseRun, Run
 
 __all__ = [
     "Polling",
     "active_runs",
     "cancel_run",
+    "build_jobs",
+    "create_build_job",
+    "delete_build_jobs",
     "ensure_cluster_running",
-    "ensure_job",
     "export_views",
     "find_build_run",
     "get_run",
-    "is_terminal",
     "jobs_named",
-    "platform_failure",
-    "start_run",
-    "task_error",
+    "run_build_job",
+    "task_output",
     "wait_for_run",
 ]
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
-
-# Ends the Jobs API documents as the platform's, not the notebook's (RunLifeCycleState,
-# TerminationTypeType and TerminationCodeCode in the Jobs API 2.2 reference)
-PLATFORM_LIFE_CYCLES = frozenset({"INTERNAL_ERROR"})
-PLATFORM_TYPES = frozenset({"INTERNAL_ERROR", "CLOUD_FAILURE"})
-PLATFORM_CODES = frozenset(
-    {
-        "INTERNAL_ERROR",  # an unexpected error in the platform
-        "DRIVER_ERROR",  # could not talk to the Spark driver
-        "CLUSTER_ERROR",  # the cluster failed
-        "CLOUD_FAILURE",  # the cloud provider failed
-        "WORKSPACE_RUN_LIMIT_EXCEEDED",  # the workspace's quota of active runs
-        "CLUSTER_REQUEST_LIMIT_EXCEEDED",  # cluster requests rate-limited
-        "MAX_SPARK_CONTEXTS_EXCEEDED",  # the cluster has too many execution contexts
-        "REPOSITORY_CHECKOUT_FAILED",  # a third-party Git service failed
-        "BREAKING_CHANGE",  # a Spark change the service retries with a mitigation
-    }
-)
+_JOBS = "/api/2.2/jobs"
 
 
 @dataclass(frozen=True)
@@ -87,6 +71,11 @@ class Polling:
             delay = min(self.cap, delay * self.factor)
 
 
+def _get(client: SdkClient, path: str, query: Mapping[str, Any]) -> dict[str, Any]:
+    answer = client.api_client.do("GET", path, query=dict(query))
+    return answer if isinstance(answer, dict) else {}
+
+
 def jobs_named(client: SdkClient, name: str) -> list[int]:
     """The ids of the jobs named exactly ``name``, oldest first (the list filter is a prefix
     match on some services, so names are compared here)."""
@@ -98,122 +87,118 @@ def jobs_named(client: SdkClient, name: str) -> list[int]:
         )
 
 
-def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
-    """Top-level fields of ``desired`` whose value differs in ``current`` (server defaults for
-    fields the template does not set are not differences)."""
-    from databricks.sdk.service.jobs import JobSettings
-
-    a = JobSettings.from_dict(dict(current)).as_dict()
-    b = JobSettings.from_dict(dict(desired)).as_dict()
-    return sorted(k for k in b if a.get(k) != b[k])
+def _post(client: SdkClient, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    answer = client.api_client.do("POST", path, body=dict(body))
+    return answer if isinstance(answer, dict) else {}
 
 
-def ensure_job(client: SdkClient, settings: Mapping[str, Any]) -> tuple[int, str]:
-    """The job named ``settings["name"]``, made to have these settings.
-
-    Returns ``(job_id, action)`` with action ``created``, ``reset`` or ``unchanged``.
-    """
+def create_build_job(client: SdkClient, settings: Mapping[str, Any]) -> tuple[int, str]:
+    """The build's job (``settings["name"]`` is the build's own), and ``created`` or
+    ``reused``. ``jobs/create`` takes no idempotency token, so the job is looked up by its name
+    first (a retried build made it already: its settings are reset to these) and again after
+    creating it: when two racing requests both created one, the oldest is kept and the other
+    deleted, so a build has one job."""
     name = str(settings["name"])
-    found = jobs_named(client, name)
-    if not found:
-        with sdk_errors(f"creating job {name}"):
-            created = client.api_client.do("POST", "/api/2.2/jobs/create", body=dict(settings))
-        assert isinstance(created, dict)
-        job_id = int(created["job_id"])
-        winners = jobs_named(client, name)
-        if winners and winners[0] != job_id:
-            # another build created it at the same time: keep the oldest, drop ours
-            log.info("job %s was created concurrently as %s; deleting %s", name, winners[0], job_id)
-            with sdk_errors(f"deleting duplicate job {job_id}"):
-                client.jobs.delete(job_id)
-            return winners[0], "unchanged"
-        return job_id, "created"
-    job_id = found[0]
-    if len(found) > 1:
-        log.warning("%d jobs are named %s; using the oldest, %s", len(found), name, job_id)
-    with sdk_errors(f"reading job {job_id}"):
-        job = client.jobs.get(job_id)
-    current = job.settings.as_dict() if job.settings is not None else {}
-    changed = _differs(current, settings)
-    if not changed:
-        return job_id, "unchanged"
-    log.info("job %s settings differ in %s; resetting", job_id, ", ".join(changed))
-    with sdk_errors(f"resetting job {job_id}"):
-        client.api_client.do(
-            "POST", "/api/2.2/jobs/reset", body={"job_id": job_id, "new_settings": dict(settings)}
-        )
-    return job_id, "reset"
+    existing = jobs_named(client, name)
+    if existing:
+        with sdk_errors(f"resetting job {existing[0]} ({name})"):
+            _post(client, f"{_JOBS}/reset", {"job_id": existing[0], "new_settings": settings})
+        return existing[0], "reused"
+    with sdk_errors(f"creating job {name}"):
+        job_id = _post(client, f"{_JOBS}/create", settings).get("job_id")
+    if not isinstance(job_id, int):
+        raise InfrastructureError(f"jobs/create of {name} returned no job_id")
+    named = jobs_named(client, name) or [job_id]
+    for extra in named[1:]:
+        with sdk_errors(f"deleting job {extra}, a second job of {name}"):
+            _post(client, f"{_JOBS}/delete", {"job_id": extra})
+    return named[0], "created"
 
 
-def start_run(
-    client: SdkClient,
-    job_id: int,
-    *,
-    job_parameters: Mapping[str, str],
-    idempotency_token: str,
-    only: Sequence[str] | None = None,
-) -> int:
-    """run-now; the same ``idempotency_token`` never starts a second run, so a retried request
-    (by the SDK on a 429/503, or by a re-run of the same build step) is safe."""
+def run_build_job(client: SdkClient, job_id: int, *, idempotency_token: str) -> int:
+    """``run-now``; the same ``idempotency_token`` never starts a second run, so a retried
+    request (by the SDK on a 429/503, or by a re-run of the same build step) is safe."""
     with sdk_errors(f"starting a run of job {job_id}"):
-        started = client.jobs.run_now(
-            job_id,
-            job_parameters=dict(job_parameters),
-            idempotency_token=idempotency_token,
-            only=list(only) if only else None,
+        answer = _post(
+            client, f"{_JOBS}/run-now", {"job_id": job_id, "idempotency_token": idempotency_token}
         )
-    if started.run_id is None:
+    run_id = answer.get("run_id")
+    if not isinstance(run_id, int):
         raise InfrastructureError(f"run-now of job {job_id} returned no run_id")
-    return int(started.run_id)
+    return run_id
 
 
-def find_build_run(client: SdkClient, job_id: int, build_id: str) -> int | None:
-    """The active run of ``job_id`` started for ``build_id`` (its ``build_id`` job parameter)."""
-    with sdk_errors(f"listing runs of job {job_id}"):
-        for run in client.jobs.list_runs(job_id=job_id, active_only=True):
-            for param in run.job_parameters or []:
-                if param.name == "build_id" and param.value == build_id and run.run_id:
-                    return int(run.run_id)
-    return None
+def build_jobs(client: SdkClient) -> list[BuildJob]:
+    """Every build's job in the workspace: named ``build-<repo> <build_id>`` and tagged by the
+    orchestrator for that build (``jobs/list`` has no name prefix filter: every page is read,
+    with the tasks, whose ``build_folder`` parameter says which build root the job is of)."""
+    out: list[BuildJob] = []
+    query: dict[str, Any] = {"limit": 100, "expand_tasks": "true"}
+    with sdk_errors("listing the builds' jobs"):
+        while True:
+            page = _get(client, f"{_JOBS}/list", query)
+            for job in page.get("jobs") or []:
+                settings = mapping(mapping(job).get("settings"))
+                parsed = parse_build_job_name(str(settings.get("name") or ""))
+                tags = mapping(settings.get("tags"))
+                if parsed is None or not isinstance(job.get("job_id"), int):
+                    continue
+                if tags.get("managed-by") != "orchestrator" or tags.get("build") != parsed[1]:
+                    continue
+                created = _started({"start_time": job.get("created_time")})
+                folder = _build_folder(settings)
+                out.append(BuildJob(parsed[0], parsed[1], int(job["job_id"]), created, folder))
+            token = page.get("next_page_token")
+            if not token or not page.get("has_more", True):
+                return out
+            query["page_token"] = token
 
 
-def is_terminal(run: Run) -> bool:
-    state = run.status.state.value if run.status and run.status.state else None
-    life_cycle = (
-        run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else None
-    )
-    return life_cycle in TERMINAL or (life_cycle is None and state == "TERMINATED")
+def delete_build_jobs(client: SdkClient, repo: str, build_id: str) -> int:
+    """Delete the job of a build (by its name); how many were deleted."""
+    name = build_job_name(repo, build_id)
+    deleted = 0
+    for job_id in jobs_named(client, name):
+        with sdk_errors(f"deleting job {job_id} ({name})"):
+            _post(client, f"{_JOBS}/delete", {"job_id": job_id})
+        deleted += 1
+    return deleted
 
 
-def _platform_end(item: object) -> str | None:
-    """Why a run or task ended by the platform's fault, or None (a run's or a task's
-    ``state``/``status`` as the SDK returns them)."""
-    state = getattr(item, "state", None)
-    life_cycle = getattr(getattr(state, "life_cycle_state", None), "value", None)
-    details = getattr(getattr(item, "status", None), "termination_details", None)
-    code = getattr(getattr(details, "code", None), "value", None)
-    kind = getattr(getattr(details, "type", None), "value", None)
-    if life_cycle in PLATFORM_LIFE_CYCLES or code in PLATFORM_CODES or kind in PLATFORM_TYPES:
-        message = getattr(details, "message", None) or getattr(state, "state_message", None)
-        what = code or life_cycle or kind
-        return f"{what}: {message}" if message else str(what)
-    return None
-
-
-def platform_failure(run: Run) -> str | None:
-    """Why the run (or one of its tasks) ended by the platform's fault (a lost cluster or
-    driver, a workspace that stopped, an internal error), or None when it did not."""
-    for task in run.tasks or []:
-        reason = _platform_end(task)
-        if reason is not None:
-            return f"task {task.task_key}: {reason}"
-    reason = _platform_end(run)
-    return f"run {run.run_id}: {reason}" if reason is not None else None
-
-
-def get_run(client: SdkClient, run_id: int) -> Run:
+def get_run(client: SdkClient, run_id: int) -> RunView:
+    """The run with all its tasks (``runs/get`` pages a run's tasks beyond 100)."""
     with sdk_errors(f"reading run {run_id}"):
-        return client.jobs.get_run(run_id)
+        data = _get(client, f"{_JOBS}/runs/get", {"run_id": run_id})
+        tasks = list(data.get("tasks") or [])
+        token = data.get("next_page_token")
+        while token:
+            page = _get(client, f"{_JOBS}/runs/get", {"run_id": run_id, "page_token": token})
+            tasks += page.get("tasks") or []
+            token = page.get("next_page_token")
+    return parse_run({**data, "tasks": tasks})
+
+
+def _runs(client: SdkClient, **query: Any) -> Iterator[dict[str, Any]]:
+    """``runs/list`` (2.2), every page."""
+    params = {k: v for k, v in query.items() if v is not None}
+    while True:
+        page = _get(client, f"{_JOBS}/runs/list", params)
+        yield from (r for r in page.get("runs") or [] if isinstance(r, dict))
+        token = page.get("next_page_token")
+        if not token or not page.get("has_more", True):
+            return
+        params["page_token"] = token
+
+
+def find_build_run(client: SdkClient, repo: str, build_id: str) -> int | None:
+    """The active run of a build's job (found by its name), or None."""
+    name = build_job_name(repo, build_id)
+    with sdk_errors(f"listing active runs of {name}"):
+        for job_id in jobs_named(client, name):
+            for run in _runs(client, job_id=job_id, active_only="true"):
+                if isinstance(run.get("run_id"), int):
+                    return int(run["run_id"])
+    return None
 
 
 def wait_for_run(
@@ -223,15 +208,15 @@ def wait_for_run(
     deadline: float | None,
     clock: Clock | None = None,
     polling: Polling = Polling(),
-    on_update: Callable[[Run], None] | None = None,
-) -> Run:
+    on_update: Callable[[RunView], None] | None = None,
+) -> RunView:
     """Poll until the run ends; TimeoutExpired when ``deadline`` (clock time) passes first."""
     clock = clock or SystemClock()
     for delay in polling.intervals():
         run = get_run(client, run_id)
         if on_update is not None:
             on_update(run)
-        if is_terminal(run):
+        if run.over:
             return run
         now = clock.monotonic()
         if deadline is not None and now >= deadline:
@@ -250,7 +235,7 @@ def cancel_run(
     *,
     clock: Clock | None = None,
     timeout: float = 120.0,
-) -> Run | None:
+) -> RunView | None:
     """Cancel the run and wait until it has ended; None if that could not be confirmed."""
     clock = clock or SystemClock()
     try:
@@ -308,71 +293,89 @@ def ensure_cluster_running(
 # -- what cleanup and the collect step read ----------------------------------------------------
 
 
-def _parameter(run: BaseRun, name: str) -> str | None:
-    for p in run.job_parameters or []:
-        if p.name == name:
-            value = p.value if p.value is not None else p.default
-            return value or None
+def _started(run: Mapping[str, Any]) -> datetime | None:
+    start = run.get("start_time")
+    return datetime.fromtimestamp(start / 1000, UTC) if isinstance(start, int) and start else None
+
+
+def _build_folder(run: Mapping[str, Any]) -> str | None:
+    """The ``build_folder`` a build passes its tasks (or, in earlier versions, its job): from a
+    run, or from a job's settings."""
+    for task in run.get("tasks") or []:
+        notebook = task.get("notebook_task") if isinstance(task, dict) else None
+        params = notebook.get("base_parameters") if isinstance(notebook, dict) else None
+        if isinstance(params, dict) and isinstance(params.get("build_folder"), str):
+            return str(params["build_folder"]) or None
+    for param in run.get("job_parameters") or []:
+        if isinstance(param, dict) and param.get("name") == "build_folder":
+            return str(param.get("value") or param.get("default") or "") or None
+    return None
+
+
+def _legacy_build_id(run: Mapping[str, Any]) -> str | None:
+    for param in run.get("job_parameters") or []:
+        if isinstance(param, dict) and param.get("name") == "build_id":
+            return str(param.get("value") or param.get("default") or "") or None
     return None
 
 
 def active_runs(client: SdkClient, repo: str) -> list[ActiveRun]:
-    """The active runs of the repo's build job (by its exact name), with their build ids."""
-    name = job_name(repo)
-    job_ids = jobs_named(client, name)
-    with sdk_errors(f"listing active runs of {name}"):
-        found = [
-            run
-            for job_id in job_ids
-            for run in client.jobs.list_runs(job_id=job_id, active_only=True)
-        ]
-    out = []
-    for run in found:
-        if run.run_id is None:
-            continue
-        started = datetime.fromtimestamp(run.start_time / 1000, UTC) if run.start_time else None
-        out.append(
-            ActiveRun(
-                int(run.run_id),
-                name,
-                repo,
-                _parameter(run, "build_id"),
-                _parameter(run, "build_folder"),
-                started,
-                run.run_page_url,
+    """The active runs of the repo's builds: the runs of the build jobs named ``build-<repo>
+    <build_id>`` (a job run carries its job's name), and the runs of the repo's job of earlier
+    versions (``build-<repo>``), if it still runs."""
+    out: list[ActiveRun] = []
+    prefix = job_name(repo)
+    with sdk_errors(f"listing active runs of {prefix}"):
+        for run in _runs(client, active_only="true", run_type="JOB_RUN", expand_tasks="true"):
+            parsed = parse_build_job_name(str(run.get("run_name") or ""))
+            if parsed is None or parsed[0] != repo or not isinstance(run.get("run_id"), int):
+                continue
+            out.append(
+                ActiveRun(
+                    int(run["run_id"]),
+                    prefix,
+                    repo,
+                    parsed[1],
+                    _build_folder(run),
+                    _started(run),
+                    run.get("run_page_url"),
+                )
             )
-        )
+        for job_id in jobs_named(client, prefix):
+            for run in _runs(client, job_id=job_id, active_only="true"):
+                if isinstance(run.get("run_id"), int):
+                    out.append(
+                        ActiveRun(
+                            int(run["run_id"]),
+                            prefix,
+                            repo,
+                            _legacy_build_id(run),
+                            _build_folder(run),
+                            _started(run),
+                            run.get("run_page_url"),
+                        )
+                    )
     return out
 
 
-def task_error(client: SdkClient, task: object) -> tuple[str, str | None]:
-    """Why a task ended without test results: its state and error, with the error trace."""
-    run_id = getattr(task, "run_id", None)
-    state = getattr(task, "state", None)
-    result = getattr(getattr(state, "result_state", None), "value", None)
-    message = getattr(state, "state_message", None) or ""
-    error, trace = "", None
-    if run_id is not None:
-        try:
-            with sdk_errors(f"reading the output of task run {run_id}"):
-                output = client.jobs.get_run_output(run_id)
-            error, trace = output.error or "", output.error_trace
-        except InfrastructureError as exc:  # the failure case is still reported
-            log.debug("no output for task run %s: %s", run_id, exc)
-    platform = _platform_end(task)
-    if platform is not None:
-        summary = (
-            "the platform failed, not the notebook (exit code 3; a retry may pass): task "
-            f"ended {platform} without writing test results"
-        )
-        return (f"{summary}: {error}" if error else summary), trace
-    summary = f"task ended {result or 'without a result'} without writing test results"
-    detail = error or message
-    return (f"{summary}: {detail}" if detail else summary), trace
+def task_output(client: SdkClient, run_id: int) -> TaskOutput:
+    """A task run's ``runs/get-output``: its error, error trace and exit value."""
+    with sdk_errors(f"reading the output of run {run_id}"):
+        data = _get(client, f"{_JOBS}/runs/get-output", {"run_id": run_id})
+    result = mapping(data.get("notebook_output")).get("result")
+    return TaskOutput(
+        error=str(data.get("error") or ""),
+        error_trace=data.get("error_trace") if isinstance(data.get("error_trace"), str) else None,
+        result=result if isinstance(result, str) else None,
+    )
 
 
 def export_views(client: SdkClient, run_id: int) -> list[str]:
     """The executed notebook of a task run as HTML (runs/export), one string per view."""
     with sdk_errors(f"exporting run {run_id}"):
-        export = client.jobs.export_run(run_id)
-    return [view.content for view in export.views or [] if view.content]
+        data = _get(client, f"{_JOBS}/runs/export", {"run_id": run_id, "views_to_export": "CODE"})
+    return [
+        str(view["content"])
+        for view in data.get("views") or []
+        if isinstance(view, dict) and view.get("content")
+    ]

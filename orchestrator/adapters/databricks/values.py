@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["ActiveRun", "DeployItem", "Entry"]
+__all__ = ["ActiveRun", "DeployItem", "Entry", "Grant", "TaskOutput"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class ActiveRun:
-    """An active (queued, pending, running) run of a repo's build job."""
+    """An active (queued, pending, running) run of a repo's build: the run of the build's job
+    (or a run of the repo's job, in earlier versions)."""
 
     run_id: int
     job_name: str
@@ -36,6 +37,17 @@ class ActiveRun:
 
 
 @dataclass(frozen=True)
+class BuildJob:
+    """A build's own job (``build-<repo> <build_id>``, tagged ``managed-by: orchestrator``)."""
+
+    repo: str
+    build_id: str
+    job_id: int
+    created: datetime | None  # the job's created_time
+    build_folder: str | None  # the build_folder its tasks are given
+
+
+@dataclass(frozen=True)
 class DeployItem:
     """A local file to import into the workspace: a notebook (with its language) or a file."""
 
@@ -44,3 +56,22 @@ class DeployItem:
     kind: str  # NOTEBOOK or FILE
     language: str | None
     size: int
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """What ``runs/get-output`` tells of a task run (a notebook task has no ``logs``)."""
+
+    error: str = ""
+    error_trace: str | None = None
+    result: str | None = None  # the dbutils.notebook.exit value
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A principal's permission on a workspace object, and where it comes from."""
+
+    principal: str  # a user name, a group name or a service principal's application id
+    kind: str  # "user", "group" or "service_principal"
+    level: str  # CAN_READ, CAN_RUN, CAN_EDIT, CAN_MANAGE
+    inherited_from: str | None = None  # the object it is inherited from, e.g. /directories/3

@@ -24,10 +24,18 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestrator.adapters.databricks import runs
+from orchestrator.adapters.databricks import identity, runs
+from orchestrator.adapters.databricks.run_views import RunView
 from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
 from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
-from orchestrator.adapters.databricks.values import ActiveRun, DeployItem, Entry
+from orchestrator.adapters.databricks.values import (
+    ActiveRun,
+    BuildJob,
+    DeployItem,
+    Entry,
+    Grant,
+    TaskOutput,
+)
 from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReporter
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired, UsageError
@@ -35,7 +43,6 @@ from orchestrator.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from databricks.sdk.clock import Clock as SdkClock
-    from databricks.sdk.service.jobs import Run as Run  # re-exported for the stages' hints
 
 __all__ = ["DatabricksWorkspace", "open_workspace"]
 
@@ -135,26 +142,19 @@ class DatabricksWorkspace:
             self.client, cluster_id, timeout=timeout, clock=self.clock, on_wait=on_wait
         )
 
-    def ensure_job(self, settings: Mapping[str, Any]) -> tuple[int, str]:
-        return runs.ensure_job(self.client, settings)
+    def create_build_job(self, settings: Mapping[str, Any]) -> tuple[int, str]:
+        return runs.create_build_job(self.client, settings)
 
-    def start_run(
-        self,
-        job_id: int,
-        *,
-        job_parameters: Mapping[str, str],
-        idempotency_token: str,
-        only: Sequence[str] | None = None,
-    ) -> int:
-        return runs.start_run(
-            self.client,
-            job_id,
-            job_parameters=job_parameters,
-            idempotency_token=idempotency_token,
-            only=only,
-        )
+    def run_build_job(self, job_id: int, *, idempotency_token: str) -> int:
+        return runs.run_build_job(self.client, job_id, idempotency_token=idempotency_token)
 
-    def get_run(self, run_id: int) -> Run:
+    def delete_build_jobs(self, repo: str, build_id: str) -> int:
+        return runs.delete_build_jobs(self.client, repo, build_id)
+
+    def build_jobs(self) -> list[BuildJob]:
+        return runs.build_jobs(self.client)
+
+    def get_run(self, run_id: int) -> RunView:
         return runs.get_run(self.client, run_id)
 
     def wait_for_run(
@@ -163,8 +163,8 @@ class DatabricksWorkspace:
         *,
         deadline: float | None,
         polling: runs.Polling = _POLLING,
-        on_update: Callable[[Run], None] | None = None,
-    ) -> Run:
+        on_update: Callable[[RunView], None] | None = None,
+    ) -> RunView:
         return runs.wait_for_run(
             self.client,
             run_id,
@@ -174,18 +174,35 @@ class DatabricksWorkspace:
             on_update=on_update,
         )
 
-    def cancel_run(self, run_id: int) -> Run | None:
+    def cancel_run(self, run_id: int) -> RunView | None:
         """Cancel and wait until the run has ended; None if that could not be confirmed."""
         return runs.cancel_run(self.client, run_id, clock=self.clock)
 
-    def find_build_run(self, job_id: int, build_id: str) -> int | None:
-        return runs.find_build_run(self.client, job_id, build_id)
+    def find_build_run(self, repo: str, build_id: str) -> int | None:
+        return runs.find_build_run(self.client, repo, build_id)
 
-    def task_error(self, task: object) -> tuple[str, str | None]:
-        return runs.task_error(self.client, task)
+    def task_output(self, run_id: int) -> TaskOutput:
+        return runs.task_output(self.client, run_id)
 
     def export_views(self, run_id: int) -> list[str]:
         return runs.export_views(self.client, run_id)
+
+    # -- the build's identity and the build root's permissions ----------------------------------
+
+    def current_user(self) -> str:
+        """The identity the build runs as (SCIM ``Me``): a user's name or a service
+        principal's application id, whose home is ``/Users/<it>``."""
+        return identity.current_user(self.client)
+
+    def writers(self, path: str) -> list[Grant]:
+        """Who may change the folder at ``path`` (CAN_EDIT or CAN_MANAGE), directly or by
+        inheritance; [] when the folder does not exist."""
+        return identity.writers(self.client, path)
+
+    def restrict(self, path: str, principal: str) -> None:
+        """Make ``principal`` the only direct grantee of the folder at ``path`` (CAN_MANAGE);
+        what it inherits from its parents stays (the Permissions API cannot remove that)."""
+        identity.restrict(self.client, path, principal)
 
     # -- RunControl (cleanup) ------------------------------------------------------------------
 
@@ -304,6 +321,10 @@ class DatabricksWorkspace:
                 for f in futures:
                     f.cancel()
                 raise
+
+    def mkdirs(self, path: str) -> None:
+        """Create the folder ``path`` and its parents (nothing when it exists)."""
+        self._mkdirs(path)
 
     def _mkdirs(self, path: str) -> None:
         with sdk_errors(f"workspace mkdirs {path}"):

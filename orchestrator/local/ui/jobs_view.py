@@ -1,4 +1,8 @@
-"""The index, the jobs list and a job's page (its runs, one row per build) of the Jobs UI.
+"""The index, the jobs list and a job's page (its runs) of the Jobs UI.
+
+Each build has a job of its own (``build-<repo> <build_id>``, tagged ``repo`` and ``build``), so
+a repo's builds are side by side in the jobs list filtered by the tag ``repo:<name>``, as in
+Databricks' Jobs UI; each tag badge links to that filter.
 
 Pure rendering: the route handlers in :mod:`orchestrator.local.ui.pages` load the documents and
 pass them here with the query's filters.
@@ -14,7 +18,7 @@ from orchestrator.local.api.routing import Response
 from orchestrator.local.ui.shell import duration, esc, page, state_badge, timestamp, url
 from orchestrator.local.ui.summary import STATE_FILTERS, RunRow
 
-__all__ = ["JobFilters", "JobRow", "index_page", "job_page", "jobs_page"]
+__all__ = ["JobFilters", "JobRow", "JobsFilter", "index_page", "job_page", "jobs_page"]
 
 REFRESH_SECONDS = 3
 
@@ -26,6 +30,24 @@ class JobRow:
     tags: Mapping[str, str]
     latest: Mapping[str, Any] | None
     runs: int
+    latest_row: RunRow | None = None  # the latest run's build values and test counts
+
+
+@dataclass(frozen=True)
+class JobsFilter:
+    """The jobs list's filters: a tag (``key`` or ``key:value``) and a part of the name."""
+
+    tag: str = ""
+    name: str = ""
+
+    def keeps(self, job: JobRow) -> bool:
+        if self.name and self.name.lower() not in job.name.lower():
+            return False
+        if not self.tag:
+            return True
+        key, sep, value = self.tag.partition(":")
+        key, value = key.strip(), value.strip()
+        return key in job.tags and (not sep or job.tags[key] == value)
 
 
 @dataclass(frozen=True)
@@ -46,7 +68,8 @@ class JobFilters:
 
 def _tags(tags: Mapping[str, str]) -> str:
     return " ".join(
-        f'<span class="badge muted">{esc(k)}{": " + esc(v) if v else ""}</span>'
+        f'<a class="badge muted" href="{esc(url("/jobs", {"tag": f"{k}:{v}" if v else k}))}">'
+        f"{esc(k)}{': ' + esc(v) if v else ''}</a>"
         for k, v in sorted(tags.items())
     )
 
@@ -67,7 +90,16 @@ def index_page(jobs: Sequence[JobRow], recent: Sequence[RunRow]) -> Response:
     return page("Local workspace", body, refresh_seconds=refresh)
 
 
-def jobs_page(jobs: Sequence[JobRow]) -> Response:
+def _jobs_filter_form(chosen: JobsFilter) -> str:
+    return (
+        '<form class="filters" method="get" action="/jobs">'
+        f'<label>Tag<input name="tag" value="{esc(chosen.tag)}" placeholder="repo:name"></label>'
+        f'<label>Name<input name="name" value="{esc(chosen.name)}"></label>'
+        '<button type="submit">Filter</button><a href="/jobs">Clear</a></form>'
+    )
+
+
+def jobs_page(jobs: Sequence[JobRow], chosen: JobsFilter = JobsFilter()) -> Response:
     rows = []
     for job in jobs:
         latest = (
@@ -76,18 +108,34 @@ def jobs_page(jobs: Sequence[JobRow]) -> Response:
             if job.latest
             else '<span class="muted">never run</span>'
         )
+        build = job.latest_row
+        tests = _counts(build) if build is not None else '<span class="muted">-</span>'
+        branch = esc(build.branch) if build is not None else ""
         rows.append(
             f'<tr data-job-id="{job.job_id}"><td><a href="/jobs/{job.job_id}">{esc(job.name)}</a>'
             f'</td><td class="num">{job.job_id}</td><td>{_tags(job.tags)}</td>'
-            f'<td>{latest}</td><td class="num">{job.runs}</td></tr>'
+            f"<td>{branch}</td><td>{latest}</td><td>{tests}</td>"
+            f'<td class="num">{job.runs}</td></tr>'
         )
+    empty = (
+        "<p>No job matches these filters.</p>"
+        if chosen.tag or chosen.name
+        else "<p>No jobs yet: <code>orchestrator build</code> creates one per build.</p>"
+    )
     table = (
-        "<table><thead><tr><th>Name</th><th>Job ID</th><th>Tags</th><th>Latest run</th>"
+        "<table><thead><tr><th>Name</th><th>Job ID</th><th>Tags</th><th>Branch</th>"
+        "<th>Latest run</th><th>Tests</th>"
         f"<th>Runs</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         if rows
-        else "<p>No jobs yet: <code>orchestrator build</code> creates one per repo.</p>"
+        else empty
     )
-    return page("Jobs", table, crumbs=[("/", "Workspace")])
+    refresh = REFRESH_SECONDS if any(j.latest_row and j.latest_row.active for j in jobs) else None
+    return page(
+        "Jobs",
+        _jobs_filter_form(chosen) + table,
+        crumbs=[("/", "Workspace")],
+        refresh_seconds=refresh,
+    )
 
 
 def _pr(row: RunRow) -> str:

@@ -21,7 +21,7 @@ from orchestrator.local.state.api_error import ApiError
 from orchestrator.local.state.records import RunRecord, TaskRunRecord
 from orchestrator.local.state.retention import executed_notebook
 from orchestrator.local.ui import jobs_view, run_view
-from orchestrator.local.ui.jobs_view import JobFilters, JobRow
+from orchestrator.local.ui.jobs_view import JobFilters, JobRow, JobsFilter
 from orchestrator.local.ui.notebook_view import render_notebook
 from orchestrator.local.ui.shell import not_found, stylesheet
 from orchestrator.local.ui.summary import (
@@ -89,13 +89,15 @@ class Pages:
         for job in self.store.list_jobs():
             runs = self.store.list_runs(job_id=int(job["job_id"]), active_only=False)
             settings = job.get("settings") or {}
+            latest = self._fresh(runs[0]) if runs else None
             rows.append(
                 JobRow(
                     job_id=int(job["job_id"]),
                     name=str(settings.get("name") or ""),
                     tags={str(k): str(v) for k, v in (settings.get("tags") or {}).items()},
-                    latest=self._fresh(runs[0]) if runs else None,
+                    latest=latest,
                     runs=len(runs),
+                    latest_row=summarize(latest, self.counts) if latest is not None else None,
                 )
             )
         return rows
@@ -123,7 +125,8 @@ class Pages:
         return jobs_view.index_page(self._job_rows(), recent)
 
     def jobs_list(self, req: Request) -> Response:
-        return jobs_view.jobs_page(self._job_rows())
+        chosen = JobsFilter(tag=_query(req, "tag"), name=_query(req, "name"))
+        return jobs_view.jobs_page([j for j in self._job_rows() if chosen.keeps(j)], chosen)
 
     def job(self, req: Request, job_id: str) -> Response:
         job = self.store.get_job(int(job_id))

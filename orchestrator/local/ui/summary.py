@@ -1,9 +1,9 @@
 """What the Jobs UI shows of a run: its build parameters, state, times and test counts.
 
 A run document is the Jobs API's JSON (:mod:`orchestrator.local.jobs.run_documents`). The build
-parameters are the job parameters ``orchestrator build`` passes to run-now (``build_id``,
-``branch``, ``commit``, ``pull_request``, ``target``...); a run started some other way simply has
-none.
+parameters are those ``orchestrator build`` gives every task of a build's job (``build_id``,
+``branch``, ``commit``, ``pull_request``, ``target``...), or, for a job of earlier versions, its
+run-now job parameters; a run started some other way simply has none.
 """
 
 from __future__ import annotations
@@ -59,8 +59,16 @@ def matches_state(doc: Mapping[str, Any], wanted: str) -> bool:
 
 
 def job_parameters(doc: Mapping[str, Any]) -> dict[str, str]:
-    """The run's job parameters, name to value (run-now overrides included)."""
+    """The build's values a run carries, name to value: its notebook tasks' ``base_parameters``
+    (a build's job passes the build's values to every task), then its job parameters (run-now
+    overrides included), which Databricks pushes down over them."""
     values: dict[str, str] = {}
+    for task in doc.get("tasks") or []:
+        notebook = task.get("notebook_task") if isinstance(task, Mapping) else None
+        params = notebook.get("base_parameters") if isinstance(notebook, Mapping) else None
+        if isinstance(params, Mapping) and "build_id" in params:
+            values.update({str(k): str(v) for k, v in params.items()})
+            break
     for item in doc.get("job_parameters") or []:
         if isinstance(item, dict) and "name" in item:
             values[str(item["name"])] = str(item.get("value", item.get("default", "")))
