@@ -174,6 +174,19 @@ class Store:
                 ),
             )
 
+    def ensure_directories(self, *paths: str) -> None:
+        """Make each of ``paths`` (absolute, parents first) a folder if nothing is there: the
+        folders a workspace has from its first start (``/Users``, the user's home,
+        ``/Shared``)."""
+        for path in paths:
+            with self._lock:
+                if self.get_object(path) is not None:
+                    continue
+                self.local_path(path).mkdir(parents=True, exist_ok=True)
+                stamp = now_ms()
+                row = ObjectRow(path, "DIRECTORY", None, self.next_id("object"), stamp, stamp, None)
+                self.put_object(row)
+
     def children(self, path: str) -> list[ObjectRow]:
         with self._lock:
             rows = self._db.execute(
