@@ -33,6 +33,8 @@ NB = base64.b64encode(b"# Databricks notebook source\nprint(1)\n").decode()
 LONG_PATH = "/a" * 200_000  # 200,000 segments
 OVER_PATH = "/" + "/".join(["abcdefghij"] * 380)  # 4180 bytes, names of 10
 LONG_NAME = "/Shared/" + "n" * 256
+#: the fewest bytes whose base64 is over 10 MB (10 MB of base64 holds 7,864,320 bytes)
+OVER_BASE64_LIMIT = 10 * 1024 * 1024 // 4 * 3 + 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Case:
     code: str = BAD
     params: dict[str, Any] = field(default_factory=dict)
     raw: bytes | None = None
+    #: a multipart request: its form fields are ``body``, its files these
+    files: dict[str, bytes] | None = None
 
 
 def _task(key: str = "t", **extra: Any) -> dict[str, Any]:
@@ -77,6 +81,25 @@ WORKSPACE = [
             "content": base64.b64encode(b"x" * (10 * 1024 * 1024 + 1)).decode(),
         },
         code="MAX_NOTEBOOK_SIZE_EXCEEDED",
+    ),
+    Case(
+        "import base64 content 4 chars over 10 MB",
+        "POST",
+        "2.0/workspace/import",
+        {
+            "path": "/Shared/a/big",
+            "format": "RAW",
+            "content": base64.b64encode(b"x" * (OVER_BASE64_LIMIT)).decode(),
+        },
+        code="MAX_NOTEBOOK_SIZE_EXCEEDED",
+    ),
+    Case(
+        "upload whose base64 would be 4 chars over 10 MB",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/big", "format": "RAW"},
+        code="MAX_NOTEBOOK_SIZE_EXCEEDED",
+        files={"content": b"x" * OVER_BASE64_LIMIT},
     ),
     Case(
         "import invalid base64",
@@ -364,6 +387,12 @@ JOBS = [
     Case("runs/delete missing", "POST", "2.1/jobs/runs/delete", {"run_id": 999}, 404, MISSING),
     Case("runs/list limit 1001", "GET", "2.1/jobs/runs/list", params={"limit": 1001}),
     Case(
+        "runs/list unknown run_type",
+        "GET",
+        "2.1/jobs/runs/list",
+        params={"run_type": "NOTEBOOK_RUN"},
+    ),
+    Case(
         "runs/list active and completed",
         "GET",
         "2.1/jobs/runs/list",
@@ -513,6 +542,10 @@ def test_bad_input_is_4xx_and_changes_nothing(seeded: LocalWorkspace, case: Case
         headers["Content-Type"] = "application/json"
         response = requests.request(
             case.method, url, data=case.raw, params=case.params, headers=headers, timeout=60
+        )
+    elif case.files is not None:
+        response = requests.request(
+            case.method, url, data=case.body, files=case.files, headers=headers, timeout=60
         )
     else:
         response = requests.request(
