@@ -22,6 +22,7 @@ from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import DbfsApi
 from orchestrator.local.api.jobs_api import JobsApi
 from orchestrator.local.api.routing import Response, Router
+from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
@@ -160,6 +161,7 @@ class LocalWorkspace:
         self.jobs.register(router)
         ClustersApi(self.clusters).register(router)
         SecretsApi(self.store).register(router)
+        ScimApi(user_name=self.settings.user_name).register(router)
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
