@@ -21,6 +21,7 @@ from types import TracebackType
 from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import DbfsApi
 from orchestrator.local.api.jobs_api import JobsApi
+from orchestrator.local.api.permissions_api import PermissionsApi
 from orchestrator.local.api.routing import Response, Router
 from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
@@ -162,6 +163,7 @@ class LocalWorkspace:
         ClustersApi(self.clusters).register(router)
         SecretsApi(self.store).register(router)
         ScimApi(user_name=self.settings.user_name).register(router)
+        PermissionsApi(self.store, user_name=self.settings.user_name).register(router)
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
