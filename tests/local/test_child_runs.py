@@ -204,9 +204,11 @@ def test_a_child_is_a_workflow_run_of_its_own(w, kids: LocalWorkspace) -> None: 
     assert "the child printed this" in page and "child broke" in page
 
 
-def test_a_child_is_running_while_it_runs_and_a_timed_out_one_says_so(  # type: ignore[no-untyped-def]
+def test_a_child_runs_times_out_and_is_cancelled_as_a_run(  # type: ignore[no-untyped-def]
     w, tmp_path: Path
 ) -> None:
+    """RUNNING while it runs; TIMEDOUT past its own timeout; CANCELED by runs/cancel of its
+    run, which its caller's dbutils.notebook.run raises."""
     gate = tmp_path / "gate"
     upload(
         w,
@@ -226,7 +228,11 @@ def test_a_child_is_running_while_it_runs_and_a_timed_out_one_says_so(  # type: 
             "    dbutils.notebook.run('./sleeps', 2)\n"
             "except Exception as exc:\n"
             "    timed_out = str(exc)",
-            "dbutils.notebook.exit(released + ' || ' + timed_out)",
+            "try:\n"
+            "    dbutils.notebook.run('./sleeps', 120)\n"
+            "except Exception as exc:\n"
+            "    cancelled = str(exc)",
+            "dbutils.notebook.exit(' || '.join((released, timed_out, cancelled)))",
         ),
     )
     before = {r.run_id for r in w.jobs.list_runs(run_type=jobs.RunType.WORKFLOW_RUN)}
@@ -252,17 +258,47 @@ def test_a_child_is_running_while_it_runs_and_a_timed_out_one_says_so(  # type: 
         assert child.tasks[0].state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
     finally:
         gate.write_text("go")
+    try:
+        # the third call's child runs until its run is cancelled: the "sleeps" run still
+        # running once the second call's one has timed out
+        def blocked() -> int | None:
+            others = [
+                r
+                for r in w.jobs.list_runs(run_type=jobs.RunType.WORKFLOW_RUN)
+                if r.run_id not in before and r.run_id != child.run_id
+            ]
+            if not any(r.state.result_state == jobs.RunResultState.TIMEDOUT for r in others):
+                return None
+            active = [
+                r.run_id
+                for r in others
+                if r.state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
+            ]
+            return active[0] if active else None
+
+        assert wait_until(lambda: blocked() is not None, timeout=120), "no third child"
+        cancelled_id = blocked()
+        assert cancelled_id is not None
+        w.jobs.cancel_run(cancelled_id)
+    finally:
         thread.join(WAIT.total_seconds())
     (run,) = results
     output = w.jobs.get_run_output(run.tasks[0].run_id)
-    released, timed_out = output.notebook_output.result.split(" || ")
+    released, timed_out, cancelled = output.notebook_output.result.split(" || ")
     assert released == "released"
     assert timed_out == CHILD_TIMED_OUT
+    assert cancelled == (
+        "com.databricks.WorkflowException: com.databricks.NotebookExecutionException: "
+        "CANCELED: Run cancelled"
+    )
     waited = w.jobs.get_run(child.run_id)
     assert waited.state.result_state == jobs.RunResultState.SUCCESS and waited.end_time
-    (_, slept) = links(model_of(w, run.tasks[0].run_id))
+    (_, slept, stopped) = links(model_of(w, run.tasks[0].run_id))
     slow = w.jobs.get_run(int(slept["run_id"]))
     assert slow.state.result_state == jobs.RunResultState.TIMEDOUT
+    assert int(stopped["run_id"]) == cancelled_id
+    stopped_run = w.jobs.get_run(cancelled_id)
+    assert stopped_run.state.result_state == jobs.RunResultState.CANCELED
 
 
 def test_an_r_caller_shows_the_link_and_raises_the_same_message(w) -> None:  # type: ignore[no-untyped-def]

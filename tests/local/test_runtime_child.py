@@ -146,6 +146,7 @@ class FakeRecorder:
         notebook_path: str,
         parameters: Mapping[str, str],
         parent_environment: Mapping[str, str],
+        cancel: threading.Event,
     ) -> ChildRun:
         run_id = 100 + 2 * len(self.children)
         scratch = self.root / str(run_id + 1) / "scratch"

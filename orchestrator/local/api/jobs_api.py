@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.files import atomic_writer
@@ -55,6 +55,9 @@ class JobsApi:
         self.base_url = base_url
         #: the workspace's one user: every job's and run's creator, and the jobs' run_as
         self.user_name = user_name
+        #: stops a running ``dbutils.notebook.run`` child by its run id (runs/cancel), given
+        #: by the workspace when its tasks run notebooks; False when no such child runs
+        self.cancel_child: Callable[[int], bool] = lambda _run_id: False
         #: Callable[[Path, str, int], str]: executed notebook, notebook path, task run id -> page
         self._export_html = export_html
         self._lock = threading.Lock()
@@ -333,7 +336,8 @@ class JobsApi:
     def runs_cancel(self, req: Request) -> dict[str, Any]:
         run_id = req.required_int("run_id")
         doc, _ = self.lookup(run_id)
-        self.scheduler.cancel(int(doc["run_id"]))
+        if not self.scheduler.cancel(int(doc["run_id"])):
+            self.cancel_child(int(doc["run_id"]))
         return {}
 
     def runs_cancel_all(self, req: Request) -> dict[str, Any]:

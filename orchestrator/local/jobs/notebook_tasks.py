@@ -229,7 +229,17 @@ class ChildRunRecords:
         self.creator = creator
         self.keep_scratch = keep_scratch
         self._lock = threading.Lock()
-        self._running: dict[int, RunRecord] = {}
+        self._running: dict[int, tuple[RunRecord, threading.Event]] = {}
+
+    def cancel(self, run_id: int) -> bool:
+        """Stop a running child (``runs/cancel`` of its run); False when none runs as
+        ``run_id``. It ends CANCELED, and its caller's ``dbutils.notebook.run`` raises."""
+        with self._lock:
+            running = self._running.get(run_id)
+        if running is None:
+            return False
+        running[1].set()
+        return True
 
     def start(
         self,
@@ -237,6 +247,7 @@ class ChildRunRecords:
         notebook_path: str,
         parameters: Mapping[str, str],
         parent_environment: Mapping[str, str],
+        cancel: threading.Event,
     ) -> ChildRun:
         from orchestrator.local.runtime.execution import ChildRun
 
@@ -276,7 +287,7 @@ class ChildRunRecords:
         with self._lock:
             self.store.add_task_run(task_run_id, run_id)
             self.store.save_run(doc, active=True)
-            self._running[run_id] = doc
+            self._running[run_id] = (doc, cancel)
         return ChildRun(
             run_id=run_id,
             task_run_id=task_run_id,
@@ -296,9 +307,10 @@ class ChildRunRecords:
         except OSError:
             log.exception("cannot write the output of child run %s", child.run_id)
         with self._lock:
-            doc = self._running.pop(child.run_id, None)
-            if doc is None:
+            running = self._running.pop(child.run_id, None)
+            if running is None:
                 return
+            doc = running[0]
             (task_run,) = doc["tasks"]
             finish(task_run, outcome.result_state, outcome.state_message)
             message = {

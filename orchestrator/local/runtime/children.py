@@ -151,6 +151,7 @@ class ChildRuns:
             notebook_path=path,
             parameters=parameters,
             parent_environment=self._parent.environment,
+            cancel=child.cancel,
         )
         link = {"run_id": recorded.run_id, "run_page_url": recorded.run_page_url}
         self._write(f"{child.stem}{STARTED_SUFFIX}", link)

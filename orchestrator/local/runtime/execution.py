@@ -12,6 +12,7 @@ and the runtime calls it when a child starts and when it ends.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,9 +108,10 @@ class ChildRunRecorder(Protocol):
     """Records ``dbutils.notebook.run`` children as runs (``WORKFLOW_RUN``, one task run).
 
     ``start`` is called before the child's kernel starts, with the notebook's absolute
-    workspace path, its arguments and its parent's environment; the run is RUNNING from then
-    on. ``finish`` is called once with how the child ended, whatever happened; the recorder
-    keeps the child's executed notebook and output and ends the run with its result.
+    workspace path, its arguments, its parent's environment and the event that stops it (the
+    recorder sets it to cancel the run, ``runs/cancel``); the run is RUNNING from then on.
+    ``finish`` is called once with how the child ended, whatever happened; the recorder keeps
+    the child's executed notebook and output and ends the run with its result.
     """
 
     def start(
@@ -118,6 +120,7 @@ class ChildRunRecorder(Protocol):
         notebook_path: str,
         parameters: Mapping[str, str],
         parent_environment: Mapping[str, str],
+        cancel: threading.Event,
     ) -> ChildRun: ...
 
     def finish(self, child: ChildRun, result: NotebookResult) -> None: ...

@@ -157,6 +157,7 @@ class LocalWorkspace:
         self.scheduler.on_task_end = self.jobs.prerender
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
+            self.jobs.cancel_child = self._notebooks.child_runs.cancel
         WorkspaceApi(self.store).register(router)
         DbfsApi(self.store).register(router)
         self.jobs.register(router)
