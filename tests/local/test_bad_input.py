@@ -1,10 +1,11 @@
 """Bad input to the local workspace: Databricks' 4xx answer, and nothing changes.
 
-One table over the Workspace, DBFS, Jobs and Secrets endpoints. Each case sends one request
-over HTTP to a workspace holding a few objects (a folder, a notebook, a DBFS file, a job, a
-secret scope) and asserts the HTTP status, the ``error_code`` and that the state dir is
-byte for byte what it was: every file under it, and a dump of the database. Limits are the
-documented ones (see ``orchestrator/local/names.py``).
+One table over the Workspace, DBFS, Jobs, Secrets and Permissions endpoints. Each case sends
+one request over HTTP to a workspace holding a few objects (a folder, a notebook, a DBFS file,
+a job, a secret scope, permissions on the folder and the notebook) and asserts the HTTP
+status, the ``error_code`` and that the state dir is byte for byte what it was: every file
+under it, and a dump of the database. Limits are the documented ones (see
+``orchestrator/local/state/limits.py``).
 """
 
 from __future__ import annotations
