@@ -133,8 +133,9 @@ def junit_counts(project: Path, build_id: str) -> dict[str, int]:
 
 
 def latest_run_id(ws: LocalWorkspace) -> int:
+    """The newest build run (its dbutils.notebook.run children are runs too, newer ones)."""
     runs = ws.store.list_runs(job_id=None, active_only=False)
-    return int(runs[0]["run_id"])
+    return int(next(r for r in runs if r.get("run_type") != "WORKFLOW_RUN")["run_id"])
 
 
 def run_build(

@@ -1,10 +1,11 @@
 """Bad input to the local workspace: Databricks' 4xx answer, and nothing changes.
 
-One table over the Workspace, DBFS, Jobs and Secrets endpoints. Each case sends one request
-over HTTP to a workspace holding a few objects (a folder, a notebook, a DBFS file, a job, a
-secret scope) and asserts the HTTP status, the ``error_code`` and that the state dir is
-byte for byte what it was: every file under it, and a dump of the database. Limits are the
-documented ones (see ``orchestrator/local/names.py``).
+One table over the Workspace, DBFS, Jobs, Secrets and Permissions endpoints. Each case sends
+one request over HTTP to a workspace holding a few objects (a folder, a notebook, a DBFS file,
+a job, a secret scope, permissions on the folder and the notebook) and asserts the HTTP
+status, the ``error_code`` and that the state dir is byte for byte what it was: every file
+under it, and a dump of the database. Limits are the documented ones (see
+``orchestrator/local/state/limits.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ NB = base64.b64encode(b"# Databricks notebook source\nprint(1)\n").decode()
 LONG_PATH = "/a" * 200_000  # 200,000 segments
 OVER_PATH = "/" + "/".join(["abcdefghij"] * 380)  # 4180 bytes, names of 10
 LONG_NAME = "/Shared/" + "n" * 256
+#: the fewest bytes whose base64 is over 10 MB (10 MB of base64 holds 7,864,320 bytes)
+OVER_BASE64_LIMIT = 10 * 1024 * 1024 // 4 * 3 + 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Case:
     code: str = BAD
     params: dict[str, Any] = field(default_factory=dict)
     raw: bytes | None = None
+    #: a multipart request: its form fields are ``body``, its files these
+    files: dict[str, bytes] | None = None
 
 
 def _task(key: str = "t", **extra: Any) -> dict[str, Any]:
@@ -77,6 +83,25 @@ WORKSPACE = [
             "content": base64.b64encode(b"x" * (10 * 1024 * 1024 + 1)).decode(),
         },
         code="MAX_NOTEBOOK_SIZE_EXCEEDED",
+    ),
+    Case(
+        "import base64 content 4 chars over 10 MB",
+        "POST",
+        "2.0/workspace/import",
+        {
+            "path": "/Shared/a/big",
+            "format": "RAW",
+            "content": base64.b64encode(b"x" * (OVER_BASE64_LIMIT)).decode(),
+        },
+        code="MAX_NOTEBOOK_SIZE_EXCEEDED",
+    ),
+    Case(
+        "upload whose base64 would be 4 chars over 10 MB",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/big", "format": "RAW"},
+        code="MAX_NOTEBOOK_SIZE_EXCEEDED",
+        files={"content": b"x" * OVER_BASE64_LIMIT},
     ),
     Case(
         "import invalid base64",
@@ -364,6 +389,12 @@ JOBS = [
     Case("runs/delete missing", "POST", "2.1/jobs/runs/delete", {"run_id": 999}, 404, MISSING),
     Case("runs/list limit 1001", "GET", "2.1/jobs/runs/list", params={"limit": 1001}),
     Case(
+        "runs/list unknown run_type",
+        "GET",
+        "2.1/jobs/runs/list",
+        params={"run_type": "NOTEBOOK_RUN"},
+    ),
+    Case(
         "runs/list active and completed",
         "GET",
         "2.1/jobs/runs/list",
@@ -447,7 +478,126 @@ SECRETS = [
     ),
 ]
 
-CASES = WORKSPACE + DBFS + JOBS + SECRETS
+
+def _acl(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"access_control_list": list(entries)}
+
+
+USERS_READ = {"group_name": "users", "permission_level": "CAN_READ"}
+USERS_EDIT = {"group_name": "users", "permission_level": "CAN_EDIT"}
+DIR = "2.0/permissions/directories/{/Shared/a}"  # {path}: that object's id, when sent
+NOTEBOOK = "2.0/permissions/notebooks/{/Shared/a/nb}"
+PERMISSIONS = [
+    Case(
+        "PUT a cluster's level on a folder",
+        "PUT",
+        DIR,
+        _acl({**USERS_READ, "permission_level": "CAN_RESTART"}),
+    ),
+    Case(
+        "PATCH an unknown level on a notebook",
+        "PATCH",
+        NOTEBOOK,
+        _acl({**USERS_READ, "permission_level": "CAN_FLY"}),
+    ),
+    Case("PATCH without a level", "PATCH", NOTEBOOK, _acl({"group_name": "users"})),
+    Case(
+        "PUT an unknown user",
+        "PUT",
+        DIR,
+        _acl({"user_name": "bob@example.com", "permission_level": "CAN_READ"}),
+    ),
+    Case(
+        "PATCH an unknown group",
+        "PATCH",
+        DIR,
+        _acl({"group_name": "data-eng", "permission_level": "CAN_READ"}),
+    ),
+    Case(
+        "PUT a service principal",
+        "PUT",
+        NOTEBOOK,
+        _acl({"service_principal_name": "app", "permission_level": "CAN_RUN"}),
+    ),
+    Case(
+        "PATCH two principals in one entry",
+        "PATCH",
+        DIR,
+        _acl({**USERS_READ, "user_name": "local@localhost"}),
+    ),
+    Case("PATCH an entry naming no one", "PATCH", DIR, _acl({"permission_level": "CAN_READ"})),
+    Case(
+        "PUT a list that is not one", "PUT", DIR, {"access_control_list": {"group_name": "users"}}
+    ),
+    Case("PUT an entry that is not an object", "PUT", DIR, _acl("users")),  # type: ignore[arg-type]
+    Case(
+        "PATCH a good grant then a bad one (nothing is written)",
+        "PATCH",
+        DIR,
+        _acl(USERS_READ, {"group_name": "users", "user_name": "x", "permission_level": "CAN_READ"}),
+    ),
+    Case(
+        "PATCH admins below CAN_MANAGE",
+        "PATCH",
+        DIR,
+        _acl({"group_name": "admins", "permission_level": "CAN_EDIT"}),
+    ),
+    Case(
+        "PUT the user below CAN_MANAGE on their home",
+        "PUT",
+        "2.0/permissions/directories/{/Users/local@localhost}",
+        _acl({"user_name": "local@localhost", "permission_level": "CAN_READ"}),
+    ),
+    Case(
+        "PUT on /Shared",
+        "PUT",
+        "2.0/permissions/directories/{/Shared}",
+        _acl(USERS_READ),
+        500,
+        "INTERNAL_ERROR",
+    ),
+    Case(
+        "GET a folder that does not exist",
+        "GET",
+        "2.0/permissions/directories/987654",
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "PUT a notebook that does not exist",
+        "PUT",
+        "2.0/permissions/notebooks/987654",
+        _acl(USERS_READ),
+        404,
+        MISSING,
+    ),
+    Case(
+        "PATCH a notebook as a folder",
+        "PATCH",
+        "2.0/permissions/directories/{/Shared/a/nb}",
+        _acl(USERS_READ),
+        404,
+        MISSING,
+    ),
+    Case(
+        "GET a folder's levels as a notebook's",
+        "GET",
+        "2.0/permissions/notebooks/{/Shared/a}/permissionLevels",
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "PUT a cluster's permissions",
+        "PUT",
+        "2.0/permissions/clusters/abc",
+        _acl(USERS_READ),
+        404,
+        "ENDPOINT_NOT_FOUND",
+    ),
+    Case("DELETE permissions", "DELETE", DIR, status=405, code="METHOD_NOT_ALLOWED"),
+]
+
+CASES = WORKSPACE + DBFS + JOBS + SECRETS + PERMISSIONS
 
 
 def _id(case: Case) -> str:
@@ -456,7 +606,7 @@ def _id(case: Case) -> str:
 
 def test_the_table_has_at_least_40_cases_over_every_api() -> None:
     assert len(CASES) >= 40
-    assert all(len(group) >= 10 for group in (WORKSPACE, DBFS, JOBS, SECRETS))
+    assert all(len(group) >= 10 for group in (WORKSPACE, DBFS, JOBS, SECRETS, PERMISSIONS))
     assert len({_id(c) for c in CASES}) == len(CASES)
 
 
@@ -482,6 +632,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorkspace]
     _call(ws, "POST", "2.1/jobs/create", {"name": "job", "tasks": [_task()]})
     _call(ws, "POST", "2.0/secrets/scopes/create", {"scope": "s"})
     _call(ws, "POST", "2.0/secrets/put", {"scope": "s", "key": "k", "string_value": "v"})
+    # a folder and a notebook that grant something already
+    route = f"2.0/permissions/directories/{_object_id(ws, '/Shared/a')}"
+    _call(ws, "PATCH", route, {"access_control_list": [USERS_EDIT]})
+    route = f"2.0/permissions/notebooks/{_object_id(ws, '/Shared/a/nb')}"
+    _call(ws, "PUT", route, {"access_control_list": [USERS_EDIT]})
     try:
         yield ws
     finally:
@@ -504,15 +659,26 @@ def snapshot(state_dir: Path) -> tuple[dict[str, str], list[str]]:
     return files, dump
 
 
+def _object_id(ws: LocalWorkspace, path: str) -> str:
+    row = ws.store.get_object(path)
+    assert row is not None, path
+    return str(row.object_id)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_bad_input_is_4xx_and_changes_nothing(seeded: LocalWorkspace, case: Case) -> None:
     before = snapshot(seeded.store.state_dir)
     headers = {"Authorization": f"Bearer {seeded.token}"}
-    url = f"{seeded.url}/api/{case.route}"
+    route = re.sub(r"\{(/[^}]*)\}", lambda m: _object_id(seeded, m[1]), case.route)
+    url = f"{seeded.url}/api/{route}"
     if case.raw is not None:
         headers["Content-Type"] = "application/json"
         response = requests.request(
             case.method, url, data=case.raw, params=case.params, headers=headers, timeout=60
+        )
+    elif case.files is not None:
+        response = requests.request(
+            case.method, url, data=case.body, files=case.files, headers=headers, timeout=60
         )
     else:
         response = requests.request(

@@ -123,8 +123,10 @@ def test_failing_cell_is_named_in_the_output(client) -> None:  # type: ignore[no
     ).result(timeout=WAIT)
     assert run.state.result_state == jobs.RunResultState.FAILED
     out = client.jobs.get_run_output(run.tasks[0].run_id)
-    assert "ZeroDivisionError" in out.error and "cell 3" in out.error
-    assert "ZeroDivisionError" in out.error_trace
+    assert out.error == "ZeroDivisionError: division by zero"  # as Databricks gives it
+    assert out.error_trace.startswith("Cell 3 of /t/fails")  # the failing cell's traceback
+    assert "ZeroDivisionError" in out.error_trace and "1 / 0" in out.error_trace
+    assert out.logs is None  # not returned for notebook tasks
 
 
 def test_r_notebook_failure_and_widget_parameters(client) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator.local.runtime import executor
 from orchestrator.local.runtime.execution import NotebookResult
-from orchestrator.local.state.notebook_format import Language
+from orchestrator.local.state.notebook_format import CELL_RUN_METADATA, Language
 from tests.local.runtime_helpers import (
     Workspace,
     assert_all_gone,
@@ -106,7 +106,9 @@ def test_failing_cell_stops_the_run(runtime: Workspace) -> None:
         "/Users/a/fails",
         source("x = 1", "# MAGIC %md\n# MAGIC text", "print('before')\n1 / 0", "print('never')"),
     )
+    before = time.time() * 1000
     result = runtime.run("/Users/a/fails")
+    after = time.time() * 1000
     assert result.status == "FAILED"
     assert result.error == "ZeroDivisionError: division by zero"
     assert result.failed_cell == 3
@@ -118,6 +120,11 @@ def test_failing_cell_stops_the_run(runtime: Workspace) -> None:
     assert [o.output_type for o in cells[2].outputs] == ["stream", "error"]
     assert cells[3].outputs == [] and cells[3].execution_count is None
     assert "division by zero" in result.logs
+    # how and when each cell ran, for runs/export; the cell after the failure never started
+    runs = [cell.metadata.get(CELL_RUN_METADATA) for cell in cells]
+    assert [r and r["state"] for r in runs] == ["finished", "finished", "error", None]
+    times = [t for r in runs[:3] for t in (r["start_ms"], r["finish_ms"])]
+    assert before <= times[0] and times == sorted(times) and times[-1] <= after
 
 
 def test_timeout_kills_the_kernel_and_its_children(runtime: Workspace, tmp_path: Path) -> None:

@@ -94,11 +94,23 @@ def test_a_notebook_run_keeps_its_executed_notebooks_and_drops_its_scratch(
         folder = ws.store.runs_root / str(task_id)
         assert not (folder / "scratch").exists()
         assert (folder / "executed_notebook.ipynb").is_file()
-        assert list(folder.glob("control/child-*/executed_notebook.ipynb"))
+        assert not (folder / "control").exists()
         output = call(ws, "GET", "2.1/jobs/runs/get-output", run_id=task_id).json()
         assert output["metadata"]["state"]["result_state"] == "SUCCESS", output
-        assert "ok" in output["logs"]
+        assert "logs" not in output
         export = call(ws, "GET", "2.1/jobs/runs/export", run_id=task_id).json()
+        assert "ok\n" in export["views"][0]["content"]  # what the parent printed
+        assert "child ran" not in export["views"][0]["content"]
+        # the child is a run of its own, with its own folder kept the same way
+        children = call(ws, "GET", "2.1/jobs/runs/list", run_type="WORKFLOW_RUN").json()["runs"]
+        (child,) = [
+            call(ws, "GET", "2.1/jobs/runs/get", run_id=c["run_id"]).json() for c in children
+        ]
+        (child_task,) = child["tasks"]
+        child_folder = ws.store.runs_root / str(child_task["run_id"])
+        assert (child_folder / "executed_notebook.ipynb").is_file()
+        assert not (child_folder / "scratch").exists()
+        export = call(ws, "GET", "2.1/jobs/runs/export", run_id=child["run_id"]).json()
         assert "child ran" in export["views"][0]["content"]
 
 

@@ -1,18 +1,24 @@
 """Child notebook runs (dbutils.notebook.run) served by the parent's run, and the sqlite
-resolver, with real kernels."""
+resolver, with real kernels: a child is recorded through the request's ChildRunRecorder (a
+fake here; the jobs engine's in tests/local/test_child_runs.py) and runs in the folder it
+gives; the parent learns only the child's status, exit value and run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from orchestrator.local.kernel.notebook_util import CHILD_FAILED, CHILD_TIMED_OUT
 from orchestrator.local.runtime.children import ChildRuns
-from orchestrator.local.runtime.execution import NotebookResult
+from orchestrator.local.runtime.execution import ChildRun, NotebookResult
+from orchestrator.local.runtime.executor import execute_notebook
 from orchestrator.local.runtime.resolver import NotebookNotFound, make_sqlite_resolver
 from tests.local.runtime_helpers import Workspace, assert_all_gone, read_pids, source
 
@@ -94,6 +100,8 @@ def test_bad_child_requests_fail_with_a_clear_error(
 
 @pytest.mark.slow
 def test_a_failing_or_missing_child_raises_in_the_parent(runtime: Workspace) -> None:
+    """A failed child raises Databricks' message and nothing of the child's error; a
+    notebook that does not exist starts no child and says so."""
     runtime.add("/Users/a/bad", source("raise KeyError('nope')"))
     runtime.add(
         "/Users/a/parent",
@@ -103,15 +111,122 @@ def test_a_failing_or_missing_child_raises_in_the_parent(runtime: Workspace) -> 
             "    try:\n"
             "        dbutils.notebook.run(path, 60)\n"
             "    except Exception as exc:\n"
-            "        errors.append(str(exc).splitlines()[0])\n"
-            "dbutils.notebook.exit(' | '.join(errors))"
+            "        errors.append(f'{type(exc).__name__}|{exc}')\n"
+            "dbutils.notebook.exit(' || '.join(errors))"
         ),
     )
     result = runtime.run("/Users/a/parent")
     assert result.status == "SUCCESS", result.error
-    bad, missing = (result.exit_value or "").split(" | ")
-    assert bad.startswith("FAILED: KeyError: 'nope'")
+    bad, missing = (result.exit_value or "").split(" || ")
+    assert bad == f"WorkflowException|{CHILD_FAILED}"
+    assert "nope" not in bad and "KeyError" not in bad
+    assert missing.startswith("WorkflowException|com.databricks.WorkflowException: ")
     assert "Notebook not found: /Users/a/none" in missing
+
+
+@dataclasses.dataclass
+class RecordedChild:
+    path: str
+    parameters: dict[str, str]
+    parent_environment: dict[str, str]
+    run: ChildRun
+    result: NotebookResult | None = None
+
+
+class FakeRecorder:
+    """Records children in memory, each in a folder of its own under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.children: list[RecordedChild] = []
+
+    def start(
+        self,
+        *,
+        notebook_path: str,
+        parameters: Mapping[str, str],
+        parent_environment: Mapping[str, str],
+        cancel: threading.Event,
+    ) -> ChildRun:
+        run_id = 100 + 2 * len(self.children)
+        scratch = self.root / str(run_id + 1) / "scratch"
+        scratch.mkdir(parents=True)
+        run = ChildRun(
+            run_id=run_id,
+            task_run_id=run_id + 1,
+            run_page_url=f"http://example.invalid/runs/{run_id}",
+            scratch_dir=scratch,
+            environment={"ORCH_RUN_ID": str(run_id)},
+        )
+        recorded = RecordedChild(notebook_path, dict(parameters), dict(parent_environment), run)
+        self.children.append(recorded)
+        return run
+
+    def finish(self, child: ChildRun, result: NotebookResult) -> None:
+        (recorded,) = [c for c in self.children if c.run is child]
+        assert recorded.result is None, "finished twice"
+        recorded.result = result
+
+
+@pytest.mark.slow
+def test_children_are_recorded_as_runs_and_the_parent_shows_their_links(
+    runtime: Workspace, tmp_path: Path
+) -> None:
+    runtime.add(
+        "/Users/a/child",
+        source(
+            "print('child output')",
+            "if dbutils.widgets.get('fail') == 'yes':\n    raise ValueError('child broke')\n"
+            "dbutils.notebook.exit(dbutils.notebook.getContext().currentRunId().get())",
+        ),
+    )
+    runtime.add(
+        "/Users/a/parent",
+        source(
+            "ok = dbutils.notebook.run('./child', 60, {'fail': 'no'})",
+            "try:\n    dbutils.notebook.run('./child', 60, {'fail': 'yes'})\n"
+            "except Exception as exc:\n    failure = str(exc)",
+            "dbutils.notebook.exit(ok + '|' + failure)",
+        ),
+    )
+    recorder = FakeRecorder(tmp_path / "runs")
+    request = dataclasses.replace(
+        runtime.request("/Users/a/parent"),
+        child_runs=recorder,
+        environment={"ORCH_RUN_ID": "7", "ORCH_CLUSTER_ID": "c1"},
+    )
+    result = execute_notebook(request, resolver=runtime.resolver, cancel=threading.Event())
+    assert result.status == "SUCCESS", (result.error, result.error_trace)
+    ok, failure = (result.exit_value or "").split("|")
+    assert ok == "100"  # the child's own run id, from its environment
+    assert failure == CHILD_FAILED
+    first, second = recorder.children
+    assert (first.path, first.parameters) == ("/Users/a/child", {"fail": "no"})
+    assert second.parameters == {"fail": "yes"}
+    assert first.parent_environment == {"ORCH_RUN_ID": "7", "ORCH_CLUSTER_ID": "c1"}
+    assert first.result is not None and first.result.status == "SUCCESS"
+    assert second.result is not None and second.result.status == "FAILED"
+    assert second.result.error == "ValueError: child broke"
+    # each child ran in the folder its recorder gave, and kept its own executed notebook there
+    for child in (first, second):
+        assert child.result is not None
+        assert child.result.executed_notebook == child.run.scratch_dir / "executed_notebook.ipynb"
+        assert "child output" in child.result.executed_notebook.read_text()
+    # the parent's notebook shows the links, not the children's cells or errors
+    parent = json.loads(result.executed_notebook.read_text())
+    links = [
+        "".join(output["data"]["text/html"])
+        for cell in parent["cells"]
+        for output in cell.get("outputs", [])
+        if "text/html" in output.get("data", {})
+    ]
+    assert links == [
+        '<a href="http://example.invalid/runs/100">Notebook job #100</a>',
+        '<a href="http://example.invalid/runs/102">Notebook job #102</a>',
+    ]
+    text = result.executed_notebook.read_text()
+    assert "child output" not in text and "child broke" not in text
+    assert not list(result.executed_notebook.parent.glob("control/child-*"))
 
 
 def _sleeping_parent(runtime: Workspace, tmp_path: Path) -> tuple[Path, Path]:
@@ -168,5 +283,5 @@ def test_a_childs_own_timeout_fails_it_in_the_parent(runtime: Workspace, tmp_pat
     started = time.monotonic()
     result = runtime.run("/Users/a/parent")
     assert result.status == "FAILED"
-    assert "TIMEDOUT" in (result.error or "")
+    assert result.error == f"WorkflowException: {CHILD_TIMED_OUT}"
     assert time.monotonic() - started < 30

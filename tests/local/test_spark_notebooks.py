@@ -43,12 +43,12 @@ def run_job(client, *tasks: jobs.Task) -> dict[str, jobs.RunTask]:  # type: igno
     by_key = {t.task_key: t for t in run.tasks}
     for key, t in by_key.items():
         out = client.jobs.get_run_output(t.run_id)
-        assert t.state.result_state == jobs.RunResultState.SUCCESS, (key, out.error, out.logs)
+        assert t.state.result_state == jobs.RunResultState.SUCCESS, (
+            key,
+            out.error,
+            out.error_trace,
+        )
     return by_key
-
-
-def logs(client, t: jobs.RunTask) -> str:  # type: ignore[no-untyped-def]
-    return client.jobs.get_run_output(t.run_id).logs or ""
 
 
 def test_two_tasks_share_a_table_but_not_temp_views(client, workspace) -> None:  # type: ignore[no-untyped-def]
@@ -185,9 +185,9 @@ def test_sparkr_and_sparklyr_fail_with_one_clear_line(client) -> None:  # type: 
         ],
     ).result(timeout=WAIT)
     assert run.state.result_state == jobs.RunResultState.FAILED
-    error = client.jobs.get_run_output(run.tasks[0].run_id).error
-    assert "SparkR is not available: the local workspace has no Spark for R" in error
-    assert "cell 2" in error
+    output = client.jobs.get_run_output(run.tasks[0].run_id)
+    assert "SparkR is not available: the local workspace has no Spark for R" in output.error
+    assert output.error_trace.startswith("Cell 2 of /t/r_spark")  # the error names no cell
 
 
 def test_sample_spark_notebooks_build_and_check_a_delta_table(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -220,5 +220,9 @@ def run_job_by_id(client, job_id: int) -> dict[str, jobs.RunTask]:  # type: igno
     by_key = {t.task_key: t for t in run.tasks}
     for key, t in by_key.items():
         out = client.jobs.get_run_output(t.run_id)
-        assert t.state.result_state == jobs.RunResultState.SUCCESS, (key, out.error, out.logs)
+        assert t.state.result_state == jobs.RunResultState.SUCCESS, (
+            key,
+            out.error,
+            out.error_trace,
+        )
     return by_key

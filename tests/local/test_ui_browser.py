@@ -8,6 +8,7 @@ Outside CI a missing browser skips these tests; in CI (``CI=true``) it fails the
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from orchestrator.local.kernel.notebook_util import CHILD_FAILED
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from orchestrator.local.ui.test_counts import read_counts
 from tests.local import screenshots as kit
@@ -156,17 +158,27 @@ def test_click_from_the_index_to_the_failing_cell(build: Build, page: Page) -> N
     )
     failing = tasks.locator("tr[data-task='run_pytest']")
     expect(failing.locator("[data-state]")).to_have_attribute("data-state", "FAILED")
-    expect(failing).to_contain_text("pytest failed")
+    # as on Databricks, the entry notebook learns only that its child failed
+    expect(failing).to_contain_text(f"WorkflowException: {CHILD_FAILED}")
+    expect(failing).not_to_contain_text("pytest failed")
     expect(page.locator("svg.timeline rect.FAILED")).to_have_count(1)
     failing.get_by_role("link", name="Notebook").click()
 
     expect(page.locator("#task-state [data-state]")).to_have_attribute("data-state", "FAILED")
     expect(page.locator("#failed-cells")).to_contain_text("tests/run_pytest cell")
+    # the child's own run, shown under its link (a convenience of the UI: no API inlines it)
     child = page.locator("section.child[data-child-notebook$='tests/run_pytest']")
+    link = child.get_by_role("link", name=re.compile(r"^Notebook job #\d+$"))
+    expect(link).to_have_count(1)
+    child_run = int((link.text_content() or "").rsplit("#", 1)[1])
+    expect(link).to_have_attribute("href", f"{build.ws.url}/runs/{child_run}")
     error = child.locator(".cell[data-failed] pre[data-error]")
     expect(error).to_be_visible()
     expect(error).to_contain_text("AssertionError: pytest failed (exit code 1): 1 failed")
     expect(child).to_contain_text("arithmetic is broken")
+    link.click()  # the child's own run page: its error is there
+    expect(page.locator("h1")).to_have_text(f"Run {child_run} of run_pytest")
+    expect(page.locator("table.tasks")).to_contain_text("AssertionError: pytest failed")
 
 
 def test_a_script_in_a_notebook_output_does_not_run(build: Build, page: Page) -> None:

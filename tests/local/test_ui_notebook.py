@@ -1,18 +1,17 @@
 """How the Jobs UI renders an executed notebook: escaped sources and text, HTML outputs in a
 sandboxed iframe, images inline, failed cells marked, and a ``dbutils.notebook.run`` child shown
-from its own executed notebook in place of the fragment the runtime displays."""
+under its "Notebook job #N" link, from its own run's executed notebook."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from html import unescape
 from pathlib import Path
 from typing import Any
 
-from orchestrator.local.kernel.child_view import child_notebook_html
-from orchestrator.local.ui.notebook_view import render_notebook
+from orchestrator.local.kernel.child_view import child_run_link
+from orchestrator.local.ui.notebook_view import MAX_DEPTH, ChildNotebook, render_notebook
 
 PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5E"
@@ -68,32 +67,66 @@ def test_a_failed_cell_is_marked_with_its_error(tmp_path: Path) -> None:
     assert "ZeroDivisionError: division by zero" in html and "\x1b" not in html
 
 
-def test_a_child_notebook_is_rendered_from_its_executed_notebook(tmp_path: Path) -> None:
-    control = tmp_path / "control"
+def test_a_child_notebook_is_rendered_under_its_link_from_its_own_run(tmp_path: Path) -> None:
     first = write(
-        control / "child-a" / "executed_notebook.ipynb",
+        tmp_path / "runs" / "11" / "executed_notebook.ipynb",
         code("print('first child')", {"output_type": "stream", "name": "stdout", "text": "1\n"}),
     )
     second = write(
-        control / "child-b" / "executed_notebook.ipynb",
+        tmp_path / "runs" / "21" / "executed_notebook.ipynb",
         code("raise ValueError('child broke')", {"output_type": "error", "traceback": ["boom"]}),
         code("displayHTML(x)", html_output("<p>child html</p>")),
     )
-    os.utime(first, ns=(1_000_000_000, 1_000_000_000))
-    os.utime(second, ns=(2_000_000_000, 2_000_000_000))
-    fragments = [
-        child_notebook_html(first, path="/b/first", status="SUCCESS"),
-        child_notebook_html(second, path="/b/second", status="FAILED"),
-    ]
+    children = {
+        10: ChildNotebook(first, "/b/first", "SUCCESS"),
+        20: ChildNotebook(second, "/b/second", "FAILED"),
+    }
+    looked_up: list[int] = []
+
+    def find_child(run_id: int) -> ChildNotebook | None:
+        looked_up.append(run_id)
+        return children.get(run_id)
+
     executed = write(
         tmp_path / "executed_notebook.ipynb",
-        code("dbutils.notebook.run('first')", html_output(fragments[0])),
-        code("dbutils.notebook.run('second')", html_output(fragments[1])),
+        code("dbutils.notebook.run('first')", html_output(child_run_link(10, "/runs/10"))),
+        code("dbutils.notebook.run('second')", html_output(child_run_link(20, "/runs/20"))),
+        code("dbutils.notebook.run('gone')", html_output(child_run_link(30, "/runs/30"))),
     )
-    html, failed = render_notebook(executed, label="/entry")
+    html, failed = render_notebook(executed, label="/entry", find_child=find_child)
+    assert looked_up == [10, 20, 30]
     assert failed == ["/b/second cell 1"]
     assert html.index('data-child-notebook="/b/first"') < html.index(
         'data-child-notebook="/b/second"'
     )
+    assert 'data-child-run="10"' in html and 'data-child-run="20"' in html
     assert "print(&#x27;first child&#x27;)" in html
     assert html.count("<iframe") == 1 and "child html" in unescape(html)
+    # a child whose run is gone keeps its link, and nothing else
+    assert '<a href="/runs/30">Notebook job #30</a>' in html
+    assert 'data-child-run="30"' not in html
+    # without a way to find children, the links stay links
+    plain, _ = render_notebook(executed, label="/entry")
+    assert "data-child-notebook" not in plain and "first child" not in plain
+    assert plain.count("Notebook job #") == 3 and "<iframe" not in plain
+
+
+def test_nested_children_stop_at_the_depth_bound(tmp_path: Path) -> None:
+    """A child whose notebook links to itself (or a long chain) is shown MAX_DEPTH deep."""
+    looping = write(
+        tmp_path / "runs" / "2" / "executed_notebook.ipynb",
+        code("dbutils.notebook.run('me')", html_output(child_run_link(1, "/runs/1"))),
+    )
+    html, _ = render_notebook(
+        looping, label="/loop", find_child=lambda run_id: ChildNotebook(looping, "/loop", "")
+    )
+    assert html.count("<section") == MAX_DEPTH
+    assert html.count("Notebook job #1") == MAX_DEPTH + 1
+
+
+def test_a_hostile_link_target_is_escaped(tmp_path: Path) -> None:
+    """A link's URL is escaped, and a scheme other than http(s) or a path is not linked."""
+    hostile = child_run_link(5, 'javascript:alert("x")')
+    executed = write(tmp_path / "executed_notebook.ipynb", code("x", html_output(hostile)))
+    html, _ = render_notebook(executed, label="/nb")
+    assert "<a " not in html and "Notebook job #5" in html

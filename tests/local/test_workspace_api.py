@@ -117,6 +117,31 @@ def test_import_over_10_mb_is_rejected(client) -> None:  # type: ignore[no-untyp
     assert list(client.workspace.list("/big")) == []
 
 
+#: 10 MB of base64 holds 7,864,320 bytes: the documented limit is on the base64 content
+FITS = 10 * 1024 * 1024 // 4 * 3
+
+
+@pytest.mark.parametrize("how", ["import_ (JSON, base64)", "upload (multipart)"])
+def test_the_10_mb_limit_is_on_the_base64_content(client, how: str) -> None:  # type: ignore[no-untyped-def]
+    client.workspace.mkdirs("/b64")
+
+    def send(path: str, size: int) -> None:
+        data = b"x" * size
+        if how.startswith("import_"):
+            content = base64.b64encode(data).decode()
+            client.workspace.import_(path, content=content, format=ImportFormat.RAW)
+        else:
+            client.workspace.upload(path, data, format=ImportFormat.RAW)
+
+    send("/b64/fits", FITS)  # exactly 10 MB of base64
+    assert client.workspace.get_status("/b64/fits").size == FITS
+    with pytest.raises(DatabricksError) as info:
+        send("/b64/over", FITS + 1)  # 7.5 MB of bytes, 4 base64 characters too many
+    assert info.value.error_code == "MAX_NOTEBOOK_SIZE_EXCEEDED"
+    assert "(10485764 bytes)" in str(info.value)
+    assert [o.path for o in client.workspace.list("/b64")] == ["/b64/fits"]
+
+
 def test_delete_non_empty_folder_needs_recursive(client) -> None:  # type: ignore[no-untyped-def]
     client.workspace.mkdirs("/d/sub")
     client.workspace.upload("/d/sub/f.txt", b"x", format=ImportFormat.AUTO)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.files import atomic_writer
@@ -18,7 +18,14 @@ from orchestrator.local.api.routing import Request, Router
 from orchestrator.local.jobs import run_documents as runs
 from orchestrator.local.jobs.scheduler import Scheduler
 from orchestrator.local.state.api_error import ApiError, bad_request, invalid_state, not_found
-from orchestrator.local.state.records import JobRecord, JobSettings, RunRecord, TaskRunRecord
+from orchestrator.local.state.notebook_model import HTML_VERSION_META
+from orchestrator.local.state.records import (
+    DEFAULT_USER_NAME,
+    JobRecord,
+    JobSettings,
+    RunRecord,
+    TaskRunRecord,
+)
 from orchestrator.local.state.retention import delete_run_files, executed_notebook
 from orchestrator.local.state.store import Store, now_ms
 
@@ -29,16 +36,30 @@ log = logging.getLogger(__name__)
 
 _VERSIONS = ("2.0", "2.1", "2.2")
 _LIST_FIELDS_HIDDEN = ("tasks", "job_clusters", "parameters", "environments")
+#: runs/list's run_type: run-now, runs/submit, dbutils.notebook.run
+_RUN_TYPES = ("JOB_RUN", "SUBMIT_RUN", "WORKFLOW_RUN")
 
 
 class JobsApi:
     def __init__(
-        self, store: Store, scheduler: Scheduler, *, base_url: str, export_html: Any
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        *,
+        base_url: str,
+        export_html: Any,
+        user_name: str = DEFAULT_USER_NAME,
     ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.base_url = base_url
-        self._export_html = export_html  # Callable[[Path, str], str], lazily provided
+        #: the workspace's one user: every job's and run's creator, and the jobs' run_as
+        self.user_name = user_name
+        #: stops a running ``dbutils.notebook.run`` child by its run id (runs/cancel), given
+        #: by the workspace when its tasks run notebooks; False when no such child runs
+        self.cancel_child: Callable[[int], bool] = lambda _run_id: False
+        #: Callable[[Path, str, int], str]: executed notebook, notebook path, task run id -> page
+        self._export_html = export_html
         self._lock = threading.Lock()
         #: one export at a time (the exporter is one anyway), each rendered once
         self._export_lock = threading.Lock()
@@ -77,12 +98,12 @@ class JobsApi:
         checked = runs.validate_settings(settings)
         with self._lock:  # ids appear in the listing in the order they were given out
             job_id = self.store.next_id("job")
-            self.store.insert_job(job_id, now_ms(), "local", checked)
+            self.store.insert_job(job_id, now_ms(), self.user_name, checked)
         return {"job_id": job_id}
 
     def get(self, req: Request) -> dict[str, Any]:
         job = self._job(req.required_int("job_id"))
-        return {**job, "run_as_user_name": "local", "run_as_owner": True}
+        return {**job, "run_as_user_name": self.user_name, "run_as_owner": True}
 
     def list(self, req: Request) -> dict[str, Any]:
         name = req.text("name")
@@ -252,10 +273,12 @@ class JobsApi:
             job_params=job_params,
             only=only,
             next_id=lambda: self.store.next_id("run"),
-            run_url=self._run_url,
+            run_url=self.run_url,
+            creator=self.user_name,
         )
 
-    def _run_url(self, job_id: int | None, run_id: int) -> str:
+    def run_url(self, job_id: int | None, run_id: int) -> str:
+        """The page of a run or task run (of a job, or one-time)."""
         if job_id is None:
             return f"{self.base_url}/runs/{run_id}"
         return f"{self.base_url}/jobs/{job_id}/runs/{run_id}"
@@ -295,7 +318,12 @@ class JobsApi:
         completed_only = req.flag("completed_only")
         if active_only and completed_only:
             raise bad_request("active_only and completed_only can't both be true")
+        run_type = req.text("run_type")
+        if run_type is not None and run_type not in _RUN_TYPES:
+            raise bad_request(f"Invalid run_type: {run_type}")
         docs = self.store.list_runs(job_id=job_id, active_only=active_only)
+        if run_type is not None:
+            docs = [d for d in docs if d.get("run_type") == run_type]
         docs = [self.scheduler.get(int(d["run_id"])) or d for d in docs]
         if completed_only:
             docs = [d for d in docs if not self.scheduler.is_active(int(d["run_id"]))]
@@ -308,7 +336,8 @@ class JobsApi:
     def runs_cancel(self, req: Request) -> dict[str, Any]:
         run_id = req.required_int("run_id")
         doc, _ = self.lookup(run_id)
-        self.scheduler.cancel(int(doc["run_id"]))
+        if not self.scheduler.cancel(int(doc["run_id"])):
+            self.cancel_child(int(doc["run_id"]))
         return {}
 
     def runs_cancel_all(self, req: Request) -> dict[str, Any]:
@@ -384,9 +413,11 @@ class JobsApi:
         cache = self.store.runs_root / str(task["run_id"]) / "export.html"
         with self._export_lock:
             if cache.exists():
-                return cache.read_text(encoding="utf-8")
+                cached = cache.read_text(encoding="utf-8")
+                if HTML_VERSION_META in cached:  # else an older workspace's: render it again
+                    return cached
             name = str((task.get("notebook_task") or {}).get("notebook_path", "notebook"))
-            html: str = self._export_html(executed, name)
+            html: str = self._export_html(executed, name, int(task["run_id"]))
             with atomic_writer(cache, mode=0o644) as out:  # a cache: never seen half-written
                 out.write(html.encode("utf-8"))
         return html

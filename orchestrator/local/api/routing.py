@@ -158,14 +158,37 @@ Handler = Callable[[Request], "Response | Mapping[str, Any] | None"]
 
 
 class Router:
-    """Routes keyed by method and the path after ``/api/<version>/``; versions checked."""
+    """Routes keyed by method and the path after ``/api/<version>/``; versions checked.
+
+    A route either is a whole path (``api``) or ends in object ids (``api_prefix``: every
+    path under the prefix, which the handler reads from ``Request.route``)."""
 
     def __init__(self) -> None:
         self._api: dict[tuple[str, str], tuple[frozenset[str], Handler]] = {}
+        self._prefixes: dict[tuple[str, str], tuple[frozenset[str], Handler]] = {}
         self._plain: list[tuple[str, re.Pattern[str], Callable[..., Response], bool]] = []
 
     def api(self, method: str, route: str, versions: tuple[str, ...], handler: Handler) -> None:
         self._api[(method, route)] = (frozenset(versions), handler)
+
+    def api_prefix(
+        self, method: str, prefix: str, versions: tuple[str, ...], handler: Handler
+    ) -> None:
+        """``handler`` answers every route that starts with ``prefix`` (which ends in ``/``)."""
+        self._prefixes[(method, prefix)] = (frozenset(versions), handler)
+
+    def _entry(self, method: str, route: str) -> tuple[frozenset[str], Handler] | None:
+        entry = self._api.get((method, route))
+        if entry is None:
+            for (m, prefix), found in self._prefixes.items():
+                if m == method and route.startswith(prefix):
+                    return found
+        return entry
+
+    def _known(self, route: str) -> bool:
+        return any(r == route for (_, r) in self._api) or any(
+            route.startswith(prefix) for (_, prefix) in self._prefixes
+        )
 
     def plain(
         self, method: str, pattern: str, handler: Callable[..., Response], *, public: bool = False
@@ -176,9 +199,9 @@ class Router:
         self._plain.append((method, re.compile(pattern), handler, public))
 
     def find_api(self, method: str, version: str, route: str) -> Handler:
-        entry = self._api.get((method, route))
+        entry = self._entry(method, route)
         if entry is None:
-            if any(r == route for (_, r) in self._api):
+            if self._known(route):
                 raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported for {route}")
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{route}'")
         versions, handler = entry

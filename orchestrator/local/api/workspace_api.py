@@ -2,7 +2,8 @@
 
 Notebooks are stored as Databricks SOURCE text, whatever format they were imported in; plain
 workspace files are stored byte for byte. Limits and error codes follow the service:
-imports over 10 MB fail with ``MAX_NOTEBOOK_SIZE_EXCEEDED``, an existing path without
+imports whose content is over 10 MB as base64 (``state/limits.py``) fail with
+``MAX_NOTEBOOK_SIZE_EXCEEDED``, an existing path without
 ``overwrite`` with ``RESOURCE_ALREADY_EXISTS``, a missing parent folder with
 ``RESOURCE_DOES_NOT_EXIST``, a non-empty folder without ``recursive`` with
 ``DIRECTORY_NOT_EMPTY``.
@@ -21,12 +22,11 @@ from orchestrator.files import atomic_writer
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.state import notebook_format as notebooks
 from orchestrator.local.state.api_error import ApiError, already_exists, bad_request, not_found
-from orchestrator.local.state.limits import normalize_path
+from orchestrator.local.state.limits import base64_size, check_import_size, normalize_path
 from orchestrator.local.state.store import ObjectRow, Store, now_ms
 
-__all__ = ["MAX_IMPORT_BYTES", "WorkspaceApi"]
+__all__ = ["WorkspaceApi"]
 
-MAX_IMPORT_BYTES = 10 * 1024 * 1024
 _LANGUAGES = ("PYTHON", "R", "SQL", "SCALA")
 _EXTENSIONS = {"PYTHON": "py", "R": "r", "SQL": "sql", "SCALA": "scala"}
 _HEADERS = {
@@ -89,13 +89,6 @@ class WorkspaceApi:
         language = (req.text("language") or "").upper() or None
         overwrite = req.flag("overwrite")
         content = self._content(req)
-        if len(content) > MAX_IMPORT_BYTES:
-            raise ApiError(
-                400,
-                "MAX_NOTEBOOK_SIZE_EXCEEDED",
-                f"File size imported is ({len(content)} bytes), "
-                f"exceeded max size ({MAX_IMPORT_BYTES} bytes)",
-            )
         if language is not None and language not in _LANGUAGES:
             raise bad_request(f"Invalid language: {language}")
         target, kind, lang, data = self._interpret(path, fmt, language, content)
@@ -119,13 +112,17 @@ class WorkspaceApi:
         return {}
 
     def _content(self, req: Request) -> bytes:
+        """The content to import, checked against the 10 MB limit of its base64 first."""
         if "content" in req.files:
-            return req.files["content"]
+            data = req.files["content"]
+            check_import_size(base64_size(len(data)))  # what the JSON request would carry
+            return data
         raw = req.get("content")
         if raw is None:
             return b""
         if not isinstance(raw, str):
             raise bad_request("Invalid content: expected a base64 string")
+        check_import_size(len(raw))
         try:
             return base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):

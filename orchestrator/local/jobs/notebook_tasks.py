@@ -2,33 +2,52 @@
 
 Adapts :class:`~orchestrator.local.jobs.scheduler.TaskSpec` to the notebook runtime
 (:mod:`orchestrator.local.runtime`), which is imported lazily because it needs the
-``orchestrator[local]`` extra.
+``orchestrator[local]`` extra, and turns how a notebook ended into what ``runs/get-output``
+returns for a notebook task (:func:`notebook_outcome`).
+
+It also records ``dbutils.notebook.run`` children as runs of their own
+(:class:`ChildRunRecords`): the runtime may not import this room, so each
+``ExecutionRequest`` carries the recorder (the runtime's ``ChildRunRecorder`` protocol), and
+the runtime calls it when a child starts and when it ends.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import posixpath
+import re
 import shutil
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.files import write_json_atomically
+from orchestrator.local.jobs import run_documents
+from orchestrator.local.jobs.run_state import finish, set_state
 from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec
 from orchestrator.local.state.api_error import ApiError
 from orchestrator.local.state.limits import normalize_path
+from orchestrator.local.state.records import DEFAULT_USER_NAME, RunRecord
 from orchestrator.local.state.retention import keep_executed
-from orchestrator.local.state.store import Store
+from orchestrator.local.state.store import Store, now_ms
 
-__all__ = ["NotebookTaskExecutor", "export_executed_html"]
+__all__ = [
+    "ChildRunRecords",
+    "NotebookTaskExecutor",
+    "export_executed_html",
+    "notebook_outcome",
+]
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
+    from orchestrator.local.runtime.execution import ChildRun, NotebookResult
     from orchestrator.local.runtime.pool import KernelPool
 
 log = logging.getLogger(__name__)
-MAX_LOG_CHARS = 1_000_000
+RunUrl = Callable[[int | None, int], str]
 
 
 class NotebookTaskExecutor:
@@ -40,9 +59,25 @@ class NotebookTaskExecutor:
     run (the workspace calls it when a cluster is used), ``pool_size=0`` turns it off.
     """
 
-    def __init__(self, store: Store, *, keep_scratch: bool = False, pool_size: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        keep_scratch: bool = False,
+        pool_size: int = 0,
+        user_name: str = DEFAULT_USER_NAME,
+        run_url: RunUrl | None = None,
+    ) -> None:
         self.store = store
         self.keep_scratch = keep_scratch
+        #: the ``dbutils.notebook.run`` children of every task become runs here; the
+        #: workspace gives it the run pages' URLs once it listens (``bind_run_pages``)
+        self.child_runs = ChildRunRecords(
+            store,
+            run_url=run_url or (lambda _job, run_id: f"/runs/{run_id}"),
+            creator=user_name,
+            keep_scratch=keep_scratch,
+        )
         self._pool_size = pool_size
         self._pool: KernelPool | None = None
         self._pool_lock = threading.Lock()
@@ -63,6 +98,10 @@ class NotebookTaskExecutor:
                     root=root, state_dir=self.store.state_dir, size=self._pool_size
                 )
             return self._pool
+
+    def bind_run_pages(self, run_url: RunUrl) -> None:
+        """The run pages' URLs, known once the workspace listens (child runs link to them)."""
+        self.child_runs.run_url = run_url
 
     def warm(self, languages: Collection[str] | None = None, *, spark: bool = False) -> None:
         """Start the kernel pool filling, with kernels of ``languages`` only when given, and
@@ -143,6 +182,7 @@ class NotebookTaskExecutor:
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),
                 "ORCH_CLUSTER_ID": str(spec.task.get("existing_cluster_id") or ""),
             },
+            child_runs=self.child_runs,
         )
         try:
             result = execute_notebook(
@@ -151,30 +191,142 @@ class NotebookTaskExecutor:
         finally:
             if not self.keep_scratch:
                 keep_executed(scratch, scratch.parent)
-        logs = result.logs or ""
-        output: dict[str, Any] = {
-            "logs": logs[:MAX_LOG_CHARS],
-            "logs_truncated": len(logs) > MAX_LOG_CHARS,
+        return notebook_outcome(result)
+
+
+def notebook_outcome(result: NotebookResult) -> TaskOutcome:
+    """How a notebook task ended, as the Jobs API shows it: its result state and message, and
+    the output ``runs/get-output`` returns: ``notebook_output`` (``result`` only when
+    ``dbutils.notebook.exit`` was called) and, when the notebook failed, ``error``
+    (``"<ExceptionType>: <message>"``) and ``error_trace``. Never ``logs``: the Jobs API does
+    not return them for notebook tasks."""
+    output: dict[str, Any] = {"notebook_output": {}}
+    if result.exit_value is not None:
+        output["notebook_output"] = {"result": result.exit_value, "truncated": False}
+    message = ""
+    if result.status == "FAILED":
+        output["error"] = message = result.error or "Notebook failed"
+        if result.error_trace:
+            output["error_trace"] = result.error_trace
+    elif result.status == "TIMEDOUT":
+        output["error"] = message = "Notebook run timed out"
+    elif result.status == "CANCELED":
+        message = "Run cancelled"
+    return TaskOutcome(result.status, message, output)
+
+
+class ChildRunRecords:
+    """The jobs engine's recorder of ``dbutils.notebook.run`` children (the runtime's
+    ``ChildRunRecorder``): each child is an ephemeral notebook run, ``run_type``
+    ``WORKFLOW_RUN``, with one task run, its own ids and run page, RUNNING from its start and
+    TERMINATED with its result. Its folder is its task run's (``runs/<task run id>/``): the
+    child runs there, and its executed notebook and ``output.json`` stay there, so
+    ``runs/get``, ``runs/get-output`` and ``runs/export`` answer for it as for any run."""
+
+    def __init__(self, store: Store, *, run_url: RunUrl, creator: str, keep_scratch: bool) -> None:
+        self.store = store
+        self.run_url = run_url
+        self.creator = creator
+        self.keep_scratch = keep_scratch
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[RunRecord, threading.Event]] = {}
+
+    def cancel(self, run_id: int) -> bool:
+        """Stop a running child (``runs/cancel`` of its run); False when none runs as
+        ``run_id``. It ends CANCELED, and its caller's ``dbutils.notebook.run`` raises."""
+        with self._lock:
+            running = self._running.get(run_id)
+        if running is None:
+            return False
+        running[1].set()
+        return True
+
+    def start(
+        self,
+        *,
+        notebook_path: str,
+        parameters: Mapping[str, str],
+        parent_environment: Mapping[str, str],
+        cancel: threading.Event,
+    ) -> ChildRun:
+        from orchestrator.local.runtime.execution import ChildRun
+
+        name = posixpath.basename(notebook_path) or "notebook"
+        task: dict[str, Any] = {
+            "task_key": _task_key(name),
+            "notebook_task": {
+                "notebook_path": notebook_path,
+                "source": "WORKSPACE",
+                "base_parameters": dict(parameters),
+            },
         }
-        if result.exit_value is not None:
-            output["notebook_output"] = {"result": result.exit_value, "truncated": False}
-        else:
-            output["notebook_output"] = {}
-        message = ""
-        if result.status == "FAILED":
-            error = result.error or "Notebook failed"
-            if result.failed_cell and not error.startswith("cell ") and "[cell " not in error:
-                error = f"{error} (cell {result.failed_cell})"
-            output["error"] = error
-            if result.error_trace:
-                output["error_trace"] = result.error_trace
-            message = output["error"]
-        elif result.status == "TIMEDOUT":
-            output["error"] = "Notebook run timed out"
-            message = output["error"]
-        elif result.status == "CANCELED":
-            message = "Run cancelled"
-        return TaskOutcome(result.status, message, output)
+        cluster = parent_environment.get("ORCH_CLUSTER_ID")
+        if cluster:
+            task["existing_cluster_id"] = cluster
+        new = run_documents.new_run(
+            {"tasks": [task]},
+            job_id=None,
+            run_name=name,
+            run_type="WORKFLOW_RUN",
+            notebook_params={},
+            job_params={},
+            only=None,
+            next_id=lambda: self.store.next_id("run"),
+            run_url=self.run_url,
+            creator=self.creator,
+        )
+        doc = new.doc
+        (task_run,) = doc["tasks"]
+        task_run["start_time"] = doc["start_time"] = now_ms()
+        set_state(doc, "RUNNING", None, "In run")
+        set_state(task_run, "RUNNING", None, "In run")
+        run_id, task_run_id = int(doc["run_id"]), int(task_run["run_id"])
+        scratch = self.store.runs_root / str(task_run_id) / "scratch"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        with self._lock:
+            self.store.add_task_run(task_run_id, run_id)
+            self.store.save_run(doc, active=True)
+            self._running[run_id] = (doc, cancel)
+        return ChildRun(
+            run_id=run_id,
+            task_run_id=task_run_id,
+            run_page_url=str(doc["run_page_url"]),
+            scratch_dir=scratch,
+            environment={"ORCH_RUN_ID": str(run_id), "ORCH_TASK_RUN_ID": str(task_run_id)},
+        )
+
+    def finish(self, child: ChildRun, result: NotebookResult) -> None:
+        if not self.keep_scratch:
+            keep_executed(child.scratch_dir, child.scratch_dir.parent)
+        outcome = notebook_outcome(result)
+        try:
+            write_json_atomically(
+                child.scratch_dir.parent / "output.json", outcome.output, mode=0o644
+            )
+        except OSError:
+            log.exception("cannot write the output of child run %s", child.run_id)
+        with self._lock:
+            running = self._running.pop(child.run_id, None)
+            if running is None:
+                return
+            doc = running[0]
+            (task_run,) = doc["tasks"]
+            finish(task_run, outcome.result_state, outcome.state_message)
+            message = {
+                "FAILED": "Workload failed, see run output for details",
+                "TIMEDOUT": "Run timed out.",
+                "CANCELED": "Run cancelled.",
+            }.get(outcome.result_state, "")
+            finish(doc, outcome.result_state, message)
+            for record in (doc, task_run):
+                record["execution_duration"] = record["run_duration"]
+            self.store.save_run(doc, active=False)
+
+
+def _task_key(name: str) -> str:
+    """A task key from a notebook's name (letters, digits, ``-`` and ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:100] or "notebook"
 
 
 def _libraries(value: Any) -> tuple[Any, ...]:
@@ -193,9 +345,10 @@ def _warm_exporter() -> None:
         log.debug("cannot warm the notebook exporter", exc_info=True)
 
 
-def export_executed_html(executed_notebook: Path, title: str) -> str:
-    """HTML of an executed notebook (runs/export), by the runtime's exporter."""
-    from orchestrator.local.state.notebook_format import export_html
+def export_executed_html(executed_notebook: Path, notebook_path: str, task_run_id: int) -> str:
+    """A task run's executed notebook as ``runs/export`` returns it: Databricks' page, with
+    the notebook model and nbconvert's rendering (``state/notebook_model.py``)."""
+    from orchestrator.local.state.notebook_model import export_page
 
     data = Path(executed_notebook).read_bytes()
-    return export_html(data, title=title)
+    return export_page(data, notebook_path=notebook_path, orig_id=task_run_id)

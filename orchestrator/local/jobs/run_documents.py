@@ -252,6 +252,7 @@ def new_run(
     only: Sequence[str] | None,
     next_id: Callable[[], int],
     run_url: Callable[[int | None, int], str],
+    creator: str,
 ) -> NewRun:
     """A PENDING run of ``settings`` (only the tasks of ``only``, when given), with its tasks'
     parameters merged and their references resolved."""
@@ -277,7 +278,7 @@ def new_run(
             "run_id": run_id,
             "number_in_job": run_id,
             "original_attempt_run_id": run_id,
-            "creator_user_name": "local",
+            "creator_user_name": creator,
             "run_name": run_name,
             "run_type": run_type,
             "trigger": "ONE_TIME",

@@ -10,7 +10,7 @@ way round. The modules import each other relatively.
   :mod:`.secrets_util`, :mod:`.widgets_util`, :mod:`.notebook_util` and :mod:`.library_util`,
   sharing :mod:`.common` (errors, the run's configuration).
 * :mod:`.path_mapping`: ``/Workspace/...`` and ``/dbfs/...`` through ordinary file APIs.
-* :mod:`.display`, :mod:`.child_view`: what cells show.
+* :mod:`.display`, :mod:`.child_view`: what cells show (a child run's link among it).
 * :mod:`.spark_session`, :mod:`.spark_catalog`: ``spark`` on the cluster's engine.
 * :mod:`.shell_magics`: ``%sh``, ``!cmd`` and ``%pip`` inside the kernel.
 * :mod:`.zygote_main`: the fork server that Python kernels are forked from.

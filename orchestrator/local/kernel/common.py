@@ -68,16 +68,26 @@ class SparkNotAvailable(DbutilsError, RuntimeError):
 
 
 class WorkflowException(DbutilsError):
-    """A child notebook started by ``dbutils.notebook.run`` did not succeed."""
+    """A child notebook started by ``dbutils.notebook.run`` did not succeed.
+
+    Its message is Databricks' (``com.databricks.WorkflowException: ...``); what went wrong
+    in the child is in the child's own run (``run_id``, ``run_page_url``), not here.
+    """
 
     def __init__(
-        self, message: str, *, path: str, status: str, error: str, error_trace: str = ""
+        self,
+        message: str,
+        *,
+        path: str,
+        status: str,
+        run_id: int | None = None,
+        run_page_url: str | None = None,
     ) -> None:
         super().__init__(message)
         self.path = path
         self.status = status
-        self.error = error
-        self.error_trace = error_trace
+        self.run_id = run_id
+        self.run_page_url = run_page_url
 
 
 class NotebookExit(Exception):

@@ -23,7 +23,9 @@ gathers the utilities, and the IPython handler of :class:`NotebookExit`. The par
 * ``notebook_util``: ``dbutils.notebook.exit`` writes ``$ORCH_CONTROL_DIR/exit.json`` and
   raises :class:`NotebookExit`, which a custom IPython handler swallows without a traceback;
   the executor sees the file and ends the notebook as SUCCESS. ``dbutils.notebook.run`` asks the
-  run executing this notebook for a child run (``children.py``) and waits for its result.
+  run executing this notebook for a child run (``children.py``), shows its link ("Notebook job
+  #<run id>") and waits for its result; a child that did not succeed raises Databricks'
+  ``WorkflowException`` message, nothing of the child's error.
 * ``secrets_util``: ``dbutils.secrets``: values from ``ORCH_SECRETS``; values read are
   redacted from ``sys.stdout``/``sys.stderr`` (values of four characters or more) and from
   their ``repr``.

@@ -4,8 +4,12 @@ This module owns :class:`NotebookUtil`. ``exit`` writes ``$ORCH_CONTROL_DIR/exit
 raises :class:`~.common.NotebookExit`, which the IPython handler set up by ``install``
 swallows; the executor sees the file and ends the notebook as SUCCESS. ``run`` writes a
 request into ``$ORCH_CONTROL_DIR`` that the run executing this notebook serves
-(:mod:`orchestrator.local.runtime.children`) and waits for its result file. ``getContext``
-and ``entry_point`` answer the context calls notebooks make (path, run ids, tags).
+(:mod:`orchestrator.local.runtime.children`) and waits for its result file. As on
+Databricks, the child is a run of its own: the calling cell shows its link ("Notebook job
+#<run id>") and a child that did not succeed raises :class:`~.common.WorkflowException` with
+Databricks' message, which names neither the child's error nor its traceback (they are in the
+child's run). ``getContext`` and ``entry_point`` answer the context calls notebooks make
+(path, run ids, tags).
 
 It runs inside user kernels: standard library only, nothing heavy at module level.
 """
@@ -19,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .child_view import show_child_notebook
+from .child_view import show_child_run_link
 from .common import (
     _WORKSPACE,
     DbutilsError,
@@ -31,10 +35,19 @@ from .common import (
     write_json_atomic,
 )
 
-__all__ = ["NotebookContext", "NotebookUtil"]
+__all__ = ["CHILD_FAILED", "CHILD_TIMED_OUT", "NotebookContext", "NotebookUtil", "child_failure"]
 
-_CHILD_TRACE_CHARS = 4000
 _CHILD_POLL_SECONDS = 0.02
+#: what a failed child raises in its caller, word for word as on Databricks
+CHILD_FAILED = (
+    "com.databricks.WorkflowException: com.databricks.NotebookExecutionException: "
+    "FAILED: Workload failed, see run output for details"
+)
+#: ... and a child that ran out of its ``timeout_seconds``
+CHILD_TIMED_OUT = (
+    "com.databricks.WorkflowException: com.databricks.NotebookExecutionException: "
+    "TIMEDOUT: Notebook run timed out"
+)
 
 
 class _Option:
@@ -190,37 +203,35 @@ class NotebookUtil:
         control = Path(self._config.control_dir)
         stem = f"child-{os.getpid()}-{secrets.token_hex(6)}"
         result_file = control / f"{stem}.result.json"
+        started_file = control / f"{stem}.started.json"
         request = {"path": target, "timeout": int(timeout_seconds or 0), "args": args}
         # The run executing this notebook claims the request and writes the result.
         write_json_atomic(control / f"{stem}.request.json", request)
+        shown = False
         try:
             while not result_file.exists():
+                if not shown and started_file.exists():
+                    shown = _show_link(_read_json(started_file))
                 time.sleep(_CHILD_POLL_SECONDS)
         except BaseException:  # interrupted: stop the child run with us
             write_json_atomic(control / f"{stem}.cancel.json", {})
             raise
-        try:
-            result = json.loads(result_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise WorkflowException(
-                f"FAILED: the child run of {target} left an unreadable result: {exc}",
-                path=target,
-                status="FAILED",
-                error=str(exc),
-            ) from None
-        finally:
-            result_file.unlink(missing_ok=True)
-        show_child_notebook(result, path=target)
+        result = _read_json(result_file)
+        result_file.unlink(missing_ok=True)
+        started_file.unlink(missing_ok=True)
+        if not shown:
+            _show_link(result)
         status = str(result.get("status") or "FAILED")
         if status == "SUCCESS":
             value = result.get("exit_value")
             return "" if value is None else str(value)
-        error = str(result.get("error") or "")
-        trace = str(result.get("error_trace") or "")
-        message = f"{status}: {error or 'the notebook did not succeed'} (notebook {target})"
-        if trace:
-            message += "\n\nChild notebook traceback:\n" + trace[-_CHILD_TRACE_CHARS:]
-        raise WorkflowException(message, path=target, status=status, error=error, error_trace=trace)
+        raise WorkflowException(
+            child_failure(status, result),
+            path=target,
+            status=status,
+            run_id=_run_id(result),
+            run_page_url=str(result.get("run_page_url") or "") or None,
+        )
 
     def getContext(self) -> NotebookContext:
         """The notebook's context (path, run id, tags)."""
@@ -243,3 +254,45 @@ def _resolve_notebook_path(path: str, current: str) -> str:
         path = posixpath.join(posixpath.dirname(base) or "/", path)
     path = posixpath.normpath(path)
     return "/" + path.lstrip("/")
+
+
+def child_failure(status: str, result: Mapping[str, Any]) -> str:
+    """The message of the WorkflowException a child that did not succeed raises.
+
+    A child run that failed or timed out gives Databricks' own message. A request that
+    started no run (its notebook does not exist) has no run to point at: its reason (the
+    answer's ``error``) is given after the exception's class name.
+    """
+    if result.get("error"):
+        return f"com.databricks.WorkflowException: {result['error']}"
+    if status == "TIMEDOUT":
+        return CHILD_TIMED_OUT
+    if status == "CANCELED":
+        return (
+            "com.databricks.WorkflowException: com.databricks.NotebookExecutionException: "
+            "CANCELED: Run cancelled"
+        )
+    return CHILD_FAILED
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _run_id(result: Mapping[str, Any]) -> int | None:
+    value = result.get("run_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _show_link(answer: Mapping[str, Any]) -> bool:
+    """Show the child run's link once its run exists; whether it was shown."""
+    run_id = _run_id(answer)
+    url = answer.get("run_page_url")
+    if run_id is None or not isinstance(url, str):
+        return False
+    show_child_run_link(run_id, url)
+    return True

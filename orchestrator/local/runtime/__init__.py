@@ -3,7 +3,8 @@
 * :mod:`.executor` runs one notebook task in a Jupyter kernel (:mod:`.execution`: its request
   and result; :mod:`.resolver`: notebooks by workspace path; :mod:`.cell_commands`: what a
   cell asks for; :mod:`.outputs`: what it printed; :mod:`.children`: the child runs of
-  ``dbutils.notebook.run``; :mod:`.libraries`: a task's libraries).
+  ``dbutils.notebook.run``, recorded as runs through the jobs engine's ``ChildRunRecorder``
+  (``ExecutionRequest.child_runs``); :mod:`.libraries`: a task's libraries).
 * Kernels: :mod:`.launch` (command line, environment, bootstrap), :mod:`.kernel_process` (one
   kernel process), :mod:`.pool` (warm kernels), :mod:`.forks` and :mod:`.zygote` (Python
   kernels forked from a warm process).

@@ -6,8 +6,17 @@ The in-kernel shims (Python and R) ask for a child run by writing
 parent run polls its control folder from its ``check`` (every ~0.1 s while a cell runs), claims
 each request and runs the child in a thread of the same process, with the parent's workspace,
 DBFS, secrets, environment and kernel source (so a child gets a warm kernel too). No extra
-process chain: the child's kernel is the only new process, as on Databricks, where
-``dbutils.notebook.run`` starts an ephemeral run in a fresh context.
+process chain: the child's kernel is the only new process.
+
+On Databricks ``dbutils.notebook.run`` starts an ephemeral notebook job run (``WORKFLOW_RUN``)
+with its own run id and page, and the parent learns only how it ended. So here: the request's
+:class:`~.execution.ChildRunRecorder` (``ExecutionRequest.child_runs``, given by the jobs
+engine) records the child as a run before its kernel starts, and the child runs in that run's
+own folder. ``<stem>.started.json`` (``{"run_id", "run_page_url"}``) tells the shim the run
+exists, so the calling cell shows its link while it runs; the result file holds only
+``status``, ``exit_value``, ``run_id`` and ``run_page_url``: no cells, no error text, no
+traceback of the child reach the parent. A request that starts no run (unreadable, or naming
+a notebook that does not exist) is answered with ``status`` FAILED and an ``error``.
 
 A child is stopped (its kernel tree killed) when its own timeout passes, when the parent run
 ends for any reason, or when the waiting cell is interrupted.
@@ -28,12 +37,13 @@ from orchestrator.local.runtime.cell_commands import resolve_run_path
 from orchestrator.local.runtime.resolver import NotebookNotFound
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from orchestrator.local.runtime.execution import (
         ExecutionRequest,
         NotebookResolver,
         NotebookResult,
+        NotebookSource,
     )
 
 __all__ = ["ChildRuns"]
@@ -42,13 +52,15 @@ logger = logging.getLogger(__name__)
 
 REQUEST_SUFFIX = ".request.json"
 _CLAIMED_SUFFIX = ".claimed.json"
+STARTED_SUFFIX = ".started.json"
 RESULT_SUFFIX = ".result.json"
 CANCEL_SUFFIX = ".cancel.json"
 _JOIN_SECONDS = 30.0
 
 
 def _failure(message: str) -> dict[str, Any]:
-    return {"status": "FAILED", "exit_value": None, "error": message, "error_trace": None}
+    """The answer to a request that started no child run."""
+    return {"status": "FAILED", "exit_value": None, "error": message}
 
 
 @dataclass
@@ -108,15 +120,13 @@ class ChildRuns:
 
     def _serve(self, child: _Child, payload: Any) -> None:
         try:
-            result = self._execute(payload, child.cancel)
+            result = self._execute(child, payload)
         except Exception as exc:
             logger.exception("child run %s failed", child.stem)
             result = _failure(f"the child run crashed: {type(exc).__name__}: {exc}")
         self._write_result(child.stem, result)
 
-    def _execute(self, payload: Any, cancel: threading.Event) -> dict[str, Any]:
-        from orchestrator.local.runtime.execution import ExecutionRequest
-
+    def _execute(self, child: _Child, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
             return _failure("a child run request needs a notebook path")
         arguments = payload.get("args") or {}
@@ -133,35 +143,79 @@ class ChildRuns:
             timeout = float(payload.get("timeout") or 0)
         except (TypeError, ValueError):
             return _failure(f"the timeout of a child run is not a number: {payload['timeout']!r}")
+        parameters = {str(key): str(value) for key, value in arguments.items()}
+        recorder = self._parent.child_runs
+        if recorder is None:
+            return self._run_unrecorded(child, source, parameters, timeout)
+        recorded = recorder.start(
+            notebook_path=path,
+            parameters=parameters,
+            parent_environment=self._parent.environment,
+            cancel=child.cancel,
+        )
+        link = {"run_id": recorded.run_id, "run_page_url": recorded.run_page_url}
+        self._write(f"{child.stem}{STARTED_SUFFIX}", link)
+        request = self._child_request(
+            source,
+            parameters,
+            timeout,
+            scratch=recorded.scratch_dir,
+            environment={**self._parent.environment, **recorded.environment},
+        )
+        try:
+            result = self._run(request, child.cancel)
+        except Exception as exc:
+            logger.exception("child run %s crashed", recorded.run_id)
+            result = _crashed(request, exc)
+        recorder.finish(recorded, result)
+        return {"status": result.status, "exit_value": result.exit_value, **link}
+
+    def _run_unrecorded(
+        self, child: _Child, source: NotebookSource, parameters: dict[str, str], timeout: float
+    ) -> dict[str, Any]:
+        """A child with nobody to record it (the runtime's own tests): it runs in the
+        parent's control folder and has no run id."""
         scratch = self._control_dir / f"child-{uuid.uuid4().hex[:12]}"
         scratch.mkdir(parents=True)
-        request = ExecutionRequest(
-            notebook=source,
-            parameters={str(key): str(value) for key, value in arguments.items()},
-            workspace_root=self._parent.workspace_root,
-            dbfs_root=self._parent.dbfs_root,
-            scratch_dir=scratch,
-            state_db=self._parent.state_db,
-            secrets=self._parent.secrets,
-            timeout_seconds=timeout if timeout > 0 else None,
-            environment=self._parent.environment,
+        request = self._child_request(
+            source, parameters, timeout, scratch=scratch, environment=self._parent.environment
         )
-        result = self._run(request, cancel)
-        return {
-            "status": result.status,
-            "exit_value": result.exit_value,
-            "error": result.error,
-            "error_trace": result.error_trace,
-            "failed_cell": result.failed_cell,
-            "executed_notebook": str(result.executed_notebook),
-        }
+        result = self._run(request, child.cancel)
+        return {"status": result.status, "exit_value": result.exit_value}
+
+    def _child_request(
+        self,
+        source: NotebookSource,
+        parameters: dict[str, str],
+        timeout: float,
+        *,
+        scratch: Path,
+        environment: Mapping[str, str],
+    ) -> ExecutionRequest:
+        from orchestrator.local.runtime.execution import ExecutionRequest
+
+        parent = self._parent
+        return ExecutionRequest(
+            notebook=source,
+            parameters=parameters,  # only the given arguments, as on Databricks
+            workspace_root=parent.workspace_root,
+            dbfs_root=parent.dbfs_root,
+            scratch_dir=scratch,
+            state_db=parent.state_db,
+            secrets=parent.secrets,
+            timeout_seconds=timeout if timeout > 0 else None,
+            environment=environment,
+            child_runs=parent.child_runs,  # grandchildren are runs of their own too
+        )
+
+    def _write(self, name: str, payload: dict[str, Any]) -> None:
+        try:
+            write_json_atomically(self._control_dir / name, payload)
+        except OSError:
+            logger.exception("cannot write %s", name)
 
     def _write_result(self, stem: str, payload: dict[str, Any]) -> None:
-        target = self._control_dir / f"{stem}{RESULT_SUFFIX}"
-        try:
-            write_json_atomically(target, payload)
-        except OSError:
-            logger.exception("cannot write the result of child run %s", stem)
+        self._write(f"{stem}{RESULT_SUFFIX}", payload)
 
     def stop(self) -> None:
         """Stop every child still running and wait until their kernels are gone."""
@@ -172,3 +226,18 @@ class ChildRuns:
                 child.thread.join(_JOIN_SECONDS)
                 if child.thread.is_alive():
                     logger.warning("child run %s did not stop in time", child.stem)
+
+
+def _crashed(request: ExecutionRequest, exc: Exception) -> NotebookResult:
+    """How a child whose runtime crashed ended (the runtime never raises for a notebook)."""
+    from orchestrator.local.runtime.execution import NotebookResult
+
+    return NotebookResult(
+        status="FAILED",
+        exit_value=None,
+        error=f"internal error of the local notebook runtime: {type(exc).__name__}: {exc}",
+        error_trace=None,
+        failed_cell=None,
+        logs="",
+        executed_notebook=request.scratch_dir / "executed_notebook.ipynb",
+    )

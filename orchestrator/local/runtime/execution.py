@@ -2,18 +2,27 @@
 
 The run scheduler builds an :class:`ExecutionRequest` per task run and gets a
 :class:`NotebookResult` back from :func:`orchestrator.local.runtime.execute_notebook`.
+
+A ``dbutils.notebook.run`` child is a run of its own, as on Databricks (an ephemeral
+``WORKFLOW_RUN`` with its own run id and page). Recording it needs the store and the run
+ids, which belong to the jobs engine, a room the runtime may not import: the jobs engine
+hands the runtime a :class:`ChildRunRecorder` in ``ExecutionRequest.child_runs`` instead,
+and the runtime calls it when a child starts and when it ends.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from orchestrator.local.state.notebook_format import Language
 
 __all__ = [
+    "ChildRun",
+    "ChildRunRecorder",
     "ExecutionRequest",
     "NotebookResolver",
     "NotebookResult",
@@ -58,6 +67,9 @@ class ExecutionRequest:
     environment: Mapping[str, str] = field(default_factory=dict)
     #: the task's ``libraries`` (Jobs API shape), installed before the first cell
     libraries: tuple[Mapping[str, Any], ...] = ()
+    #: records ``dbutils.notebook.run`` children as runs of their own (``None``: the children
+    #: run unrecorded, in the run's control folder; only the runtime's own tests do that)
+    child_runs: ChildRunRecorder | None = None
 
 
 @dataclass(frozen=True)
@@ -77,3 +89,38 @@ class NotebookResult:
     failed_cell: int | None
     logs: str
     executed_notebook: Path
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A child run as recorded when it starts: its ids, its page, the folder it runs in (its
+    ``scratch_dir``) and the environment variables that name it to its kernel
+    (``ORCH_RUN_ID``, ``ORCH_TASK_RUN_ID``), laid over its parent's."""
+
+    run_id: int
+    task_run_id: int
+    run_page_url: str
+    scratch_dir: Path
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+class ChildRunRecorder(Protocol):
+    """Records ``dbutils.notebook.run`` children as runs (``WORKFLOW_RUN``, one task run).
+
+    ``start`` is called before the child's kernel starts, with the notebook's absolute
+    workspace path, its arguments, its parent's environment and the event that stops it (the
+    recorder sets it to cancel the run, ``runs/cancel``); the run is RUNNING from then on.
+    ``finish`` is called once with how the child ended, whatever happened; the recorder keeps
+    the child's executed notebook and output and ends the run with its result.
+    """
+
+    def start(
+        self,
+        *,
+        notebook_path: str,
+        parameters: Mapping[str, str],
+        parent_environment: Mapping[str, str],
+        cancel: threading.Event,
+    ) -> ChildRun: ...
+
+    def finish(self, child: ChildRun, result: NotebookResult) -> None: ...

@@ -52,6 +52,8 @@ from orchestrator.local.runtime.outputs import (
 )
 from orchestrator.local.runtime.resolver import NotebookNotFound
 from orchestrator.local.state.notebook_format import (
+    CELL_RUN_METADATA,
+    CellState,
     Notebook,
     NotebookFormatError,
     ipynb_document,
@@ -160,6 +162,9 @@ class _Run:
         self.kernel: Kernel | None = None
         self.notebook = Notebook(request.notebook.language, ())
         self.cells: list[CellOutputs | None] = []
+        #: per top-level cell that started: how it ended and when (wall clock, ms), kept in
+        #: the executed notebook's cell metadata (``CELL_RUN_METADATA``) for runs/export
+        self.timings: list[dict[str, Any] | None] = []
         self.current: CellOutputs | None = None
         self.top_cell: int | None = None
         self.shell_scripts = 0
@@ -198,7 +203,13 @@ class _Run:
         counts = [cell.execution_count if cell else None for cell in self.cells]
         name = posixpath.basename(self.request.notebook.workspace_path) or "notebook"
         document = ipynb_document(
-            self.notebook, name=name, outputs=outputs, execution_counts=counts
+            self.notebook,
+            name=name,
+            outputs=outputs,
+            execution_counts=counts,
+            cell_metadata=[
+                {CELL_RUN_METADATA: timing} if timing else None for timing in self.timings
+            ],
         )
         text = json.dumps(document, indent=1, ensure_ascii=False)
         try:
@@ -228,6 +239,7 @@ class _Run:
             self.pip_target.mkdir(exist_ok=True)
             self.notebook = self.load(source.file, source.language)
             self.cells = [None] * len(self.notebook.cells)
+            self.timings = [None] * len(self.notebook.cells)
             if source.language not in ("PYTHON", "R"):
                 name = "SQL" if source.language == "SQL" else "Scala"
                 return _Outcome(
@@ -329,13 +341,30 @@ class _Run:
 
     def run_notebook(self, notebook: Notebook, frame: _Frame) -> None:
         for index, cell in enumerate(notebook.cells, start=1):
-            if not frame.includes:
-                self.top_cell = index
-                self.current = CellOutputs(log=self.log) if cell.kind == "code" else None
-                self.cells[index - 1] = self.current
-            self.run_cell(
-                magics.plan_cell(cell, notebook.language), index, frame, notebook.language
-            )
+            action = magics.plan_cell(cell, notebook.language)
+            if frame.includes:
+                self.run_cell(action, index, frame, notebook.language)
+                continue
+            self.top_cell = index
+            self.current = CellOutputs(log=self.log) if cell.kind == "code" else None
+            self.cells[index - 1] = self.current
+            started = _now_ms()
+            state: CellState = "error"
+            try:
+                self.run_cell(action, index, frame, notebook.language)
+                state = "finished"
+            except _Exited:
+                state = "finished"
+                raise
+            except _Stopped:
+                state = "stopped"
+                raise
+            finally:
+                self.timings[index - 1] = {
+                    "state": state,
+                    "start_ms": started,
+                    "finish_ms": _now_ms(),
+                }
 
     def fail(self, frame: _Frame, index: int, message: str) -> _CellFailed:
         where = frame.where(index) if frame.includes else f"cell {index}"
@@ -419,6 +448,10 @@ class _Run:
             raise self.fail(frame, index, f"%run {target}: cannot read {path}: {exc}") from None
         inner = _Frame(path, (*frame.includes, (frame.workspace_path, index)))
         self.run_notebook(included, inner)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _mentions_spark(notebook: Notebook) -> bool:

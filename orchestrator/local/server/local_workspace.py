@@ -21,7 +21,9 @@ from types import TracebackType
 from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import DbfsApi
 from orchestrator.local.api.jobs_api import JobsApi
+from orchestrator.local.api.permissions_api import PermissionsApi
 from orchestrator.local.api.routing import Response, Router
+from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
@@ -38,6 +40,7 @@ from orchestrator.local.runtime.lifetime import (
 from orchestrator.local.server.admin import Admin
 from orchestrator.local.server.faults import Faults, FaultSettings
 from orchestrator.local.server.listener import serve_http
+from orchestrator.local.state.records import DEFAULT_USER_NAME
 from orchestrator.local.state.retention import PruneReport, Retention, prune
 from orchestrator.local.state.store import Store
 from orchestrator.local.ui.pages import Pages
@@ -65,6 +68,8 @@ class LocalWorkspaceSettings:
     retention: Retention = field(default_factory=Retention)
     keep_run_scratch: bool = False  # debugging: keep each task's scratch folder
     kernel_pool: bool = True  # warm kernels, up to max_workers idle per language
+    #: the workspace's one user: SCIM ``Me``, ``/Users/<user_name>``, every creator
+    user_name: str = DEFAULT_USER_NAME
 
 
 class LocalWorkspace:
@@ -75,6 +80,9 @@ class LocalWorkspace:
     ) -> None:
         if settings.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the local workspace listens on loopback only")
+        name = settings.user_name
+        if not name or "/" in name or name in (".", "..") or not name.isprintable():
+            raise ValueError(f"not a user name for the local workspace: {name!r}")
         self.settings = settings
         self.token = settings.token or "local-" + secrets.token_hex(16)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +107,9 @@ class LocalWorkspace:
     def _open_state(self, executor: TaskExecutor | None) -> None:
         settings = self.settings
         self.store = Store(settings.state_dir)
+        # what a new workspace has: the users' folder, the user's home and /Shared
+        home = f"/Users/{settings.user_name}"
+        self.store.ensure_directories("/Users", home, "/Shared")
         self.faults = Faults(settings.faults)
         self.clusters = Clusters(
             settings.clusters,
@@ -110,6 +121,7 @@ class LocalWorkspace:
                 self.store,
                 keep_scratch=settings.keep_run_scratch,
                 pool_size=settings.max_workers if settings.kernel_pool else 0,
+                user_name=settings.user_name,
             )
             self.clusters.on_running = notebooks.warm
             self._notebooks: NotebookTaskExecutor | None = notebooks
@@ -136,14 +148,23 @@ class LocalWorkspace:
         self.url = f"http://{self.settings.host}:{port}"
         self.port = int(port)
         self.jobs = JobsApi(
-            self.store, self.scheduler, base_url=self.url, export_html=export_executed_html
+            self.store,
+            self.scheduler,
+            base_url=self.url,
+            export_html=export_executed_html,
+            user_name=self.settings.user_name,
         )
         self.scheduler.on_task_end = self.jobs.prerender
+        if self._notebooks is not None:
+            self._notebooks.bind_run_pages(self.jobs.run_url)
+            self.jobs.cancel_child = self._notebooks.child_runs.cancel
         WorkspaceApi(self.store).register(router)
         DbfsApi(self.store).register(router)
         self.jobs.register(router)
         ClustersApi(self.clusters).register(router)
         SecretsApi(self.store).register(router)
+        ScimApi(user_name=self.settings.user_name).register(router)
+        PermissionsApi(self.store, user_name=self.settings.user_name).register(router)
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
@@ -230,9 +251,11 @@ def start_local_workspace(
     executor: TaskExecutor | None = None,
     retention: Retention | None = None,
     keep_run_scratch: bool = False,
+    user_name: str = DEFAULT_USER_NAME,
 ) -> LocalWorkspace:
     """Start a local workspace in this process on 127.0.0.1 (a free port unless given)."""
     settings = LocalWorkspaceSettings(
+        user_name=user_name,
         retention=retention or Retention(),
         keep_run_scratch=keep_run_scratch,
         state_dir=state_dir,

@@ -8,6 +8,10 @@ Where Databricks documents a limit, it is the documented one:
 - Jobs API: a job ``name`` and a run's ``run_name`` at most 4096 bytes in UTF-8, a job
   ``description`` at most 27,700 characters; a ``task_key`` at most 100 characters of letters,
   digits, ``-`` and ``_``; ``max_concurrent_runs`` 0..1000; a request at most 10 MB.
+- Workspace API: ``workspace/import`` content is at most 10 MB *as base64* ("The
+  base64-encoded content. This has a limit of 10 MB", else ``MAX_NOTEBOOK_SIZE_EXCEEDED``):
+  the JSON request's ``content`` string is measured as sent, a multipart upload's bytes as
+  their base64 would be (``4 * ceil(n / 3)``), so about 7.5 MB of bytes fit.
 - Workspace and DBFS paths: the documentation gives no number. The service answers 400 for an
   over-long path; here a path is at most 4096 bytes in UTF-8 (the Jobs API's limit for names,
   and Linux's ``PATH_MAX``) and each name in it at most 255 bytes (the file-system limit of the
@@ -19,16 +23,19 @@ from __future__ import annotations
 
 import re
 
-from orchestrator.local.state.api_error import bad_request
+from orchestrator.local.state.api_error import ApiError, bad_request
 
 __all__ = [
     "MAX_DESCRIPTION_CHARS",
+    "MAX_IMPORT_BASE64",
     "MAX_NAME_BYTES",
     "MAX_PATH_BYTES",
     "MAX_SECRET_NAME",
     "MAX_TASK_KEY",
     "MAX_TITLE_BYTES",
+    "base64_size",
     "check_description",
+    "check_import_size",
     "check_path",
     "check_secret_key",
     "check_secret_scope",
@@ -43,6 +50,7 @@ MAX_SECRET_NAME = 128
 MAX_TASK_KEY = 100
 MAX_TITLE_BYTES = 4096  # job name, run_name
 MAX_DESCRIPTION_CHARS = 27_700
+MAX_IMPORT_BASE64 = 10 * 1024 * 1024  # workspace/import content, base64-encoded
 _SCOPE = re.compile(r"[A-Za-z0-9_.@-]+")
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _TASK_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -119,3 +127,19 @@ def normalize_path(raw: str, *, field: str = "path") -> str:
     if parts[:1] == ["Workspace"]:
         parts = parts[1:]
     return "/" + "/".join(parts)
+
+
+def base64_size(size: int) -> int:
+    """The length of the base64 encoding of ``size`` bytes."""
+    return 4 * -(-size // 3)
+
+
+def check_import_size(base64_length: int) -> None:
+    """``workspace/import`` content over 10 MB of base64 is ``MAX_NOTEBOOK_SIZE_EXCEEDED``."""
+    if base64_length > MAX_IMPORT_BASE64:
+        raise ApiError(
+            400,
+            "MAX_NOTEBOOK_SIZE_EXCEEDED",
+            f"File size imported is ({base64_length} bytes), "
+            f"exceeded max size ({MAX_IMPORT_BASE64} bytes)",
+        )

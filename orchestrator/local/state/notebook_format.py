@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 __all__ = [
+    "CELL_RUN_METADATA",
     "Cell",
     "CellKind",
+    "CellState",
     "Language",
     "Notebook",
     "NotebookFormatError",
@@ -56,9 +58,17 @@ __all__ = [
 Language = Literal["PYTHON", "R", "SQL", "SCALA"]
 CellKind = Literal["code", "markdown"]
 
+#: how a top-level cell of an executed notebook ended: ran to its end (or exited the
+#: notebook), raised, or was running when the run was cancelled or timed out
+CellState = Literal["finished", "error", "stopped"]
+
 LANGUAGES: tuple[Language, ...] = get_args(Language)
 HEADER_TEXT = "Databricks notebook source"
 DATABRICKS_METADATA_KEY = "application/vnd.databricks.v1+notebook"
+#: the key of an executed cell's metadata where the executor keeps how it ran:
+#: ``{"state": CellState, "start_ms": int, "finish_ms": int}`` (wall clock); a cell without
+#: it never started
+CELL_RUN_METADATA = "orchestrator.local.run"
 
 _EXPORTER: Any = None
 _EXPORTER_LOCK = threading.Lock()
@@ -274,16 +284,20 @@ def ipynb_document(
     name: str,
     outputs: Iterable[list[dict[str, Any]] | None] | None = None,
     execution_counts: Iterable[int | None] | None = None,
+    cell_metadata: Iterable[Mapping[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """An nbformat v4.5 document (as a dict) for ``nb``; optional per-cell outputs."""
+    """An nbformat v4.5 document (as a dict) for ``nb``; optional per-cell outputs,
+    execution counts and metadata."""
     cell_outputs = list(outputs) if outputs is not None else [None] * len(nb.cells)
     counts = list(execution_counts) if execution_counts is not None else [None] * len(nb.cells)
+    metadata_of = list(cell_metadata) if cell_metadata is not None else []
     cells: list[dict[str, Any]] = []
     for index, cell in enumerate(nb.cells):
+        own = metadata_of[index] if index < len(metadata_of) else None
         entry: dict[str, Any] = {
             "cell_type": cell.kind,
             "id": f"cell-{index + 1}",
-            "metadata": {},
+            "metadata": dict(own or {}),
             "source": _source_lines(cell.source),
         }
         if cell.kind == "code":

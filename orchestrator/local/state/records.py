@@ -18,6 +18,7 @@ from typing import Any, Literal, TypedDict
 
 __all__ = [
     "ACTIVE_LIFE_CYCLE_STATES",
+    "DEFAULT_USER_NAME",
     "JobRecord",
     "JobSettings",
     "LifeCycleState",
@@ -54,6 +55,10 @@ ResultState = Literal[
     "MAXIMUM_CONCURRENT_RUNS_REACHED",
     "INTERNAL_ERROR",
 ]
+
+#: the local workspace's one user (its ``user_name`` setting): the creator of every job and
+#: run, the owner of ``/Users/<user name>``, who SCIM ``Me`` says the caller is
+DEFAULT_USER_NAME = "local@localhost"
 
 ACTIVE_LIFE_CYCLE_STATES: frozenset[LifeCycleState] = frozenset(
     ("QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY")

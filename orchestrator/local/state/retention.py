@@ -1,8 +1,9 @@
 """Bounded disk for the local workspace: run scratch goes when a run ends, old runs expire.
 
 Under ``<state_dir>/runs/`` each run and each task run has a folder named by its id:
-``output.json`` (logs, exit value), ``executed_notebook.ipynb`` (with the child notebooks'
-ones under ``control/``), ``export.html`` (the ``runs/export`` cache), ``test_counts.json``
+``output.json`` (what ``runs/get-output`` returns), ``executed_notebook.ipynb`` (a
+``dbutils.notebook.run`` child is a run of its own, with its own folder), ``export.html`` (the
+``runs/export`` cache), ``test_counts.json``
 (counts a build reported) and, while a task runs, ``scratch/`` (the kernel's working files:
 ``%pip`` installs, IPython profile, control files). The executor keeps the executed notebooks
 and deletes ``scratch/`` when the task ends (:func:`keep_executed`).
@@ -109,8 +110,9 @@ def _remove(path: Path) -> bool:
 
 
 def keep_executed(scratch: Path, task_dir: Path) -> Path:
-    """Move the executed notebooks out of ``scratch`` into ``task_dir`` (same relative paths,
-    so the child notebooks' stay under ``control/``), delete ``scratch``; the kept notebook."""
+    """Move the executed notebooks out of ``scratch`` into ``task_dir`` (same relative paths:
+    those of children that ran unrecorded stay under ``control/``), delete ``scratch``; the
+    kept notebook."""
     for source in sorted(scratch.rglob(EXECUTED_NOTEBOOK)):
         target = task_dir / source.relative_to(scratch)
         with contextlib.suppress(OSError):

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from orchestrator.local.state.records import JobRecord, JobSettings, RunRecord
 
-__all__ = ["ObjectRow", "Store", "now_ms"]
+__all__ = ["Grant", "ObjectRow", "Store", "now_ms"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -37,6 +37,14 @@ CREATE TABLE IF NOT EXISTS objects (
     size INTEGER
 );
 CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent);
+CREATE INDEX IF NOT EXISTS objects_id ON objects(object_id);
+CREATE TABLE IF NOT EXISTS grants (
+    object_id INTEGER NOT NULL,
+    principal_kind TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    level TEXT NOT NULL,
+    PRIMARY KEY (object_id, principal_kind, principal)
+);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id INTEGER PRIMARY KEY,
     created_time INTEGER NOT NULL,
@@ -90,6 +98,16 @@ class ObjectRow:
         if self.size is not None and self.object_type != "DIRECTORY":
             out["size"] = self.size
         return out
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A permission given directly on a workspace object: a principal (``user``, ``group`` or
+    ``service_principal``, and its name) and a permission level."""
+
+    principal_kind: str
+    principal: str
+    level: str
 
 
 def parent_of(path: str) -> str | None:
@@ -174,6 +192,52 @@ class Store:
                 ),
             )
 
+    def ensure_directories(self, *paths: str) -> None:
+        """Make each of ``paths`` (absolute, parents first) a folder if nothing is there: the
+        folders a workspace has from its first start (``/Users``, the user's home,
+        ``/Shared``)."""
+        for path in paths:
+            with self._lock:
+                if self.get_object(path) is not None:
+                    continue
+                self.local_path(path).mkdir(parents=True, exist_ok=True)
+                stamp = now_ms()
+                row = ObjectRow(path, "DIRECTORY", None, self.next_id("object"), stamp, stamp, None)
+                self.put_object(row)
+
+    def object_by_id(self, object_id: int) -> ObjectRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT path, object_type, language, object_id, created_at, modified_at, size "
+                "FROM objects WHERE object_id = ?",
+                (object_id,),
+            ).fetchone()
+        return ObjectRow(*row) if row else None
+
+    # --- permissions ---------------------------------------------------------------------
+    def grants(self, object_id: int) -> list[Grant]:
+        """The permissions given directly on an object, in the order they were first given."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT principal_kind, principal, level FROM grants WHERE object_id = ? "
+                "ORDER BY rowid",
+                (object_id,),
+            ).fetchall()
+        return [Grant(*row) for row in rows]
+
+    def put_grants(self, object_id: int, grants: list[Grant], *, replace: bool) -> None:
+        """Give ``grants`` on an object, in one transaction: instead of all its direct ones
+        (``replace``, the API's PUT) or over those of the same principals (PATCH)."""
+        with self.transaction() as db:
+            if replace:
+                db.execute("DELETE FROM grants WHERE object_id = ?", (object_id,))
+            for grant in grants:
+                db.execute(
+                    "INSERT INTO grants VALUES (?, ?, ?, ?) ON CONFLICT"
+                    "(object_id, principal_kind, principal) DO UPDATE SET level = excluded.level",
+                    (object_id, grant.principal_kind, grant.principal, grant.level),
+                )
+
     def children(self, path: str) -> list[ObjectRow]:
         with self._lock:
             rows = self._db.execute(
@@ -186,8 +250,13 @@ class Store:
     def delete_tree(self, path: str) -> None:
         prefix = path.rstrip("/") + "/"
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        with self._lock:
-            self._db.execute(
+        with self.transaction() as db:  # an object's permissions go with it
+            db.execute(
+                "DELETE FROM grants WHERE object_id IN (SELECT object_id FROM objects "
+                "WHERE path = ? OR path LIKE ? ESCAPE '\\')",
+                (path, escaped + "%"),
+            )
+            db.execute(
                 "DELETE FROM objects WHERE path = ? OR path LIKE ? ESCAPE '\\'",
                 (path, escaped + "%"),
             )

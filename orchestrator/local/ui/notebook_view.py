@@ -3,30 +3,44 @@
 Rendered from the ``.ipynb`` the runtime writes for each task run. Text is escaped; an HTML
 output goes into an ``<iframe sandbox srcdoc>`` without ``allow-scripts`` or
 ``allow-same-origin``, so it can neither run a script nor reach this origin (the page's CSP,
-which the iframe inherits, forbids scripts too). The runtime shows a ``dbutils.notebook.run``
-child as an HTML fragment in the caller's output; such a fragment is replaced here by the
-child's own executed notebook (``control/child-*/executed_notebook.ipynb`` beside the caller's),
-rendered like its parent, nested.
+which the iframe inherits, forbids scripts too).
+
+A ``dbutils.notebook.run`` child leaves only its link in the caller's output ("Notebook job
+#<run id>", as on Databricks, and so in the caller's export). As a convenience of this UI,
+which no API offers, the link is followed to the child's own executed notebook in the store
+(``find_child``: run id -> its notebook) and the child is shown under it, rendered like its
+parent, nested up to :data:`MAX_DEPTH` levels.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 from typing import Any
 
-from orchestrator.local.kernel.child_view import output_text
+from orchestrator.local.kernel.child_view import CHILD_RUN_LINK, output_text
 from orchestrator.local.ui.shell import STYLESHEET_PATH, esc
 
-__all__ = ["render_notebook"]
+__all__ = ["ChildNotebook", "render_notebook"]
 
 MAX_DEPTH = 5
-_CHILD_MARK = '<details open style="border-left:3px solid #888;padding-left:.6em">'
-_CHILD_SUMMARY = re.compile(r"<summary>Notebook run: (?P<path>.*) \((?P<status>[^()]*)\)</summary>")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+
+
+@dataclass(frozen=True)
+class ChildNotebook:
+    """A child run the UI shows under its link: its executed notebook, path and result."""
+
+    executed: Path
+    path: str
+    status: str
+
+
+FindChild = Callable[[int], "ChildNotebook | None"]
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -35,13 +49,6 @@ def _load(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _children(executed: Path) -> Iterator[Path]:
-    """The child notebooks' executed files, in the order they finished."""
-    found = list((executed.parent / "control").glob("child-*/executed_notebook.ipynb"))
-    found.sort(key=lambda p: p.stat().st_mtime_ns)
-    return iter(found)
 
 
 def _iframe(html: str) -> str:
@@ -67,10 +74,11 @@ def _image(data: Mapping[str, Any]) -> str | None:
 
 
 class _Renderer:
-    def __init__(self) -> None:
+    def __init__(self, find_child: FindChild | None) -> None:
         self.failed_cells: list[str] = []
+        self.find_child = find_child
 
-    def output(self, output: Mapping[str, Any], children: Iterator[Path], depth: int) -> str:
+    def output(self, output: Mapping[str, Any], depth: int) -> str:
         kind = output.get("output_type")
         if kind == "stream":
             name = "err" if output.get("name") == "stderr" else ""
@@ -82,10 +90,9 @@ class _Renderer:
         data = output.get("data") or {}
         if "text/html" in data:
             html = output_text(data["text/html"])
-            if html.startswith(_CHILD_MARK):
-                child = self.child(html, children, depth)
-                if child:
-                    return child
+            link = CHILD_RUN_LINK.fullmatch(html.strip())
+            if link is not None:
+                return self.child(int(link["run_id"]), unescape(link["url"]), depth)
             return _iframe(html)
         image = _image(data)
         if image:
@@ -96,23 +103,26 @@ class _Renderer:
             return f'<pre class="out">{esc(output_text(data["text/plain"]))}</pre>'
         return ""
 
-    def child(self, fragment: str, children: Iterator[Path], depth: int) -> str | None:
-        executed = next(children, None)
-        if executed is None or depth >= MAX_DEPTH:
-            return None
-        match = _CHILD_SUMMARY.search(fragment)
-        path = unescape(match["path"]) if match else executed.parent.name
-        status = unescape(match["status"]) if match else ""
-        inner = self.notebook(executed, depth + 1, label=path)
+    def child(self, run_id: int, url: str, depth: int) -> str:
+        """The child run's link and, below it, its notebook when it can be found."""
+        link = (
+            f'<p class="child-link"><a href="{esc(url)}">Notebook job #{run_id}</a></p>'
+            if url.startswith(("/", "http://", "https://"))
+            else f'<p class="child-link">Notebook job #{run_id}</p>'
+        )
+        found = self.find_child(run_id) if self.find_child and depth < MAX_DEPTH else None
+        if found is None:
+            return link
+        inner = self.notebook(found.executed, depth + 1, label=found.path)
         return (
-            f'<section class="child" data-child-notebook="{esc(path)}">'
-            f'<h3>Notebook run: <span class="mono">{esc(path)}</span> '
-            f'<span class="badge {esc(status)}">{esc(status)}</span></h3>{inner}</section>'
+            f'<section class="child" data-child-notebook="{esc(found.path)}" '
+            f'data-child-run="{run_id}">{link}'
+            f'<h3>Notebook run: <span class="mono">{esc(found.path)}</span> '
+            f'<span class="badge {esc(found.status)}">{esc(found.status)}</span></h3>{inner}'
+            "</section>"
         )
 
-    def cell(
-        self, index: int, cell: Mapping[str, Any], children: Iterator[Path], depth: int, label: str
-    ) -> str:
+    def cell(self, index: int, cell: Mapping[str, Any], depth: int, label: str) -> str:
         source = output_text(cell.get("source"))
         if cell.get("cell_type") == "markdown":
             return f'<div class="cell md-cell"><div class="md">{esc(source)}</div></div>'
@@ -120,7 +130,7 @@ class _Renderer:
         failed = any(o.get("output_type") == "error" for o in outputs)
         if failed:
             self.failed_cells.append(f"{label} cell {index}")
-        rendered = "".join(self.output(o, children, depth) for o in outputs)
+        rendered = "".join(self.output(o, depth) for o in outputs)
         count = cell.get("execution_count")
         head = f"Cell {index}" + (f" [{count}]" if count else "") + (" - failed" if failed else "")
         return (
@@ -133,15 +143,15 @@ class _Renderer:
         document = _load(executed)
         if document is None:
             return '<p class="muted">The executed notebook could not be read.</p>'
-        children = _children(executed)
         cells = [c for c in document.get("cells") or [] if isinstance(c, dict)]
-        return "".join(
-            self.cell(i, c, children, depth, label) for i, c in enumerate(cells, start=1)
-        )
+        return "".join(self.cell(i, c, depth, label) for i, c in enumerate(cells, start=1))
 
 
-def render_notebook(executed: Path, *, label: str) -> tuple[str, list[str]]:
-    """The notebook's cells as HTML, and the failed cells (``"<label> cell <n>"``)."""
-    renderer = _Renderer()
+def render_notebook(
+    executed: Path, *, label: str, find_child: FindChild | None = None
+) -> tuple[str, list[str]]:
+    """The notebook's cells as HTML, and the failed cells (``"<label> cell <n>"``, children's
+    included). ``find_child`` finds the executed notebook of a child run a link names."""
+    renderer = _Renderer(find_child)
     html = renderer.notebook(executed, 0, label=label)
     return html, renderer.failed_cells

@@ -1,6 +1,7 @@
 """Routes of the local Jobs UI: read-only pages with Databricks' URL shapes.
 
-- ``/``: the index (jobs and recent runs); ``/jobs``: every job with its latest run;
+- ``/``: the index (jobs and recent runs); ``/jobs``: every job with its latest run, filtered
+  by ``?tag=key:value`` (a repo's builds: ``repo:<name>``) and ``?name=``;
 - ``/jobs/<job_id>``: the job's runs, one row per build, newest first, filtered by
   ``?state=active|succeeded|failed|canceled`` and ``?branch=``, paged by ``?page=`` (``limit=``);
 - ``/jobs/<job_id>/runs/<run_id>``: a run (parameters, tasks, timeline), or for a task run id
@@ -22,7 +23,7 @@ from orchestrator.local.state.records import RunRecord, TaskRunRecord
 from orchestrator.local.state.retention import executed_notebook
 from orchestrator.local.ui import jobs_view, run_view
 from orchestrator.local.ui.jobs_view import JobFilters, JobRow, JobsFilter
-from orchestrator.local.ui.notebook_view import render_notebook
+from orchestrator.local.ui.notebook_view import ChildNotebook, render_notebook
 from orchestrator.local.ui.shell import not_found, stylesheet
 from orchestrator.local.ui.summary import (
     STATE_FILTERS,
@@ -178,13 +179,30 @@ class Pages:
             task = tasks[0]
         return self._task(doc, task)
 
+    def _child(self, run_id: int) -> ChildNotebook | None:
+        """A ``dbutils.notebook.run`` child's executed notebook, from the run its link names."""
+        doc = self.scheduler.get(run_id)
+        tasks = (doc or {}).get("tasks") or []
+        if len(tasks) != 1:
+            return None
+        (task,) = tasks
+        executed = executed_notebook(self.store, int(task["run_id"]))
+        if executed is None:
+            return None
+        state = task.get("state") or {}
+        return ChildNotebook(
+            executed=executed,
+            path=str((task.get("notebook_task") or {}).get("notebook_path") or "notebook"),
+            status=str(state.get("result_state") or state.get("life_cycle_state") or ""),
+        )
+
     def _task(self, doc: RunRecord, task: TaskRunRecord) -> Response:
         executed = executed_notebook(self.store, int(task["run_id"]))
         notebook: str | None = None
         failed: list[str] = []
         if executed is not None:
             path = str((task.get("notebook_task") or {}).get("notebook_path") or "notebook")
-            notebook, failed = render_notebook(executed, label=path)
+            notebook, failed = render_notebook(executed, label=path, find_child=self._child)
         return run_view.task_page(
             doc,
             task,

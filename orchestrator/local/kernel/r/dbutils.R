@@ -232,36 +232,68 @@ local({
     dir <- control_dir()
     stem <- basename(tempfile(pattern = sprintf("child-%d-", Sys.getpid()), tmpdir = dir))
     result_file <- file.path(dir, paste0(stem, ".result.json"))
+    started_file <- file.path(dir, paste0(stem, ".started.json"))
     timeout <- as.integer(if (is.null(timeout_seconds)) 0 else timeout_seconds)
     request <- sprintf('{"path": %s, "timeout": %d, "args": %s}',
                        jsonlite::toJSON(jsonlite::unbox(target)), timeout, args_json)
     # The run executing this notebook claims the request and writes the result.
     write_json_atomic(file.path(dir, paste0(stem, ".request.json")), request)
-    on.exit(unlink(result_file), add = TRUE)
+    on.exit(unlink(c(result_file, started_file)), add = TRUE)
     waited <- FALSE
     on.exit(if (!waited) write_json_atomic(file.path(dir, paste0(stem, ".cancel.json")), "{}"),
             add = TRUE)
-    while (!file.exists(result_file)) Sys.sleep(0.02)
-    waited <- TRUE
-    result <- tryCatch(jsonlite::fromJSON(result_file, simplifyVector = FALSE),
-                       error = function(e) NULL)
-    if (is.null(result)) {
-      raise("WorkflowException", sprintf(
-        "FAILED: the child run of %s left an unreadable result", target
-      ))
+    shown <- FALSE
+    while (!file.exists(result_file)) {
+      if (!shown && file.exists(started_file)) shown <- show_child_link(read_json(started_file))
+      Sys.sleep(0.02)
     }
+    waited <- TRUE
+    result <- read_json(result_file)
+    if (!shown) show_child_link(result)
     status <- if (is.null(result$status)) "FAILED" else as.character(result$status)
     if (identical(status, "SUCCESS")) {
       return(if (is.null(result$exit_value)) "" else as.character(result$exit_value))
     }
-    error <- if (is.null(result$error)) "the notebook did not succeed" else result$error
-    message <- sprintf("%s: %s (notebook %s)", status, error, target)
-    if (!is.null(result$error_trace) && nzchar(result$error_trace)) {
-      trace <- result$error_trace
-      message <- paste0(message, "\n\nChild notebook traceback:\n",
-                        substring(trace, max(1, nchar(trace) - 3999)))
+    # As on Databricks: the child's error and traceback are in its own run, not here.
+    message <- if (!is.null(result$error)) {
+      # a request that started no run (its notebook does not exist): the reason
+      paste0("com.databricks.WorkflowException: ", result$error)
+    } else if (identical(status, "TIMEDOUT")) {
+      paste0("com.databricks.WorkflowException: com.databricks.NotebookExecutionException: ",
+             "TIMEDOUT: Notebook run timed out")
+    } else if (identical(status, "CANCELED")) {
+      paste0("com.databricks.WorkflowException: com.databricks.NotebookExecutionException: ",
+             "CANCELED: Run cancelled")
+    } else {
+      paste0("com.databricks.WorkflowException: com.databricks.NotebookExecutionException: ",
+             "FAILED: Workload failed, see run output for details")
     }
     raise("WorkflowException", message)
+  }
+
+  read_json <- function(path) {
+    value <- tryCatch(jsonlite::fromJSON(path, simplifyVector = FALSE), error = function(e) NULL)
+    if (is.list(value)) value else list()
+  }
+
+  # The link Databricks shows in the calling cell: the child run's page, "Notebook job #<id>".
+  show_child_link <- function(answer) {
+    if (is.null(answer$run_id) || is.null(answer$run_page_url)) {
+      return(FALSE)
+    }
+    link <- sprintf('<a href="%s">Notebook job #%s</a>',
+                    html_escape(as.character(answer$run_page_url)),
+                    format(answer$run_id, scientific = FALSE))
+    if (have_irdisplay()) IRdisplay::display_html(link)
+    TRUE
+  }
+
+  html_escape <- function(text) {
+    text <- gsub("&", "&amp;", text, fixed = TRUE)
+    text <- gsub("<", "&lt;", text, fixed = TRUE)
+    text <- gsub(">", "&gt;", text, fixed = TRUE)
+    text <- gsub('"', "&quot;", text, fixed = TRUE)
+    gsub("'", "&#x27;", text, fixed = TRUE)
   }
 
   api$dbutils.notebook.getContext <- function() {
