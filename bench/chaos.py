@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from databricks.sdk.errors import NotFound
+
 from bench.kit.sample import (
     REPO,
     REPO_NAME,
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 
 FAULTS = {"latency_ms": 5.0, "p429": 0.10, "p503": 0.10, "p_drop": 0.05}
 TOKEN_ENV = "CHAOS_WORKSPACE_TOKEN"
-BUILD_ROOT = "/Shared/builds"
+BUILD_ROOT = "orchestrator-builds"  # the sample's build root: ~/orchestrator-builds
 BUILD_TIMEOUT = 900.0
 
 
@@ -233,11 +235,12 @@ def final_cleanup(chaos: Chaos, ws: Workspace) -> tuple[int, list[str]]:
     )
     chaos.outcomes[0].output += result.stdout + result.stderr  # grepped for the secret too
     client = ws.client()
-    left = [
-        str(o.path)
-        for o in client.workspace.list(f"{BUILD_ROOT}/{REPO_NAME}")
-        if o.path and not o.path.rsplit("/", 1)[1].startswith("_")
-    ]
+    repo = f"/Users/{client.current_user.me().user_name}/{BUILD_ROOT}/{REPO_NAME}"
+    try:
+        listed = list(client.workspace.list(repo))
+    except NotFound:  # no build left a folder
+        listed = []
+    left = [str(o.path) for o in listed if o.path and not o.path.rsplit("/", 1)[1].startswith("_")]
     return result.returncode, left
 
 

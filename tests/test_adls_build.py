@@ -88,7 +88,7 @@ def test_plan_points_data_dir_at_the_shared_copy(
     main([*plan, "--build-id", "p2", "--set", f"storage.cluster_path={mount}"])
     doc = json.loads(capsys.readouterr().out)
     assert doc["parameters"]["data_dir"] == f"{mount}/_data/{digest}"
-    (task, *_) = doc["run"]["tasks"]
+    (task, *_) = doc["job"]["tasks"]
     assert task["notebook_task"]["base_parameters"]["data_dir"] == f"{mount}/_data/{digest}"
 
 

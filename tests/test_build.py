@@ -18,7 +18,18 @@ from databricks.sdk.service import jobs
 from orchestrator.cli import main
 from orchestrator.local.server import FaultSettings, LocalWorkspace
 from orchestrator.local.ui.test_counts import read_counts
-from tests.buildkit import build, command, in_subprocess, junit, remote_args, suites
+from orchestrator.results.run_export import read_notebook
+from tests.buildkit import (
+    BUILD_ROOT,
+    FIRST_START,
+    build,
+    build_runs,
+    command,
+    in_subprocess,
+    junit,
+    remote_args,
+    suites,
+)
 from tests.conftest import TOKEN, sdk_client
 from tests.waiting import running_run
 
@@ -33,10 +44,10 @@ def test_sample_project_builds_green_with_r_and_python_results(
     assert got["run_testthat"].get("tests") == "10"
     spark = got["run_spark_tests"]
     assert spark.get("tests") == "5" and spark.get("failures") == "0" and spark.get("errors") == "0"
-    exported = (project / "artifacts" / "b1" / "run_pytest.html").read_text()
-    # the entry notebook's export carries the build notebook's cells and outputs
-    assert "Notebook run: /Shared/builds/sample/b1/tests/run_pytest (SUCCESS)" in exported
-    assert "8 passed" in exported
+    exported = read_notebook((project / "artifacts" / "b1" / "run_pytest.html").read_text())
+    # the task ran the build's notebook itself: its export is that notebook's cells and output
+    assert exported is not None and exported.name.endswith("run_pytest")
+    assert "8 passed" in exported.output()
     out = capsys.readouterr().out
     assert "PASSED" in out and "run_testthat" in out
     # cleaned: nothing of the build is left in storage
@@ -50,8 +61,8 @@ def test_a_build_gives_the_local_jobs_ui_the_counts_of_its_junit(
     """The build itself records its merged JUnit's counts for the run page (nothing else
     posts them): on a workspace on this machine, through ``/local-admin``."""
     assert build(project, "--build-id", "tc1", *remote_args(server)) == 0
-    (run,) = server.store.list_runs(job_id=None, active_only=False)
-    counts = read_counts(server.store, int(run["run_id"]))
+    (run,) = build_runs(sdk_client(server))
+    counts = read_counts(server.store, int(run.run_id))
     assert counts is not None, "the build did not record its test counts"
     totals = {key: 0 for key in ("tests", "failures", "errors", "skipped")}
     for suite in junit(project, "tc1").iter("testsuite"):
@@ -76,11 +87,10 @@ def test_a_broken_test_exits_1_with_the_failure_in_junit(
     assert got["run_pytest"].get("failures") == "1"
     text = ET.tostring(got["run_pytest"], encoding="unicode")
     assert "arithmetic is broken" in text
-    # the workspace build folder was removed, the job stays
+    # the workspace build folder was removed; the build's job stays, for the Jobs UI
     w = sdk_client(server)
-    assert [o.path for o in w.workspace.list("/Shared/builds/sample")] == [
-        "/Shared/builds/sample/_orchestrator"
-    ]
+    assert list(w.workspace.list(f"{BUILD_ROOT}/sample")) == []
+    assert [j.settings.name for j in w.jobs.list()] == ["build-sample b2"]
 
 
 @pytest.mark.slow
@@ -116,7 +126,7 @@ def test_build_timeout_cancels_the_run_and_exits_4(project: Path, server: LocalW
     code = build(project, "--build-id", "b4", "--timeout", "4s", *remote_args(server))
     assert code == 4
     w = sdk_client(server)
-    (run,) = list(w.jobs.list_runs())
+    (run,) = build_runs(w)
     assert run.state.result_state == jobs.RunResultState.CANCELED
     got = suites(junit(project, "b4"))
     assert got["run_pytest"].get("failures") == "1"  # synthesized: it never wrote XML
@@ -155,13 +165,15 @@ def test_injected_429_and_503_give_the_same_results_and_one_run(
     assert build(project, "--build-id", "b6", *remote_args(server)) == 0
     got = suites(junit(project, "b6"))
     assert got["run_pytest"].get("tests") == "8" and got["run_testthat"].get("tests") == "10"
-    assert len(list(sdk_client(server).jobs.list_runs())) == 1
+    assert len(build_runs(sdk_client(server))) == 1
     injected = server.faults.snapshot()["injected"]
     assert injected.get("503", 0) > 0
 
 
 @pytest.mark.slow
-def test_eight_concurrent_builds_one_job_eight_runs(project: Path, server: LocalWorkspace) -> None:
+def test_eight_concurrent_builds_eight_jobs_each_its_own(
+    project: Path, server: LocalWorkspace
+) -> None:
     env = {**os.environ, "ORCH_TEST_TOKEN": TOKEN, "CI": "true"}
     procs = [
         subprocess.Popen(
@@ -179,18 +191,21 @@ def test_eight_concurrent_builds_one_job_eight_runs(project: Path, server: Local
     failed = [out for p, out in zip(procs, outputs, strict=True) if p.returncode != 0]
     assert not failed, "\n\n".join(failed)
     w = sdk_client(server)
-    assert len([j for j in w.jobs.list() if j.settings.name == "build-sample"]) == 1
-    assert len(list(w.jobs.list_runs())) == 8
-    folders = {o.path for o in w.workspace.list("/Shared/builds/sample")}
-    assert {f"/Shared/builds/sample/c{i}" for i in range(8)} <= folders
+    names = sorted(j.settings.name for j in w.jobs.list())
+    assert names == [f"build-sample c{i}" for i in range(8)]
+    assert len(build_runs(w)) == 8
+    folders = {o.path for o in w.workspace.list(f"{BUILD_ROOT}/sample")}
+    assert {f"{BUILD_ROOT}/sample/c{i}" for i in range(8)} <= folders
     for i in range(8):
         got = suites(junit(project, f"c{i}"))
         assert got["run_pytest"].get("tests") == "8" and got["run_testthat"].get("tests") == "10"
 
 
 def nothing_created(ws: LocalWorkspace) -> bool:
+    """No job, and no workspace object beyond those of the workspace's first start."""
     w = sdk_client(ws)
-    return list(w.jobs.list()) == [] and list(w.workspace.list("/")) == []
+    paths = {str(o.path) for o in w.workspace.list("/", recursive=True)}
+    return list(w.jobs.list()) == [] and paths <= FIRST_START
 
 
 @pytest.mark.parametrize(
@@ -275,13 +290,14 @@ def test_plan_prints_everything_and_changes_nothing(
     code = main(command(project, "plan", "--build-id", "p1", *remote_args(server)))
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["run"]["run_name"] == "build-sample p1"
+    assert doc["job"]["name"] == "build-sample p1"
+    assert doc["job"]["tags"] == {"repo": "sample", "build": "p1", "managed-by": "orchestrator"}
     targets = {d["target"] for d in doc["deploy"]}
     folder = "~/orchestrator-builds/sample/p1"  # the home is known once the build runs
     assert f"{folder}/tests/run_pytest" in targets
     assert not any("/tests/pytest/" in t for t in targets)  # test scripts go to storage
     assert doc["parameters"]["build_id"] == "p1"
-    paths = [t["notebook_task"]["notebook_path"] for t in doc["run"]["tasks"]]
+    paths = [t["notebook_task"]["notebook_path"] for t in doc["job"]["tasks"]]
     assert paths == [f"{folder}/tests/{t}" for t in doc["tasks"]]
     assert nothing_created(server)
 

@@ -14,7 +14,7 @@ from orchestrator.adapters.databricks import parse_run
 from orchestrator.build.progress import Progress
 from orchestrator.cli import main
 from orchestrator.local.server import LocalWorkspace
-from tests.buildkit import build, command, remote_args
+from tests.buildkit import BUILD_ROOT, build, command, remote_args
 from tests.conftest import TOKEN, sdk_client
 
 
@@ -24,7 +24,7 @@ def test_the_marker_is_written_to_the_build_folder_and_storage(
 ) -> None:
     assert build(project, "--build-id", "m1", "--keep", *remote_args(server)) == 0
     w = sdk_client(server)
-    marker = json.loads(w.workspace.download("/Shared/builds/sample/m1/_build.json").read())
+    marker = json.loads(w.workspace.download(f"{BUILD_ROOT}/sample/m1/_build.json").read())
     assert marker["build_id"] == "m1" and marker["repo"] == "sample"
     assert {"branch", "commit", "pull_request", "created"} <= set(marker)
     stored = project / ".orchestrator" / "storage" / "sample" / "m1" / "_build.json"

@@ -274,7 +274,7 @@ def test_a_template_without_parameters_plans(
     capsys.readouterr()
     assert main(["plan", "--repo-name", "r", "--build-id", "b1"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    (task,) = plan["run"]["tasks"]
+    (task,) = plan["job"]["tasks"]
     assert (
         task["notebook_task"]["notebook_path"] == "~/orchestrator-builds/r/b1/notebooks/run_tests"
     )

@@ -48,6 +48,7 @@ from orchestrator.adapters.keyvault import KeyVaultSecrets
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig, is_secret_name
 from orchestrator.local.server import LocalWorkspace
+from tests.buildkit import BUILD_ROOT
 from tests.conftest import sdk_client
 from tests.kvserver import FakeCredential, client_options, key_vault
 from tests.pipelines.azure_eval import MACRO
@@ -542,5 +543,5 @@ def test_pipeline_commands_run_against_the_local_workspace(
             else:
                 assert (sim.temp / "step-summary.md").read_text(encoding="utf-8").strip()
         else:
-            assert sdk_client(server).workspace.get_status(f"/Shared/builds/{REPO_NAME}/seed-1")
+            assert sdk_client(server).workspace.get_status(f"{BUILD_ROOT}/{REPO_NAME}/seed-1")
             assert (sim.storage / REPO_NAME / "seed-1").is_dir()

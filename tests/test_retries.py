@@ -129,7 +129,9 @@ def test_a_build_against_a_closed_port_says_so_and_exits_3_naming_the_host(
     )
     out, err = capsys.readouterr()
     assert code == 3
-    assert f"    retrying reading cluster {CLUSTER} on {host} (cannot connect): 0 s so far" in out
+    # the first request a build makes: who it runs as (its build root is that user's home)
+    said = f"    retrying reading the current user (SCIM Me) on {host} (cannot connect): 0 s so far"
+    assert said in out
     errors = [line for line in err.splitlines() if line.startswith("orchestrator: error:")]
     assert len(errors) == 1, err
     assert errors[0].startswith(f"orchestrator: error: workspace {host} did not answer after")

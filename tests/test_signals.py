@@ -23,11 +23,11 @@ from databricks.sdk.service import jobs
 
 from orchestrator import signals
 from orchestrator.local.server import FaultSettings, LocalWorkspace
-from tests.buildkit import command, in_subprocess, remote_args
+from tests.buildkit import BUILD_ROOT, build_runs, command, in_subprocess, remote_args
 from tests.conftest import TOKEN, sdk_client
 from tests.test_build import slow_project
 
-BUILD_ROOT = "/Shared/builds/sample"
+REPO_FOLDER = f"{BUILD_ROOT}/sample"
 
 
 class BuildProcess:
@@ -94,7 +94,7 @@ def folder_exists(server: LocalWorkspace, build_id: str) -> bool:
     from databricks.sdk.errors import NotFound
 
     try:
-        sdk_client(server).workspace.get_status(f"{BUILD_ROOT}/{build_id}")
+        sdk_client(server).workspace.get_status(f"{REPO_FOLDER}/{build_id}")
     except NotFound:
         return False
     return True
@@ -102,13 +102,13 @@ def folder_exists(server: LocalWorkspace, build_id: str) -> bool:
 
 def result_of(server: LocalWorkspace) -> jobs.RunResultState | None:
     """The result of the one run on the server."""
-    runs = list(sdk_client(server).jobs.list_runs())
+    runs = build_runs(sdk_client(server))
     assert len(runs) == 1, runs
     return runs[0].state.result_state if runs[0].state else None
 
 
 def run_id_of(server: LocalWorkspace) -> int:
-    (run,) = list(sdk_client(server).jobs.list_runs())
+    (run,) = build_runs(sdk_client(server))
     return int(run.run_id or 0)
 
 
@@ -132,7 +132,7 @@ def test_sigterm_during_deploy_starts_no_run_and_removes_the_folder(
     assert build.finish() == 143, build.output
     server.faults.configure(FaultSettings())
     assert "cancelled by SIGTERM" in build.output
-    assert list(sdk_client(server).jobs.list_runs()) == []
+    assert build_runs(sdk_client(server)) == []
     assert not folder_exists(server, "s1"), build.output
 
 
@@ -206,7 +206,7 @@ def test_a_third_signal_exits_at_once_naming_what_is_left(
     server.faults.configure(FaultSettings())
     run_id = run_id_of(server)
     assert f"may be left behind: run {run_id} (may still be running)" in build.output
-    assert f"workspace folder {BUILD_ROOT}/s5" in build.output
+    assert f"workspace folder {REPO_FOLDER}/s5" in build.output
     assert "`orchestrator cleanup` removes them" in build.output
     sdk_client(server).jobs.cancel_run(run_id)  # what cleanup would do
 

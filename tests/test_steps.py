@@ -10,7 +10,7 @@ from databricks.sdk.service import jobs
 
 from orchestrator.cli import main
 from orchestrator.local.server import LocalWorkspace
-from tests.buildkit import command, junit, remote_args, suites
+from tests.buildkit import BUILD_ROOT, command, junit, remote_args, suites
 from tests.conftest import sdk_client
 
 
@@ -25,7 +25,7 @@ def test_deploy_run_wait_collect_clean_one_after_another(
     remote = remote_args(server)
     w = sdk_client(server)
     assert step(project, "deploy", *remote) == 0
-    assert w.workspace.get_status("/Shared/builds/sample/s1/tests/run_pytest").path
+    assert w.workspace.get_status(f"{BUILD_ROOT}/sample/s1/tests/run_pytest").path
     capsys.readouterr()
     assert step(project, "run", "--json", *remote) == 0
     run_id = json.loads(capsys.readouterr().out)["run_id"]
@@ -35,9 +35,8 @@ def test_deploy_run_wait_collect_clean_one_after_another(
     got = suites(junit(project, "s1"))
     assert got["run_pytest"].get("tests") == "8" and got["run_testthat"].get("tests") == "10"
     assert step(project, "clean", *remote) == 0
-    assert [o.path for o in w.workspace.list("/Shared/builds/sample")] == [
-        "/Shared/builds/sample/_orchestrator"
-    ]
+    assert list(w.workspace.list(f"{BUILD_ROOT}/sample")) == []
+    assert [j.settings.name for j in w.jobs.list()] == ["build-sample s1"]  # kept for the UI
     assert not (project / ".orchestrator" / "storage" / "sample" / "s1").exists()
 
 

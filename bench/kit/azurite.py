@@ -213,9 +213,11 @@ def use_abfss_shim(project: Path) -> None:
     template_path = project / "job-template.json"
     template = json.loads(template_path.read_text())
     for task in template["tasks"]:
-        parameters = task["notebook_task"]["base_parameters"]
-        parameters["arg.target"] = parameters["notebook"].rsplit("/", 1)[-1]
-        parameters["notebook"] = "tests/abfss_shim"
+        notebook = task["notebook_task"]
+        notebook.setdefault("base_parameters", {})["target"] = notebook["notebook_path"].rsplit(
+            "/", 1
+        )[-1]
+        notebook["notebook_path"] = "tests/abfss_shim"
     template_path.write_text(json.dumps(template, indent=2))
 
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from orchestrator.adapters.databricks import platform_failure
 from orchestrator.errors import InfrastructureError
 from orchestrator.masking import masker
-from orchestrator.results.notebook_model import NotebookRun, read_notebook
 from orchestrator.results.outcomes import SOURCE_LINES, FailurePoint, user_frames
+from orchestrator.results.run_export import NotebookRun, read_notebook
 from orchestrator.results.text_cleaning import clean_output
 
 if TYPE_CHECKING:

@@ -294,7 +294,7 @@ def start_build_run(
     run exists."""
     name = plan.job["name"]
     job_id, action = conn.workspace.create_build_job(plan.job)
-    progress.step(f"job {job_id} ({name}, {action}): run {len(plan.tasks)} tasks")
+    progress.step(f"run {len(plan.tasks)} tasks as job {job_id} ({name}, {action})")
     run_id = conn.workspace.run_build_job(job_id, idempotency_token=plan.idempotency_token)
     run_url = conn.workspace.get_run(run_id).run_page_url
     progress.info(f"run {run_id}: {run_url}")
