@@ -155,7 +155,9 @@ def _failure(outcome: TaskOutcome, name: str) -> SyntheticFailure:
     run_url = (point.run_url if point is not None else None) or outcome.run_url
     if run_url:
         details += ["", f"Run: {run_url}"]
-    if outcome.error and point is not None and outcome.error.strip() not in "\n".join(details):
+    # the task's own error, unless it only says a notebook the failure came through failed
+    told = outcome.error.strip() in "\n".join(details)
+    if outcome.error and point is not None and not told and not point.through:
         details += [f"Task error: {outcome.error.strip()}"]
     return SyntheticFailure(
         suite=outcome.task_key,
