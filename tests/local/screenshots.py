@@ -149,7 +149,8 @@ def run_build(
 
 
 def take(ws: LocalWorkspace, out: Path) -> list[Path]:
-    """Screenshots of the job page and of the failing run's page."""
+    """Screenshots of a repo's builds side by side (the jobs tagged with its name) and of the
+    failing run's page."""
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -157,10 +158,10 @@ def take(ws: LocalWorkspace, out: Path) -> list[Path]:
     with sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 720}, device_scale_factor=1)
-        page.goto(f"{ws.url}/jobs")
-        page.get_by_role("link", name="build-sample").first.click()
-        shots.append(out / "ui-job.png")
+        page.goto(f"{ws.url}/jobs?tag=repo:sample")
+        shots.append(out / "ui-builds.png")
         page.screenshot(path=str(shots[-1]), full_page=True)
+        page.locator('tr:has(span[data-state="FAILED"]) a').first.click()
         page.locator('tr:has(span[data-state="FAILED"]) a').first.click()
         shots.append(out / "ui-run.png")
         page.screenshot(path=str(shots[-1]), full_page=True)

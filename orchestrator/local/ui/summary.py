@@ -59,16 +59,19 @@ def matches_state(doc: Mapping[str, Any], wanted: str) -> bool:
 
 
 def job_parameters(doc: Mapping[str, Any]) -> dict[str, str]:
-    """The build's values a run carries, name to value: its notebook tasks' ``base_parameters``
-    (a build's job passes the build's values to every task), then its job parameters (run-now
-    overrides included), which Databricks pushes down over them."""
-    values: dict[str, str] = {}
+    """The build's values a run carries, name to value: those its notebook tasks all have in
+    ``base_parameters`` (a build's job gives the build's values to every task; a value only
+    some tasks have, or that differs between them, is a task's own), then its job parameters
+    (run-now overrides included), which Databricks pushes down over them."""
+    common: dict[str, str] | None = None
     for task in doc.get("tasks") or []:
         notebook = task.get("notebook_task") if isinstance(task, Mapping) else None
         params = notebook.get("base_parameters") if isinstance(notebook, Mapping) else None
-        if isinstance(params, Mapping) and "build_id" in params:
-            values.update({str(k): str(v) for k, v in params.items()})
-            break
+        if not isinstance(params, Mapping) or "build_id" not in params:
+            continue
+        mine = {str(k): str(v) for k, v in params.items()}
+        common = mine if common is None else {k: v for k, v in common.items() if mine.get(k) == v}
+    values: dict[str, str] = dict(common or {})
     for item in doc.get("job_parameters") or []:
         if isinstance(item, dict) and "name" in item:
             values[str(item["name"])] = str(item.get("value", item.get("default", "")))
