@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters.databricks.run_views import RunView, mapping, parse_run
-from orchestrator.adapters.databricks.sdk_errors import sdk_errors
+from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
 from orchestrator.adapters.databricks.values import ActiveRun, BuildJob, TaskOutput
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired
@@ -96,8 +96,9 @@ def create_build_job(client: SdkClient, settings: Mapping[str, Any]) -> tuple[in
     """The build's job (``settings["name"]`` is the build's own), and ``created`` or
     ``reused``. ``jobs/create`` takes no idempotency token, so the job is looked up by its name
     first (a retried build made it already: its settings are reset to these) and again after
-    creating it: when two racing requests both created one, the oldest is kept and the other
-    deleted, so a build has one job."""
+    creating it: when racing requests each created one, the oldest is the build's job and every
+    other racer deletes its own, so a build ends with one job and no racer loses the job it
+    uses."""
     name = str(settings["name"])
     existing = jobs_named(client, name)
     if existing:
@@ -108,11 +109,16 @@ def create_build_job(client: SdkClient, settings: Mapping[str, Any]) -> tuple[in
         job_id = _post(client, f"{_JOBS}/create", settings).get("job_id")
     if not isinstance(job_id, int):
         raise InfrastructureError(f"jobs/create of {name} returned no job_id")
-    named = jobs_named(client, name) or [job_id]
-    for extra in named[1:]:
-        with sdk_errors(f"deleting job {extra}, a second job of {name}"):
-            _post(client, f"{_JOBS}/delete", {"job_id": extra})
-    return named[0], "created"
+    oldest = min([job_id, *jobs_named(client, name)])
+    if oldest == job_id:
+        return job_id, "created"
+    try:
+        with sdk_errors(f"deleting job {job_id}, a second job of {name}"):
+            _post(client, f"{_JOBS}/delete", {"job_id": job_id})
+    except InfrastructureError as exc:
+        if not is_not_found(exc):
+            raise
+    return oldest, "reused"
 
 
 def run_build_job(client: SdkClient, job_id: int, *, idempotency_token: str) -> int:
@@ -155,12 +161,18 @@ def build_jobs(client: SdkClient) -> list[BuildJob]:
 
 
 def delete_build_jobs(client: SdkClient, repo: str, build_id: str) -> int:
-    """Delete the job of a build (by its name); how many were deleted."""
+    """Delete the job of a build (by its name); how many were deleted (one already gone, by
+    another cleanup, counts as done)."""
     name = build_job_name(repo, build_id)
     deleted = 0
     for job_id in jobs_named(client, name):
-        with sdk_errors(f"deleting job {job_id} ({name})"):
-            _post(client, f"{_JOBS}/delete", {"job_id": job_id})
+        try:
+            with sdk_errors(f"deleting job {job_id} ({name})"):
+                _post(client, f"{_JOBS}/delete", {"job_id": job_id})
+        except InfrastructureError as exc:
+            if not is_not_found(exc):
+                raise
+            continue
         deleted += 1
     return deleted
 
