@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import io
 import json
 import logging
 import os
@@ -331,7 +332,13 @@ def run() -> NoReturn:
     returns. So, as Python's own exit would, other non-daemon threads are joined, the
     ``atexit`` handlers run (logging's flush among them) and the streams are flushed; then
     the process ends with :func:`os._exit`, skipping the teardown.
+
+    Reports print unicode as unicode; a console whose encoding cannot show a character gets
+    ``?`` instead of an error (and never a ``\\u`` escape).
     """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     try:
         code = main()
     except SystemExit as exc:  # argparse's --help, --version and usage errors

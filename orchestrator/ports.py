@@ -147,7 +147,13 @@ class Workspace(BuildWorkspace, WorkspaceTree, RunControl, Protocol):
 class LocalAdmin(Protocol):
     """The local workspace's own API (``/local-admin``), which Databricks does not have."""
 
-    def record_test_counts(self, run_id: int, counts: Mapping[str, int]) -> bool:
-        """Give the Jobs UI the test counts a build collected for its run; False when the
-        workspace did not take them (never an error: the build's result stands)."""
+    def record_test_counts(
+        self,
+        run_id: int,
+        counts: Mapping[str, int],
+        failed: Sequence[Mapping[str, object]] = (),
+    ) -> bool:
+        """Give the Jobs UI the test counts a build collected for its run, and its failing
+        tests (suite, name, message, task_run_id, cell); False when the workspace did not take
+        them (never an error: the build's result stands)."""
         ...

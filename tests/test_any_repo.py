@@ -176,5 +176,5 @@ def test_init_then_build_passes_twice_and_a_broken_test_is_named(
     assert any(failing in line for line in document["failed_tests"]), document["failed"]
     code, text = build(f"any-{layout}", capsys)
     assert code == 1
-    summary = text[text.index("Failing tests") :]
-    assert failing in summary
+    failures = text[text.index("FAILURE ") :]
+    assert failing in failures

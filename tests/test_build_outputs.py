@@ -172,3 +172,28 @@ def test_the_browse_hint_names_the_state_dir_when_it_is_not_servers_default(
         "   then open http://127.0.0.1:8765/jobs/1/runs/3"
     )
     assert browse_hint(BuildResult(0, 3, result.run_url), cwd=tmp_path) is None  # remote
+
+
+def test_a_build_starts_with_only_its_own_results_and_few_artifacts(project: Path) -> None:
+    """A reused agent's test-results/ holds no earlier build's XML once a build starts (a CI
+    step publishing **/TEST-*.xml would publish it again); artifacts/ keeps a few builds."""
+    import os
+
+    from orchestrator.build.local_outputs import KEPT_ARTIFACTS, start_outputs
+    from orchestrator.build.plan import BuildOptions, prepare
+
+    results = project / "test-results"
+    results.mkdir()
+    for name in ("TEST-sample-old1.xml", "TEST-sample-old2.xml", "TEST-other-x.xml"):
+        (results / name).write_text("<testsuites/>")
+    artifacts = project / "artifacts"
+    for n in range(8):
+        (artifacts / f"b{n}").mkdir(parents=True)
+        os.utime(artifacts / f"b{n}", (1000 + n, 1000 + n))
+    plan = prepare(BuildOptions(build_id="new", repo_name="sample"), environ={}, cwd=project)
+    out = io.StringIO()
+    start_outputs(plan, Progress(out, live=False))
+    assert sorted(p.name for p in results.iterdir()) == ["TEST-other-x.xml"]
+    assert "test-results: removed 2 result files of earlier builds" in out.getvalue()
+    kept = sorted(p.name for p in artifacts.iterdir())
+    assert kept == [f"b{n}" for n in range(8 - (KEPT_ARTIFACTS - 1), 8)]

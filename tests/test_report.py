@@ -113,10 +113,48 @@ def test_plain_output_of_a_green_build() -> None:
     assert text.endswith("PASSED: 4 passed, 1 skipped of 5 tests\n")
 
 
-def test_output_is_ascii_so_any_console_encoding_takes_it() -> None:
-    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+def test_unicode_stays_unicode_and_control_characters_go() -> None:
+    text = published(summary(failure("test_\u00e9t\u00e9", "\u2717 \u00fcber\x1b[31m\x07")), {})
+    assert "test_\u00e9t\u00e9" in text and "\u2717 \u00fcber[31m" in text
+    assert "\\u" not in text and "\x1b" not in text and "\x07" not in text
+    # a console that cannot show them (the CLI sets errors="replace" on its streams) gets "?"
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="replace")
     publish(summary(failure("test_\u00e9t\u00e9", "\u2717 \u00fcber")), out=out, environ=ADO)
     out.flush()
+
+
+def test_a_failing_task_fits_one_screen_with_each_message_once() -> None:
+    details = "\n".join(
+        [
+            "Failed in notebooks/checks, cell 4",
+            "  through notebooks/run_checks",
+            "  > check_unique(ids)",
+            "ValueError: ids must be unique",
+            "",
+            "FAILED tests/test_a.py::test_b - assert 1 == 2",
+            "",
+            "Output (last 40 lines):",
+            *(f"noise {n}" for n in range(40)),
+            "",
+            "Traceback (the user's code):",
+            "ValueError: ids must be unique",
+            "",
+            "Run: http://ws/runs/5",
+        ]
+    )
+    case = failure("checks", "ValueError: ids must be unique (notebooks/checks, cell 4)", details)
+    text = published(summary(case), {}, run_url=RUN_URL)
+    block = text[text.index("FAILURE ") : text.rindex("FAILED: 1 failed")]
+    assert block.splitlines() == [
+        "FAILURE run_pytest > test_model.checks",
+        "    ValueError: ids must be unique (notebooks/checks, cell 4)",
+        "      through notebooks/run_checks",
+        "      > check_unique(ids)",
+        "    FAILED tests/test_a.py::test_b - assert 1 == 2",
+        "    Run: http://ws/runs/5",
+        "",
+    ]
+    assert text.count("ids must be unique") == 1 and "noise" not in text
 
 
 # -- Azure DevOps -----------------------------------------------------------------------------
@@ -126,11 +164,12 @@ def test_azure_devops_gets_groups_issues_and_a_failed_task() -> None:
     text = published(summary(failure("test_a"), failure("test_b")), ADO)
     lines = text.splitlines()
     assert lines[0] == "##[group]Test results: FAILED: 2 failed, 2 passed, 1 skipped of 5 tests"
-    assert lines.count("##[endgroup]") == 3
+    assert lines.count("##[endgroup]") == 1
     assert (
         "##vso[task.logissue type=error;]run_pytest > test_model.test_a: "
         "assert 1 == 2%0ATraceback line"
     ) in lines
+    assert text.count("assert 1 == 2") == 2  # once per failing test: in its annotation
     assert lines[-1] == (
         "##vso[task.complete result=Failed;]FAILED: 2 failed, 2 passed, 1 skipped of 5 tests"
     )
@@ -150,15 +189,17 @@ def test_azure_devops_empty_results_warn_and_succeed_with_issues() -> None:
 def test_azure_devops_messages_are_escaped() -> None:
     text = published(summary(failure("t", "100% off\r\nline 2; ]end", details="-")), ADO)
     issue = next(line for line in text.splitlines() if "logissue" in line)
-    assert issue.endswith("100%AZP25 off%0D%0Aline 2; ]end%0A-")
+    assert issue.endswith("100%AZP25 off%0Aline 2; ]end%0A-")
 
 
 def test_annotations_are_capped_with_a_count_of_the_rest() -> None:
     cases = [failure(f"test_{i}") for i in range(13)]
     text = published(summary(*cases, tests=20), ADO, max_annotations=10)
     issues = [line for line in text.splitlines() if "task.logissue" in line]
-    assert len(issues) == 11
-    assert issues[-1].endswith("... and 3 more failing tests")
+    assert len(issues) == 10
+    assert [line for line in text.splitlines() if line.startswith("FAILURE")] == [
+        f"FAILURE run_pytest > test_model.test_{i}" for i in (10, 11, 12)
+    ]
 
 
 # -- GitHub Actions ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 __all__ = ["LocalAdminClient"]
 
@@ -32,9 +32,16 @@ class LocalAdminClient:
     def __repr__(self) -> str:  # the token stays out of every repr
         return f"LocalAdminClient({self._base!r})"
 
-    def record_test_counts(self, run_id: int, counts: Mapping[str, int]) -> bool:
-        """``POST /local-admin/runs/test-counts``: the counts the run page shows."""
-        return self._post("/local-admin/runs/test-counts", {"run_id": run_id, **counts})
+    def record_test_counts(
+        self,
+        run_id: int,
+        counts: Mapping[str, int],
+        failed: Sequence[Mapping[str, object]] = (),
+    ) -> bool:
+        """``POST /local-admin/runs/test-counts``: the counts and failing tests the run page
+        shows."""
+        body = {"run_id": run_id, **counts, "failed": list(failed)}
+        return self._post("/local-admin/runs/test-counts", body)
 
     def _post(self, path: str, body: Mapping[str, object]) -> bool:
         request = urllib.request.Request(  # noqa: S310 - the configured workspace's URL

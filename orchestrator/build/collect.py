@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from defusedxml import ElementTree
 
 from orchestrator.adapters.databricks import TaskOutput, TaskView, task_platform_failure
 from orchestrator.build.failures import trace_failure
+from orchestrator.build.local_outputs import results_file
 from orchestrator.errors import InfrastructureError
 from orchestrator.files import write_atomically
 from orchestrator.masking import masker
@@ -33,7 +34,8 @@ from orchestrator.results.junit import (
     SyntheticSkip,
     collect_results,
 )
-from orchestrator.results.outcomes import TaskOutcome, outcome_case
+from orchestrator.results.outcomes import FailurePoint, TaskOutcome, outcome_cases
+from orchestrator.results.run_export import read_notebook
 
 if TYPE_CHECKING:
     from orchestrator.adapters.databricks import RunView
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from orchestrator.ports import BuildWorkspace
     from orchestrator.storage.base import Storage
 
-__all__ = ["Collected", "collect_run"]
+__all__ = ["Collected", "collect_run", "failures_for_the_ui"]
 
 log = logging.getLogger(__name__)
 #: notebook exports fetched at once (each is one request the workspace renders)
@@ -51,6 +53,9 @@ _EXPORT_WORKERS = 8
 _NOT_RUN = frozenset({"UPSTREAM_FAILED", "UPSTREAM_CANCELED", "EXCLUDED", "SKIPPED"})
 
 _FAILED_CASE = re.compile(rb"<(?:failure|error)[\s/>]")
+_RUN_ID = re.compile(r"^Run: \S*/runs?/(\d+)\S*$", re.MULTILINE)
+#: failing tests the local Jobs UI is told of (its limit)
+_UI_FAILURES = 100
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class Collected:
 
     summary: ResultsSummary
     platform: str | None = None
+    #: where each failed task failed (its user's notebook and cell), by task key
+    failures: Mapping[str, FailurePoint] = field(default_factory=dict)
 
 
 def _mask_xml(path: Path) -> None:
@@ -100,6 +107,15 @@ def _upstream(task: TaskView, tasks: Sequence[TaskView]) -> str:
     return task.end.message or f"task ended {task.end.result}"
 
 
+def _printed(views: list[str]) -> str:
+    """What a notebook printed, from its export (masked already)."""
+    for page in views:
+        notebook = read_notebook(page)
+        if notebook is not None:
+            return notebook.output()
+    return ""
+
+
 class _Outcomes:
     """The outcome of every task of one run."""
 
@@ -108,6 +124,7 @@ class _Outcomes:
         self.plan = plan
         self.results = results
         self.platform: str | None = None
+        self.failures: dict[str, FailurePoint] = {}
 
     def outcome(self, task: TaskView, tasks: Sequence[TaskView], views: list[str]) -> TaskOutcome:
         folder = self.results / task.task_key
@@ -121,7 +138,8 @@ class _Outcomes:
             junit_failed=any(_FAILED_CASE.search(p.read_bytes()) for p in xml),
         )
         if outcome.succeeded:
-            return outcome
+            # what it printed: a framework that wrote no JUnit may have counted its tests
+            return outcome if xml else replace(outcome, output=_printed(views))
         if task.end.result in _NOT_RUN:
             return replace(outcome, seconds=None, upstream=_upstream(task, tasks))
         platform = task_platform_failure(task)
@@ -138,6 +156,8 @@ class _Outcomes:
         )
         if traced.platform is not None:
             self.platform = self.platform or f"task {task.task_key}: {traced.platform}"
+        if traced.failure is not None:
+            self.failures[task.task_key] = traced.failure
         error = task.end.message or output.error
         if platform is not None:
             error = f"the platform failed, not the notebook ({platform}); a retry may pass"
@@ -176,14 +196,35 @@ def collect_run(
     synthesized: list[SyntheticFailure | SyntheticPass | SyntheticSkip] = []
     for task in tasks:
         outcome = outcomes.outcome(task, run.tasks, views.get(task.task_key, []))
-        case = outcome_case(outcome, junit_required=config.junit.is_required(task.task_key))
-        if case is not None:
-            synthesized.append(case)
-    name = f"TEST-{plan.context.repo_name}-{plan.context.build_id}.xml"
+        required = config.junit.is_required(task.task_key)
+        synthesized += outcome_cases(outcome, junit_required=required)
     summary = collect_results(
-        results_dir=results, output=config.paths.results / name, synthesized=synthesized
+        results_dir=results, output=results_file(plan), synthesized=synthesized
     )
-    return Collected(summary, outcomes.platform)
+    return Collected(summary, outcomes.platform, outcomes.failures)
+
+
+def failures_for_the_ui(collected: Collected, run: RunView) -> list[dict[str, object]]:
+    """The failing tests, for the local Jobs UI's run page: suite, name, the message's first
+    line, and the run and cell they failed in where the build knows them: the cell its task
+    failed in (for a test of that task's own JUnit too), in the run that executed that
+    notebook (the task's, or one its notebook started)."""
+    task_runs = {t.task_key: t.run_id for t in run.tasks}
+    out: list[dict[str, object]] = []
+    for case in collected.summary.failed[:_UI_FAILURES]:
+        message = (case.message.strip().splitlines() or [""])[0]
+        point = collected.failures.get(case.suite)
+        where = _RUN_ID.search(f"Run: {point.run_url}") if point and point.run_url else None
+        out.append(
+            {
+                "suite": case.suite,
+                "name": case.name,
+                "message": message,
+                "task_run_id": int(where.group(1)) if where else task_runs.get(case.suite),
+                "cell": point.cell if point is not None else None,
+            }
+        )
+    return out
 
 
 def _export(

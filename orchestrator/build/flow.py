@@ -21,8 +21,9 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.adapters.databricks import Polling, RunView, platform_failure
-from orchestrator.build.collect import collect_run
+from orchestrator.build.collect import collect_run, failures_for_the_ui
 from orchestrator.build.deploy_plan import kernel_languages, uses_spark
+from orchestrator.build.local_outputs import start_outputs
 from orchestrator.build.plan import BuildPlan, BuildResult, display_path
 from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
@@ -169,6 +170,7 @@ def _steps(
     scratch: Path,
 ) -> BuildResult:
     progress.step(f"build {plan.context.build_id} of {plan.context.repo_name} on {conn.host}")
+    start_outputs(plan, progress)
     prepare_cluster(plan, conn, progress=progress)
     secure_build_root(plan, conn, progress=progress)
     build.sent = True  # from here on, a failure cleans up what was sent
@@ -182,7 +184,8 @@ def _steps(
     )
     summary = collected.summary
     if conn.admin is not None:  # a workspace on this machine: its Jobs UI shows the counts
-        conn.admin.record_test_counts(build.run_id, summary.counts())
+        failed = failures_for_the_ui(collected, build.run)
+        conn.admin.record_test_counts(build.run_id, summary.counts(), failed)
     if exit_code == EXIT_OK and (not summary.ok or summary.tests == 0):
         exit_code = EXIT_TESTS_FAILED
     platform = collected.platform or platform_failure(build.run)

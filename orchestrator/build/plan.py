@@ -11,6 +11,7 @@ build knows who it runs as (:meth:`BuildPlan.at_home`); until then the plan show
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from orchestrator.adapters.databricks import DeployItem
 from orchestrator.build.changes import select_tasks
 from orchestrator.build.deploy_plan import DeployRules, plan_deploy
 from orchestrator.build.parameters import build_parameters, declare_parameters, job_values
+from orchestrator.build.test_frameworks import run_nutter_through_its_notebook
 from orchestrator.config.context import BuildContext, detect_context
 from orchestrator.config.loader import load_config
 from orchestrator.config.schema import BuildConfig
@@ -181,6 +183,11 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         tasks=tasks,
         entry_notebook=entry,
     )
+    job, harnessed = run_nutter_through_its_notebook(
+        job, items, build_folder=folder, results_dir=parameters["results_dir"]
+    )
+    folders += sorted({posixpath.dirname(i.target) for i in harnessed[len(items) :]})
+    items = harnessed
     warnings += _root_warnings(config)
     attempt = environ.get("SYSTEM_JOBATTEMPT", "")
     token = hashlib.sha256(f"{repo}\n{context.build_id}\n{attempt}".encode()).hexdigest()[:48]

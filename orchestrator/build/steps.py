@@ -26,6 +26,7 @@ from orchestrator.build.flow import (
     secure_build_root,
     start_build_run,
 )
+from orchestrator.build.local_outputs import start_outputs
 from orchestrator.build.plan import BuildPlan, BuildResult
 from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
@@ -65,6 +66,7 @@ def run_step(
         conn.workspace.retries.listen(progress.info)
         plan = at_home(plan, conn)
         if step == "deploy":
+            start_outputs(plan, progress)
             secure_build_root(plan, conn, progress=progress)
             deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
             return BuildResult(EXIT_OK, document={"build_folder": plan.build_folder})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from orchestrator.results.framework_output import FrameworkRun, read_framework_run
 from orchestrator.results.junit import SyntheticFailure, SyntheticPass, SyntheticSkip
 
 __all__ = [
@@ -27,8 +28,11 @@ __all__ = [
     "explaining_lines",
     "failing_tests",
     "outcome_case",
+    "outcome_cases",
     "user_frames",
 ]
+
+Case = SyntheticFailure | SyntheticPass | SyntheticSkip
 
 TAIL_LINES = 15
 SOURCE_LINES = 3
@@ -112,6 +116,55 @@ def outcome_case(
         error = f"task ended SUCCESS without writing test results (JUnit required for {key})"
         outcome = replace(outcome, error=error)
     return _failure(outcome, f"{key} (task ended without test results)")
+
+
+def outcome_cases(outcome: TaskOutcome, *, junit_required: bool) -> list[Case]:
+    """The test cases ``outcome`` adds to the report: those a framework that wrote no JUnit
+    printed the counts of (:mod:`.framework_output`), else :func:`outcome_case`'s one."""
+    run = None
+    if not outcome.has_junit and outcome.upstream is None:
+        run = read_framework_run(outcome.output)
+    if run is None or run.passed + run.failed + run.skipped == 0:
+        case = outcome_case(outcome, junit_required=junit_required)
+        return [case] if case is not None else []
+    cases = _framework_cases(outcome, run)
+    if run.failed == 0 and not outcome.succeeded:  # it failed for another reason as well
+        cases.append(_failure(outcome, f"{outcome.task_key} (task failed)"))
+    if junit_required:
+        error = f"task ended without writing test results (JUnit required for {outcome.task_key})"
+        cases.append(_failure(replace(outcome, error=error), f"{outcome.task_key} (no JUnit)"))
+    return cases
+
+
+def _framework_cases(outcome: TaskOutcome, run: FrameworkRun) -> list[Case]:
+    """One case per test (per expectation for testthat) the framework counted, the failing
+    ones by the names it printed; every case says it was counted from the output."""
+    key = outcome.task_key
+    unit = "test" if run.counts_tests else "expectation"
+    origin = f"counted from the {run.framework} output (it wrote no JUnit)"
+    where = f" ({outcome.failure.where()})" if outcome.failure is not None else ""
+    why = explaining_lines(outcome.output)
+    run_line = [f"Run: {outcome.run_url}"] if outcome.run_url else []
+    cases: list[Case] = []
+    names = list(run.failing[: run.failed])
+    names += [f"failing {unit} {n}" for n in range(len(names) + 1, run.failed + 1)]
+    for name in names:
+        mine = [line for line in why if name in line] or why[:5]
+        details = "\n".join([origin, *mine, *run_line])
+        message = f"{name} failed{where}"
+        cases.append(SyntheticFailure(suite=key, name=name, message=message, details=details))
+    details = "\n".join([origin, *run_line])
+    cases += [
+        SyntheticPass(suite=key, name=f"passed {unit} {n}", time=None, details=details)
+        for n in range(1, run.passed + 1)
+    ]
+    cases += [
+        SyntheticSkip(suite=key, name=f"skipped {unit} {n}", message=origin)
+        for n in range(1, run.skipped + 1)
+    ]
+    if cases and isinstance(cases[0], SyntheticFailure | SyntheticPass):  # the suite's time
+        cases[0] = replace(cases[0], time=outcome.seconds)
+    return cases
 
 
 def _message(outcome: TaskOutcome) -> str:

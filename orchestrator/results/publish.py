@@ -4,8 +4,14 @@ This module owns how a :class:`~orchestrator.results.ResultsSummary` is told: a 
 table everywhere; Azure DevOps logging commands when ``TF_BUILD`` is set (``##[group]``,
 ``##vso[task.logissue]``, ``##vso[task.complete]``); GitHub workflow commands and a Markdown
 step summary (appended to ``$GITHUB_STEP_SUMMARY``) when ``GITHUB_ACTIONS`` is set; and a JSON
-document for ``--json``. Output goes to the ``TextIO`` passed in, in ASCII so any agent's
-console encoding takes it.
+document for ``--json``. Output goes to the ``TextIO`` passed in; unicode stays unicode (the
+CLI's streams replace what an agent's console encoding cannot show), control characters go.
+
+A failing build fits one screen: the suite table, then for each failing test its title, its
+message (once) and what explains it (:func:`console_lines`: where it failed and the lines that
+say why, at most 15), then the verdict and the run's URL. The full details (output tail,
+traceback) are in the JUnit report, the step summary and ``--json``. On Azure DevOps and GitHub
+each failing test is one error annotation holding those same lines.
 
 Text that comes from tests (names, messages, traces) is escaped inside commands and
 neutralized outside them, so a test can never issue a logging command of its own.
@@ -15,9 +21,12 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from orchestrator.results.outcomes import explaining_lines
 
 if TYPE_CHECKING:
     from orchestrator.config.context import BuildContext
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Format",
+    "console_lines",
     "detect_format",
     "escape_ado_data",
     "escape_ado_property",
@@ -47,10 +57,13 @@ Format = Literal["azure-devops", "github-actions", "plain"]
 Status = Literal["passed", "failed", "empty"]
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
-_DETAIL_LINES = 30
+_CONSOLE_LINES = 15  # what explains a failing test, on the console and in its annotation
+_CONSOLE_FAILURES = 20  # failing tests the console details; the rest are named, one line each
 _ANNOTATION_CHARS = 4000
 _SUMMARY_FAILURES = 50
-_NAMED_FAILURES = 20  # failing tests named in the closing summary, the rest counted
+_NAMED_FAILURES = 20  # failing tests named in failed_tests, the rest counted
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SECTION = ("Output (last ", "Traceback (the user's code):", "Run: ")
 
 
 def detect_format(environ: Mapping[str, str]) -> Format:
@@ -92,7 +105,7 @@ def escape_github_property(text: str) -> str:
 
 def _safe(line: str, fmt: Format) -> str:
     """Neutralize a line of test output so a CI agent cannot read it as a command."""
-    line = _ascii(line)
+    line = _printable(line)
     if fmt == "plain":
         return line
     line = _defang(line)
@@ -105,8 +118,9 @@ def _defang(text: str) -> str:
     return text.replace("##vso[", "## vso[").replace("##[", "## [")
 
 
-def _ascii(text: str) -> str:
-    return text.encode("ascii", "backslashreplace").decode("ascii")
+def _printable(text: str) -> str:
+    """``text`` without control characters (tabs and newlines stay); unicode as it is."""
+    return _CONTROL.sub("", text)
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -162,7 +176,7 @@ def render_table(summary: ResultsSummary) -> str:
         summary.skipped,
         f"{summary.time:.1f}s",
     )
-    cells = [tuple(_ascii(str(c)) for c in row) for row in (header, *rows, total)]
+    cells = [tuple(_printable(str(c)) for c in row) for row in (header, *rows, total)]
     width = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -173,7 +187,8 @@ def render_table(summary: ResultsSummary) -> str:
     return "\n".join([line(cells[0]), rule, *map(line, cells[1:-1]), rule, line(cells[-1])])
 
 
-def _details(case: FailedCase, limit: int = _DETAIL_LINES) -> list[str]:
+def _details(case: FailedCase, limit: int) -> list[str]:
+    """The message and the details of a failing test, at most ``limit`` lines, whole lines."""
     details = case.details.splitlines()
     if details and details[0] and case.message.startswith(details[0]):
         details = details[1:]  # the message already says it
@@ -181,6 +196,33 @@ def _details(case: FailedCase, limit: int = _DETAIL_LINES) -> list[str]:
     if len(lines) > limit:
         lines = [*lines[:limit], f"... ({len(lines) - limit} more lines in the JUnit report)"]
     return lines
+
+
+def console_lines(case: FailedCase, limit: int = _CONSOLE_LINES) -> list[str]:
+    """What explains a failing test, under its title and message: for a task's case
+    (:mod:`.outcomes`), the notebooks it failed through, the failing cell's first lines, the
+    lines that say why and the run of the failing notebook; for a test's own JUnit, pytest's
+    ``E`` lines or the lines that say why, else its last lines. Never the message again, never
+    more than ``limit`` lines, never half a line."""
+    message = case.message.strip()
+    error = message.rsplit(" (", 1)[0] if message.endswith(")") else message
+    details = [line.rstrip() for line in case.details.splitlines()]
+    if details and details[0].startswith("Failed in "):
+        blocks: list[list[str]] = [[]]
+        for line in details[1:]:
+            if line:
+                blocks[-1].append(line)
+            else:
+                blocks.append([])
+        head = [line for line in blocks[0] if line.strip() not in (message, error)]
+        why = next((b for b in blocks[1:2] if b and not b[0].startswith(_SECTION)), [])
+        run = [line for line in details if line.startswith("Run: ")]
+        lines = head + [line for line in why if line not in head] + run[-1:]
+    else:
+        pytest_lines = [line for line in details if line.startswith("E   ")]
+        lines = pytest_lines or explaining_lines(case.details) or details[-8:]
+        lines = [line for line in lines if line.strip() not in (message, error)]
+    return lines[:limit]
 
 
 def render_markdown(
@@ -205,7 +247,7 @@ def render_markdown(
     out += ["", "**Failing tests**", ""] if named else []
     out += [f"- {_md(line)}" for line in named]
     for case in summary.failed[:_SUMMARY_FAILURES]:
-        body = html.escape("\n".join(_details(case, limit=80)))
+        body = html.escape("\n".join(_details(case, limit=120)))
         out += ["", f"<details><summary>{html.escape(_case_title(case))}</summary>", ""]
         out += [f"<pre>{body}</pre>", "</details>"]
     if len(summary.failed) > _SUMMARY_FAILURES:
@@ -302,29 +344,31 @@ def publish(
     for line in render_table(summary).splitlines():
         out.write(_safe(line, fmt) + "\n")
     _group_end(out, fmt)
-    for index, case in enumerate(summary.failed):
-        _group_start(out, fmt, f"{case.kind.upper()} {_case_title(case)}")
-        for line in _details(case):
+    for index, case in enumerate(summary.failed[:_CONSOLE_FAILURES]):
+        lines = [case.message.strip(), *console_lines(case)]
+        if fmt != "plain" and index < max_annotations:
+            _annotate(out, fmt, "error", _case_title(case), "\n".join(lines))
+            continue
+        out.write(_safe(f"{case.kind.upper()} {_case_title(case)}", fmt) + "\n")
+        for line in lines:
             out.write(_safe(f"    {line}", fmt) + "\n")
-        _group_end(out, fmt)
-        if index < max_annotations and fmt != "plain":
-            _annotate(out, fmt, "error", _case_title(case), "\n".join(_details(case, 20)))
-    hidden = len(summary.failed) - max_annotations
-    if hidden > 0 and fmt != "plain":
-        _annotate(out, fmt, "error", title, f"... and {hidden} more failing tests")
+        out.write("\n")
+    rest = summary.failed[_CONSOLE_FAILURES:]
+    if rest:
+        out.write(f"... and {len(rest)} more failing tests (all in the JUnit report):\n")
+        for case in rest[:_NAMED_FAILURES]:
+            first = (case.message.strip().splitlines() or [""])[0]
+            out.write(_safe(f"  {_one_line(f'{_case_title(case)}: {first}')}", fmt) + "\n")
+        if len(rest) > _NAMED_FAILURES:
+            out.write(f"  ... and {len(rest) - _NAMED_FAILURES} more\n")
     if status_of(summary) == "empty":
         _annotate(out, fmt, "warning", title, "No test results were collected")
-    named = failure_lines(summary)
-    if named:
-        out.write(f"Failing tests ({len(summary.failed)}):\n")
-    for line in named:
-        out.write(_safe(f"  {line}", fmt) + "\n")
     out.write(_safe(headline, fmt) + "\n")
     if run_url:
         out.write(_safe(f"Run: {run_url}", fmt) + "\n")
     if fmt == "azure-devops" and status_of(summary) != "passed":
         result = "Failed" if status_of(summary) == "failed" else "SucceededWithIssues"
-        out.write(f"##vso[task.complete result={result};]{escape_ado_data(_ascii(headline))}\n")
+        out.write(f"##vso[task.complete result={result};]{escape_ado_data(_printable(headline))}\n")
     if fmt == "github-actions":
         markdown = render_markdown(summary, title=title, run_url=run_url)
         _append_step_summary(environ, markdown)
@@ -353,7 +397,7 @@ def publish_errors(
     if fmt == "plain" or not messages:
         return
     if fmt == "azure-devops":
-        out.write(f"##vso[task.complete result=Failed;]{escape_ado_data(_ascii(title))}\n")
+        out.write(f"##vso[task.complete result=Failed;]{escape_ado_data(_printable(title))}\n")
     else:
         body = "\n".join(html.escape(message) for message in messages)
         _append_step_summary(environ, f"## {_md(title)}: ERROR\n\n<pre>{body}</pre>\n")
@@ -388,12 +432,12 @@ def _group_end(out: TextIO, fmt: Format) -> None:
 def _annotate(
     out: TextIO, fmt: Format, level: Literal["error", "warning"], title: str, message: str
 ) -> None:
-    text = _ascii(message)[:_ANNOTATION_CHARS]
+    text = _printable(message)[:_ANNOTATION_CHARS]
     if fmt == "azure-devops":
         body = escape_ado_data(_safe(f"{_one_line(title)}: {text}", fmt))
         out.write(f"##vso[task.logissue type={level};]{body}\n")
     elif fmt == "github-actions":
-        prop = escape_github_property(_defang(_ascii(_one_line(title))))
+        prop = escape_github_property(_defang(_printable(_one_line(title))))
         out.write(f"::{level} title={prop}::{escape_github_data(_defang(text))}\n")
     else:
         out.write(f"{level}: {_one_line(title)}: {text}\n")

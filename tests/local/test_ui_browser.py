@@ -8,6 +8,7 @@ Outside CI a missing browser skips these tests; in CI (``CI=true``) it fails the
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -165,10 +166,17 @@ def test_click_from_the_index_to_the_failing_cell(build: Build, page: Page) -> N
     expect(failing).to_contain_text("AssertionError: pytest failed")
     expect(failing).not_to_contain_text("WorkflowException")
     expect(page.locator("svg.timeline rect.FAILED")).to_have_count(1)
-    failing.get_by_role("link", name="Notebook").click()
+    # the failing test the build reported, linked to the cell its task failed in
+    test = page.locator("#failing-tests tr", has_text="test_broken")
+    expect(test).to_contain_text("run_pytest")
+    expect(test).to_contain_text("arithmetic is broken")
+    test.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+#cell-\d+$"))
+    cell = int(page.url.rsplit("-", 1)[1])
+    expect(page.locator(f"#cell-{cell}")).to_have_attribute("data-failed", "true")
 
     expect(page.locator("#task-state [data-state]")).to_have_attribute("data-state", "FAILED")
-    expect(page.locator("#failed-cells")).to_contain_text("tests/run_pytest cell")
+    expect(page.locator("#failed-cells")).to_contain_text(f"tests/run_pytest cell {cell}")
     error = page.locator(".cell[data-failed] pre[data-error]")
     expect(error).to_be_visible()
     expect(error).to_contain_text("AssertionError: pytest failed (exit code 1): 1 failed")

@@ -124,8 +124,9 @@ class _Renderer:
 
     def cell(self, index: int, cell: Mapping[str, Any], depth: int, label: str) -> str:
         source = output_text(cell.get("source"))
+        anchor = f' id="cell-{index}"' if depth == 0 else ""
         if cell.get("cell_type") == "markdown":
-            return f'<div class="cell md-cell"><div class="md">{esc(source)}</div></div>'
+            return f'<div class="cell md-cell"{anchor}><div class="md">{esc(source)}</div></div>'
         outputs = [o for o in cell.get("outputs") or [] if isinstance(o, dict)]
         failed = any(o.get("output_type") == "error" for o in outputs)
         if failed:
@@ -134,7 +135,7 @@ class _Renderer:
         count = cell.get("execution_count")
         head = f"Cell {index}" + (f" [{count}]" if count else "") + (" - failed" if failed else "")
         return (
-            f'<div class="cell{" failed" if failed else ""}" data-cell="{index}"'
+            f'<div class="cell{" failed" if failed else ""}"{anchor} data-cell="{index}"'
             f'{" data-failed=true" if failed else ""}><div class="head">{esc(head)}</div>'
             f'<pre class="src">{esc(source)}</pre>{rendered}</div>'
         )

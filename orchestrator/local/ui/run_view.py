@@ -126,6 +126,28 @@ def _facts(row: RunRow, doc: Mapping[str, Any], job_name: str) -> str:
     )
 
 
+def _failing_tests(row: RunRow, doc: Mapping[str, Any]) -> str:
+    """The failing tests the build reported, each linked to the task's notebook at the cell it
+    failed in (when the build knew them)."""
+    failed = row.counts.failed if row.counts is not None else ()
+    if not failed:
+        return ""
+    prefix = f"/jobs/{doc['job_id']}" if doc.get("job_id") is not None else ""
+    rows = []
+    for test in failed:
+        name = esc(test.name)
+        if test.task_run_id is not None:
+            anchor = f"#cell-{test.cell}" if test.cell is not None else ""
+            where = f" (cell {test.cell})" if test.cell is not None else ""
+            name = f'<a href="{prefix}/runs/{test.task_run_id}{anchor}">{name}{where}</a>'
+        first = (test.message.strip().splitlines() or [""])[0]
+        rows.append(f"<tr><td>{esc(test.suite)}</td><td>{name}</td><td>{esc(first)}</td></tr>")
+    return (
+        '<h2>Failing tests</h2><table id="failing-tests"><thead><tr><th>Suite</th><th>Test</th>'
+        f"<th>Message</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def run_page(row: RunRow, *, job_name: str, crumbs: Sequence[tuple[str, str]]) -> Response:
     doc = row.doc
     now = now_ms()
@@ -137,6 +159,7 @@ def run_page(row: RunRow, *, job_name: str, crumbs: Sequence[tuple[str, str]]) -
         + '<h2>Tasks</h2><table class="tasks"><thead><tr><th>Task</th><th>State</th>'
         "<th>Started</th><th>Duration</th><th>Depends on</th><th>Error</th><th></th></tr>"
         f"</thead><tbody>{_task_rows(doc, now)}</tbody></table>"
+        f"{_failing_tests(row, doc)}"
         f"<h2>Timeline</h2>{timeline(doc, now)}<h2>Parameters</h2>{_parameters(doc)}"
     )
     return page(
