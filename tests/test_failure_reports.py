@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import main
+from tests.tools import require_r
 
 pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
@@ -75,6 +76,32 @@ assert retcode == 0, f"pytest failed with exit code {retcode}"
 """
 
 
+R_RUNNER = """# Databricks notebook source
+library(testthat)
+
+# COMMAND ----------
+
+# MAGIC %run ./helpers
+
+# COMMAND ----------
+
+print(load_data())
+"""
+
+R_HELPERS = """# Databricks notebook source
+load_data <- function() {
+  c(1, 2, 3)
+}
+
+# COMMAND ----------
+
+check_schema <- function(x) {
+  if (length(x) < 5) stop("schema check failed: too few columns")
+}
+check_schema(load_data())
+"""
+
+
 def template(*tasks: dict[str, Any]) -> str:
     return json.dumps({"name": "${job_name}", "tasks": list(tasks)}, indent=2)
 
@@ -93,6 +120,8 @@ def repo(root: Path) -> Path:
     (root / "notebooks" / "run_checks.py").write_text(RUNNER)
     (root / "notebooks" / "checks.py").write_text(CHECKS)
     (root / "notebooks" / "run_unit_tests.py").write_text(PYTEST_RUNNER)
+    (root / "notebooks" / "run_r.r").write_text(R_RUNNER)
+    (root / "notebooks" / "helpers.r").write_text(R_HELPERS)
     (root / "tests").mkdir()
     (root / "tests" / "test_math.py").write_text(
         "def test_ok():\n    assert 1 + 1 == 2\n\n\n"
@@ -104,6 +133,7 @@ def repo(root: Path) -> Path:
             task("checks", "notebooks/run_checks"),
             task("unit", "notebooks/run_unit_tests"),
             task("after_checks", "notebooks/run_unit_tests", depends_on=[{"task_key": "checks"}]),
+            task("r_helpers", "notebooks/run_r"),
         )
     )
     return root
@@ -145,6 +175,9 @@ def test_a_failing_child_notebook_is_named_with_its_cell_and_error(
     assert "through notebooks/run_checks" in details
     assert "> check_unique(ids)  # the failing cell: the 4th of the notebook" in details
     assert 'raise ValueError("customer ids must be unique")' in details  # the user's frames
+    # every cell numbered as the notebook UI numbers it, the same in every message
+    assert "cell 4, line 1" in details and "cell 2, line 3, in check_unique" in details
+    assert "Cell In[" not in details
     assert "checking 4 ids" in details  # what the child printed before it failed
     assert "after the failure" not in details  # cells after the failing one are left out
     assert "Run: http://127.0.0.1" in details  # the child's own run
@@ -182,3 +215,18 @@ def test_a_task_whose_upstream_failed_is_skipped_and_failed_tasks_have_their_dur
     assert float(case(xml, "checks").get("time") or 0) > 0
     unit = [s for s in xml.iter("testsuite") if s.get("name") == "unit"]
     assert float(unit[0].get("time") or 0) > 0
+
+
+def test_a_failure_inside_a_run_helper_names_the_helper_and_its_cell(
+    failing_build: tuple[int, str, ET.Element],
+) -> None:
+    require_r()
+    _, out, xml = failing_build
+    failure = case(xml, "r_helpers").find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert message.endswith("schema check failed: too few columns (notebooks/helpers, cell 2)")
+    details = failure.text or ""
+    assert "through notebooks/run_r, cell 2" in details
+    assert '>   if (length(x) < 5) stop("schema check failed: too few columns")' in details
+    assert "notebooks/helpers, cell 2" in out

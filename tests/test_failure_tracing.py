@@ -5,6 +5,7 @@ the emulator's own pages are built with the local workspace's encoder, so both s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from orchestrator.adapters.databricks import RunView, TaskOutput, parse_run
@@ -178,3 +179,33 @@ def test_the_model_is_read_back_as_the_local_workspace_encodes_it() -> None:
     failing = notebook.failing_cell
     assert failing is not None and failing.number == 3
     assert [c.run_id for c in failing.children] == [9]
+
+
+def test_a_python_failure_inside_a_run_helper_is_found_in_the_helpers_cells(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.adapters.databricks import DeployItem
+    from orchestrator.build.run_magic import notebook_cells, through_run_magic
+    from orchestrator.results.outcomes import FailurePoint
+
+    helper = tmp_path / "helpers.py"
+    helper.write_text(
+        "# Databricks notebook source\nimport json\n\n# COMMAND ----------\n\n"
+        "# MAGIC %md\n# MAGIC Checks\n\n# COMMAND ----------\n\n"
+        "def check(rows):\n    assert rows, 'no rows at all'\n\ncheck([])\n"
+    )
+    assert notebook_cells(helper.read_text())[1] == "%md\nChecks"
+    item = DeployItem(helper, f"{FOLDER}/lib/helpers", "NOTEBOOK", "PYTHON", 1)
+    point = FailurePoint(
+        notebook="notebooks/run_checks",
+        cell=2,
+        cell_source="%run ../lib/helpers",
+        error="AssertionError: no rows at all",
+        trace="Cell In[2], line 4\n----> 4 check([])\nAssertionError: no rows at all",
+    )
+    moved = through_run_magic(point, [item], build_folder=FOLDER)
+    assert moved.where() == "lib/helpers, cell 3"
+    assert moved.through == ("notebooks/run_checks, cell 2",)
+    assert moved.cell_source.splitlines()[0] == "def check(rows):"
+    # a helper the build did not deploy: the %run cell stays the failing cell
+    assert through_run_magic(point, [], build_folder=FOLDER) == point

@@ -24,6 +24,7 @@ from defusedxml import ElementTree
 from orchestrator.adapters.databricks import TaskOutput, TaskView, task_platform_failure
 from orchestrator.build.failures import trace_failure
 from orchestrator.build.local_outputs import results_file
+from orchestrator.build.run_magic import through_run_magic
 from orchestrator.errors import InfrastructureError
 from orchestrator.files import write_atomically
 from orchestrator.masking import masker
@@ -157,7 +158,11 @@ class _Outcomes:
         if traced.platform is not None:
             self.platform = self.platform or f"task {task.task_key}: {traced.platform}"
         if traced.failure is not None:
-            self.failures[task.task_key] = traced.failure
+            point = through_run_magic(
+                traced.failure, self.plan.deploy_items, build_folder=self.plan.build_folder
+            )
+            traced = replace(traced, failure=point)
+            self.failures[task.task_key] = point
         error = task.end.message or output.error
         if platform is not None:
             error = f"the platform failed, not the notebook ({platform}); a retry may pass"

@@ -99,7 +99,13 @@ def trace_failure(
         cell=cell.number if cell is not None else None,
         cell_source=secrets.mask(_head(cell.source)) if cell is not None else "",
         error=secrets.mask(error.strip()),
-        trace=secrets.mask(user_frames(trace, cell=cell.number if cell else None)),
+        trace=secrets.mask(
+            user_frames(
+                trace,
+                cell=cell.number if cell else None,
+                cells=[c.source for c in notebook.cells] if notebook is not None else (),
+            )
+        ),
         run_url=url,
         through=tuple(through),
     )

@@ -17,6 +17,7 @@ tell the whole story.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from orchestrator.results.framework_output import FrameworkRun, read_framework_run
@@ -58,6 +59,8 @@ _MACHINERY = re.compile(
     r"/lib/python3\.\d+/|orchestrator/local/kernel/|<frozen |py4j"
 )
 _CELL_FRAME = re.compile(r"Cell In\[(\d+)\]")
+#: a source line of a traceback frame: "----> 3     raise ValueError(...)" or "      2 x = 1"
+_CODE = re.compile(r"^\s*(?:-*>\s*)?\d+\s(.*\S)\s*$")
 
 
 @dataclass(frozen=True)
@@ -245,10 +248,12 @@ def explaining_lines(output: str, limit: int = 15) -> list[str]:
     return found[:limit]
 
 
-def user_frames(trace: str, *, cell: int | None = None) -> str:
+def user_frames(trace: str, *, cell: int | None = None, cells: Sequence[str] = ()) -> str:
     """A traceback without the frames of the machinery around the user's code (IPython,
-    ipykernel, the standard library, the local workspace's shims), and with the failing cell
-    named as the notebook UI numbers it (IPython's ``Cell In[n]`` counts executions)."""
+    ipykernel, the standard library, the local workspace's shims), with each cell named as
+    the notebook UI numbers it: IPython's ``Cell In[n]`` counts executions, so the first is
+    the failing ``cell``, and another is the cell of ``cells`` (the notebook's sources, in
+    order) that holds the frame's source line."""
     lines = trace.rstrip().splitlines()
     kept: list[str] = []
     skipping = False
@@ -262,7 +267,18 @@ def user_frames(trace: str, *, cell: int | None = None) -> str:
                 first_cell = match.group(1)
         if not skipping:
             kept.append(line)
-    text = "\n".join(kept)
+    names: dict[str, str] = {}
     if cell is not None and first_cell is not None:
-        text = text.replace(f"Cell In[{first_cell}]", f"cell {cell}")
+        names[first_cell] = f"cell {cell}"
+    for index, line in enumerate(kept):
+        match = _CELL_FRAME.search(line.strip())
+        if match is None or match.group(1) in names or not cells:
+            continue
+        code = [m.group(1) for later in kept[index + 1 : index + 8] if (m := _CODE.match(later))]
+        found = [n for n, source in enumerate(cells, start=1) if code and code[-1] in source]
+        if found:
+            names[match.group(1)] = f"cell {found[-1]}"
+    text = "\n".join(kept)
+    for number, name in names.items():
+        text = text.replace(f"Cell In[{number}]", name)
     return text
