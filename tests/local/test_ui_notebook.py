@@ -63,7 +63,7 @@ def test_a_failed_cell_is_marked_with_its_error(tmp_path: Path) -> None:
     executed = write(tmp_path / "executed_notebook.ipynb", code("x = 1"), code("1 / 0", error))
     html, failed = render_notebook(executed, label="/t/fails")
     assert failed == ["/t/fails cell 2"]
-    assert '<div class="cell failed" data-cell="2" data-failed=true>' in html
+    assert '<div class="cell failed" id="cell-2" data-cell="2" data-failed=true>' in html
     assert "ZeroDivisionError: division by zero" in html and "\x1b" not in html
 
 
