@@ -25,6 +25,7 @@ from tests.tools import in_ci, missing_tools, require
 
 if TYPE_CHECKING:
     from bench.kit.azurite import Azurite
+    from tests.serving import Serve
 
 TOKEN = "test-token-not-a-secret"
 
@@ -181,3 +182,16 @@ def pytest_runtest_makereport(
                 f"a fast test started {', '.join(sorted(started))}: mark it slow (tests/tiers.py)"
             )
     return report
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """``orchestrator local serve`` in a subprocess, on a fixed port and state folder."""
+    from tests.serving import Serve, free_port
+
+    server: Serve = Serve(tmp_path / "serve-state", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

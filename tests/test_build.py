@@ -241,6 +241,14 @@ def nothing_created(ws: LocalWorkspace) -> bool:
             ),
             "workspace.token",
         ),
+        (
+            lambda p: (p / "databricks" / "tests" / "run_pytest.py").unlink(),
+            "job-template.json: task run_pytest: notebook tests/run_pytest is not among",
+        ),
+        (
+            lambda p: (p / "not-a-folder").write_text("a file"),
+            "not-a-folder: is a file, not a folder",
+        ),
     ],
     ids=[
         "malformed-json",
@@ -250,13 +258,18 @@ def nothing_created(ws: LocalWorkspace) -> bool:
         "notebook-over-10mb",
         "invalid-config",
         "literal-secret",
+        "task-notebook-missing",
+        "storage-root-a-file",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_remote(
     project: Path, server: LocalWorkspace, capsys: pytest.CaptureFixture[str], change, expected: str
 ) -> None:  # type: ignore[no-untyped-def]
     change(project)
-    assert build(project, "--build-id", "bad", *remote_args(server)) == 2
+    storage = ["--set", f"storage.root={project / 'not-a-folder'}"] if "a file" in expected else []
+    assert main(command(project, "plan", "--build-id", "bad", *storage)) == 2  # at plan already
+    capsys.readouterr()
+    assert build(project, "--build-id", "bad", *storage, *remote_args(server)) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines and all(line.startswith("orchestrator: error: ") for line in lines), lines
     assert expected in lines[0], lines

@@ -229,7 +229,10 @@ def test_the_snapshot_checks_report_what_the_sdk_types_report() -> None:
         expected: list[str] = []
         _sdk_check(broken, JobSettings, "", expected)
         expected += _check_rules(broken)  # the API's own rules come after the type checks
-        assert _problems(broken) == expected, (path, replacement)
+        first: dict[str, str] = {}  # one line per field: its first problem
+        for line in expected:
+            first.setdefault(line.split(": ", 1)[0], line)
+        assert _problems(broken) == list(first.values()), (path, replacement)
 
 
 @pytest.mark.parametrize(

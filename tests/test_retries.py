@@ -51,7 +51,7 @@ def test_a_host_that_never_answers_is_given_up_after_timeouts_connect() -> None:
         ws.ensure_cluster_running(CLUSTER, timeout=1e9)
     message = str(raised.value)
     assert "\n" not in message
-    assert message.startswith(f"workspace {host} did not answer after ")
+    assert message.startswith(f"workspace {host} did not answer for 60 s ")
     assert "(timeouts.connect: 60 s) while reading cluster" in message
     assert message.endswith(": cannot connect")
     # said at the first retry, then about every 10 s: never silent for long, never chatty
@@ -60,7 +60,52 @@ def test_a_host_that_never_answers_is_given_up_after_timeouts_connect() -> None:
         "gives up after 60 s (timeouts.connect)"
     )
     assert 4 <= len(said) <= 7, said
-    assert sum(clock.sleeps) <= 60
+    assert sum(clock.sleeps) == pytest.approx(60)  # the last try is at the deadline
+
+
+def no_answer(reporter: RetryReporter, seconds: float) -> None:
+    """One of the SDK's waits after a request that got no answer (connection refused)."""
+    import requests
+
+    try:
+        raise requests.ConnectionError("refused")
+    except requests.ConnectionError:
+        reporter.sleep(seconds)
+
+
+def test_one_deadline_runs_from_the_last_answer_across_every_request() -> None:
+    """No request gets a fresh wait of its own: a workspace that stops answering has
+    timeouts.connect from its last answer, across requests, then is gone; every later
+    request gets one try."""
+    clock = FakeClock()
+    start = clock.now
+    reporter = RetryReporter("https://adb-1.azuredatabricks.net", clock=clock, connect=20)
+    clock.sleep(100)
+    reporter.note_answer()  # the last answer, at t=100
+    for _ in range(4):  # a first request retried for 12 s
+        no_answer(reporter, 3)
+    with pytest.raises(RetryBudgetExceeded, match="did not answer for 20 s"):
+        while True:  # a second request: 8 s are left, not a fresh 20
+            no_answer(reporter, 3)
+    assert clock.now - start == pytest.approx(120)
+    assert reporter.gone
+    with pytest.raises(RetryBudgetExceeded):  # gone: the next request is not retried
+        no_answer(reporter, 1)
+    assert clock.now - start == pytest.approx(120)
+    reporter.note_answer()  # it answers again: a new deadline
+    no_answer(reporter, 1)
+    assert not reporter.gone and clock.now - start == pytest.approx(121)
+
+
+def test_after_a_signal_no_request_is_retried_for_long() -> None:
+    clock = FakeClock()
+    reporter = RetryReporter("https://adb-1.azuredatabricks.net", clock=clock, connect=60)
+    start = clock.now
+    reporter.hurry()
+    with pytest.raises(RetryBudgetExceeded):
+        no_answer(reporter, 1)
+    assert clock.now == start
+    assert reporter.budget == 10  # and 429/503 answers get 10 s at most
 
 
 @pytest.mark.slow
@@ -130,11 +175,12 @@ def test_a_build_against_a_closed_port_says_so_and_exits_3_naming_the_host(
     out, err = capsys.readouterr()
     assert code == 3
     # the first request a build makes: who it runs as (its build root is that user's home)
-    said = f"    retrying reading the current user (SCIM Me) on {host} (cannot connect): 0 s so far"
-    assert said in out
+    said = f"    retrying reading the current user (SCIM Me) on {host} (cannot connect): "
+    assert said in out and "gives up after 3 s (timeouts.connect)" in out
+    assert out.startswith(f"==> build r1 of sample on {host}\n")  # said before any request
     errors = [line for line in err.splitlines() if line.startswith("orchestrator: error:")]
     assert len(errors) == 1, err
-    assert errors[0].startswith(f"orchestrator: error: workspace {host} did not answer after")
+    assert errors[0].startswith(f"orchestrator: error: workspace {host} did not answer for 3 s")
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -395,15 +395,22 @@ def test_timeouts_must_be_non_negative_integers(bad: object) -> None:
     job["timeout_seconds"] = bad
     job["tasks"][0]["timeout_seconds"] = bad
     problems = invalid(job)
-    assert "timeout_seconds: must be a non-negative integer" in problems
-    assert "tasks[0].timeout_seconds: must be a non-negative integer" in problems
+    # one line per field: the type (a string, a bool, a float) or the sign
+    fields = sorted(p.split(": ")[0] for p in problems)
+    assert fields == ["tasks[0].timeout_seconds", "timeout_seconds"]
+    sign = "must be a non-negative integer"
+    assert all(p.endswith(("expected an integer", sign)) for p in problems), problems
 
 
 @pytest.mark.parametrize("bad", [0, -3, "16"])
 def test_max_concurrent_runs_must_be_at_least_one(bad: object) -> None:
     job = minimal_job()
     job["max_concurrent_runs"] = bad
-    assert "max_concurrent_runs: must be an integer >= 1" in invalid(job)
+    (problem,) = invalid(job)
+    assert problem in (
+        "max_concurrent_runs: must be an integer >= 1",
+        "max_concurrent_runs: expected an integer",
+    )
 
 
 def test_job_cluster_keys_must_name_a_job_cluster() -> None:
@@ -428,10 +435,19 @@ def test_job_parameter_names_are_unique_and_well_formed() -> None:
 
 def test_render_job_checks_the_rendered_settings(tmp_path: Path) -> None:
     path = tmp_path / "job-template.json"
-    path.write_text('{"name": "${job_name}", "max_concurrent_runs": "${runs}", "tasks": []}')
+    path.write_text(
+        '{\n  "name": "${job_name}",\n  "max_concurrent_runs": "${runs}",\n  "tasks": [\n'
+        '    {"task_key": "a", "timeout_seconds": "abc",\n'
+        '     "depends_on": [{"task_key": "nope"}]}\n  ]\n}'
+    )
     with pytest.raises(UsageError) as raised:
         render_job(path, values={"job_name": "j", "runs": 0})
-    assert f"{path}: invalid job settings: max_concurrent_runs" in str(raised.value)
+    # file:line:col like a config error, one line per problem
+    assert str(raised.value).splitlines() == [
+        f"{path}:5:42: invalid job settings: tasks[0].timeout_seconds: expected an integer",
+        f"{path}:3:26: invalid job settings: max_concurrent_runs: must be an integer >= 1",
+        f"{path}:6:34: invalid job settings: tasks[0].depends_on[0].task_key: no task 'nope'",
+    ]
 
 
 def test_importing_the_stage_modules_loads_neither_the_sdk_nor_junitparser() -> None:

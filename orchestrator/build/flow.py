@@ -34,6 +34,7 @@ from orchestrator.errors import (
     EXIT_OK,
     EXIT_TESTS_FAILED,
     EXIT_TIMEOUT,
+    InfrastructureError,
     OrchestratorError,
     TimeoutExpired,
 )
@@ -126,6 +127,9 @@ def execute(
     build = _Build()
     languages = kernel_languages(plan.deploy_items)
     spark = uses_spark(plan.deploy_items, plan.job["tasks"])
+    # said before anything is opened: a host that does not answer is told of within a second
+    where = config.workspace.host or "the local workspace (embedded)"
+    progress.step(f"build {plan.context.build_id} of {plan.context.repo_name} on {where}")
     with (
         cancel_on_signals(grace=config.timeouts.cancel_grace),
         at_stake(lambda: build.at_stake(plan)),
@@ -141,6 +145,7 @@ def execute(
             result = _steps(plan, conn, storage, build, progress=progress, scratch=scratch)
         except BuildCancelled as cancelled:
             progress.step(f"cancelled by {cancelled}")
+            conn.workspace.retries.hurry()  # the signal takes effect within seconds
             result = BuildResult(
                 cancelled.exit_code, build.run_id, build.run_url, local_state=build.kept_state
             )
@@ -169,7 +174,6 @@ def _steps(
     progress: Progress,
     scratch: Path,
 ) -> BuildResult:
-    progress.step(f"build {plan.context.build_id} of {plan.context.repo_name} on {conn.host}")
     start_outputs(plan, progress)
     prepare_cluster(plan, conn, progress=progress)
     secure_build_root(plan, conn, progress=progress)
@@ -212,19 +216,34 @@ def _wind_down(
         run_id = build.run_id
         if run_id is None and build.starting:
             # interrupted around run-now: a run of this build may exist without its id
-            run_id = build.run_id = conn.workspace.find_build_run(
-                plan.context.repo_name, plan.context.build_id
-            )
+            try:
+                run_id = build.run_id = conn.workspace.find_build_run(
+                    plan.context.repo_name, plan.context.build_id
+                )
+            except InfrastructureError as exc:
+                progress.info(f"cannot look for the build's run ({exc})")
+        cancelled = True
         if run_id is not None and (build.run is None or not build.run.over):
             # any way out before the run ended (a signal, an error) cancels it first
             progress.step(f"cancelling run {run_id}")
-            build.run = conn.workspace.cancel_run(run_id) or build.run
+            ended = conn.workspace.cancel_run(run_id)
+            cancelled = ended is not None
+            build.run = ended or build.run
         if keep:
             progress.step(f"kept {plan.build_folder} and the storage prefix (--keep)")
         elif build.sent:
             progress.step(f"clean {plan.build_folder} and the storage prefix")
             cleaned = clean_build(plan, conn, storage, progress, deployed=True, uploaded=True)
             build.sent = not cleaned
+        left = ([f"run {run_id} (may still be running)"] if run_id and not cancelled else []) + (
+            [f"workspace folder {plan.build_folder}"] if build.sent and not keep else []
+        )
+        if left:
+            progress.step(
+                f"left for `orchestrator cleanup` ({conn.host} "
+                f"{'is not answering' if conn.workspace.retries.gone else 'refused'}): "
+                + ", ".join(left)
+            )
 
 
 def at_home(plan: BuildPlan, conn: Connection) -> BuildPlan:
@@ -346,15 +365,23 @@ def clean_build(
     deployed: bool,
     uploaded: bool,
 ) -> bool:
-    """Remove the build folder and storage prefix; False (and a line saying so) on failure."""
-    try:
-        if deployed:
+    """Remove the build folder and storage prefix, each tried on its own; False (and a line
+    saying so) when one of them failed. The build's job stays: the Jobs UI shows the build."""
+    failed: list[str] = []
+    if deployed:
+        try:
             conn.workspace.delete(plan.build_folder)
-        if uploaded:
+        except Exception as exc:  # noqa: BLE001 - cleaning must not hide the build's own result
+            failed.append(f"the build folder: {exc}")
+    if uploaded:
+        try:
             storage.delete_prefix(plan.storage_prefix)
-        if deployed or uploaded:
-            progress.step("cleaned the build folder and storage prefix")
-    except Exception as exc:  # noqa: BLE001 - cleaning must not hide the build's own result
-        progress.info(f"cleanup failed ({exc}); `orchestrator cleanup` will remove it later")
+        except Exception as exc:  # noqa: BLE001 - as above
+            failed.append(f"the storage prefix: {exc}")
+    if failed:
+        for problem in failed:
+            progress.info(f"cleanup failed for {problem}; `orchestrator cleanup` removes it later")
         return False
+    if deployed or uploaded:
+        progress.step("cleaned the build folder and storage prefix")
     return True

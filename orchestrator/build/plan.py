@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,6 +152,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         environ=environ, cwd=config.root, build_id=options.build_id, repo_name=options.repo_name
     )
     repo = context.repo_name
+    _check_storage_folder(config)
     entry = entry_notebook_path(config.build_root, repo)
     settings, warnings = _render_job(config, repo, entry)
     parameters = build_parameters(config=config, context=context)
@@ -183,6 +184,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         tasks=tasks,
         entry_notebook=entry,
     )
+    _check_task_notebooks(job, items, folder=folder, source=source, root=config.paths.notebooks)
     job, harnessed = run_nutter_through_its_notebook(
         job, items, build_folder=folder, results_dir=parameters["results_dir"]
     )
@@ -235,6 +237,49 @@ def _rules(config: BuildConfig) -> DeployRules:
         gitignore_root=config.root if config.deploy.gitignore else None,
         never=tuple(never),
     )
+
+
+def _check_storage_folder(config: BuildConfig) -> None:
+    """A local storage root must be, or be able to become, a folder: no file on its path."""
+    root = config.storage.local_root
+    if root is None:
+        return
+    for place in (root, *root.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "is a file" if place == root else f"is under {place}, a file"
+                raise UsageError(f"storage.root {root}: {what}, not a folder")
+            return
+
+
+def _check_task_notebooks(
+    job: Mapping[str, Any],
+    items: Sequence[DeployItem],
+    *,
+    folder: str,
+    source: str,
+    root: Path,
+) -> None:
+    """Every notebook a task runs from the build is one the build deploys (an ``.ipynb`` is
+    imported as a notebook without its extension); else exit 2, naming task and path, before
+    anything is created."""
+    notebooks = {i.target for i in items if i.kind == "NOTEBOOK"}
+    notebooks |= {i.target[: -len(".ipynb")] for i in items if i.target.endswith(".ipynb")}
+    problems = []
+    for task in job.get("tasks") or []:
+        notebook = task.get("notebook_task") or {}
+        path = str(notebook.get("notebook_path") or "")
+        if str(notebook.get("source") or "WORKSPACE").upper() != "WORKSPACE":
+            continue
+        if path.startswith(folder + "/") and path not in notebooks:
+            relative = path[len(folder) + 1 :]
+            problems.append(
+                f"{source}: task {task.get('task_key')}: notebook {relative} is not among the "
+                f"notebooks the build deploys from {root} (a file {relative}.py, .r, .sql, "
+                ".scala with the notebook header, or .ipynb)"
+            )
+    if problems:
+        raise UsageError("\n".join(problems))
 
 
 def _check_junit_tasks(config: BuildConfig, settings: Mapping[str, Any]) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from orchestrator.errors import UsageError
+from orchestrator.job.json_positions import json_positions, position_of
 from orchestrator.job.settings_snapshot import REFRESH_HINT, TypeExpr, load_schema, misspelling_of
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def render_job(
     except UnicodeDecodeError:
         raise UsageError(f"{source}: the job template is not UTF-8 text") from None
     settings = render_template(text, values=values, source=source)
-    found = validate_job_settings(settings, source=source)
+    found = validate_job_settings(settings, source=source, positions=json_positions(text))
     if warnings is None:
         for line in found:
             log.warning("%s", line)
@@ -181,16 +182,29 @@ def _parse(text: str, source: str) -> Any:
 # -- job settings -----------------------------------------------------------------------------
 
 
-def validate_job_settings(settings: Mapping[str, Any], *, source: str) -> list[str]:
-    """Raise one UsageError listing every problem of these Jobs API job settings; return one
-    warning line per field that the snapshot does not know (it is sent as written)."""
+def validate_job_settings(
+    settings: Mapping[str, Any],
+    *,
+    source: str,
+    positions: Mapping[str, tuple[int, int]] | None = None,
+) -> list[str]:
+    """Raise one UsageError listing every problem of these Jobs API job settings, one line per
+    field (the first problem found), at ``file:line:col`` when the template's ``positions``
+    are given; return one warning line per field that the snapshot does not know (it is sent
+    as written)."""
     schema = load_schema()
     problems: list[str] = []
     unknown: list[str] = []
     _check_shape(settings, schema["root"], "", _Findings(problems, unknown), schema["types"])
     problems.extend(_check_rules(settings))
     if problems:
-        raise UsageError("\n".join(f"{source}: invalid job settings: {p}" for p in problems))
+        lines: dict[str, str] = {}
+        for problem in problems:
+            field = problem.split(": ", 1)[0]
+            where = position_of(field, dict(positions)) if positions else None
+            at = f"{source}:{where[0]}:{where[1]}" if where else source
+            lines.setdefault(field, f"{at}: invalid job settings: {problem}")
+        raise UsageError("\n".join(lines.values()))
     version = schema.get("sdk_version", "unknown")
     return [
         f"{source}: {path}: not a field of the job settings in databricks-sdk {version} (the "

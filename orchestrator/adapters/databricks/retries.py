@@ -4,9 +4,15 @@ passes through it.
 
 On the first retry, and then at most every ``interval`` seconds, it says what is being retried
 (the host, the adapter's action from :func:`~orchestrator.adapters.databricks.sdk_errors.
-sdk_errors`), why, for how long so far and the budget. It also enforces the budgets: a host that
-has never answered is retried for ``connect`` seconds (``timeouts.connect``), one that has
-answered for ``budget`` seconds; then the request fails with one line naming the host.
+sdk_errors`), why, for how long so far and the budget. It also enforces the budgets:
+
+* a workspace that does not answer (connection refused, timed out) is given ``connect``
+  seconds (``timeouts.connect``) from its last answer, or from the first request when it never
+  answered: one deadline across every request of the build, so no request starts a fresh wait
+  of its own. Past it the workspace is *gone*: the request fails with one line naming the host,
+  and every later request gets one try, no retry (the wind-down's cancel and clean included);
+* a workspace that answers with 429 or 503 is an answering one: each request is retried for
+  ``budget`` seconds.
 """
 
 from __future__ import annotations
@@ -71,6 +77,13 @@ class RetryReporter:
         self.budget = max(budget, connect)
         self.interval = interval
         self.answered = False
+        #: no answer for ``connect`` seconds: later requests get one try (see the docstring)
+        self.gone = False
+        # the silence of a workspace that never answered counts from here: the SDK's own
+        # host-metadata probe, at the client's creation, goes past this clock
+        self._first_request: float | None = self.clock.monotonic()
+        self._hurried = False
+        self._last_answer: float | None = None
         self._say: Callable[[str], None] = log.warning
         self._lock = threading.Lock()
         self._last_said: float | None = None
@@ -84,33 +97,55 @@ class RetryReporter:
 
     def time(self) -> float:
         now = self.clock.monotonic()
+        if self._first_request is None:
+            self._first_request = now
         errors.current_reporter(self, now)
         return now
+
+    def hurry(self, budget: float = 10.0) -> None:
+        """The build is winding down after a signal: a request that gets no answer is not
+        retried, and one answered with 429/503 for at most ``budget`` seconds, so the signal
+        takes effect within seconds whatever the workspace does."""
+        self.budget = min(self.budget, budget)
+        self._hurried = True
+
+    def note_answer(self) -> None:
+        """The workspace answered (a response, an API error): its silence starts again."""
+        self.answered = True
+        self.gone = False
+        self._last_answer = self.clock.monotonic()
 
     def sleep(self, seconds: float) -> None:
         """The SDK's wait before retrying; called inside its ``except`` block, so the error
         being retried is the one being handled."""
         exc = sys.exc_info()[1]
-        if exc is not None and not _no_answer(exc):
-            self.answered = True  # an HTTP answer (429, 503...) is an answer
         now = self.clock.monotonic()
         action, started = errors.current_action()
-        if started is None:
-            started = getattr(self._starts, "first", None) or now
-            self._starts.first = started
-        elapsed = now - started
-        budget, setting = (
-            (self.budget, "retry budget") if self.answered else (self.connect, "timeouts.connect")
-        )
         reason = retry_reason(exc)
-        if elapsed + seconds > budget:
-            what = "still failing" if self.answered else "did not answer"
+        if exc is not None and not _no_answer(exc):  # an HTTP answer (429, 503...) is an answer
+            self.note_answer()
+            if started is None:
+                started = getattr(self._starts, "first", None) or now
+                self._starts.first = started
+            elapsed = now - started
+            if elapsed + seconds > self.budget:
+                raise RetryBudgetExceeded(
+                    f"workspace {self.host} still failing after {elapsed:.0f} s of retries "
+                    f"(retry budget: {self.budget:.0f} s) while {action or 'calling it'}: {reason}"
+                ) from exc
+            self._report(action, reason, elapsed, self.budget, "retry budget", now)
+            self.clock.sleep(seconds)
+            return
+        since = self._last_answer if self._last_answer is not None else self._first_request
+        silence = now - (since if since is not None else now)
+        if self.gone or self._hurried or silence >= self.connect:
+            self.gone = True
             raise RetryBudgetExceeded(
-                f"workspace {self.host} {what} after {elapsed:.0f} s of retries ({setting}: "
-                f"{budget:.0f} s) while {action or 'calling it'}: {reason}"
+                f"workspace {self.host} did not answer for {silence:.0f} s (timeouts.connect: "
+                f"{self.connect:.0f} s) while {action or 'calling it'}: {reason}"
             ) from exc
-        self._report(action, reason, elapsed, budget, setting, now)
-        self.clock.sleep(seconds)
+        self._report(action, reason, silence, self.connect, "timeouts.connect", now)
+        self.clock.sleep(min(seconds, self.connect - silence))  # one last try at the deadline
 
     def _report(
         self,

@@ -22,7 +22,7 @@ __all__ = ["current_action", "current_reporter", "is_not_found", "sdk_errors"]
 
 
 class _Answered(Protocol):
-    answered: bool
+    def note_answer(self) -> None: ...
 
 
 _local = threading.local()
@@ -45,7 +45,7 @@ def current_reporter(reporter: _Answered, now: float) -> None:
 def _answered() -> None:
     reporter = getattr(_local, "reporter", None)
     if reporter is not None:
-        reporter.answered = True
+        reporter.note_answer()
 
 
 @contextmanager

@@ -57,7 +57,9 @@ _CLIENT_MODULES = (
     "databricks.sdk.mixins.workspace",
     "databricks.sdk.mixins.compute",
 )
-_PROBE_BUDGET = 5  # seconds the SDK's host-metadata probe may retry an unreachable host
+#: seconds the SDK's host-metadata probe may retry an unreachable host: at most a quarter of
+#: ``timeouts.connect``, which counts from the probe on (the retry reporter's one deadline)
+_PROBE_BUDGET = 5
 
 
 def preload_sdk() -> None:
@@ -102,7 +104,7 @@ def open_workspace(
         config = Config(
             **settings,
             max_connections_per_pool=pool_size,
-            retry_timeout_seconds=max(1, min(_PROBE_BUDGET, int(connect))),
+            retry_timeout_seconds=max(1, min(_PROBE_BUDGET, int(connect / 4))),
             clock=cast("SdkClock", retries),  # duck-typed: time() and sleep()
         )
         config.retry_timeout_seconds = int(retries.budget) + 1
