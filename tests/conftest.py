@@ -11,6 +11,7 @@ markers are given here, by the fixtures and helpers a test uses, and by a module
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,3 +196,27 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
         yield server
     finally:
         server.stop()
+
+
+class _PoolOverflow(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "Connection pool is full" in record.getMessage():
+            self.seen.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def no_connection_pool_overflow() -> Iterator[None]:
+    """No build (nor any client) in the suite overflows an HTTP connection pool: every pool is
+    at least as large as the threads that use it, so connections are reused, not discarded."""
+    handler = _PoolOverflow()
+    logger = logging.getLogger("urllib3.connectionpool")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    assert not handler.seen, handler.seen[0]

@@ -110,3 +110,30 @@ def test_selected_tasks_keep_only_dependencies_among_them() -> None:
 def test_a_relative_path_that_leaves_the_build_is_refused() -> None:
     with pytest.raises(UsageError, match="leaves the build"):
         submit(settings(notebook("a", "../other/x")))
+
+
+def test_many_independent_tasks_on_one_cluster_run_in_lanes() -> None:
+    """A cluster runs at most 150 execution contexts: more than LANES independent tasks on one
+    cluster are chained LANES apart, each running whatever the one before it did."""
+    from orchestrator.job.build_job import LANES
+
+    many = [notebook(f"t{i}", f"n{i}") | {"existing_cluster_id": "c1"} for i in range(LANES + 50)]
+    other = [notebook("x", "x") | {"existing_cluster_id": "c2"}]
+    tasks = submit(settings(*many, *other))["tasks"]
+    assert all("depends_on" not in t for t in tasks[:LANES])
+    assert tasks[LANES]["depends_on"] == [{"task_key": "t0"}]
+    assert tasks[LANES + 49]["depends_on"] == [{"task_key": "t49"}]
+    assert {t.get("run_if") for t in tasks[LANES : LANES + 50]} == {"ALL_DONE"}
+    assert "depends_on" not in tasks[-1]  # another cluster's task
+    # a job with dependencies of its own is left as its template says
+    chained = [*many[:-1], many[-1] | {"depends_on": [{"task_key": "t0"}]}]
+    tasks = submit(settings(*chained))["tasks"]
+    assert [t.get("depends_on") for t in tasks if t.get("depends_on")] == [[{"task_key": "t0"}]]
+
+
+def test_a_job_over_the_task_limit_is_refused_before_anything_is_made() -> None:
+    from orchestrator.job.template import MAX_TASKS, validate_job_settings
+
+    tasks = [notebook(f"t{i}", f"n{i}") for i in range(MAX_TASKS + 1)]
+    with pytest.raises(UsageError, match=r"tasks: a job has at most 1000 tasks .* has 1001"):
+        validate_job_settings(settings(*tasks), source="job-template.json")

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,11 +71,37 @@ def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_in_ci() -> No
     Progress(live, live=True).run(run)
     assert live.getvalue().startswith("\r\x1b[K")
     ci = io.StringIO()
-    clock = iter([0.0, 1.0, 100.0, 100.0])
-    progress = Progress(ci, live=False, ci_interval=30, now=lambda: next(clock))
+    progress = Progress(ci, live=False)
     progress.run(run)
-    progress.run(run)  # unchanged and too soon: nothing
+    progress.run(run)  # unchanged: nothing
     assert ci.getvalue() == "    a: RUNNING\n"
+
+
+def test_progress_of_many_tasks_is_counts_and_the_tasks_that_just_failed() -> None:
+    def state(key: str, result: str | None) -> dict[str, object]:
+        if result is None:
+            return {"task_key": key, "status": {"state": "RUNNING"}}
+        return {
+            "task_key": key,
+            "state": {"life_cycle_state": "TERMINATED", "result_state": result},
+        }
+
+    def run(*results: str | None) -> Any:
+        tasks = [state(f"n{i:03d}", r) for i, r in enumerate(results)]
+        tasks += [{"task_key": f"p{i}", "status": {"state": "PENDING"}} for i in range(400)]
+        return parse_run({"run_id": 1, "tasks": tasks})
+
+    ci = io.StringIO()
+    progress = Progress(ci, live=False)
+    progress.run(run(None, None, "SUCCESS"))
+    progress.run(run(None, None, "SUCCESS"))
+    progress.run(run("FAILED", None, "SUCCESS"))
+    progress.run(run("FAILED", "UPSTREAM_FAILED", "SUCCESS"))
+    assert ci.getvalue().splitlines() == [
+        "    400 pending, 2 running, 1 passed, 0 failed, 0 skipped",
+        "    400 pending, 1 running, 1 passed, 1 failed, 0 skipped; failed: n000",
+        "    400 pending, 0 running, 1 passed, 1 failed, 1 skipped",
+    ]
 
 
 def git(root: Path, *args: str) -> None:

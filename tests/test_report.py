@@ -362,3 +362,26 @@ def test_github_escaping_round_trips_and_stays_on_one_line(text: str) -> None:
     assert ":" not in prop and "," not in prop and "\n" not in prop
     assert unescape_github(data) == text
     assert unescape_github(prop) == text
+
+
+def test_a_table_of_many_suites_shows_the_failing_ones_first_and_the_rest_as_one_row() -> None:
+    suites = tuple(
+        SuiteSummary(f"n{i:03d}", 2, 1 if i in (7, 250) else 0, 0, 0, 0.5, ()) for i in range(300)
+    )
+    many = ResultsSummary(
+        tests=600,
+        failures=2,
+        errors=0,
+        skipped=0,
+        time=150.0,
+        suites=suites,
+        failed=(),
+        files=(),
+        output=None,
+    )
+    lines = render_table(many).splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["n007", "n250", "(298"]
+    assert lines[4].split()[3:6] == ["596", "596", "0"]
+    assert len(lines) == 7
+    markdown = render_markdown(many)
+    assert "| (298 passing suites) | 596 | 596 | 0 | 0 | 0 | 149.0s |" in markdown

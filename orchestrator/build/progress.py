@@ -1,16 +1,20 @@
-"""What a build shows while it works: one line per step in CI logs, live task states on a
-terminal (rewritten in place), and a periodic status line in CI while a run is going."""
+"""What a build shows while it works: one line per step; while a run is going, its state on
+one line rewritten in place on a terminal, or a line each time it changes in a CI log (each
+task's state for a few tasks, counts and the tasks that just failed for many)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from orchestrator.adapters.databricks import RunView
 
 __all__ = ["Progress"]
+
+#: a run of at most this many tasks shows each task's state; a bigger one its counts
+_NAMED_TASKS = 8
+_NOT_RUN = frozenset({"UPSTREAM_FAILED", "UPSTREAM_CANCELED", "EXCLUDED", "SKIPPED"})
+_FAILED = frozenset({"FAILED", "TIMEDOUT", "CANCELED", "INTERNAL_ERROR"})
 
 
 class Progress:
@@ -19,16 +23,12 @@ class Progress:
         out: TextIO,
         *,
         live: bool,
-        ci_interval: float = 30.0,
-        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.out = out
         self.live = live
-        self.ci_interval = ci_interval
-        self.now = now
         self._last_line = ""
-        self._last_print = -1e9
         self._drawn = False
+        self._failed: set[str] = set()
 
     def step(self, message: str) -> None:
         self._clear()
@@ -47,17 +47,44 @@ class Progress:
             self.out.flush()
 
     def run(self, run: RunView) -> None:
-        states = [f"{task.task_key}: {task.end.shown}" for task in run.tasks]
-        line = ", ".join(states) or "waiting"
+        """The run's state: each task's, for a few tasks, else the counts and the tasks that
+        just failed. On a terminal one line, rewritten in place; in a log a line only when
+        something changed, so a 500-task build stays readable."""
+        line = self._line(run)
         if self.live:
             self.out.write("\r\x1b[K    " + line)
             self._drawn = True
             self.out.flush()
-        elif line != self._last_line or self.now() - self._last_print >= self.ci_interval:
+        elif line != self._last_line:
             self.out.write(f"    {line}\n")
             self.out.flush()
-            self._last_print = self.now()
         self._last_line = line
+
+    def _line(self, run: RunView) -> str:
+        if len(run.tasks) <= _NAMED_TASKS:
+            return ", ".join(f"{t.task_key}: {t.end.shown}" for t in run.tasks) or "waiting"
+        counts = {"pending": 0, "running": 0, "passed": 0, "failed": 0, "skipped": 0}
+        failed: list[str] = []
+        for task in run.tasks:
+            shown = task.end.shown
+            if shown == "SUCCESS":
+                counts["passed"] += 1
+            elif shown in _NOT_RUN:
+                counts["skipped"] += 1
+            elif task.end.over or shown in _FAILED:
+                counts["failed"] += 1
+                failed.append(task.task_key)
+            elif shown in ("RUNNING", "TERMINATING"):
+                counts["running"] += 1
+            else:
+                counts["pending"] += 1
+        new = [key for key in failed if key not in self._failed]
+        self._failed.update(new)
+        line = ", ".join(f"{n} {what}" for what, n in counts.items())
+        if new:
+            more = f" and {len(new) - 10} more" if len(new) > 10 else ""
+            line += f"; failed: {', '.join(new[:10])}{more}"
+        return line
 
     def _clear(self) -> None:
         if self._drawn:

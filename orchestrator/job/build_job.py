@@ -23,7 +23,15 @@ The conversion:
   down to every task and lets them override a task's own parameter of the same name, so a
   task's ``results_dir`` of ``{{job.parameters.results_dir}}/{{task.name}}`` would lose to the
   build's ``results_dir``. A job per build needs no per-run values;
-* what would start the job on its own (``schedule``, ``trigger``, ``continuous``) is dropped.
+* what would start the job on its own (``schedule``, ``trigger``, ``continuous``) is dropped;
+* a cluster runs at most 150 execution contexts at once ("Too many execution contexts are open
+  right now. (Limit set to 150)"), and each notebook task takes one (plus one for each notebook
+  it runs with ``dbutils.notebook.run`` while it runs). So when more than :data:`LANES`
+  independent tasks (no ``depends_on`` anywhere in the job) share one existing cluster, they are
+  put in :data:`LANES` lanes: each task depends on the one :data:`LANES` places before it, with
+  ``run_if: ALL_DONE`` so a failure holds nothing back. The job's own settings bound the
+  concurrency (no batching by the orchestrator, no ``for_each_task``, whose tasks are all one
+  notebook), and the Jobs UI still shows every task.
 """
 
 from __future__ import annotations
@@ -36,7 +44,11 @@ from typing import Any
 
 from orchestrator.errors import UsageError
 
-__all__ = ["DROPPED_FIELDS", "build_job"]
+__all__ = ["DROPPED_FIELDS", "LANES", "build_job"]
+
+#: tasks a build's job runs at once on one cluster, at most: under the 150 execution contexts
+#: of a cluster, leaving room for the notebooks they start
+LANES = 100
 
 #: what a build's job never has: what would run it on its own, and job parameters (above)
 DROPPED_FIELDS = frozenset({"schedule", "trigger", "triggers", "continuous", "parameters"})
@@ -72,7 +84,23 @@ def build_job(
         if isinstance(task, Mapping) and (keep is None or task.get("task_key") in keep)
     ]
     filled: dict[str, Any] = _fill(job, values)
+    _in_lanes(filled["tasks"])
     return filled
+
+
+def _in_lanes(tasks: list[dict[str, Any]]) -> None:
+    """At most :data:`LANES` of a job's independent tasks at once per cluster (see above)."""
+    if len(tasks) <= LANES or any(t.get("depends_on") for t in tasks):
+        return
+    by_cluster: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        cluster = task.get("existing_cluster_id")
+        if isinstance(cluster, str):
+            by_cluster.setdefault(cluster, []).append(task)
+    for same in by_cluster.values():
+        for index in range(LANES, len(same)):
+            same[index]["depends_on"] = [{"task_key": same[index - LANES]["task_key"]}]
+            same[index]["run_if"] = "ALL_DONE"
 
 
 def _parameter_values(settings: Mapping[str, Any], parameters: Mapping[str, str]) -> dict[str, str]:

@@ -297,6 +297,10 @@ def _check_object(
             found.problems.append(f"{f'{path}.{name}' if path else name}: required")
 
 
+#: the Jobs API's limit on a job's tasks (more than 100 need API 2.2, which the adapter uses)
+MAX_TASKS = 1000
+
+
 def _check_rules(settings: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     name = settings.get("name")
@@ -310,6 +314,11 @@ def _check_rules(settings: Mapping[str, Any]) -> list[str]:
     if not isinstance(tasks, list) or not tasks:
         problems.append("tasks: a job needs at least one task")
         return problems
+    if len(tasks) > MAX_TASKS:
+        problems.append(
+            f"tasks: a job has at most {MAX_TASKS} tasks (the Jobs API's limit); this one has "
+            f"{len(tasks)}: split the notebooks across templates or targets"
+        )
     keys: dict[str, int] = {}
     job_clusters = settings.get("job_clusters")
     clusters = {

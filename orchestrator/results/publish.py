@@ -59,6 +59,7 @@ Status = Literal["passed", "failed", "empty"]
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _CONSOLE_LINES = 15  # what explains a failing test, on the console and in its annotation
 _CONSOLE_FAILURES = 20  # failing tests the console details; the rest are named, one line each
+_COLLAPSE_SUITES = 20  # above this many suites, the passing ones are one row
 _ANNOTATION_CHARS = 4000
 _SUMMARY_FAILURES = 50
 _NAMED_FAILURES = 20  # failing tests named in failed_tests, the rest counted
@@ -160,13 +161,36 @@ def failure_lines(summary: ResultsSummary, limit: int = _NAMED_FAILURES) -> list
     return lines
 
 
+def _table_rows(summary: ResultsSummary) -> list[tuple[object, ...]]:
+    """The table's rows: suites with failures first; above :data:`_COLLAPSE_SUITES` suites
+    the passing ones are one row, so a build of hundreds of notebooks stays readable."""
+    ordered = sorted(summary.suites, key=lambda s: (s.failures + s.errors) == 0)
+    failing = [s for s in ordered if s.failures + s.errors]
+    passing = [s for s in ordered if not s.failures + s.errors]
+    shown = ordered if len(ordered) <= _COLLAPSE_SUITES else failing
+    rows: list[tuple[object, ...]] = [
+        (s.name, s.tests, s.passed, s.failures, s.errors, s.skipped, f"{s.time:.1f}s")
+        for s in shown
+    ]
+    if len(ordered) > _COLLAPSE_SUITES and passing:
+        rows.append(
+            (
+                f"({len(passing)} passing suites)",
+                sum(s.tests for s in passing),
+                sum(s.passed for s in passing),
+                0,
+                0,
+                sum(s.skipped for s in passing),
+                f"{sum(s.time for s in passing):.1f}s",
+            )
+        )
+    return rows
+
+
 def render_table(summary: ResultsSummary) -> str:
     """The per-suite table with a total line (no trailing newline)."""
     header = ("Suite", "Tests", "Passed", "Failed", "Errors", "Skipped", "Time")
-    rows = [
-        (s.name, s.tests, s.passed, s.failures, s.errors, s.skipped, f"{s.time:.1f}s")
-        for s in summary.suites
-    ]
+    rows = _table_rows(summary)
     total = (
         "TOTAL",
         summary.tests,
@@ -234,10 +258,10 @@ def render_markdown(
         out[-1] += f" - [Databricks run]({_md_url(run_url)})"
     out += ["", "| Suite | Tests | Passed | Failed | Errors | Skipped | Time |"]
     out += ["|---|---:|---:|---:|---:|---:|---:|"]
-    for s in summary.suites:
+    for name, tests, passed, failures, errors, skipped, time in _table_rows(summary):
         out.append(
-            f"| {_md(s.name)} | {s.tests} | {s.passed} | {s.failures} | {s.errors} "
-            f"| {s.skipped} | {s.time:.1f}s |"
+            f"| {_md(str(name))} | {tests} | {passed} | {failures} | {errors} "
+            f"| {skipped} | {time} |"
         )
     out.append(
         f"| **Total** | {summary.tests} | {summary.passed} | {summary.failures} "

@@ -66,6 +66,12 @@ class _Client:
 
         self._config: Config = config.copy()  # type: ignore[no-untyped-call]
         self._api_client = ApiClient(self._config)
+        # the SDK mounts its sized, blocking connection pool for https:// only; a workspace on
+        # this machine (http://127.0.0.1) would get requests' default pool of 10, which a
+        # 16-way deploy overflows ("Connection pool is full, discarding connection")
+        session = getattr(getattr(self._api_client, "_api_client", None), "_session", None)
+        if session is not None:
+            session.mount("http://", session.get_adapter("https://"))
         # the SDK's generated constructors carry no annotations
         self._jobs = JobsExt(self._api_client)  # type: ignore[no-untyped-call]
         self._workspace = WorkspaceExt(self._api_client)  # type: ignore[no-untyped-call]

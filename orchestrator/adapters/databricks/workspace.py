@@ -103,6 +103,9 @@ def open_workspace(
         # falls back to the explicit settings, and the real one for the client's requests
         config = Config(
             **settings,
+            # the SDK sizes a pool with max_connection_pools (its pool_maxsize) and keeps
+            # max_connections_per_pool pools: enough connections for every thread of a deploy
+            max_connection_pools=pool_size,
             max_connections_per_pool=pool_size,
             retry_timeout_seconds=max(1, min(_PROBE_BUDGET, int(connect / 4))),
             clock=cast("SdkClock", retries),  # duck-typed: time() and sleep()
