@@ -100,8 +100,24 @@ def test_progress_of_many_tasks_is_counts_and_the_tasks_that_just_failed() -> No
     assert ci.getvalue().splitlines() == [
         "    400 pending, 2 running, 1 passed, 0 failed, 0 skipped",
         "    400 pending, 1 running, 1 passed, 1 failed, 0 skipped; failed: n000",
-        "    400 pending, 0 running, 1 passed, 1 failed, 1 skipped",
-    ]
+    ]  # then a line at each tenth of the tasks done, and for each new failure
+
+
+def test_a_log_of_a_500_task_run_has_a_few_lines() -> None:
+    ci = io.StringIO()
+    progress = Progress(ci, live=False)
+    for done in range(501):
+        tasks = [
+            {
+                "task_key": f"n{i:03d}",
+                "state": {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"},
+            }
+            if i < done
+            else {"task_key": f"n{i:03d}", "status": {"state": "RUNNING"}}
+            for i in range(500)
+        ]
+        progress.run(parse_run({"run_id": 1, "tasks": tasks}))
+    assert len(ci.getvalue().splitlines()) <= 12
 
 
 def git(root: Path, *args: str) -> None:

@@ -29,6 +29,7 @@ class Progress:
         self._last_line = ""
         self._drawn = False
         self._failed: set[str] = set()
+        self._tenth = 0
 
     def step(self, message: str) -> None:
         self._clear()
@@ -55,10 +56,22 @@ class Progress:
             self.out.write("\r\x1b[K    " + line)
             self._drawn = True
             self.out.flush()
-        elif line != self._last_line:
+        elif line != self._last_line and self._worth_a_line(run, line):
             self.out.write(f"    {line}\n")
             self.out.flush()
-        self._last_line = line
+            self._last_line = line
+
+    def _worth_a_line(self, run: RunView, line: str) -> bool:
+        """In a log, a run of many tasks gets a line when a task failed, when it starts, and
+        at each tenth of its tasks done: about 15 lines, however many tasks it has."""
+        if len(run.tasks) <= _NAMED_TASKS or "failed:" in line:
+            return True
+        done = sum(1 for t in run.tasks if t.end.over)
+        tenth = done * 10 // len(run.tasks)
+        if not self._last_line or tenth > self._tenth:
+            self._tenth = tenth
+            return True
+        return False
 
     def _line(self, run: RunView) -> str:
         if len(run.tasks) <= _NAMED_TASKS:
