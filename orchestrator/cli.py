@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run only the test notebooks affected by changes since REF (see README)",
     )
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument(
+        "--deploy-mode",
+        choices=("workspace", "git-folder", "git"),
+        help="how the notebooks reach the workspace (overrides deploy.mode; README: Deploy modes)",
+    )
 
     build = commands.add_parser(
         "build", parents=[common], help="deploy, run, collect and publish one build"
@@ -162,6 +167,8 @@ def _options(args: argparse.Namespace) -> BuildOptions:
         overrides["timeouts.build"] = args.timeout
     if getattr(args, "keep", False):
         overrides["keep"] = "true"
+    if getattr(args, "deploy_mode", None):
+        overrides["deploy.mode"] = args.deploy_mode
     return BuildOptions(
         config_path=args.config,
         target=args.target,

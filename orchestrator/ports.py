@@ -132,6 +132,20 @@ class BuildWorkspace(Protocol):
 
     def current_user(self) -> str: ...
 
+    def git_credential_providers(self) -> set[str]:
+        """The Git providers (lowercase) the build's identity has credentials for."""
+        ...
+
+    def add_git_credential(self, provider: str, username: str) -> None: ...
+
+    def create_git_folder(
+        self, *, url: str, provider: str, path: str, sparse: Sequence[str] = ()
+    ) -> int: ...
+
+    def check_out(self, repo_id: int, *, branch: str) -> str | None:
+        """Check a Git folder out at ``branch``; its head commit after that."""
+        ...
+
     def writers(self, path: str) -> list[Grant]: ...
 
     def restrict(self, path: str, principal: str) -> None: ...
@@ -156,4 +170,9 @@ class LocalAdmin(Protocol):
         """Give the Jobs UI the test counts a build collected for its run, and its failing
         tests (suite, name, message, task_run_id, cell); False when the workspace did not take
         them (never an error: the build's result stands)."""
+        ...
+
+    def register_git_source(self, url: str, path: str) -> bool:
+        """Tell a workspace on this machine where the repository at ``url`` is checked out
+        (it reaches no Git provider); False when it did not take it."""
         ...

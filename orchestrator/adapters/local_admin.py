@@ -43,6 +43,10 @@ class LocalAdminClient:
         body = {"run_id": run_id, **counts, "failed": list(failed)}
         return self._post("/local-admin/runs/test-counts", body)
 
+    def register_git_source(self, url: str, path: str) -> bool:
+        """``POST /local-admin/git-sources``: the checkout the workspace clones ``url`` from."""
+        return self._post("/local-admin/git-sources", {"url": url, "path": path})
+
     def _post(self, path: str, body: Mapping[str, object]) -> bool:
         request = urllib.request.Request(  # noqa: S310 - the configured workspace's URL
             self._base + path,

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from orchestrator.adapters.databricks import Polling, RunView, platform_failure
 from orchestrator.build.collect import collect_run, failures_for_the_ui
 from orchestrator.build.deploy_plan import kernel_languages, uses_spark
+from orchestrator.build.git_modes import GitRepo
 from orchestrator.build.local_outputs import start_outputs
 from orchestrator.build.plan import BuildPlan, BuildResult, display_path
 from orchestrator.build.progress import Progress
@@ -37,6 +38,7 @@ from orchestrator.errors import (
     InfrastructureError,
     OrchestratorError,
     TimeoutExpired,
+    UsageError,
 )
 from orchestrator.layout import HOME, MARKER_NAME
 from orchestrator.services import LOOPBACK_HOSTS, Connection, open_services
@@ -83,7 +85,8 @@ def _write_markers(plan: BuildPlan, conn: Connection, storage: Storage, scratch:
     marker_dir.mkdir(parents=True, exist_ok=True)
     (marker_dir / MARKER_NAME).write_bytes(data)
     storage.upload_tree(marker_dir, plan.storage_prefix)
-    conn.workspace.write_file(posixpath.join(plan.build_folder, MARKER_NAME), data)
+    if plan.config.deploy.mode == "workspace":  # a Git folder's files are the repository's
+        conn.workspace.write_file(posixpath.join(plan.build_folder, MARKER_NAME), data)
 
 
 @dataclass
@@ -175,6 +178,7 @@ def _steps(
     scratch: Path,
 ) -> BuildResult:
     start_outputs(plan, progress)
+    check_git_access(plan, conn, progress=progress)  # before anything is made
     prepare_cluster(plan, conn, progress=progress)
     secure_build_root(plan, conn, progress=progress)
     build.sent = True  # from here on, a failure cleans up what was sent
@@ -182,6 +186,7 @@ def _steps(
     build.starting = True
     build.run_id, build.run_url = start_build_run(plan, conn, progress=progress)
     build.run, exit_code = await_run(plan, conn, build.run_id, progress=progress)
+    check_used_commit(plan, build.run)
     progress.step("collect results")
     collected = collect_run(
         conn.workspace, build.run, storage=storage, plan=plan, scratch=scratch, progress=progress
@@ -294,18 +299,83 @@ def secure_build_root(plan: BuildPlan, conn: Connection, *, progress: Progress) 
 def deploy_build(
     plan: BuildPlan, conn: Connection, storage: Storage, *, progress: Progress, scratch: Path
 ) -> None:
-    """Notebooks to the build folder, test data, scripts and models to storage, the markers."""
+    """Notebooks to the build folder (workspace files, or a Git folder at the build's commit;
+    nothing in ``git`` mode), test data, scripts and models to storage, the markers."""
     config = plan.config
-    progress.step(f"deploy {len(plan.deploy_items)} files to {plan.build_folder}")
-    conn.workspace.deploy(
-        plan.deploy_folders,
-        plan.deploy_items,
-        concurrency=config.concurrency.deploy,
-        progress=lambda done, total: progress.count("deployed", done, total),
-    )
+    git = plan.git
+    if git is None:
+        progress.step(f"deploy {len(plan.deploy_items)} files to {plan.build_folder}")
+        conn.workspace.deploy(
+            plan.deploy_folders,
+            plan.deploy_items,
+            concurrency=config.concurrency.deploy,
+            progress=lambda done, total: progress.count("deployed", done, total),
+        )
+    elif config.deploy.mode == "git-folder":
+        _git_folder(plan, git, conn, progress)
+    else:
+        progress.step(f"run from {git.url} at {git.commit} (deploy.mode git: nothing uploaded)")
     progress.step(f"upload to {storage.describe(plan.storage_prefix)}")
     _upload(plan, storage, progress)
     _write_markers(plan, conn, storage, scratch)
+
+
+def check_git_access(plan: BuildPlan, conn: Connection, *, progress: Progress) -> None:
+    """A Git-mode build needs the workspace to reach the repository with the build identity's
+    Git credentials: none for the provider is exit 2, before anything is made. A workspace on
+    this machine reaches no provider: it is told where the checkout is instead, and the
+    embedded one (the build's own) gets a credential entry when it has none."""
+    git = plan.git
+    if git is None:
+        return
+    providers = conn.workspace.git_credential_providers()
+    if git.provider.lower() not in providers:
+        if conn.local and conn.admin is not None:
+            conn.workspace.add_git_credential(git.provider, "orchestrator")
+            progress.info(f"Git credentials for {git.provider}: added to the local workspace")
+        else:
+            raise UsageError(
+                f"deploy.mode {plan.config.deploy.mode}: the workspace has no Git credentials "
+                f"for {git.provider} for the identity the build runs as; add them (User "
+                "settings > Linked accounts, or the Git Credentials API) so that it can read "
+                f"{git.url}"
+            )
+    if conn.admin is not None:
+        conn.admin.register_git_source(git.url, str(git.checkout))
+
+
+def _git_folder(plan: BuildPlan, git: GitRepo, conn: Connection, progress: Progress) -> None:
+    """The build folder as a Git folder at the build's commit (its branch, verified)."""
+    if not git.branch:
+        raise UsageError(
+            "deploy.mode git-folder: the build's branch is not known (a Git folder checks out "
+            "branches and tags, not commits); use deploy.mode git"
+        )
+    progress.step(f"Git folder {plan.build_folder}: {git.url} at {git.branch}")
+    conn.workspace.mkdirs(posixpath.dirname(plan.build_folder))
+    sparse = [git.notebooks] if git.notebooks else []
+    repo_id = conn.workspace.create_git_folder(
+        url=git.url, provider=git.provider, path=plan.build_folder, sparse=sparse
+    )
+    head = conn.workspace.check_out(repo_id, branch=git.branch)
+    if head != git.commit:
+        raise InfrastructureError(
+            f"Git folder {plan.build_folder}: {git.branch} is at {head}, not the build's commit "
+            f"{git.commit} (the branch moved since the build started); run the build again"
+        )
+    progress.info(f"at {head}")
+
+
+def check_used_commit(plan: BuildPlan, run: RunView) -> None:
+    """A ``git`` build's run used the build's commit (``git_snapshot.used_commit``)."""
+    git = plan.git
+    if plan.config.deploy.mode != "git" or git is None or run.used_commit is None:
+        return
+    if run.used_commit != git.commit:
+        raise InfrastructureError(
+            f"run {run.run_id} ran {git.url} at {run.used_commit}, not the build's commit "
+            f"{git.commit}"
+        )
 
 
 def start_build_run(

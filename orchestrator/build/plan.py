@@ -21,6 +21,7 @@ from typing import Any
 from orchestrator.adapters.databricks import DeployItem
 from orchestrator.build.changes import select_tasks
 from orchestrator.build.deploy_plan import DeployRules, plan_deploy
+from orchestrator.build.git_modes import GitRepo, git_repo, in_git_folder, on_git_source
 from orchestrator.build.parameters import build_parameters, declare_parameters, job_values
 from orchestrator.build.test_frameworks import run_nutter_through_its_notebook
 from orchestrator.config.context import BuildContext, detect_context
@@ -72,12 +73,15 @@ class BuildPlan:
     build_folder: str
     storage_prefix: str
     deploy_folders: tuple[str, ...]
+    #: the repo's notebooks and files; imported in ``workspace`` mode only (a Git mode brings
+    #: them from the repository)
     deploy_items: tuple[DeployItem, ...]
     uploads: tuple[tuple[Path, str], ...]  # local folder -> storage sub-prefix
     data: tuple[Path, str] | None  # test data -> its shared, content-addressed prefix
     tasks: tuple[str, ...]  # the task keys this build runs
     idempotency_token: str
     warnings: tuple[str, ...] = ()  # one line each, shown before the build goes on
+    git: GitRepo | None = None  # the repository and commit of a Git-mode build
 
     @property
     def build_root(self) -> str:
@@ -185,11 +189,19 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         entry_notebook=entry,
     )
     _check_task_notebooks(job, items, folder=folder, source=source, root=config.paths.notebooks)
-    job, harnessed = run_nutter_through_its_notebook(
-        job, items, build_folder=folder, results_dir=parameters["results_dir"]
-    )
-    folders += sorted({posixpath.dirname(i.target) for i in harnessed[len(items) :]})
-    items = harnessed
+    git = None
+    if config.deploy.mode == "workspace":
+        job, harnessed = run_nutter_through_its_notebook(
+            job, items, build_folder=folder, results_dir=parameters["results_dir"]
+        )
+        folders += sorted({posixpath.dirname(i.target) for i in harnessed[len(items) :]})
+        items = harnessed
+    else:  # the Git folder or the job's git_source brings the notebooks: nothing is imported
+        git = git_repo(config, context, environ)
+        if config.deploy.mode == "git-folder":
+            job = in_git_folder(job, git, build_folder=folder)
+        else:
+            job = on_git_source(job, git, build_folder=folder)
     warnings += _root_warnings(config)
     attempt = environ.get("SYSTEM_JOBATTEMPT", "")
     token = hashlib.sha256(f"{repo}\n{context.build_id}\n{attempt}".encode()).hexdigest()[:48]
@@ -208,6 +220,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         tasks=tasks,
         idempotency_token=token,
         warnings=tuple(warnings),
+        git=git,
     )
 
 
@@ -313,6 +326,15 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
     return {
         "target": plan.config.target,
         "workspace": plan.config.workspace.host or "local (embedded)",
+        "deploy_mode": plan.config.deploy.mode,
+        "git": None
+        if plan.git is None
+        else {
+            "url": plan.git.url,
+            "provider": plan.git.provider,
+            "commit": plan.git.commit,
+            "branch": plan.git.branch,
+        },
         "build": plan.marker | {"created": None},
         "job": plan.job,
         "deploy": [
@@ -322,7 +344,7 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
                 "type": i.kind,
                 "language": i.language,
             }
-            for i in plan.deploy_items
+            for i in (plan.deploy_items if plan.git is None else ())
         ],
         "storage": [
             {

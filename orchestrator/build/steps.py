@@ -19,6 +19,8 @@ from orchestrator.build.collect import collect_run
 from orchestrator.build.flow import (
     PLATFORM_FAILED,
     at_home,
+    check_git_access,
+    check_used_commit,
     await_run,
     clean_build,
     deploy_build,
@@ -67,6 +69,7 @@ def run_step(
         plan = at_home(plan, conn)
         if step == "deploy":
             start_outputs(plan, progress)
+            check_git_access(plan, conn, progress=progress)
             secure_build_root(plan, conn, progress=progress)
             deploy_build(plan, conn, storage, progress=progress, scratch=scratch)
             return BuildResult(EXIT_OK, document={"build_folder": plan.build_folder})
@@ -83,6 +86,7 @@ def run_step(
         try:
             if step == "wait":
                 run, code = await_run(plan, conn, run_id, progress=progress)
+                check_used_commit(plan, run)
                 ok = run.end.result == "SUCCESS"
                 return BuildResult(
                     _platform(run, code if code != EXIT_OK or ok else EXIT_TESTS_FAILED, progress),

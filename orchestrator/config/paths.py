@@ -8,7 +8,7 @@ job template are required; models, test data and test scripts are there only whe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationInfo, field_validator
 
@@ -61,14 +61,49 @@ class PathsConfig(_Model):
         return (*data, *self.test_scripts)
 
 
-class DeployConfig(_Model):
-    """What of ``paths.notebooks`` is deployed: ``include``/``exclude`` are gitignore-style
-    patterns relative to that folder (empty ``include``: everything); ``gitignore`` honours
-    the repo's ``.gitignore`` files. The orchestrator's own outputs are never deployed."""
+#: ``GitProvider`` of the Jobs and Repos APIs (databricks-sdk's enum values)
+GIT_PROVIDERS = (
+    "gitHub",
+    "gitHubEnterprise",
+    "bitbucketCloud",
+    "bitbucketServer",
+    "azureDevOpsServices",
+    "gitLab",
+    "gitLabEnterpriseEdition",
+    "awsCodeCommit",
+)
 
+
+class DeployConfig(_Model):
+    """How the build's notebooks reach the workspace, and what of ``paths.notebooks`` is
+    deployed.
+
+    ``mode``: ``workspace`` (a per-build folder of workspace files, the repo root not on
+    ``sys.path``), ``git-folder`` (a per-build Git folder at the build's commit, through the
+    Repos API) or ``git`` (no upload: the tasks run ``source: GIT`` at the build's commit).
+    ``git_url``/``git_provider`` name the repository for the Git modes (default: from the CI,
+    else ``origin``). ``include``/``exclude`` are gitignore-style patterns relative to that
+    folder (empty ``include``: everything); ``gitignore`` honours the repo's ``.gitignore``
+    files. The orchestrator's own outputs are never deployed."""
+
+    mode: Literal["workspace", "git-folder", "git"] = "workspace"
+    git_url: str | None = None
+    git_provider: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     gitignore: bool = True
+
+    @field_validator("git_url", "git_provider", mode="before")
+    @classmethod
+    def _blank(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("git_provider")
+    @classmethod
+    def _provider(cls, value: str | None) -> str | None:
+        if value is not None and value not in GIT_PROVIDERS:
+            raise ValueError(f"expected one of {', '.join(GIT_PROVIDERS)}")
+        return value
 
     @field_validator("include", "exclude", mode="before")
     @classmethod

@@ -72,6 +72,7 @@ ENV_VARS: Mapping[str, str] = {
     "ORCHESTRATOR_POLL_INTERVAL": "timeouts.poll",
     "ORCHESTRATOR_CONNECT_TIMEOUT": "timeouts.connect",
     "ORCHESTRATOR_DEPLOY_CONCURRENCY": "concurrency.deploy",
+    "ORCHESTRATOR_DEPLOY_MODE": "deploy.mode",
     "ORCHESTRATOR_KEEP": "keep",
 }
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestrator.adapters.databricks import identity, runs
+from orchestrator.adapters.databricks import git_folders, identity, runs
 from orchestrator.adapters.databricks.run_views import RunView
 from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
 from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
@@ -286,15 +286,36 @@ class DatabricksWorkspace:
         self._import(path, data, language)
 
     def delete(self, path: str) -> bool:
-        """Delete a folder or file recursively; False when it was already gone."""
+        """Delete a folder, file or Git folder recursively; False when it was already gone.
+        A Git folder the Workspace API will not delete goes through the Repos API."""
         try:
             with sdk_errors(f"deleting {path}"):
                 self.client.workspace.delete(path, recursive=True)
         except InfrastructureError as exc:
             if is_not_found(exc):
                 return False
+            if git_folders.delete_git_folder(self.client, path):
+                return True
             raise
         return True
+
+    # -- Git folders and Git credentials ---------------------------------------------------------
+
+    def git_credential_providers(self) -> set[str]:
+        return git_folders.credential_providers(self.client)
+
+    def add_git_credential(self, provider: str, username: str) -> None:
+        git_folders.add_credential(self.client, provider, username)
+
+    def create_git_folder(
+        self, *, url: str, provider: str, path: str, sparse: Sequence[str] = ()
+    ) -> int:
+        return git_folders.create_git_folder(
+            self.client, url=url, provider=provider, path=path, sparse=sparse
+        )
+
+    def check_out(self, repo_id: int, *, branch: str) -> str | None:
+        return git_folders.check_out(self.client, repo_id, branch=branch)
 
     def deploy(
         self,
