@@ -19,9 +19,9 @@ from orchestrator.build.collect import collect_run
 from orchestrator.build.flow import (
     PLATFORM_FAILED,
     at_home,
+    await_run,
     check_git_access,
     check_used_commit,
-    await_run,
     clean_build,
     deploy_build,
     prepare_cluster,
