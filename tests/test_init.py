@@ -344,3 +344,27 @@ def test_failing_tests_and_output_are_read_from_pytest_testthat_and_exports() ->
         "tests/test_c.py::test_d",
         "doubling works",
     ]
+
+
+def test_init_proposes_a_git_mode_when_notebooks_import_from_the_repo_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "r"
+    (root / "covid_analysis").mkdir(parents=True)
+    (root / "covid_analysis" / "__init__.py").write_text("")
+    (root / "covid_analysis" / "transforms.py").write_text("def clean(x):\n    return x\n")
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "run_tests.py").write_text(
+        "# Databricks notebook source\nfrom covid_analysis.transforms import *\n"
+        "import pytest\npytest.main(['.'])\n"
+    )
+    assert main(["init", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "imported from the repo root: covid_analysis" in out
+    config = (root / "orchestrator.yml").read_text()
+    assert "    # mode: git-folder" in config and "import covid_analysis" in config
+    plain = tmp_path / "plain"
+    (plain / "notebooks").mkdir(parents=True)
+    (plain / "notebooks" / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
+    assert main(["init", "--root", str(plain), "--all-notebooks"]) == 0
+    assert "# mode: git-folder" not in (plain / "orchestrator.yml").read_text()

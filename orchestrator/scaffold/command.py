@@ -83,6 +83,11 @@ def _report_findings(found: Findings, out: TextIO) -> None:
     out.write(f"  testthat folders: {folders(found.testthat)}\n")
     out.write(f"  data folders: {folders(found.data)}\n")
     out.write(f"  model folders: {folders(found.models)}\n")
+    if found.root_imports:
+        out.write(
+            f"  imported from the repo root: {', '.join(found.root_imports)} (a Git deploy mode "
+            "puts the root on sys.path: see deploy.mode in orchestrator.yml)\n"
+        )
 
 
 def _ignore_outputs(root: Path) -> list[str]:

@@ -48,6 +48,9 @@ class Findings:
     testthat: list[Path] = field(default_factory=list)
     data: list[Path] = field(default_factory=list)
     models: list[Path] = field(default_factory=list)
+    #: packages at the repo's root that its notebooks or tests import (``from pkg import``):
+    #: they need the root on ``sys.path``, which a Git folder or a Git source gives
+    root_imports: list[str] = field(default_factory=list)
 
     @property
     def runners(self) -> list[Notebook]:
@@ -98,7 +101,34 @@ def scan(root: Path) -> Findings:
                 testthat_dirs.add(rel)
     found.pytest = _tops(pytest_dirs)
     found.testthat = _tops(testthat_dirs)
+    found.root_imports = _root_imports(root, found)
     return found
+
+
+def _root_imports(root: Path, found: Findings) -> list[str]:
+    """The root's Python packages (folders with ``__init__.py``) that a notebook or a test
+    file below another folder imports."""
+    packages = sorted(
+        d.name for d in root.iterdir() if d.is_dir() and (d / "__init__.py").is_file()
+    )
+    if not packages:
+        return []
+    sources = [root / n.path for n in found.notebooks if n.language == "python"]
+    for folder in found.pytest:
+        sources += sorted((root / folder).rglob("*.py"))
+    pattern = re.compile(
+        rf"^\s*(?:from|import)\s+({'|'.join(map(re.escape, packages))})\b", re.MULTILINE
+    )
+    used: set[str] = set()
+    for path in sources:
+        if path.parent == root:
+            continue  # beside the package: its own folder is on sys.path anyway
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        used.update(m.group(1) for m in pattern.finditer(text))
+    return sorted(used)
 
 
 def _tops(folders: set[Path]) -> list[Path]:

@@ -23,13 +23,13 @@ defaults:
   build_root: ~/orchestrator-builds   # builds go to <build_root>/<repo>/<build_id>/; ~ is the
                                       # home of the identity builds run as: only it can write there
   paths:
-    notebooks: .                      # deployed to the workspace (the repo, as in Repos)
+    notebooks: .                      # the repo's notebooks and files (deploy.mode: how)
     job_template: job-template.json
     results: test-results             # merged JUnit for the CI's test tab (never deployed)
     artifacts: artifacts              # executed notebooks as HTML (never deployed)
 {optional}
   deploy:
-    gitignore: true                   # .gitignore'd files are not deployed
+{mode}    gitignore: true                   # .gitignore'd files are not deployed
     exclude: []                       # more gitignore-style patterns to leave out
   junit:
     required: false                   # true: a test task that writes no JUnit XML fails
@@ -85,7 +85,26 @@ def render_config(found: Findings) -> str:
     scripts = [p.as_posix() for p in (*found.pytest, *found.testthat)]
     if scripts:
         lines += ["    # test_scripts:", *(f"    #   - {s}" for s in scripts)]
-    return _CONFIG.format(optional="\n".join(lines))
+    return _CONFIG.format(optional="\n".join(lines), mode=_mode(found))
+
+
+def _mode(found: Findings) -> str:
+    """``deploy.mode``, said for every repo; a Git mode proposed (commented) for a repo whose
+    notebooks or tests import a package from its root."""
+    lines = [
+        "    # mode: workspace (default), a per-build folder of workspace files (the repo root",
+        "    # is not on sys.path); git-folder, a per-build Git folder at the build's commit",
+        "    # (the repo root is on sys.path); git, the tasks run from Git at the build's",
+        "    # commit, nothing uploaded. The Git modes need the workspace's Git credentials.",
+    ]
+    if found.root_imports:
+        packages = ", ".join(found.root_imports)
+        lines += [
+            f"    # The notebooks or tests import {packages} from the repo root: a Git mode",
+            "    # gives them the root on sys.path, as on Databricks:",
+            "    # mode: git-folder",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def task_keys(notebooks: Sequence[Notebook]) -> list[str]:
