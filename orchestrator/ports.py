@@ -132,6 +132,10 @@ class BuildWorkspace(Protocol):
 
     def current_user(self) -> str: ...
 
+    def put_dbfs(self, path: str, data: bytes) -> None:
+        """A file in DBFS (the local workspace's seed data only)."""
+        ...
+
     def git_credential_providers(self) -> set[str]:
         """The Git providers (lowercase) the build's identity has credentials for."""
         ...

@@ -368,3 +368,24 @@ def test_init_proposes_a_git_mode_when_notebooks_import_from_the_repo_root(
     (plain / "notebooks" / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
     assert main(["init", "--root", str(plain), "--all-notebooks"]) == 0
     assert "# mode: git-folder" not in (plain / "orchestrator.yml").read_text()
+
+
+def test_init_proposes_seeding_dbfs_files_the_notebooks_read_from_the_repo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "r"
+    (root / "infra" / "files").mkdir(parents=True)
+    (root / "infra" / "files" / "covid.csv").write_text("a\n1\n")
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "load.py").write_text(
+        '# Databricks notebook source\ndf = spark.read.csv("dbfs:/src/covid.csv")\n'
+    )
+    assert main(["init", "--root", str(root), "--all-notebooks"]) == 0
+    config = (root / "orchestrator.yml").read_text()
+    assert "  #     /src: infra/files" in config
+    # uncommented, it is a valid config
+    text = config.replace("  # local:", "  local:").replace("  #   dbfs:", "    dbfs:")
+    (root / "orchestrator.yml").write_text(text.replace("  #     /src:", "      /src:"))
+    capsys.readouterr()
+    assert main(["plan", "--config", str(root / "orchestrator.yml"), "--repo-name", "r"]) == 0
+    assert json.loads(capsys.readouterr().out)["local_dbfs"] == {"/src": "infra/files"}

@@ -179,6 +179,7 @@ def _steps(
 ) -> BuildResult:
     start_outputs(plan, progress)
     check_git_access(plan, conn, progress=progress)  # before anything is made
+    seed_dbfs(plan, conn, progress=progress)
     prepare_cluster(plan, conn, progress=progress)
     secure_build_root(plan, conn, progress=progress)
     build.sent = True  # from here on, a failure cleans up what was sent
@@ -318,6 +319,23 @@ def deploy_build(
     progress.step(f"upload to {storage.describe(plan.storage_prefix)}")
     _upload(plan, storage, progress)
     _write_markers(plan, conn, storage, scratch)
+
+
+def seed_dbfs(plan: BuildPlan, conn: Connection, *, progress: Progress) -> None:
+    """``local.dbfs``: the repo's folders into the local workspace's DBFS (what a team's
+    infrastructure puts there on a real workspace). A workspace elsewhere is never written."""
+    seeds = plan.config.local.dbfs
+    if not seeds or conn.admin is None:
+        if seeds:
+            progress.info(f"local.dbfs: not applied to {conn.host} (the local workspace's only)")
+        return
+    for target, folder in seeds.items():
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        for path in files:
+            relative = path.relative_to(folder).as_posix()
+            conn.workspace.put_dbfs(f"{target.rstrip('/')}/{relative}", path.read_bytes())
+        shown = display_path(folder, plan.config.root)
+        progress.info(f"local.dbfs: {shown} -> dbfs:{target} ({len(files)} files)")
 
 
 def check_git_access(plan: BuildPlan, conn: Connection, *, progress: Progress) -> None:

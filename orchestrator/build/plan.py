@@ -157,6 +157,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
     )
     repo = context.repo_name
     _check_storage_folder(config)
+    _check_seeds(config)
     entry = entry_notebook_path(config.build_root, repo)
     settings, warnings = _render_job(config, repo, entry)
     parameters = build_parameters(config=config, context=context)
@@ -250,6 +251,17 @@ def _rules(config: BuildConfig) -> DeployRules:
         gitignore_root=config.root if config.deploy.gitignore else None,
         never=tuple(never),
     )
+
+
+def _check_seeds(config: BuildConfig) -> None:
+    """Every ``local.dbfs`` folder exists."""
+    missing = [
+        f"{k}: {display_path(v, config.root)}"
+        for k, v in config.local.dbfs.items()
+        if not v.is_dir()
+    ]
+    if missing:
+        raise UsageError(f"local.dbfs: not a folder: {', '.join(missing)}")
 
 
 def _check_storage_folder(config: BuildConfig) -> None:
@@ -358,6 +370,7 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
             for src, dst in ([plan.data] if plan.data else [])
         ],
         "parameters": plan.parameters,
+        "local_dbfs": {k: display_path(v, root) for k, v in plan.config.local.dbfs.items()},
         "tasks": list(plan.tasks),
         "idempotency_token": plan.idempotency_token,
     }

@@ -92,7 +92,16 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _AUTH_TYPE = re.compile(r"[a-z0-9][a-z0-9-]*")
-_SECTIONS = ("workspace", "storage", "paths", "deploy", "junit", "timeouts", "concurrency")
+_SECTIONS = (
+    "workspace",
+    "storage",
+    "paths",
+    "deploy",
+    "junit",
+    "timeouts",
+    "concurrency",
+    "local",
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -205,6 +214,35 @@ class WorkspaceConfig(_Model):
         return value
 
 
+class LocalConfig(_Model):
+    """What only the local workspace gets. ``dbfs`` maps DBFS paths to repo folders
+    (``/src: infra/files``): what a team's infrastructure puts in DBFS on a real workspace
+    (Terraform, a pipeline step) is copied there at build start, so notebooks that read
+    ``/dbfs/src/...`` or ``dbfs:/src/...`` run unchanged. A real workspace is never written."""
+
+    dbfs: dict[str, Path] = {}
+
+    @field_validator("dbfs", mode="before")
+    @classmethod
+    def _dbfs(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for key, folder in value.items():
+            path = str(key).strip()
+            if path.startswith("dbfs:"):
+                path = path[len("dbfs:") :]
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"{key!r}: a DBFS path, such as /src or dbfs:/src")
+            out[path.rstrip("/") or "/"] = folder
+        return out
+
+    @field_validator("dbfs")
+    @classmethod
+    def _folders(cls, value: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
+        return {key: _resolve(folder, info) for key, folder in value.items()}
+
+
 class StorageConfig(_Model):
     """Where models, test scripts, test data and results go: a local folder or ``abfss://``.
 
@@ -296,6 +334,7 @@ class BuildConfig(_Model):
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     keep: bool = False
     key_vault_url: OptionalText = None
+    local: LocalConfig = LocalConfig()
 
     @field_validator("cluster_id")
     @classmethod

@@ -51,6 +51,8 @@ class Findings:
     #: packages at the repo's root that its notebooks or tests import (``from pkg import``):
     #: they need the root on ``sys.path``, which a Git folder or a Git source gives
     root_imports: list[str] = field(default_factory=list)
+    #: DBFS folders the notebooks read whose files are in the repo: DBFS path -> repo folder
+    dbfs_seeds: dict[str, Path] = field(default_factory=dict)
 
     @property
     def runners(self) -> list[Notebook]:
@@ -102,7 +104,28 @@ def scan(root: Path) -> Findings:
     found.pytest = _tops(pytest_dirs)
     found.testthat = _tops(testthat_dirs)
     found.root_imports = _root_imports(root, found)
+    found.dbfs_seeds = _dbfs_seeds(root, found)
     return found
+
+
+_DBFS_PATH = re.compile(r"""(?:/dbfs|dbfs:)(/[\w.\-/]+\.\w+)""")
+
+
+def _dbfs_seeds(root: Path, found: Findings) -> dict[str, Path]:
+    """DBFS files the notebooks name (``/dbfs/x/y.csv``, ``dbfs:/x/y.csv``) that the repo holds
+    (a file of that name): the DBFS folder -> the repo folder it comes from."""
+    seeds: dict[str, Path] = {}
+    for notebook in found.notebooks:
+        try:
+            text = (root / notebook.path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for match in _DBFS_PATH.finditer(text):
+            wanted = Path(match.group(1))
+            here = next((p for p in sorted(root.rglob(wanted.name)) if p.is_file()), None)
+            if here is not None and not any(part.startswith(".") for part in here.parts):
+                seeds.setdefault(wanted.parent.as_posix(), here.parent.relative_to(root))
+    return seeds
 
 
 def _root_imports(root: Path, found: Findings) -> list[str]:

@@ -35,7 +35,7 @@ defaults:
     required: false                   # true: a test task that writes no JUnit XML fails
   timeouts:
     build: 1h
-
+{seeds}
 targets:
   # The embedded, Databricks-compatible local workspace: `orchestrator build` as is.
   local:
@@ -85,7 +85,22 @@ def render_config(found: Findings) -> str:
     scripts = [p.as_posix() for p in (*found.pytest, *found.testthat)]
     if scripts:
         lines += ["    # test_scripts:", *(f"    #   - {s}" for s in scripts)]
-    return _CONFIG.format(optional="\n".join(lines), mode=_mode(found))
+    return _CONFIG.format(optional="\n".join(lines), mode=_mode(found), seeds=_seeds(found))
+
+
+def _seeds(found: Findings) -> str:
+    """``local.dbfs`` proposed (commented) for DBFS files the notebooks read that the repo
+    holds: the local workspace gets them at build start."""
+    if not found.dbfs_seeds:
+        return ""
+    lines = [
+        "  # The notebooks read DBFS files that this repo holds; the local workspace gets them",
+        "  # from here at build start (a real workspace gets them from your infrastructure):",
+        "  # local:",
+        "  #   dbfs:",
+        *(f"  #     {k}: {v.as_posix()}" for k, v in sorted(found.dbfs_seeds.items())),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _mode(found: Findings) -> str:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestrator.adapters.databricks import git_folders, identity, runs
+from orchestrator.adapters.databricks import dbfs, git_folders, identity, runs
 from orchestrator.adapters.databricks.run_views import RunView
 from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
 from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
@@ -298,6 +298,9 @@ class DatabricksWorkspace:
                 return True
             raise
         return True
+
+    def put_dbfs(self, path: str, data: bytes) -> None:
+        dbfs.put_file(self.client, path, data)
 
     # -- Git folders and Git credentials ---------------------------------------------------------
 
