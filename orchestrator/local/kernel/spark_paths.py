@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .csv_headers import safe_copies
+from .sql_events import record
 
 __all__ = ["map_path", "patch_paths", "set_path_mapper"]
 
@@ -109,6 +110,7 @@ def _safe_csv_load(original: Callable[..., Any]) -> Callable[..., Any]:
             paths = [path] if isinstance(path, str) else list(path)
             copies = safe_copies([str(p) for p in paths], dict(self._options))
             if copies is not None:
+                record("emulated", "CSV header names made unique as Spark does (a renamed copy)")
                 path = copies
         return original(self, path=path)
 

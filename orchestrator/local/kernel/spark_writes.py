@@ -38,7 +38,10 @@ _NO_WRITER = {
 def table_name(name: str) -> str:
     """A table name as the engine must read it: the legacy ``spark_catalog`` is
     ``hive_metastore`` on a Unity Catalog workspace."""
-    return rename_catalog(name, LEGACY_CATALOG, HIVE_CATALOG)
+    renamed = rename_catalog(name, LEGACY_CATALOG, HIVE_CATALOG)
+    if renamed != name:
+        record("translated", f"{LEGACY_CATALOG} -> {HIVE_CATALOG}, as on Unity Catalog")
+    return renamed
 
 
 def _sync() -> None:
@@ -122,6 +125,7 @@ def _save_as_table(original: Callable[..., Any]) -> Callable[..., Any]:
         save_mode = str(self._write.mode or "errorifexists").lower()
         exists = _exists(session, name)
         if save_mode in ("error", "errorifexists", "default") and exists:
+            record("emulated", "an existing table is Spark's TABLE_OR_VIEW_ALREADY_EXISTS")
             raise _already_exists(name)
         if exists:
             _replace_where(self, name)

@@ -135,7 +135,7 @@ def plan(statement: str) -> Plan:
         return Plan("works", "", (renamed,))
     found = _refusal(toks) or _plan_tokens(renamed, toks)
     if renamed != text and found.kind == "works":
-        note = f"{LEGACY_CATALOG} is {HIVE_CATALOG} on a Unity Catalog workspace"
+        note = f"{LEGACY_CATALOG} -> {HIVE_CATALOG}, as on Unity Catalog"
         return Plan("translated", found.what, found.statements, reason=note)
     return found
 
@@ -291,10 +291,15 @@ def _use(text: str, toks: list[Token]) -> Plan | None:
             "translated",
             "USE",
             (f"USE CATALOG {catalog.text}", f"USE SCHEMA {schema.text}"),
-            reason="the engine reads c.s as a schema of the current catalog",
+            reason=(
+                "USE c.s -> USE CATALOG c; USE SCHEMA s (the engine reads c.s as a schema of "
+                "the current catalog)"
+            ),
         )
     if start == 1:
-        return Plan("translated", "USE", (f"USE SCHEMA {ref.name}",), reason="USE x is USE SCHEMA")
+        return Plan(
+            "translated", "USE", (f"USE SCHEMA {ref.name}",), reason="USE x -> USE SCHEMA x"
+        )
     return None
 
 
@@ -334,7 +339,8 @@ def _describe(text: str, toks: list[Token]) -> Plan | None:
     if has_table and keyword == "DESCRIBE" and mode != "FORMATTED":
         return None
     translated = "DESCRIBE TABLE " + ("EXTENDED " if extended else "") + ref.name
-    return Plan("translated", "DESCRIBE", (translated,), reason="DESCRIBE t is DESCRIBE TABLE t")
+    reason = "DESCRIBE [EXTENDED|FORMATTED] t -> DESCRIBE TABLE [EXTENDED] t"
+    return Plan("translated", "DESCRIBE", (translated,), reason=reason)
 
 
 def _cache(text: str, toks: list[Token]) -> Plan | None:

@@ -35,7 +35,7 @@ from .spark_paths import map_path
 from .spark_state import SESSION_CONF, widgets
 from .sql_compat import TableRef
 
-__all__ = ["EMULATIONS", "Context"]
+__all__ = ["EMULATIONS", "NOTES", "Context", "clear_cache", "is_cached"]
 
 #: Delta's default ``delta.deletedFileRetentionDuration``: 7 days
 DEFAULT_RETENTION_HOURS = 168.0
@@ -518,6 +518,30 @@ def _remove_widget(ctx: Context, args: dict[str, Any]) -> Any:
     _widget_util().remove(args["name"])
     return _empty(ctx)
 
+
+#: how each emulation stands in for the statement, as the compatibility table says it
+NOTES = {
+    "detail": "read from the Delta log",
+    "history": "read from the Delta log",
+    "tblproperties": "read from the Delta log",
+    "partitions": "read from the Delta log",
+    "vacuum": "unreferenced files past the retention deleted, found from the Delta log",
+    "optimize": "Databricks' result; files are not compacted",
+    "restore": "the old version read and written back",
+    "cache": "a no-op after checking the table (the engine caches nothing)",
+    "uncache": "a no-op after checking the table",
+    "refresh": "a no-op after checking the table (tables are read fresh)",
+    "noop": "a no-op",
+    "set": "through the session's conf",
+    "reset": "through the session's conf",
+    "truncate": "DELETE FROM the table",
+    "create_like": "the source's schema and partitioning, no rows",
+    "replace_table": "an overwrite with the new schema (overwriteSchema)",
+    "describe_column": "from DESCRIBE TABLE",
+    "describe_query": "from the query's schema",
+    "create_widget": "dbutils.widgets",
+    "remove_widget": "dbutils.widgets",
+}
 
 EMULATIONS: dict[str, Callable[[Context, dict[str, Any]], Any]] = {
     "detail": _detail,

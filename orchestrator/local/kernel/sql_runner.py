@@ -22,7 +22,7 @@ from typing import Any
 from .engine_errors import STATEMENT_ATTRIBUTE, UnsupportedByLocalEngine
 from .spark_state import active
 from .sql_compat import describe, plan
-from .sql_emulation import EMULATIONS, Context
+from .sql_emulation import EMULATIONS, NOTES, Context
 from .sql_events import record
 
 __all__ = ["run_statement", "with_table_retry"]
@@ -80,12 +80,12 @@ def run_statement(
 
         if found.kind == "emulated":
             assert found.emulation is not None
-            record("emulated", f"{found.what}: {found.emulation}")
+            record("emulated", f"{found.what}: {NOTES[found.emulation]}")
             emulate = EMULATIONS[found.emulation]
             context = Context(session, engine)
             return with_table_retry(lambda: emulate(context, found.args))
         if found.kind == "translated":
-            record("translated", f"{found.what}: {' ; '.join(found.statements)}")
+            record("translated", found.reason or "; ".join(found.statements))
         result = None
         for statement in found.statements:
             result = with_table_retry(functools.partial(engine, statement))
