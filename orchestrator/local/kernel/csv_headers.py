@@ -68,10 +68,14 @@ def _files(paths: Sequence[str]) -> list[Path]:
     return found
 
 
-def safe_copies(paths: Sequence[str], options: Mapping[str, str]) -> list[str] | None:
+def safe_copies(
+    paths: Sequence[str], options: Mapping[str, str], *, folder: Path | None = None
+) -> list[str] | None:
     """Local copies of ``paths`` (files, folders or globs) with Spark's header names, when a
-    header needs renaming; None when every header is fine (or a file cannot be read here:
-    the engine then reads and reports it). Only plain local files are rewritten."""
+    header needs renaming, in a folder of ``folder`` (the system's temporary folder when
+    None); None when every header is fine (or a file cannot be read here: the engine then
+    reads and reports it). Only plain local files are rewritten. The copies must outlive the
+    kernel: a view or a global temporary view reads them when it is queried."""
     if _option(options, "header", default="false").lower() != "true":
         return None
     files = _files(paths)
@@ -99,20 +103,31 @@ def safe_copies(paths: Sequence[str], options: Mapping[str, str]) -> list[str] |
         headers.append((file, safe, consumed))
     if not renamed:
         return None
-    key = hashlib.sha256("\0".join(str(f) for f in files).encode()).hexdigest()[:16]
-    target = Path(tempfile.gettempdir()) / "orch-csv" / key
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    copies = []
-    for number, (file, safe, consumed) in enumerate(headers):
-        copy = target / f"{number:05d}-{file.name}"
-        with (
-            file.open(encoding=encoding, newline="") as source,
-            copy.open("w", encoding=encoding, newline="") as out,
-        ):
-            csv.writer(out, lineterminator="\n", **dialect).writerow(safe)  # type: ignore[arg-type]
-            for _ in range(consumed):
-                source.readline()
-            shutil.copyfileobj(source, out)
-        copies.append(str(copy))
-    return copies
+    stamp = "\0".join(f"{f}\0{f.stat().st_size}\0{f.stat().st_mtime_ns}" for f in files)
+    key = hashlib.sha256(stamp.encode()).hexdigest()[:20]
+    root = folder or Path(tempfile.gettempdir()) / "orch-csv"
+    target = root / key
+    names = [f"{number:05d}-{file.name}" for number, (file, _, _) in enumerate(headers)]
+    if not target.is_dir():  # the same files, unchanged: copied already
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        for name, (file, safe, consumed) in zip(names, headers, strict=True):
+            _copy(file, staging / name, safe, consumed, encoding, dialect)
+        try:
+            staging.rename(target)
+        except OSError:  # another kernel made it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    return [str(target / name) for name in names]
+
+
+def _copy(
+    file: Path, copy: Path, safe: list[str], consumed: int, encoding: str, dialect: dict[str, str]
+) -> None:
+    with (
+        file.open(encoding=encoding, newline="") as source,
+        copy.open("w", encoding=encoding, newline="") as out,
+    ):
+        csv.writer(out, lineterminator="\n", **dialect).writerow(safe)  # type: ignore[arg-type]
+        for _ in range(consumed):
+            source.readline()
+        shutil.copyfileobj(source, out)

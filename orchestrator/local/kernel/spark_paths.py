@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .csv_headers import safe_copies
@@ -108,13 +109,22 @@ def _safe_csv_load(original: Callable[..., Any]) -> Callable[..., Any]:
         fmt = str(self._format or "").lower()
         if fmt == "csv" and path is not None and not self._schema:
             paths = [path] if isinstance(path, str) else list(path)
-            copies = safe_copies([str(p) for p in paths], dict(self._options))
+            copies = safe_copies(
+                [str(p) for p in paths], dict(self._options), folder=_copies_folder()
+            )
             if copies is not None:
                 record("emulated", "CSV header names made unique as Spark does (a renamed copy)")
                 path = copies
         return original(self, path=path)
 
     return load
+
+
+def _copies_folder() -> Path | None:
+    """Where CSV copies live: beside the cluster's warehouse, in the workspace's state dir,
+    so that views over them outlive the kernel that made them (its own folders go with it)."""
+    warehouse = os.environ.get("ORCH_SPARK_WAREHOUSE", "")
+    return Path(warehouse).parent / "csv-headers" if warehouse else None
 
 
 def patch_paths() -> None:
