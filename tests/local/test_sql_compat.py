@@ -67,6 +67,7 @@ def test_the_legacy_catalog_name_is_renamed_outside_strings() -> None:
         ),
         ("USE SCHEMA sales", "works", ("USE SCHEMA sales",)),
         ("USE CATALOG main", "works", ("USE CATALOG main",)),
+        ("USE CATALOG spark_catalog", "translated", ("USE CATALOG hive_metastore",)),
         ("DESCRIBE t1", "translated", ("DESCRIBE TABLE t1",)),
         ("desc main.s.t", "translated", ("DESCRIBE TABLE main.s.t",)),
         ("DESCRIBE EXTENDED t1", "translated", ("DESCRIBE TABLE EXTENDED t1",)),

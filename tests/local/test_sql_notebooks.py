@@ -193,9 +193,12 @@ def test_sessions_of_a_cluster_share_tables_views_and_save_modes_hold(client: An
         "/q/third",
         "assert spark.table('main.default.shared_t').count() == 5  # the append, not a copy\n"
         "spark.range(1).write.mode('overwrite').saveAsTable('main.default.shared_t')\n"
+        "assert spark.table('main.default.shared_t').count() == 1\n"
+        "spark.sql('DROP TABLE main.default.shared_t')\n"
+        "spark.range(7).write.saveAsTable('main.default.shared_t')  # a new location\n"
         "dbutils.notebook.run('./child', 120)",
     )
-    upload(client, "/q/child", "assert spark.table('main.default.shared_t').count() == 1")
+    upload(client, "/q/child", "assert spark.table('main.default.shared_t').count() == 7")
     outcome = run(
         client,
         task("first", "/q/first"),

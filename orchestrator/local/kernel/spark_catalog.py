@@ -116,22 +116,28 @@ class Registry:
             if not Path(entry["location"]).exists():
                 continue
             location = str(entry["location"]).replace("'", "\\'")
-            with contextlib.suppress(Exception):
-                _engine_sql(
-                    session,
-                    f"CREATE TABLE IF NOT EXISTS {_qualified(name)} "
-                    f"USING {entry.get('provider') or 'delta'} LOCATION '{location}'",
-                ).collect()
-            self._seen_tables.add(name)
+            self._register(
+                session,
+                name,
+                f"CREATE TABLE IF NOT EXISTS {_qualified(name)} "
+                f"USING {entry.get('provider') or 'delta'} LOCATION '{location}'",
+            )
         for name, text in views:  # after the tables they read
-            with contextlib.suppress(Exception):
-                _engine_sql(
-                    session, f"CREATE VIEW IF NOT EXISTS {_qualified(name)} AS {text}"
-                ).collect()
-            self._seen_tables.add(name)
+            self._register(session, name, f"CREATE VIEW IF NOT EXISTS {_qualified(name)} AS {text}")
 
-    def sync_out(self, session: Any) -> None:
-        """Record the schemas and tables ``session`` created, forget those it dropped."""
+    def _register(self, session: Any, name: str, statement: str) -> None:
+        """Run ``statement``; a name is seen (and forgotten when it goes) only once the
+        session has it: one that failed to register is not this session's to drop."""
+        try:
+            _engine_sql(session, statement).collect()
+        except Exception:  # noqa: BLE001 - a schema or table the engine refuses: skipped
+            return
+        self._seen_tables.add(name)
+
+    def sync_out(self, session: Any, *, refresh: bool = False) -> None:
+        """Record the schemas and tables ``session`` created, forget those it dropped; with
+        ``refresh`` (it ran DDL), also update the entries of tables it may have dropped and
+        made again (a new location)."""
         if self.path is None:
             return
         schemas, tables = _list_catalog(session)
@@ -140,7 +146,8 @@ class Registry:
                 data["schemas"].append(schema)
             for schema in (self._seen_schemas - schemas) & set(data["schemas"]):
                 data["schemas"].remove(schema)
-            for name in tables - set(data["tables"]):
+            known = set(data["tables"])
+            for name in (tables - known) | (tables & known if refresh else set()):
                 entry = _describe(session, name)
                 if entry is not None:
                     data["tables"][name] = entry

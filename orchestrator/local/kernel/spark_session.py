@@ -56,6 +56,7 @@ class SparkProxy:
         self._config = config
         self._session: Any = None
         self._dirty = False
+        self._ddl = False
         self._registry = Registry(os.environ.get("ORCH_SPARK_CATALOG", ""))
         set_path_mapper(map_path)
         set_active(self)
@@ -76,8 +77,9 @@ class SparkProxy:
         self._dirty = True
         return self._session
 
-    def mark_used(self) -> None:
+    def mark_used(self, *, ddl: bool = False) -> None:
         self._dirty = True
+        self._ddl = self._ddl or ddl
 
     def sync_tables(self) -> None:
         if self._session is not None and _is_connect(self._session):
@@ -130,10 +132,13 @@ class SparkProxy:
 
     def after_cell(self, *args: Any) -> None:
         """IPython ``post_run_cell``: record the tables this session created or dropped."""
+        self.flush()
+
+    def flush(self) -> None:
         if self._session is not None and self._dirty:
-            self._dirty = False
+            ddl, self._dirty, self._ddl = self._ddl, False, False
             if _is_connect(self._session):
-                self._registry.sync_out(self._session)
+                self._registry.sync_out(self._session, refresh=ddl)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("__", "_repr_", "_ipython_")):

@@ -31,11 +31,15 @@ class SessionSource(Protocol):
     def session(self) -> Any:
         """The cluster's session, created on first use."""
 
-    def mark_used(self) -> None:
-        """Spark was used in this cell: record the catalog's changes after it."""
+    def mark_used(self, *, ddl: bool = False) -> None:
+        """Spark was used in this cell (``ddl``: tables may have been dropped and made
+        again): record the catalog's changes after it."""
 
     def sync_tables(self) -> None:
         """Register the tables other sessions created meanwhile."""
+
+    def flush(self) -> None:
+        """Record now the tables this session created or dropped (a child notebook starts)."""
 
 
 _ACTIVE: list[SessionSource] = []

@@ -279,6 +279,9 @@ def _rest(text: str, toks: list[Token], index: int) -> str:
 def _use(text: str, toks: list[Token]) -> Plan | None:
     second = _words(toks, 2)[1]
     if second == "CATALOG":
+        if len(toks) == 3 and toks[2].name.lower() == LEGACY_CATALOG:
+            reason = f"{LEGACY_CATALOG} -> {HIVE_CATALOG}, as on Unity Catalog"
+            return Plan("translated", "USE", (f"USE CATALOG {HIVE_CATALOG}",), reason=reason)
         return None
     start = 2 if second in _SCHEMA_WORDS else 1
     ref, end = _name(text, toks, start)

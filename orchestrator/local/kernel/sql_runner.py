@@ -28,6 +28,8 @@ from .sql_events import record
 __all__ = ["run_statement", "with_table_retry"]
 
 EngineSql = Callable[..., Any]
+#: statements after which a table may have a new location: the registry re-reads them
+_DDL = frozenset({"CREATE", "DROP", "REPLACE", "ALTER"})
 
 
 def _not_found(exc: Exception) -> bool:
@@ -60,11 +62,11 @@ def run_statement(
     """The DataFrame of one statement, as Databricks would give it (see the module doc).
     With ``analyse``, a query is analysed here (the engine does it lazily), so a table
     another session created meanwhile is found, and errors are raised by this call."""
+    found = plan(text)
     source = active()
     if source is not None:
-        source.mark_used()
+        source.mark_used(ddl=found.what.split(" ")[0] in _DDL)
         source.sync_tables()
-    found = plan(text)
     try:
         if found.kind == "refused":
             record("refused", found.what)
