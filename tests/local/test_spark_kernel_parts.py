@@ -152,6 +152,7 @@ def test_a_results_table_holds_10000_rows_or_2_mb_whichever_is_lower() -> None:
     html, plain, table = display._as_table(pandas.DataFrame({"x": range(12_000)}))  # type: ignore[misc]
     assert len(table["data"]) == 10_000 and table["schema"] == [{"name": "x", "type": '"long"'}]
     assert "Truncated results, showing the first 10,000 rows." in html + plain
+    assert "<td>9999</td>" in html and "<td>11999</td>" not in html
     wide = [{"s": "x" * 1000} for _ in range(5000)]  # ~5 MB of text
     html, plain, table = display._as_table(wide)  # type: ignore[misc]
     kept = len(table["data"])

@@ -82,6 +82,9 @@ def test_the_legacy_catalog_name_is_renamed_outside_strings() -> None:
         ("SELECT 1", "works", ("SELECT 1",)),
         ("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", "works", None),
         ("ALTER TABLE t SET TBLPROPERTIES ('a' = 'b')", "works", None),
+        ("CREATE TABLE t (function STRING, s STRUCT<a:INT, b:STRING>)", "works", None),
+        ("SELECT qualify, x FROM t", "works", None),
+        ("SELECT CAST(NULL AS STRUCT<k:INT>) AS s", "works", None),
     ],
 )
 def test_statements_that_run_on_the_engine(

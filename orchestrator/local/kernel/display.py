@@ -127,10 +127,13 @@ def _is_record(row: Any) -> bool:
 def _pandas_table(frame: Any) -> Table:
     columns = _frame_columns(frame)
     shown = len(columns["data"]) if columns["schema"] else MAX_ROWS
-    try:
-        html_text = frame.to_html(max_rows=shown)
-    except TypeError:
-        html_text = frame.to_html()
+    if columns["schema"]:  # pandas: the first rows (to_html's max_rows shows head and tail)
+        html_text = frame.head(shown).to_html()
+    else:
+        try:
+            html_text = frame.to_html(max_rows=shown)
+        except TypeError:
+            html_text = frame.to_html()
     plain = repr(frame)
     if columns.pop("truncated", False):
         note = _truncation_note(shown)

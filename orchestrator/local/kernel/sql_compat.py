@@ -199,7 +199,7 @@ def _refusal(toks: list[Token]) -> Plan | None:
             "the local workspace has the catalogs main and hive_metastore only",
             "a schema: CREATE SCHEMA main.<name>",
         )
-    if first == "CREATE" and "FUNCTION" in _words(toks, 5):
+    if first == "CREATE" and _creates_function(toks):
         return _refuse(
             "CREATE FUNCTION",
             "the engine has no SQL or Hive user-defined functions",
@@ -208,7 +208,7 @@ def _refusal(toks: list[Token]) -> Plan | None:
     if first in ("MSCK", "FSCK"):
         return _refuse(f"{first} REPAIR TABLE", "the engine lacks it", "nothing: Delta needs none")
     for index, token in enumerate(toks):
-        if token.upper == "QUALIFY" and index:
+        if token.upper == "QUALIFY" and _is_clause(toks, index):
             return _refuse(
                 "QUALIFY",
                 "the engine cannot parse the QUALIFY clause",
@@ -223,13 +223,50 @@ def _refusal(toks: list[Token]) -> Plan | None:
     return None
 
 
+def _creates_function(toks: list[Token]) -> bool:
+    """``CREATE [OR REPLACE] [TEMP|TEMPORARY] FUNCTION``, not a table with such a column."""
+    for token in toks[1:5]:
+        if token.upper == "FUNCTION":
+            return True
+        if token.upper not in ("OR", "REPLACE", "TEMP", "TEMPORARY"):
+            return False
+    return False
+
+
+def _is_clause(toks: list[Token], index: int) -> bool:
+    """A keyword used as a clause, not as a column name (``SELECT qualify, x``)."""
+    if index == 0 or index + 1 >= len(toks):
+        return False
+    before, after = toks[index - 1], toks[index + 1]
+    return (
+        before.upper not in ("SELECT", "AS")
+        and before.text not in (",", ".")
+        and (after.text not in (",", ")", ".") and after.upper not in ("FROM", "AS"))
+    )
+
+
 def _json_path(toks: list[Token], index: int) -> bool:
     token = toks[index]
     if token.kind != "op" or token.text != ":" or not 0 < index < len(toks) - 1:
         return False
     before, after = toks[index - 1], toks[index + 1]
     joined = before.end == token.start and after.start == token.end
-    return joined and (before.kind in ("word", "quoted") or before.text in (")", "]"))
+    value = before.kind in ("word", "quoted") or before.text in (")", "]")
+    return joined and value and not _in_struct_type(toks, index)
+
+
+def _in_struct_type(toks: list[Token], index: int) -> bool:
+    """Whether ``toks[index]`` is inside ``STRUCT<...>`` (``STRUCT<a:INT>``'s colon)."""
+    depth = 0
+    for back in range(index - 1, -1, -1):
+        text = toks[back].text
+        if text == ">":
+            depth += 1
+        elif text == "<":
+            if depth == 0:
+                return back > 0 and toks[back - 1].upper == "STRUCT"
+            depth -= 1
+    return False
 
 
 # --------------------------------------------------------------------------- names
