@@ -143,7 +143,7 @@ def spark_code(project: Path, data: Path, scratch: Path) -> str:
     session, and the Spark task's test notebook run as plain Python, with its child
     notebook (``dbutils.notebook.run``) run the same way in a fresh namespace. ``dbutils``
     is reduced to widgets and ``notebook.run``/``exit``, ``display`` to fetching the rows
-    (up to 1000, as the runtime's ``display`` does). No orchestration: what a Spark test of
+    (up to 10,000, as the runtime's ``display`` does). No orchestration: what a Spark test of
     the sample costs at the least. The JUnit XML goes to ``scratch/results``."""
     from orchestrator.local.runtime.spark_engines import sail_environment
 
@@ -220,7 +220,7 @@ def _spark_floor(  # runs in the floor's kernel: standard library, pysail and py
             "__name__": "__main__",
             "spark": spark,
             "dbutils": dbutils,
-            "display": lambda df, *_: df.limit(1000).toPandas(),
+            "display": lambda df, *_: df.limit(10_000).toPandas(),
         }
         here = os.getcwd()
         os.chdir(posixpath.join(root, posixpath.dirname(path)))

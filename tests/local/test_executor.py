@@ -310,7 +310,6 @@ def test_shell_failure_fails_the_cell(runtime: Workspace, cell: str, expected: s
 @pytest.mark.parametrize(
     ("language", "cell", "magic"),
     [
-        ("PYTHON", "# MAGIC %sql\n# MAGIC select 1", "%sql"),
         ("PYTHON", "# MAGIC %r\n# MAGIC print(1)", "%r"),
         ("PYTHON", "# MAGIC %scala\n# MAGIC 1", "%scala"),
         ("R", "# MAGIC %python\n# MAGIC print(1)", "%python"),
@@ -351,12 +350,14 @@ def test_long_output_is_truncated(runtime: Workspace) -> None:
     assert result.logs.rstrip().endswith("after the noise")
 
 
-def test_sql_notebooks_are_not_supported(runtime: Workspace) -> None:
-    runtime.add("/Users/a/q", source("select 1", language="SQL"), language="SQL")
+def test_scala_notebooks_are_not_supported(runtime: Workspace) -> None:
+    runtime.add("/Users/a/q", source("val x = 1", language="SCALA"), language="SCALA")
     result = runtime.run("/Users/a/q")
     assert result.status == "FAILED"
-    assert (result.error or "").startswith("SQL notebooks are not supported by the local workspace")
-    assert executed(result).metadata.kernelspec.language == "sql"
+    assert (result.error or "").startswith(
+        "Scala notebooks are not supported by the local workspace"
+    )
+    assert executed(result).metadata.kernelspec.language == "scala"
 
 
 def test_kernel_that_dies_at_start(runtime: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:

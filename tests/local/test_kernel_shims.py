@@ -602,11 +602,12 @@ def test_display_uses_to_html_of_dataframe_like_objects(py: KernelSession) -> No
         """
     )
     assert result.displays == [
-        {"text/html": "<table data-max-rows='1000'></table>", "text/plain": "Frame()"}
+        {"text/html": "<table data-max-rows='10000'></table>", "text/plain": "Frame()"}
     ]
 
 
-def test_display_of_a_spark_dataframe_shows_its_first_rows(py: KernelSession) -> None:
+def test_display_of_a_spark_dataframe_shows_databricks_row_limit(py: KernelSession) -> None:
+    """Databricks' results tables hold 10,000 rows or 2 MB, whichever is lower."""
     result = py.ok(
         """
         class Row(dict):
@@ -623,12 +624,13 @@ def test_display_of_a_spark_dataframe_shows_its_first_rows(py: KernelSession) ->
             def collect(self):
                 return [Row(id=i, name=f"n{i}") for i in range(self.n)]
         DataFrame.__module__ = "pyspark.sql.dataframe"
-        display(DataFrame(2000))
+        display(DataFrame(12000))
         """
     )
     html = result.displays[0]["text/html"]
-    assert html.count("<tr>") == 1 + 1000  # header + the first 1000 rows
-    assert "<td>n999</td>" in html
+    assert html.count("<tr>") == 1 + 10_000  # header + the first 10,000 rows
+    assert "<td>n9999</td>" in html and "<td>n10000</td>" not in html
+    assert "Truncated results, showing the first 10,000 rows." in html
 
 
 def test_display_of_other_objects_uses_their_repr(py: KernelSession) -> None:

@@ -32,7 +32,11 @@ gathers the utilities, and the IPython handler of :class:`NotebookExit`. The par
 * ``library_util``: ``dbutils.library`` and ``dbutils.jobs.taskValues``.
 * ``display``: ``display`` and ``displayHTML``.
 * ``spark_session``: ``spark``, a Spark Connect session on the engine of the task's cluster,
-  created on first use, and ``sc``, which fails as on Databricks' Spark Connect compute.
+  created on first use, and ``sc``, which fails as on Databricks' Spark Connect compute;
+  ``spark_hooks`` makes pyspark behave as in a Databricks notebook (``getActiveSession``,
+  ``df.display()``, SQL through the compatibility layer ``sql_compat``); ``sql_cells`` runs
+  ``%sql`` cells and SQL notebooks; ``engine_errors`` shows Spark errors without the client's
+  internals, saying whether the engine or the notebook's SQL is at fault.
 
 Limitations, by design of a local stand-in:
 
@@ -71,6 +75,7 @@ from .common import (
     _Config,
 )
 from .display import display, displayHTML
+from .engine_errors import UnsupportedByLocalEngine, show_spark_error
 from .fs_util import FileInfo, FsUtil
 from .library_util import (
     JobsUtil,
@@ -82,7 +87,9 @@ from .notebook_util import NotebookContext as NotebookContext
 from .notebook_util import NotebookUtil
 from .path_mapping import _install_path_hooks, _PathMapper, real_getcwd
 from .secrets_util import SecretMetadata, SecretScope, SecretsUtil
+from .spark_hooks import install_hooks
 from .spark_session import SparkContextProxy, SparkProxy
+from .spark_state import set_widgets
 from .widgets_util import WidgetsUtil
 
 if TYPE_CHECKING:
@@ -97,6 +104,7 @@ __all__ = [
     "SecretNotFound",
     "SecretScope",
     "SparkNotAvailable",
+    "UnsupportedByLocalEngine",
     "WidgetError",
     "WorkflowException",
     "display",
@@ -147,12 +155,13 @@ def _exit_handler(
     tb: TracebackType | None,
     tb_offset: int | None = None,
 ) -> list[str]:
-    """IPython custom exception handler for :class:`NotebookExit`: no output at all.
-
-    The executor reports the exit itself ("Notebook exited: <value>") when it finds
-    ``exit.json`` after the cell.
-    """
-    return []
+    """IPython custom exception handler: no output at all for :class:`NotebookExit` (the
+    executor reports the exit itself, "Notebook exited: <value>", when it finds
+    ``exit.json`` after the cell); Spark errors and refusals without the Spark client's
+    frames, saying who is at fault (:func:`~.engine_errors.show_spark_error`)."""
+    if isinstance(value, NotebookExit):
+        return []
+    return show_spark_error(shell, etype, value, tb, tb_offset)
 
 
 def install(ipython: Any) -> None:
@@ -181,9 +190,18 @@ def install(ipython: Any) -> None:
         "sc": SparkContextProxy(),
         "getArgument": dbutils.widgets.getArgument,
     }
+    set_widgets(dbutils.widgets)
     if ipython is not None:
         ipython.push(names, interactive=False)
-        ipython.set_custom_exc((NotebookExit,), _exit_handler)
+        handled: list[type[BaseException]] = [NotebookExit, UnsupportedByLocalEngine]
+
+        def handle(types: tuple[type[BaseException], ...]) -> None:
+            handled.extend(t for t in types if t not in handled)
+            ipython.set_custom_exc(tuple(handled), _exit_handler)
+
+        handle(())
+        install_hooks(handle)
+        ipython.events.register("pre_run_cell", spark.before_cell)
         ipython.events.register("post_run_cell", spark.after_cell)
 
 

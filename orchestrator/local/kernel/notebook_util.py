@@ -34,6 +34,7 @@ from .common import (
     _print_help,
     write_json_atomic,
 )
+from .spark_state import active
 
 __all__ = ["CHILD_FAILED", "CHILD_TIMED_OUT", "NotebookContext", "NotebookUtil", "child_failure"]
 
@@ -201,6 +202,9 @@ class NotebookUtil:
         if not self._config.control_dir:
             raise DbutilsError("ORCH_CONTROL_DIR is not set: cannot run a child notebook")
         control = Path(self._config.control_dir)
+        spark = active()
+        if spark is not None:  # the child's session sees what this one made so far
+            spark.flush()
         stem = f"child-{os.getpid()}-{secrets.token_hex(6)}"
         result_file = control / f"{stem}.result.json"
         started_file = control / f"{stem}.started.json"

@@ -1,12 +1,15 @@
 """The table registry that makes a cluster's tables visible to every Spark session.
 
-Sail keeps catalog entries per Spark Connect session and in memory, while tables on Databricks
-are shared and durable. This module owns the registry file (``$ORCH_SPARK_CATALOG``, a JSON
-object ``{"schemas": [...], "tables": {"c.s.t": {"location", "provider"}}}`` under the
-workspace's state dir): :func:`sync_in` registers every known schema and table in a session
-(``CREATE ... IF NOT EXISTS``, tables by location), :func:`sync_out` records what a session
-created or dropped. The kernel calls ``sync_in`` when its session starts and when a table is
-not found, ``sync_out`` after each cell that used Spark. Writers take an exclusive lock.
+Sail keeps catalog entries per Spark Connect session and in memory, while tables and views on
+Databricks are shared and durable. This module owns the registry file (``$ORCH_SPARK_CATALOG``,
+a JSON object ``{"schemas": [...], "tables": {"c.s.t": {"location", "provider"} or {"view":
+text}}}`` under the workspace's state dir): :meth:`Registry.sync_in` registers every known
+schema, table and view in a session (``CREATE ... IF NOT EXISTS``, tables by location, views
+by their text), :meth:`Registry.sync_out` records what a session created or dropped. The
+kernel calls ``sync_in`` when its session starts, before each cell and table lookup (a no-op
+unless the file changed) and when a table is not found, ``sync_out`` after each cell that used
+Spark. Writers take an exclusive lock. Global temporary views need none of this: the engine
+shares them between the sessions of one cluster, as Spark does.
 
 It runs inside user kernels: standard library only; the session is passed in.
 """
@@ -22,6 +25,7 @@ from typing import Any
 from .common import write_json_atomic
 
 __all__ = ["Registry"]
+
 
 _CATALOGS = ("main", "hive_metastore")
 _SKIP_SCHEMAS = {"information_schema", "global_temp"}
@@ -42,6 +46,20 @@ class Registry:
         self.path = Path(path) if path else None
         self._seen_tables: set[str] = set()
         self._seen_schemas: set[str] = set()
+        self._signature: tuple[int, int] | None = None
+
+    def _changed(self) -> bool:
+        """Whether the file changed since the last :meth:`sync_in` (one ``stat``)."""
+        if self.path is None:
+            return False
+        try:
+            info = self.path.stat()
+        except OSError:
+            return False
+        signature = (info.st_mtime_ns, info.st_size)
+        changed = signature != self._signature
+        self._signature = signature
+        return changed
 
     # ------------------------------------------------------------------ file
 
@@ -75,27 +93,51 @@ class Registry:
 
     # ------------------------------------------------------------------ sessions
 
-    def sync_in(self, session: Any) -> None:
-        """Register every schema and table of the registry in ``session``."""
+    def sync_in(self, session: Any, *, force: bool = False) -> None:
+        """Register every schema, table and view of the registry in ``session`` (only when
+        the file changed since the last time, unless ``force``)."""
+        if not self._changed() and not force:
+            return
         data = self.load()
         for schema in data["schemas"]:
             if schema not in self._seen_schemas:
                 with contextlib.suppress(Exception):
-                    session.sql(f"CREATE SCHEMA IF NOT EXISTS {_qualified(schema)}").collect()
+                    _engine_sql(
+                        session, f"CREATE SCHEMA IF NOT EXISTS {_qualified(schema)}"
+                    ).collect()
                 self._seen_schemas.add(schema)
+        views = []
         for name, entry in data["tables"].items():
-            if name in self._seen_tables or not Path(entry["location"]).exists():
+            if name in self._seen_tables:
+                continue
+            if "view" in entry:
+                views.append((name, str(entry["view"])))
+                continue
+            if not Path(entry["location"]).exists():
                 continue
             location = str(entry["location"]).replace("'", "\\'")
-            with contextlib.suppress(Exception):
-                session.sql(
-                    f"CREATE TABLE IF NOT EXISTS {_qualified(name)} "
-                    f"USING {entry.get('provider') or 'delta'} LOCATION '{location}'"
-                ).collect()
-            self._seen_tables.add(name)
+            self._register(
+                session,
+                name,
+                f"CREATE TABLE IF NOT EXISTS {_qualified(name)} "
+                f"USING {entry.get('provider') or 'delta'} LOCATION '{location}'",
+            )
+        for name, text in views:  # after the tables they read
+            self._register(session, name, f"CREATE VIEW IF NOT EXISTS {_qualified(name)} AS {text}")
 
-    def sync_out(self, session: Any) -> None:
-        """Record the schemas and tables ``session`` created, forget those it dropped."""
+    def _register(self, session: Any, name: str, statement: str) -> None:
+        """Run ``statement``; a name is seen (and forgotten when it goes) only once the
+        session has it: one that failed to register is not this session's to drop."""
+        try:
+            _engine_sql(session, statement).collect()
+        except Exception:  # noqa: BLE001 - a schema or table the engine refuses: skipped
+            return
+        self._seen_tables.add(name)
+
+    def sync_out(self, session: Any, *, refresh: bool = False) -> None:
+        """Record the schemas and tables ``session`` created, forget those it dropped; with
+        ``refresh`` (it ran DDL), also update the entries of tables it may have dropped and
+        made again (a new location)."""
         if self.path is None:
             return
         schemas, tables = _list_catalog(session)
@@ -104,7 +146,8 @@ class Registry:
                 data["schemas"].append(schema)
             for schema in (self._seen_schemas - schemas) & set(data["schemas"]):
                 data["schemas"].remove(schema)
-            for name in tables - set(data["tables"]):
+            known = set(data["tables"])
+            for name in (tables - known) | (tables & known if refresh else set()):
                 entry = _describe(session, name)
                 if entry is not None:
                     data["tables"][name] = entry
@@ -114,9 +157,15 @@ class Registry:
         self._seen_tables = tables
 
 
+def _engine_sql(session: Any, sql: str) -> Any:
+    """The engine's own ``sql`` (not the notebook's, which plans and records statements)."""
+    raw = getattr(type(session), "__orch_engine_sql__", None)
+    return raw(session, sql) if raw is not None else session.sql(sql)
+
+
 def _rows(session: Any, sql: str) -> list[Any]:
     try:
-        return list(session.sql(sql).collect())
+        return list(_engine_sql(session, sql).collect())
     except Exception:  # noqa: BLE001 - a catalog the engine lacks, a schema dropped meanwhile
         return []
 
@@ -141,6 +190,9 @@ def _describe(session: Any, name: str) -> dict[str, str] | None:
         str(row["col_name"]): str(row["data_type"])
         for row in _rows(session, f"DESCRIBE TABLE EXTENDED {_qualified(name)}")
     }
+    if info.get("Type") == "VIEW":
+        text = info.get("View Text", "").strip()
+        return {"view": text} if text else None
     location = info.get("Location", "")
     if not location or not Path(location.removeprefix("file://")).is_absolute():
         return None

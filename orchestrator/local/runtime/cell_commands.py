@@ -2,9 +2,15 @@
 
 This module owns the reading of a cell's first line (``%python``, ``%r``, ``%sh``, ``%pip``,
 ``%run``, ``%md``, ``%sql``, ...) into a :data:`CellAction`, and the generation of the
-Python or R code that runs a ``%sh`` script or a ``%pip install`` inside the kernel, so their
-processes are the kernel's children (killed with it) and see its working directory and
-environment. Python-side helpers live in ``shell_magics`` (imported in the kernel).
+Python or R code that runs a ``%sh`` script, a ``%pip install`` or a SQL cell inside a
+kernel, so their processes are the kernel's children (killed with it) and see its working
+directory and environment. Python-side helpers live in ``shell_magics`` and ``sql_cells``
+(imported in the kernel).
+
+SQL runs where Databricks runs it: ``%sql`` cells of Python and R notebooks and every cell of
+a SQL notebook are :class:`RunSql`. A SQL notebook runs in a Python kernel
+(:func:`kernel_language`), so its ``%python`` cells run there too; an R notebook's SQL cells
+run in a Python kernel beside the R one (the executor's), as R has no Spark here.
 """
 
 from __future__ import annotations
@@ -27,15 +33,20 @@ __all__ = [
     "RunCode",
     "RunNotebook",
     "RunShell",
+    "RunSql",
     "Skip",
     "Unsupported",
+    "kernel_language",
     "pip_code",
     "plan_cell",
     "resolve_run_path",
     "shell_code",
+    "sql_code",
+    "widgets_code",
 ]
 
 KERNEL_HELPERS = "orchestrator.local.kernel.shell_magics"
+SQL_HELPERS = "orchestrator.local.kernel.sql_cells"
 
 _MAGIC = re.compile(r"%([A-Za-z][\w-]*)(?:\s+(.*))?")
 _OWN_LANGUAGE_MAGIC = {"PYTHON": "python", "R": "r", "SQL": "sql", "SCALA": "scala"}
@@ -53,6 +64,13 @@ class RunCode:
     """Code in the notebook's language."""
 
     code: str
+
+
+@dataclass(frozen=True)
+class RunSql:
+    """A SQL cell: ``%sql`` in a Python or R notebook, or a cell of a SQL notebook."""
+
+    sql: str
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,12 @@ class Unsupported:
     message: str
 
 
-CellAction = Skip | RunCode | RunShell | PipInstall | RunNotebook | Unsupported
+CellAction = Skip | RunCode | RunSql | RunShell | PipInstall | RunNotebook | Unsupported
+
+
+def kernel_language(language: Language) -> Language:
+    """The kernel a notebook of ``language`` runs in: SQL notebooks run in Python's."""
+    return "PYTHON" if language == "SQL" else language
 
 
 def plan_cell(cell: Cell, language: Language) -> CellAction:
@@ -93,11 +116,15 @@ def plan_cell(cell: Cell, language: Language) -> CellAction:
     first, _, rest = cell.source.partition("\n")
     match = _MAGIC.fullmatch(first.rstrip()) if first.startswith("%") else None
     if match is None:
-        return RunCode(cell.source)
+        return RunSql(cell.source) if language == "SQL" else RunCode(cell.source)
     name = match.group(1).lower()
     inline = match.group(2) or ""
     body = f"{inline}\n{rest}" if inline and rest else inline or rest
+    if name == "sql" and language in ("PYTHON", "R", "SQL"):
+        return RunSql(body) if body.strip() else Skip()
     if name == _OWN_LANGUAGE_MAGIC[language]:
+        return RunCode(body) if body.strip() else Skip()
+    if name == "python" and language == "SQL":
         return RunCode(body) if body.strip() else Skip()
     if name in _LANGUAGE_MAGICS:
         return Unsupported(
@@ -167,6 +194,25 @@ def shell_code(script: str, *, language: Language, script_file: Path) -> str:
         "    stop(sprintf('shell command exited with code %d', status), call. = FALSE)\n"
         "  invisible(NULL)\n"
         "})"
+    )
+
+
+def sql_code(sql: str, *, cell: str, widgets_file: Path | None = None) -> str:
+    """Python kernel code running a SQL cell (``cell`` names it in errors); an R notebook's
+    widget values are read from ``widgets_file`` (see :func:`widgets_code`)."""
+    extra = f", widgets_file={str(widgets_file)!r}" if widgets_file is not None else ""
+    return (
+        f"__import__({SQL_HELPERS!r}, fromlist=['_']).run_sql_cell({sql!r}, cell={cell!r}{extra})"
+    )
+
+
+def widgets_code(widgets_file: Path) -> str:
+    """R kernel code writing the notebook's widget values (run parameters win) as a JSON
+    object to ``widgets_file``, for the SQL cell that runs next in the Python kernel."""
+    path = json.dumps(str(widgets_file), ensure_ascii=False)
+    return (
+        "local(writeLines(as.character(jsonlite::toJSON(dbutils.widgets.getAll(), "
+        f"auto_unbox = TRUE, null = 'null')), {path}, useBytes = TRUE))"
     )
 
 

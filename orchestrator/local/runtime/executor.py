@@ -1,10 +1,12 @@
 """Execute one notebook task run in a fresh Jupyter kernel: :func:`execute_notebook`.
 
 This module owns the life of a run: starting the kernel (as :mod:`.launch` says), running
-the cells one by one (magics included, ``%run`` recursively in the same kernel), detecting
+the cells one by one (magics included, ``%run`` recursively in the same kernel, SQL cells as
+:mod:`.cell_commands` says: a SQL notebook in a Python kernel, an R notebook's ``%sql`` cells
+in a Python kernel started beside the R one on the first of them), detecting
 ``dbutils.notebook.exit`` through ``$ORCH_CONTROL_DIR/exit.json``, mapping errors, timeouts
 and cancels to a :class:`NotebookResult`, writing the executed ``.ipynb`` and always killing
-the kernel's whole process tree.
+the kernels' whole process trees.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.local.runtime import cell_commands as magics
 from orchestrator.local.runtime.children import ChildRuns
@@ -160,6 +162,8 @@ class _Run:
         self.pip_target = request.scratch_dir / "site-packages"
         self.log = LogBuffer()
         self.kernel: Kernel | None = None
+        #: an R notebook's kernel for its SQL cells (Python, started on the first one)
+        self.sql_kernel: Kernel | None = None
         self.notebook = Notebook(request.notebook.language, ())
         self.cells: list[CellOutputs | None] = []
         #: per top-level cell that started: how it ended and when (wall clock, ms), kept in
@@ -227,8 +231,9 @@ class _Run:
             outcome = self.outcome()
         finally:
             self.children.stop()
-            if self.kernel is not None:
-                self.kernel.kill()
+            for kernel in (self.kernel, self.sql_kernel):
+                if kernel is not None:
+                    kernel.kill()
         return self.result(outcome)
 
     def outcome(self) -> _Outcome:
@@ -240,15 +245,18 @@ class _Run:
             self.notebook = self.load(source.file, source.language)
             self.cells = [None] * len(self.notebook.cells)
             self.timings = [None] * len(self.notebook.cells)
-            if source.language not in ("PYTHON", "R"):
-                name = "SQL" if source.language == "SQL" else "Scala"
+            if source.language == "SCALA":
                 return _Outcome(
                     "FAILED",
-                    error=f"{name} notebooks are not supported by the local workspace; "
-                    "only Python and R notebooks can run locally",
+                    error="Scala notebooks are not supported by the local workspace; "
+                    "only Python, R and SQL notebooks can run locally",
                 )
             self.install_libraries()
-            self.start_kernel(source.language)
+            self.start_kernel(
+                magics.kernel_language(source.language),
+                spark=_uses_spark(self.notebook),
+                role="kernel",
+            )
             self.run_notebook(self.notebook, _Frame(source.workspace_path, ()))
         except _Exited as exited:
             return _Outcome("SUCCESS", exit_value=exited.value)
@@ -286,29 +294,35 @@ class _Run:
         self.log.write(f"Installing the task's libraries: {', '.join(plan.described)}\n")
         install_libraries(plan, pip_target=self.pip_target, env=tool_env(), check=self.check)
 
-    def start_kernel(self, language: Language) -> None:
+    def start_kernel(
+        self, language: Language, *, spark: bool, role: Literal["kernel", "sql_kernel"]
+    ) -> Kernel:
+        """A kernel of ``language`` for this run (pooled, or started), with the run's
+        environment and the shims loaded; kept as ``self.<role>`` from the moment it exists,
+        so the run kills it whatever happens next."""
         run_env = kernel_run_env(
             self.request, control_dir=self.control_dir, pip_target=self.pip_target
         )
         notebook_dir = self.request.notebook.file.parent
         cwd = notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir
         pooled = None
-        spark = _mentions_spark(self.notebook)
+        kernel: Kernel | None = None
         if self.kernels is not None:
             pooled = self.kernels.take(language, spark=spark, check=self.check)
         if pooled is not None:
-            self.kernel = pooled.kernel
-            self.silent(language, "run's environment", adopt_code(language, run_env, cwd))
+            kernel = pooled.kernel
+            setattr(self, role, kernel)
+            self.silent(kernel, language, "run's environment", adopt_code(language, run_env, cwd))
         else:
-            kernel_dir = self.request.scratch_dir / "kernel"
+            kernel_dir = self.request.scratch_dir / role.replace("_", "-")
             env = kernel_base_env(self.request.state_db.parent, kernel_dir) | run_env
             for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
                 try:
-                    self.kernel = Kernel.start(
+                    kernel = Kernel.start(
                         argv=kernel_argv(language),
                         cwd=cwd,
                         env=env,
-                        work_dir=self.request.scratch_dir,
+                        work_dir=self.request.scratch_dir if role == "kernel" else kernel_dir,
                         check=self.check,
                         start_timeout=KERNEL_START_TIMEOUT,
                         state_dir=self.request.state_db.parent,
@@ -325,13 +339,14 @@ class _Run:
                     if attempt == KERNEL_START_ATTEMPTS or "did not answer" in str(exc):
                         raise
                     logger.warning("kernel start failed (%s); retrying", exc)
-        for what, code in bootstrap_steps(language):
-            self.silent(language, what, code)
-
-    def silent(self, language: Language, what: str, code: str) -> None:
-        """Run runtime code before the first cell; a failure fails the run naming ``what``."""
-        kernel = self.kernel
         assert kernel is not None
+        setattr(self, role, kernel)
+        for what, code in bootstrap_steps(language):
+            self.silent(kernel, language, what, code)
+        return kernel
+
+    def silent(self, kernel: Kernel, language: Language, what: str, code: str) -> None:
+        """Run runtime code before the first cell; a failure fails the run naming ``what``."""
         reply = kernel.execute(code, on_message=lambda _msg: None, check=self.check, silent=True)
         if reply.status != "ok":
             trace = "\n".join(strip_ansi(line) for line in reply.traceback)
@@ -383,20 +398,50 @@ class _Run:
         if isinstance(action, magics.RunNotebook):
             self.run_included(action.path, index, frame, language)
             return
+        if isinstance(action, magics.RunSql):
+            self.run_sql(action.sql, index, frame, language)
+            return
+        kernel_language = magics.kernel_language(language)
         if isinstance(action, magics.RunCode):
             code = action.code
         elif isinstance(action, magics.RunShell):
             self.shell_scripts += 1
             script_file = self.control_dir / f"sh-{self.shell_scripts}.sh"
-            code = magics.shell_code(action.script, language=language, script_file=script_file)
+            code = magics.shell_code(
+                action.script, language=kernel_language, script_file=script_file
+            )
         else:
             code = magics.pip_code(action.args)
         self.run_code(code, index, frame)
 
-    def run_code(self, code: str, index: int, frame: _Frame) -> None:
+    def run_sql(self, sql: str, index: int, frame: _Frame, language: Language) -> None:
+        """A SQL cell: in the notebook's kernel, or for R in the Python kernel beside it,
+        after the R kernel wrote the widget values the cell's markers read."""
+        if language != "R":
+            self.run_code(magics.sql_code(sql, cell=frame.where(index)), index, frame)
+            return
         assert self.kernel is not None
+        widgets_file = self.control_dir / "sql-widgets.json"
+        reply = self.kernel.execute(
+            magics.widgets_code(widgets_file),
+            on_message=lambda _msg: None,
+            check=self.check,
+            silent=True,
+        )
+        if reply.status != "ok":
+            raise self.kernel_error(reply, index, frame)
+        if self.sql_kernel is None:
+            self.start_kernel("PYTHON", spark=True, role="sql_kernel")
+        code = magics.sql_code(sql, cell=frame.where(index), widgets_file=widgets_file)
+        self.run_code(code, index, frame, kernel=self.sql_kernel)
+
+    def run_code(
+        self, code: str, index: int, frame: _Frame, *, kernel: Kernel | None = None
+    ) -> None:
+        kernel = kernel or self.kernel
+        assert kernel is not None
         collector = self.current or CellOutputs(log=self.log)
-        reply = self.kernel.execute(code, on_message=collector.handle, check=self.check)
+        reply = kernel.execute(code, on_message=collector.handle, check=self.check)
         exit_file = self.control_dir / "exit.json"
         if exit_file.exists():
             if reply.status != "ok":
@@ -454,10 +499,15 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _mentions_spark(notebook: Notebook) -> bool:
-    """Whether a cell names ``spark`` (``pyspark`` too): such a notebook gets a kernel with
-    Spark's client imported ahead (pooled, or forked by the pool's Spark zygote)."""
-    return any("spark" in cell.source for cell in notebook.cells)
+def _uses_spark(notebook: Notebook) -> bool:
+    """Whether a cell names ``spark`` (``pyspark`` too) or is SQL: such a notebook gets a
+    kernel with Spark's client imported ahead (pooled, or forked by the pool's Spark zygote)."""
+    if notebook.language == "SQL":
+        return True
+    return any(
+        "spark" in cell.source or cell.source.lstrip().lower().startswith("%sql")
+        for cell in notebook.cells
+    )
 
 
 def execute_notebook(
