@@ -234,6 +234,9 @@ def _after(token: str | None) -> str | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        after = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "Invalid next_page_token") from None
+    if not after.startswith("/"):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "Invalid next_page_token")
+    return after
