@@ -231,6 +231,9 @@ def test_a_registered_url_is_cloned_from_its_local_checkout(
     assert listed == {"git_sources": [{"url": "https://github.com/Org/Repo", "path": str(src)}]}
     repo = w.repos.create(url=url, provider="gitHub", path=f"{HOME_REPOS}/repo")
     assert (repo.url, repo.head_commit_id) == (url, git(src, "rev-parse", "HEAD"))
+    with_token = "https://user:token@github.com/org/repo.git"
+    again = w.repos.create(url=with_token, provider="gitHub", path=f"{HOME_REPOS}/again")
+    assert again.url == url  # a token in a URL is never kept nor answered
 
 
 def test_an_unknown_url_is_refused_naming_it(w) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,8 @@ branch when it names neither (the API has no commit field); sparse checkout is c
 create and its patterns can only be changed on a folder that has it; a list without a prefix
 (or with ``/`` or ``/Workspace``) shows the Git folders under ``/Repos``. The remote is a local
 repository (:func:`~orchestrator.local.state.git_store.source_repository`); an unknown URL is
-refused naming it. Nothing is enforced about Git credentials beyond a named one existing.
+refused naming it. Nothing is enforced about Git credentials beyond a named one existing, and
+a user name or token written into a URL is dropped before the URL is kept.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import binascii
 import posixpath
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from orchestrator.local.api.routing import Request, Router
@@ -40,6 +42,7 @@ from orchestrator.local.state.git_store import (
     UnknownGitUrl,
     canonical_provider,
     source_repository,
+    without_credentials,
 )
 from orchestrator.local.state.git_tree import SNAPSHOT_ROOT
 from orchestrator.local.state.limits import normalize_path
@@ -90,7 +93,7 @@ class ReposApi:
         if credential_id is not None and self.git.credential(credential_id) is None:
             raise not_found(f"Git credential {credential_id} does not exist.")
 
-    def _source(self, url: str) -> Any:
+    def _source(self, url: str) -> Path:
         try:
             return source_repository(self.git, url)
         except UnknownGitUrl as exc:
@@ -107,7 +110,7 @@ class ReposApi:
         try:
             repo = self.folders.create(
                 path=path,
-                url=url,
+                url=without_credentials(url),  # a token in a URL is never kept
                 provider=provider,
                 source=source,
                 branch=None,
