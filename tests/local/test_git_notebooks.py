@@ -13,12 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from databricks.sdk.service import jobs
 from databricks.sdk.service.workspace import ImportFormat
 
 from orchestrator.local.server import LocalWorkspace, start_local_workspace
 from tests.conftest import TOKEN, sdk_client
-from tests.local.git_repos import git, make_repo
+from tests.local.git_repos import commit_file, git, make_repo
+from tests.serving import Serve
 
 pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
@@ -119,3 +121,59 @@ def test_the_same_files_in_a_plain_folder_fail_with_module_not_found(
     assert run.state.result_state == jobs.RunResultState.FAILED
     output = w.jobs.get_run_output(run.tasks[0].run_id)
     assert output.error == "ModuleNotFoundError: No module named 'my_package'"
+
+
+def test_through_local_serve_with_a_registered_url(serve: Serve, tmp_path: Path) -> None:
+    """What the issue asks of ``orchestrator local serve``, through databricks-sdk: repos
+    create, update and delete; git credentials create and list; a ``git_source`` job run green
+    at its commit; an unknown URL failing its task naming it."""
+    repo = make_repo(tmp_path)
+    url = "https://github.com/org/served.git"
+    registered = requests.post(
+        f"{serve.url}/local-admin/git-sources",
+        json={"url": url, "path": str(repo)},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
+    assert registered.status_code == 200, registered.text
+    w = serve.client()
+    folder = w.repos.create(url=url, provider="gitHub", path=f"/Repos/{USER}/served")
+    assert (folder.url, folder.branch) == (url, "main")
+    git(repo, "checkout", "-q", "-b", "feature")
+    newer = commit_file(repo, "feature.txt", "feature\n")
+    w.repos.update(folder.id, branch="feature")
+    assert (w.repos.get(folder.id).branch, w.repos.get(folder.id).head_commit_id) == (
+        "feature",
+        newer,
+    )
+    w.repos.delete(folder.id)
+    assert list(w.repos.list()) == []
+    credential = w.git_credentials.create(
+        git_provider="gitHub", git_username="ci", personal_access_token="not-a-real-token"
+    )
+    listed = [c.as_dict() for c in w.git_credentials.list()]
+    assert listed == [credential.as_dict()]
+    assert "personal_access_token" not in str(listed)
+
+    def git_job(git_url: str, **reference: str) -> jobs.Run:
+        job = w.jobs.create(
+            name=f"served {git_url}",
+            git_source=jobs.GitSource(
+                git_url=git_url, git_provider=jobs.GitProvider.GIT_HUB, **reference
+            ),
+            tasks=[
+                jobs.Task(
+                    task_key="t",
+                    notebook_task=jobs.NotebookTask(notebook_path="notebooks/use_package"),
+                )
+            ],
+        )
+        return w.jobs.run_now(job.job_id).result(timeout=WAIT)
+
+    run = git_job(url, git_commit=newer)
+    assert exit_value(w, run)["value"] == 42
+    assert run.git_source.git_snapshot.used_commit == newer
+    unknown = "https://github.com/org/never-registered.git"
+    failed = git_job(unknown, git_branch="main")
+    assert failed.state.result_state == jobs.RunResultState.FAILED
+    assert unknown in failed.tasks[0].state.state_message
