@@ -102,6 +102,27 @@ def test_a_branch_is_resolved_once_when_the_run_starts(w, fake: FakeExecutor, sr
     assert len(fake.calls) == 2
 
 
+@pytest.mark.ws(max_workers=4)
+def test_two_runs_at_different_commits_each_run_their_own(w, fake: FakeExecutor, src: Path) -> None:  # type: ignore[no-untyped-def]
+    first = git(src, "rev-parse", "HEAD")
+    second = commit_file(src, "my_package/__init__.py", "VALUE = 2\n")
+    waiters = {
+        commit: w.jobs.submit(
+            run_name=commit,
+            git_source=source(str(src), git_commit=commit),
+            tasks=[git_task("t", sleep="0.5")],
+        )
+        for commit in (first, second)
+    }
+    # both submitted before either ends (each task sleeps): they run side by side
+    runs = {commit: waiter.result(timeout=WAIT) for commit, waiter in waiters.items()}
+    for commit, run in runs.items():
+        assert run.git_source.git_snapshot.used_commit == commit
+    paths = sorted(c.task["notebook_task"]["notebook_path"] for c in fake.calls)
+    assert len({p.split("_commits/")[0] for p in paths}) == 2  # a snapshot each
+    assert {p.split("_commits/")[1].split("/")[0] for p in paths} == {first, second}
+
+
 def test_a_tag_and_a_workspace_task_in_one_run(w, fake: FakeExecutor, src: Path) -> None:  # type: ignore[no-untyped-def]
     git(src, "tag", "v1")
     tagged = git(src, "rev-parse", "v1")
