@@ -7,6 +7,10 @@ imports whose content is over 10 MB as base64 (``state/limits.py``) fail with
 ``overwrite`` with ``RESOURCE_ALREADY_EXISTS``, a missing parent folder with
 ``RESOURCE_DOES_NOT_EXIST``, a non-empty folder without ``recursive`` with
 ``DIRECTORY_NOT_EMPTY``.
+
+A Git folder (``REPO``, made by the Repos API) is a folder here: listed, imported into and
+deleted like one (deleting it deletes the Git folder); its notebooks live on disk with their
+extension (:mod:`orchestrator.local.state.git_tree`), and one imported into it is written so.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import binascii
 import posixpath
 import shutil
 import threading
+from pathlib import Path
 from typing import Any
 
 from orchestrator.files import atomic_writer
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.state import notebook_format as notebooks
 from orchestrator.local.state.api_error import ApiError, already_exists, bad_request, not_found
+from orchestrator.local.state.git_folders import GitFolders, git_folder_of
+from orchestrator.local.state.git_tree import notebook_file
 from orchestrator.local.state.limits import base64_size, check_import_size, normalize_path
 from orchestrator.local.state.store import ObjectRow, Store, now_ms
 
@@ -29,6 +36,8 @@ __all__ = ["WorkspaceApi"]
 
 _LANGUAGES = ("PYTHON", "R", "SQL", "SCALA")
 _EXTENSIONS = {"PYTHON": "py", "R": "r", "SQL": "sql", "SCALA": "scala"}
+#: the object types that hold others: folders and Git folders
+_FOLDERS = ("DIRECTORY", "REPO")
 _HEADERS = {
     "PYTHON": "# Databricks notebook source\n",
     "R": "# Databricks notebook source\n",
@@ -38,8 +47,10 @@ _HEADERS = {
 
 
 class WorkspaceApi:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, git_folders: GitFolders | None = None) -> None:
         self.store = store
+        #: the Git folders, whose records go with a deleted folder that holds them
+        self.git_folders = git_folders
         self._lock = threading.RLock()
 
     def register(self, router: Router) -> None:
@@ -73,7 +84,7 @@ class WorkspaceApi:
             if row is None:
                 self.store.local_path(current).mkdir(parents=True, exist_ok=True)
                 self.store.put_object(self._new_row(current, "DIRECTORY", None, None))
-            elif row.object_type != "DIRECTORY":
+            elif row.object_type not in _FOLDERS:
                 raise already_exists(f"Path ({current}) already exists and is not a directory.")
 
     # --- endpoints -----------------------------------------------------------------------
@@ -97,17 +108,22 @@ class WorkspaceApi:
         parent = posixpath.dirname(target)
         with self._lock:
             parent_row = self.store.get_object(parent)
-            if parent_row is None or parent_row.object_type != "DIRECTORY":
+            if parent_row is None or parent_row.object_type not in _FOLDERS:
                 raise not_found(f"The parent folder ({parent}) does not exist.")
             existing = self.store.get_object(target)
             if existing is not None:
-                if existing.object_type == "DIRECTORY":
+                if existing.object_type in _FOLDERS:
                     raise already_exists(f"Path ({target}) already exists and is a folder.")
                 if not overwrite:
                     raise already_exists(f"Path ({target}) already exists.")
+            local = self.store.local_path(target)
+            if kind == "NOTEBOOK" and lang and git_folder_of(self.store, parent) is not None:
+                local = local.with_name(f"{local.name}.{_EXTENSIONS[lang]}")  # as in Git
             # the temporary file outside the tree: a kernel listing the folder never sees it
-            with atomic_writer(self.store.local_path(target), tmp_dir=self.store.tmp_root) as out:
+            with atomic_writer(local, tmp_dir=self.store.tmp_root) as out:
                 out.write(data)
+            if existing is not None and self._file(existing) != local:
+                self._file(existing).unlink(missing_ok=True)  # a notebook now in another file
             self.store.put_object(self._new_row(target, kind, lang, len(data)))
         return {}
 
@@ -163,9 +179,9 @@ class WorkspaceApi:
         fmt = (req.text("format") or "SOURCE").upper()
         row = self._require(path)
         data = b""
-        if row.object_type == "DIRECTORY":
+        if row.object_type in _FOLDERS:
             raise bad_request(f"Exporting the folder {path} is not supported: export its items")
-        raw = self.store.local_path(path).read_bytes()
+        raw = self._file(row).read_bytes()
         if row.object_type == "FILE":
             if fmt not in ("SOURCE", "AUTO", "RAW"):
                 raise bad_request(f"A workspace file can't be exported as {fmt}")
@@ -190,7 +206,7 @@ class WorkspaceApi:
     def list(self, req: Request) -> dict[str, Any]:
         path = normalize_path(req.required_text("path"))
         row = self._require(path)
-        if row.object_type != "DIRECTORY":
+        if row.object_type not in _FOLDERS:
             return {"objects": [row.to_api()]}
         children = self.store.children(path)
         return {"objects": [c.to_api() for c in children]} if children else {}
@@ -207,14 +223,22 @@ class WorkspaceApi:
         with self._lock:
             row = self._require(path)
             local = self.store.local_path(path)
-            if row.object_type == "DIRECTORY":
+            if row.object_type in _FOLDERS:
                 if self.store.children(path) and not recursive:
                     raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"Folder ({path}) is not empty.")
                 shutil.rmtree(local, ignore_errors=True)
+                if self.git_folders is not None:
+                    for repo in self.git_folders.git.repos_under(path):
+                        self.git_folders.forget(repo)
             else:
-                local.unlink(missing_ok=True)
+                self._file(row).unlink(missing_ok=True)
             self.store.delete_tree(path)
         return {}
+
+    def _file(self, row: ObjectRow) -> Path:
+        """Where an object's content is on disk (a Git folder's notebook has its extension)."""
+        local = self.store.local_path(row.path)
+        return notebook_file(local, row.language) if row.object_type == "NOTEBOOK" else local
 
 
 def _with_header(content: bytes, language: str) -> bytes:

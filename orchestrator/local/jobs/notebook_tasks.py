@@ -146,8 +146,8 @@ class NotebookTaskExecutor:
                 "workspace: only notebook_task runs here.",
                 {"error": "Unsupported task type"},
             )
-        if str(notebook_task.get("source", "WORKSPACE")).upper() != "WORKSPACE":
-            message = "Notebook tasks from git sources are not supported by the local workspace."
+        if notebook_task.get("source") == "GIT":  # GitSourceTasks gives them their snapshot
+            message = "A notebook task from Git runs from its run's snapshot, and it has none."
             return TaskOutcome("FAILED", message, {"error": message})
 
         self._warm_exporter()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from orchestrator.local.jobs.git_settings import check_git_source
 from orchestrator.local.jobs.run_state import set_state
 from orchestrator.local.jobs.task_graph import check_acyclic, dependencies
 from orchestrator.local.state.api_error import bad_request
@@ -106,6 +107,7 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
                     f"Task {task['task_key']} depends on {dep!r}, which is not a task of the job"
                 )
     check_acyclic(dependencies(tasks))
+    check_git_source(settings, tasks)
     max_runs = settings.get("max_concurrent_runs")
     if max_runs is not None and (not isinstance(max_runs, int) or not 0 <= max_runs <= 1000):
         raise bad_request("max_concurrent_runs must be an integer between 0 and 1000")
@@ -293,6 +295,11 @@ def new_run(
             "attempt_number": 0,
         }
     )
+    git_source = settings.get("git_source")
+    if isinstance(git_source, dict):  # its snapshot is the run's own, recorded when it starts
+        doc["git_source"] = {
+            k: copy.deepcopy(v) for k, v in git_source.items() if k != "git_snapshot"
+        }
     tasks: list[TaskRunRecord] = []
     parameters: dict[str, dict[str, str]] = {}
     for spec in specs:

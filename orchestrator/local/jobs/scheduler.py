@@ -115,6 +115,12 @@ class Scheduler:
         #: called with a copy of each task run's record once it has ended, in the task's
         #: thread (the workspace renders its notebook export then, see ``JobsApi.prerender``)
         self.on_task_end: Callable[[TaskRunRecord], None] | None = None
+        #: called in a run's coordinator thread as it starts, with a copy of its record; what
+        #: it returns is merged into the record (a ``git_source`` run's snapshot, see
+        #: ``jobs/git_snapshots.py``), and ``on_run_end`` is called with the run's id once it
+        #: has ended
+        self.on_run_start: Callable[[RunRecord], RunRecord] | None = None
+        self.on_run_end: Callable[[int], None] | None = None
         self._recover()
 
     # --- recovery and shutdown -------------------------------------------------------------
@@ -284,6 +290,7 @@ class Scheduler:
         # the run's timeout counts from its start, the wait for its clusters included
         deadline = self.clock() + run.timeout_seconds if run.timeout_seconds else None
         try:
+            self._prepare(run)
             if self._await_clusters(run):
                 self._run_tasks(run, deadline)
         except Exception as exc:
@@ -295,6 +302,21 @@ class Scheduler:
                 finish(run.doc, "INTERNAL_ERROR", f"Internal error: {exc}")
         finally:
             self._release(run)
+            if self.on_run_end is not None:
+                try:
+                    self.on_run_end(run.run_id)
+                except Exception:
+                    log.exception("ending run %s left something behind", run.run_id)
+
+    def _prepare(self, run: ActiveRun) -> None:
+        """``on_run_start``'s fields merged into the run's record, which is saved."""
+        if self.on_run_start is None:
+            return
+        fields = self.on_run_start(copy_record(run.doc))
+        if fields:
+            with self._lock:
+                run.doc.update(fields)
+            self._save(run)
 
     def _await_clusters(self, run: ActiveRun) -> bool:
         """PENDING until the tasks' clusters run; False when a cluster does not exist (the

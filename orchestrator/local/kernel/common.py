@@ -118,6 +118,8 @@ class _Config:
         self.dbfs_root = _abspath_or_empty(environ.get("ORCH_DBFS_ROOT", ""))
         self.control_dir = environ.get("ORCH_CONTROL_DIR", "")
         self.pip_target = _abspath_or_empty(environ.get("ORCH_PIP_TARGET", ""))
+        #: the root of the Git folder the notebook is in ("" outside one)
+        self.repo_root = _abspath_or_empty(environ.get("ORCH_REPO_ROOT", ""))
         self.cwd = cwd
         self.run_id = environ.get("ORCH_RUN_ID", "")
         self.job_id = environ.get("ORCH_JOB_ID", "")

@@ -1,7 +1,7 @@
 """``dbutils.library`` and ``dbutils.jobs`` of the in-kernel shim.
 
-This module owns :func:`_prepare_sys_path` (the notebook folder, then the ``%pip`` target
-folder, in front of ``sys.path``), run by ``install`` and again by
+This module owns :func:`_prepare_sys_path` (the notebook folder, the ``%pip`` target folder
+and a Git folder's root, in front of ``sys.path``), run by ``install`` and again by
 ``dbutils.library.restartPython()``, which does not restart the process but refreshes the
 import system so packages installed with ``%pip`` become importable. It also owns
 ``dbutils.jobs.taskValues``: values set go to ``$ORCH_CONTROL_DIR/task_values.json``, values
@@ -28,17 +28,14 @@ __all__ = ["JobsUtil", "LibraryUtil", "TaskValuesUtil"]
 
 
 def _prepare_sys_path(config: _Config) -> None:
-    """Put the notebook folder, then the %pip target, in front of ``sys.path``."""
+    """Put the notebook folder, then the %pip target and, in a Git folder, the repository's
+    root (as Databricks Runtime 11.3+ does) in front of ``sys.path``."""
     import importlib
 
     if config.pip_target:
         Path(config.pip_target).mkdir(parents=True, exist_ok=True)
-    for entry in (config.pip_target, config.cwd):
-        if entry:
-            sys.path[:] = [p for p in sys.path if p != entry]
-    for entry in (config.pip_target, config.cwd):
-        if entry:
-            sys.path.insert(0, entry)
+    entries = list(dict.fromkeys(e for e in (config.cwd, config.pip_target, config.repo_root) if e))
+    sys.path[:] = entries + [p for p in sys.path if p not in entries]
     if config.pip_target and any(p.suffix == ".pth" for p in Path(config.pip_target).iterdir()):
         import site
 

@@ -35,11 +35,14 @@ RunStatus = Literal["SUCCESS", "FAILED", "TIMEDOUT", "CANCELED"]
 
 @dataclass(frozen=True)
 class NotebookSource:
-    """A workspace notebook and where its SOURCE text lives on disk."""
+    """A workspace notebook and where its SOURCE text lives on disk; ``repo_root`` is the root
+    of the Git folder (or ``git_source`` snapshot) it is in, which goes on ``sys.path`` after
+    the notebook's own folder, as on Databricks Runtime 11.3 and above."""
 
     workspace_path: str
     file: Path
     language: Language
+    repo_root: Path | None = None
 
 
 NotebookResolver = Callable[[str], NotebookSource]

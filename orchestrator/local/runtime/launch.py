@@ -157,6 +157,7 @@ def kernel_run_env(
     env = dict(request.environment)
     env.update(
         ORCH_NOTEBOOK_PATH=request.notebook.workspace_path,
+        ORCH_REPO_ROOT=str(request.notebook.repo_root or ""),
         ORCH_WORKSPACE_ROOT=str(request.workspace_root),
         ORCH_DBFS_ROOT=str(request.dbfs_root),
         ORCH_CONTROL_DIR=str(control_dir),

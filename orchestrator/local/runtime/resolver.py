@@ -4,6 +4,12 @@ The store (owned by the server) keeps one row per object in ``objects(path, obje
 language, ...)`` and the content of a notebook at ``workspace_root + path`` on disk. This module
 only reads that database, through a fresh read-only connection per lookup, so it is safe from
 any thread or process (``child.py`` uses it in a child notebook's process).
+
+Git folders (a ``REPO`` object and the objects below it) keep their notebooks with their
+extension on disk (``nb.py`` for the notebook ``nb``), and a ``git_source`` run's snapshot
+(``/Repos/.internal/<id>_commits/<commit>``) has no objects at all: its notebooks are found on
+disk. A notebook in either carries its root as ``repo_root`` (see
+:mod:`orchestrator.local.state.git_tree`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from orchestrator.local.runtime.execution import NotebookResolver, NotebookSource
+from orchestrator.local.state.git_tree import find_notebook, notebook_file, snapshot_root_of
 from orchestrator.local.state.notebook_format import LANGUAGES
 
 if TYPE_CHECKING:
@@ -42,9 +49,21 @@ def make_sqlite_resolver(state_db: Path, workspace_root: Path) -> NotebookResolv
         path = posixpath.normpath(workspace_path)
         if not path.startswith("/"):
             raise NotebookNotFound(f"not an absolute workspace path: {workspace_path}")
+        snapshot = snapshot_root_of(path)
+        if snapshot is not None:
+            root = workspace_file(workspace_root, snapshot)
+            found = find_notebook(root, path[len(snapshot) :])
+            if found is None:
+                raise NotebookNotFound(f"notebook not found: {path}")
+            return NotebookSource(path, found[0], found[1], repo_root=root)
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as connection:
             row = connection.execute(
                 "SELECT object_type, language FROM objects WHERE path = ?", (path,)
+            ).fetchone()
+            repo = connection.execute(  # the Git folder the notebook is in, if any
+                "SELECT path FROM objects WHERE object_type = 'REPO' "
+                "AND substr(?, 1, length(path) + 1) = path || '/'",
+                (path,),
             ).fetchone()
         if row is None or row[0] != "NOTEBOOK":
             raise NotebookNotFound(f"notebook not found: {path}")
@@ -53,8 +72,9 @@ def make_sqlite_resolver(state_db: Path, workspace_root: Path) -> NotebookResolv
             raise NotebookNotFound(f"notebook {path} has an unknown language {row[1]!r}")
         return NotebookSource(
             workspace_path=path,
-            file=workspace_file(workspace_root, path),
+            file=notebook_file(workspace_file(workspace_root, path), language),
             language=language,
+            repo_root=None if repo is None else workspace_file(workspace_root, str(repo[0])),
         )
 
     return resolve

@@ -20,12 +20,15 @@ from types import TracebackType
 
 from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import DbfsApi
+from orchestrator.local.api.git_credentials_api import GitCredentialsApi
 from orchestrator.local.api.jobs_api import JobsApi
 from orchestrator.local.api.permissions_api import PermissionsApi
+from orchestrator.local.api.repos_api import ReposApi
 from orchestrator.local.api.routing import Response, Router
 from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
+from orchestrator.local.jobs.git_snapshots import GitSnapshots, GitSourceTasks
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
 from orchestrator.local.jobs.scheduler import Scheduler
 from orchestrator.local.jobs.task_execution import TaskExecutor
@@ -39,7 +42,10 @@ from orchestrator.local.runtime.lifetime import (
 )
 from orchestrator.local.server.admin import Admin
 from orchestrator.local.server.faults import Faults, FaultSettings
+from orchestrator.local.server.git_sources_admin import GitSourcesAdmin
 from orchestrator.local.server.listener import serve_http
+from orchestrator.local.state.git_folders import GitFolders
+from orchestrator.local.state.git_store import GitStore
 from orchestrator.local.state.records import DEFAULT_USER_NAME
 from orchestrator.local.state.retention import PruneReport, Retention, prune
 from orchestrator.local.state.store import Store
@@ -110,6 +116,9 @@ class LocalWorkspace:
         # what a new workspace has: the users' folder, the user's home and /Shared
         home = f"/Users/{settings.user_name}"
         self.store.ensure_directories("/Users", home, "/Shared")
+        self.git_store = GitStore(self.store)
+        self.git_folders = GitFolders(self.store, self.git_store)
+        self.git_snapshots = GitSnapshots(self.store, self.git_store, sweep=self._sole_server)
         self.faults = Faults(settings.faults)
         self.clusters = Clusters(
             settings.clusters,
@@ -128,9 +137,13 @@ class LocalWorkspace:
             executor = notebooks
         else:
             self._notebooks = None
+        # a git_source run's Git tasks run from its snapshot, whatever runs the tasks
+        executor = GitSourceTasks(executor, self.git_snapshots)
         self.scheduler = Scheduler(
             self.store, self.clusters, executor, max_workers=settings.max_workers
         )
+        self.scheduler.on_run_start = self.git_snapshots.prepare
+        self.scheduler.on_run_end = self.git_snapshots.release
         self._stopped = threading.Event()
         self.prune()  # after recovery: runs a killed server left active have ended
 
@@ -158,7 +171,11 @@ class LocalWorkspace:
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
             self.jobs.cancel_child = self._notebooks.child_runs.cancel
-        WorkspaceApi(self.store).register(router)
+        WorkspaceApi(self.store, self.git_folders).register(router)
+        ReposApi(
+            self.store, self.git_store, self.git_folders, user_name=self.settings.user_name
+        ).register(router)
+        GitCredentialsApi(self.store, self.git_store).register(router)
         DbfsApi(self.store).register(router)
         self.jobs.register(router)
         ClustersApi(self.clusters).register(router)
@@ -167,13 +184,16 @@ class LocalWorkspace:
         PermissionsApi(self.store, user_name=self.settings.user_name).register(router)
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
+        GitSourcesAdmin(self.git_store).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
 
     def _start_lifetime(self, state_dir: Path) -> None:
         """End what a killed workspace here left running (unless another one serves this
         state dir), then start the watchdog that ends ours if this process dies."""
         self._sole = sole_server(state_dir)
-        if self._sole.__enter__():
+        #: no other workspace serves this state dir: what a killed one left may be removed
+        self._sole_server = bool(self._sole.__enter__())
+        if self._sole_server:
             reap_leftovers(state_dir)
         else:
             log.warning("another local workspace serves %s: not ending its processes", state_dir)

@@ -135,6 +135,9 @@ class RunRecord(_Timed, total=False):
     tasks: list[TaskRunRecord]
     overriding_parameters: dict[str, Any]
     job_parameters: list[dict[str, Any]]
+    #: the job's (or submit's) ``git_source``, with ``git_snapshot.used_commit`` once the run
+    #: has started
+    git_source: dict[str, Any]
 
 
 class JobSettings(TypedDict, total=False):
@@ -150,6 +153,7 @@ class JobSettings(TypedDict, total=False):
     environments: list[dict[str, Any]]
     tags: dict[str, str]
     description: str
+    git_source: dict[str, Any]
 
 
 class JobRecord(TypedDict):

@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.local.api.routing import Response
 from orchestrator.local.state.store import now_ms
+from orchestrator.local.ui.git_source_view import git_source_facts
 from orchestrator.local.ui.shell import duration, esc, page, state_badge, state_of, timestamp
 from orchestrator.local.ui.summary import RunRow, is_active, job_parameters, run_duration
 
@@ -118,7 +119,7 @@ def _facts(row: RunRow, doc: Mapping[str, Any], job_name: str) -> str:
         f'<dt>State</dt><dd id="run-state">{state_badge(doc)}</dd>{live and "<dt></dt>" + live}'
         f"<dt>Build</dt><dd>{esc(row.build_id)}</dd><dt>Branch</dt><dd>{esc(row.branch)}</dd>"
         f'<dt>Commit</dt><dd class="mono">{esc(row.commit)}</dd><dt>Pull request</dt><dd>{pr}</dd>'
-        f"<dt>Target</dt><dd>{esc(row.target)}</dd>"
+        f"<dt>Target</dt><dd>{esc(row.target)}</dd>{git_source_facts(doc)}"
         f"<dt>Started</dt><dd>{esc(timestamp(doc.get('start_time')))}</dd>"
         f"<dt>Ended</dt><dd>{esc(timestamp(doc.get('end_time')))}</dd>"
         f"<dt>Duration</dt><dd>{esc(duration(row.duration_ms))}</dd>"
