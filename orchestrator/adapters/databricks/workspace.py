@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestrator.adapters.databricks import dbfs, git_folders, identity, runs
+from orchestrator.adapters.databricks import dbfs, identity, repos, runs
 from orchestrator.adapters.databricks.run_views import RunView
 from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
 from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
@@ -294,7 +294,7 @@ class DatabricksWorkspace:
         except InfrastructureError as exc:
             if is_not_found(exc):
                 return False
-            if git_folders.delete_git_folder(self.client, path):
+            if repos.delete_git_folder(self.client, path):
                 return True
             raise
         return True
@@ -305,20 +305,20 @@ class DatabricksWorkspace:
     # -- Git folders and Git credentials ---------------------------------------------------------
 
     def git_credential_providers(self) -> set[str]:
-        return git_folders.credential_providers(self.client)
+        return repos.credential_providers(self.client)
 
     def add_git_credential(self, provider: str, username: str) -> None:
-        git_folders.add_credential(self.client, provider, username)
+        repos.add_credential(self.client, provider, username)
 
     def create_git_folder(
         self, *, url: str, provider: str, path: str, sparse: Sequence[str] = ()
     ) -> int:
-        return git_folders.create_git_folder(
+        return repos.create_git_folder(
             self.client, url=url, provider=provider, path=path, sparse=sparse
         )
 
     def check_out(self, repo_id: int, *, branch: str) -> str | None:
-        return git_folders.check_out(self.client, repo_id, branch=branch)
+        return repos.check_out(self.client, repo_id, branch=branch)
 
     def deploy(
         self,
