@@ -233,3 +233,19 @@ def test_engine_errors_name_the_statement_and_who_is_at_fault(client: Any) -> No
         assert "pyspark/sql/connect" not in (out.error_trace or "")
     cells = commands(client, outcome["typo"][0].run_id)
     assert not [i for i in cells[0]["results"]["data"] if "GRPC Error" in str(i.get("data"))]
+
+
+def test_optimize_compacts_a_delta_table_and_the_engine_still_reads_it(client: Any) -> None:
+    upload(
+        client,
+        "/q/compact",
+        "for n in range(4):\n"
+        "    spark.range(n * 10, n * 10 + 10).write.format('delta').mode('append')"
+        ".saveAsTable('compacted')",
+        "metrics = spark.sql('OPTIMIZE compacted').collect()[0]['metrics']\n"
+        "assert metrics['numFilesRemoved'] >= 4 and metrics['numFilesAdded'] == 1, metrics\n"
+        "assert spark.table('compacted').count() == 40\n"
+        "history = spark.sql('DESCRIBE HISTORY compacted').collect()\n"
+        "assert history[0]['operation'] == 'OPTIMIZE', history[0]",
+    )
+    succeeded(run(client, task("compact", "/q/compact")))
