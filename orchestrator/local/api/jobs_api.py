@@ -26,6 +26,7 @@ from orchestrator.local.state.records import (
     RunRecord,
     TaskRunRecord,
 )
+from orchestrator.local.state.redaction import redact_json, secret_values
 from orchestrator.local.state.retention import delete_run_files, executed_notebook
 from orchestrator.local.state.store import Store, now_ms
 
@@ -386,7 +387,9 @@ class JobsApi:
             if len(result) > MAX_OUTPUT_BYTES:
                 notebook_output["result"] = result[:MAX_OUTPUT_BYTES].decode("utf-8", "ignore")
                 notebook_output["truncated"] = True
-        return out
+        # masked when recorded; again here for a secret put since, or an older state's run
+        masked: dict[str, Any] = redact_json(out, secret_values(self.store))
+        return masked
 
     def runs_export(self, req: Request) -> dict[str, Any]:
         views = (req.text("views_to_export") or "CODE").upper()

@@ -13,7 +13,8 @@ change nothing. This module loads documents from the store and scheduler; :mod:`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.local.api.jobs_api import JobsApi
@@ -21,6 +22,7 @@ from orchestrator.local.api.json_body import INT64_MAX
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.state.api_error import ApiError
 from orchestrator.local.state.records import RunRecord, TaskRunRecord
+from orchestrator.local.state.redaction import redact_html, secret_values
 from orchestrator.local.state.retention import executed_notebook
 from orchestrator.local.ui import jobs_view, run_view
 from orchestrator.local.ui.jobs_view import JobFilters, JobRow, JobsFilter
@@ -81,8 +83,24 @@ class Pages:
             (r"/favicon\.ico", lambda req: Response(204, b"", "image/x-icon")),
         )
         for pattern, handler in routes:
-            router.plain("GET", pattern, handler, public=True)
+            router.plain("GET", pattern, self._masking(handler), public=True)
         TestCountsApi(self.store).register(router)
+
+    def _masking(self, handler: Callable[..., Response]) -> Callable[..., Response]:
+        """``handler`` whose HTML has the secret values masked (``state/redaction.py``): an
+        exit value, an error, a parameter or an output recorded before the secret was put."""
+
+        def masked(req: Request, **kwargs: str) -> Response:
+            response = handler(req, **kwargs)
+            if not response.content_type.startswith("text/html"):
+                return response
+            secrets = secret_values(self.store)
+            if not secrets:
+                return response
+            text = redact_html(response.body.decode("utf-8", "replace"), secrets)
+            return replace(response, body=text.encode("utf-8"))
+
+        return masked
 
     # --- loading -------------------------------------------------------------------------
     def _fresh(self, doc: RunRecord) -> RunRecord:
