@@ -142,7 +142,7 @@ class JobsApi:
         job_id = req.required_int("job_id")
         changes = req.obj("new_settings")
         remove = req.get("fields_to_remove") or []
-        if not isinstance(remove, list):
+        if not isinstance(remove, list) or not all(isinstance(f, str) for f in remove):
             raise bad_request("fields_to_remove must be a list of field names")
         settings: dict[str, Any] = dict(self._job(job_id)["settings"])
         for key, value in changes.items():
@@ -159,7 +159,7 @@ class JobsApi:
             else:
                 settings[key] = value
         for field in remove:
-            if isinstance(field, str) and field.startswith("tasks/"):
+            if field.startswith("tasks/"):
                 key = field.split("/", 1)[1]
                 settings["tasks"] = [t for t in settings.get("tasks", []) if t["task_key"] != key]
             else:

@@ -229,7 +229,7 @@ class PermissionsApi:
         (kind, name) = named[0]
         level = entry.get("permission_level")
         label = _TYPES[target.kind][1]
-        if level not in LEVELS:
+        if not isinstance(level, str) or level not in LEVELS:
             raise bad_request(
                 f"Invalid permission level {str(level)[:50]!r} for a {label}: "
                 f"it must be one of {', '.join(LEVELS)}"

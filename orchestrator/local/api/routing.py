@@ -201,6 +201,15 @@ class Router:
         ``public`` routes are served without the bearer token (the read-only pages)."""
         self._plain.append((method, re.compile(pattern), handler, public))
 
+    def api_routes(self) -> list[tuple[str, str, frozenset[str]]]:
+        """Every API route: method, route (a prefix route ends in ``/``) and its versions."""
+        found = [(m, r, entry[0]) for (m, r), entry in self._api.items()]
+        return found + [(m, p, entry[0]) for (m, p), entry in self._prefixes.items()]
+
+    def plain_routes(self) -> list[tuple[str, str]]:
+        """Every other route: method and the pattern of its paths."""
+        return [(m, pattern.pattern) for m, pattern, _, _ in self._plain]
+
     def find_api(self, method: str, version: str, route: str) -> Handler:
         entry = self._entry(method, route)
         if entry is None:

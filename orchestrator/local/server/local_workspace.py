@@ -144,7 +144,8 @@ class LocalWorkspace:
         self.prune()  # after recovery: runs a killed server left active have ended
 
     def _serve(self) -> None:
-        router = Router()
+        #: every route the workspace serves (the hostile-input tests walk them all)
+        self.router = router = Router()
         self._server, self._thread = serve_http(
             host=self.settings.host,
             port=self.settings.port,
