@@ -638,6 +638,7 @@ HOSTILE = [
         params={"path": "/data/f.txt", "offset": INT64},
     ),
     Case("jobs/list offset of 40 digits", "GET", "2.1/jobs/list", params={"offset": "9" * 40}),
+    Case("runs/list offset -1", "GET", "2.1/jobs/runs/list", params={"offset": -1}),
     Case(
         "a folder id 2^63", "GET", f"2.0/permissions/directories/{INT64}", status=404, code=MISSING
     ),

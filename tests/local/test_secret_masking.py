@@ -82,11 +82,13 @@ def test_an_exit_value_holding_a_secret_is_masked_in_get_output_and_on_disk(
     ws: LocalWorkspace,
 ) -> None:
     _put_secret(ws)
-    _, task_run_id = _fake_run(ws, exit=f"token={SECRET}", result="FAILED")
+    run_id, task_run_id = _fake_run(ws, exit=f"token={SECRET}", result="FAILED")
     output = _api(ws, "GET", "2.1/jobs/runs/get-output", run_id=task_run_id)
     assert output["notebook_output"]["result"] == "token=[REDACTED]"
     assert SECRET not in json.dumps(output)
     assert SECRET.encode() not in _state_bytes(ws)
+    pages = _pages(ws, run_id, task_run_id)
+    assert SECRET not in pages and "s3cr3t-v4lue&lt;&amp;&gt;" not in pages
 
 
 def test_a_secret_put_after_the_run_is_masked_when_shown(ws: LocalWorkspace) -> None:
