@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,15 +50,22 @@ class _Executor:
 
 def serve(argv: list[str] | None = None) -> int:
     from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor
-    from orchestrator.local.server import FaultSettings, start_local_workspace
+    from orchestrator.local.server import ConnectionLimits, FaultSettings, start_local_workspace
 
     parser = argparse.ArgumentParser(prog="python -m bench.server")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--max-workers", type=int, default=8)
+    parser.add_argument("--idle-seconds", type=float, help="connections' idle timeout")
+    parser.add_argument("--max-connections", type=int, help="connections served at once")
     args = parser.parse_args(argv)
     executor = _Executor()
+    limits = ConnectionLimits()
+    if args.idle_seconds is not None:
+        limits = replace(limits, idle_seconds=args.idle_seconds)
+    if args.max_connections is not None:
+        limits = replace(limits, max_connections=args.max_connections)
     try:
         ws = start_local_workspace(
             args.state_dir,
@@ -68,6 +75,7 @@ def serve(argv: list[str] | None = None) -> int:
             max_workers=args.max_workers,
             cluster_start_delay=0.5,
             executor=executor,
+            connections=limits,
         )
     except OSError as exc:
         print(json.dumps({"error": f"{exc.strerror or exc}"}), flush=True)
@@ -105,6 +113,7 @@ class Server:
         latency_ms: float = 20.0,
         max_workers: int = 8,
         env: dict[str, str] | None = None,
+        options: tuple[str, ...] = (),
     ) -> Server:
         argv = [
             sys.executable,
@@ -118,6 +127,7 @@ class Server:
             str(latency_ms),
             "--max-workers",
             str(max_workers),
+            *options,
         ]
         env = dict(os.environ, **(env or {}), **{TOKEN_ENV: token})
         process = subprocess.Popen(

@@ -597,16 +597,176 @@ PERMISSIONS = [
     Case("DELETE permissions", "DELETE", DIR, status=405, code="METHOD_NOT_ALLOWED"),
 ]
 
-CASES = WORKSPACE + DBFS + JOBS + SECRETS + PERMISSIONS
+
+def _path_of(size: int, prefix: str = "/Shared/") -> str:
+    """A path of exactly ``size`` bytes, of names of 200 bytes or less (many folders deep)."""
+    names, left = [], size - len(prefix)
+    while left > 0:
+        take = min(200, left)
+        if left - take == 1:  # a name must not be left with nothing after its "/"
+            take -= 1
+        names.append("p" * take)
+        left -= take + 1
+    path = prefix + "/".join(names)
+    assert len(path.encode()) == size, len(path.encode())
+    return path
+
+
+INT64 = 2**63
+NOT_UTF8 = base64.b64encode(b"# Databricks notebook source\nprint('\xff\xfe')\n").decode()
+NESTED = b'{"path": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+WIDE_NUMBER = b'{"job_id": ' + b"7" * 5000 + b"}"
+#: the inputs of issue 25's probe that were answered 500, or not at all (bodies as sent)
+HOSTILE = [
+    Case("jobs/get job_id 2^63", "GET", "2.1/jobs/get", params={"job_id": INT64}),
+    Case("runs/get run_id 2^63", "GET", "2.1/jobs/runs/get", params={"run_id": INT64}),
+    Case(
+        "runs/get-output run_id 2^64", "GET", "2.1/jobs/runs/get-output", params={"run_id": 2**64}
+    ),
+    Case("jobs/delete job_id 2^63", "POST", "2.1/jobs/delete", {"job_id": INT64}, code=MALFORMED),
+    Case(
+        "runs/cancel run_id -2^63-1",
+        "POST",
+        "2.1/jobs/runs/cancel",
+        {"run_id": -INT64 - 1},
+        code=MALFORMED,
+    ),
+    Case(
+        "dbfs/read offset 2^63",
+        "GET",
+        "2.0/dbfs/read",
+        params={"path": "/data/f.txt", "offset": INT64},
+    ),
+    Case("jobs/list offset of 40 digits", "GET", "2.1/jobs/list", params={"offset": "9" * 40}),
+    Case("runs/list offset -1", "GET", "2.1/jobs/runs/list", params={"offset": -1}),
+    Case(
+        "a folder id 2^63", "GET", f"2.0/permissions/directories/{INT64}", status=404, code=MISSING
+    ),
+    Case(
+        "a folder id of 20 digits",
+        "GET",
+        "2.0/permissions/directories/" + "9" * 20,
+        status=404,
+        code=MISSING,
+    ),
+    Case("JSON nested 5000 deep", "POST", "2.0/workspace/mkdirs", raw=NESTED, code=MALFORMED),
+    Case(
+        "JSON nested 65 deep", "POST", "2.1/jobs/create", raw=b"[" * 65 + b"]" * 65, code=MALFORMED
+    ),
+    Case("a 5000-digit number", "POST", "2.1/jobs/delete", raw=WIDE_NUMBER, code=MALFORMED),
+    Case(
+        "Infinity", "POST", "2.1/jobs/create", raw=b'{"timeout_seconds": Infinity}', code=MALFORMED
+    ),
+    Case(
+        "-Infinity", "POST", "2.1/jobs/create", raw=b'{"name": "x", "x": -Infinity}', code=MALFORMED
+    ),
+    Case("NaN", "POST", "2.1/jobs/create", raw=b'{"max_concurrent_runs": NaN}', code=MALFORMED),
+    Case("1e999", "POST", "2.1/jobs/create", raw=b'{"timeout_seconds": 1e999}', code=MALFORMED),
+    Case(
+        "a lone surrogate in a workspace path",
+        "POST",
+        "2.0/workspace/mkdirs",
+        raw=b'{"path": "/Shared/a/\\ud800"}',
+        code=MALFORMED,
+    ),
+    Case(
+        "a lone surrogate in a DBFS path",
+        "POST",
+        "2.0/dbfs/put",
+        raw=b'{"path": "/data/\\udfff", "contents": ""}',
+        code=MALFORMED,
+    ),
+    Case(
+        "a job name with a lone surrogate",
+        "POST",
+        "2.1/jobs/create",
+        raw=b'{"name": "build \\ud800"}',
+        code=MALFORMED,
+    ),
+    Case(
+        "a key with a lone surrogate",
+        "POST",
+        "2.1/jobs/create",
+        raw=b'{"\\udc00": 1}',
+        code=MALFORMED,
+    ),
+    Case(
+        "invalid UTF-8 in a JSON body",
+        "POST",
+        "2.1/jobs/create",
+        raw=b'{"name": "\xff"}',
+        code=MALFORMED,
+    ),
+    Case("mkdirs of exactly 4096 bytes", "POST", "2.0/workspace/mkdirs", {"path": _path_of(4096)}),
+    Case(
+        "import to exactly 4096 bytes",
+        "POST",
+        "2.0/workspace/import",
+        {"path": _path_of(4096, "/Shared/a/"), "language": "PYTHON", "content": NB},
+    ),
+    Case(
+        "DBFS put of exactly 4096 bytes", "POST", "2.0/dbfs/put", {"path": _path_of(4096, "/data/")}
+    ),
+    Case(
+        "DBFS mkdirs of 1025 bytes", "POST", "2.0/dbfs/mkdirs", {"path": _path_of(1025, "/data/")}
+    ),
+    Case("DBFS create of 1025 bytes", "POST", "2.0/dbfs/create", {"path": _path_of(1025, "/d/")}),
+    Case(
+        "a non-UTF-8 SOURCE notebook",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/latin1", "format": "SOURCE", "language": "PYTHON", "content": NOT_UTF8},
+    ),
+    Case(
+        "a non-UTF-8 notebook by AUTO",
+        "POST",
+        "2.0/workspace/import",
+        {"path": "/Shared/a/latin1.py", "format": "AUTO", "content": NOT_UTF8},
+    ),
+    Case(
+        "depends_on naming a list",
+        "POST",
+        "2.1/jobs/create",
+        {"tasks": [_task("a"), _task("b", depends_on=[{"task_key": ["a"]}])]},
+    ),
+    Case(
+        "depends_on naming an object",
+        "POST",
+        "2.1/jobs/create",
+        {"tasks": [_task("a"), _task("b", depends_on=[{"task_key": {"k": "a"}}])]},
+    ),
+    Case(
+        "depends_on a string", "POST", "2.1/jobs/create", {"tasks": [_task("b", depends_on=["a"])]}
+    ),
+    Case(
+        "a 1000-task cycle",
+        "POST",
+        "2.2/jobs/create",
+        {
+            "tasks": [
+                _task(f"t{i}", depends_on=[{"task_key": f"t{(i + 1) % 1000}"}]) for i in range(1000)
+            ]
+        },
+    ),
+    Case(
+        "a 3-task cycle in a submit",
+        "POST",
+        "2.2/jobs/runs/submit",
+        {"tasks": [_task(f"t{i}", depends_on=[{"task_key": f"t{(i + 1) % 3}"}]) for i in range(3)]},
+    ),
+]
+
+CASES = WORKSPACE + DBFS + JOBS + SECRETS + PERMISSIONS + HOSTILE
 
 
 def _id(case: Case) -> str:
-    return f"{case.route.split('/')[1]}: {case.name}"
+    return f"{case.route.split('/')[1]}: {case.name}"[:120]
 
 
 def test_the_table_has_at_least_40_cases_over_every_api() -> None:
     assert len(CASES) >= 40
-    assert all(len(group) >= 10 for group in (WORKSPACE, DBFS, JOBS, SECRETS, PERMISSIONS))
+    groups = (WORKSPACE, DBFS, JOBS, SECRETS, PERMISSIONS, HOSTILE)
+    assert all(len(group) >= 10 for group in groups)
     assert len({_id(c) for c in CASES}) == len(CASES)
 
 

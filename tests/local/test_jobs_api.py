@@ -64,6 +64,23 @@ def test_invalid_settings_are_rejected(w) -> None:  # type: ignore[no-untyped-de
         w.jobs.create(name="x", tasks=[task("a", deps=("b",)), task("b", deps=("a",))])
 
 
+def test_long_chains_in_reverse_order_and_long_cycles(w, fake: FakeExecutor) -> None:  # type: ignore[no-untyped-def]
+    """Dependencies are walked without recursion: 1,000 tasks (the service's limit), each
+    depending on the next one listed, are accepted, and a cycle through all of them is 400.
+    A run of such a chain runs its tasks in dependency order (100 of them: a run of 1,000
+    takes tens of seconds here, each state change saving the whole run)."""
+    chain = [task(f"t{i}", deps=(f"t{i + 1}",)) for i in range(999)] + [task("t999")]
+    assert w.jobs.create(name="chain", tasks=chain).job_id
+    cycle = [task(f"t{i}", deps=(f"t{(i + 1) % 1000}",)) for i in range(1000)]
+    with pytest.raises(DatabricksError, match=r"cycle: t0 -> t1 .* tasks.* -> t0"):
+        w.jobs.create(name="cycle", tasks=cycle)
+    short = [task(f"t{i}", deps=(f"t{i + 1}",)) for i in range(99)] + [task("t99")]
+    job = w.jobs.create(name="short chain", tasks=short)
+    run = wait(w, w.jobs.run_now(job.job_id).run_id)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS
+    assert [c.task_key for c in fake.calls] == [f"t{i}" for i in range(99, -1, -1)]
+
+
 def test_run_now_life_cycle_and_parameters(w, fake: FakeExecutor) -> None:  # type: ignore[no-untyped-def]
     job = w.jobs.create(
         name="p",

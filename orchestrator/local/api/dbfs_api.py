@@ -9,7 +9,8 @@ Limits and error codes follow the service's documentation:
   a file's parent folders are created as needed.
 - ``create`` returns a ``handle``; ``add-block`` appends at most 1 MB of base64 ``data``;
   ``close`` makes the file visible. Handles idle for 10 minutes expire
-  (``RESOURCE_DOES_NOT_EXIST``, as an unknown handle).
+  (``RESOURCE_DOES_NOT_EXIST``, as an unknown handle): a sweep drops them and their temporary
+  files, and a starting workspace deletes those a previous one left.
 - ``read`` returns base64 ``data`` and ``bytes_read`` from ``offset`` for ``length`` bytes
   (default 0.5 MB, at most 1 MB: ``MAX_READ_SIZE_EXCEEDED``); a folder or a negative offset or
   length is ``INVALID_PARAMETER_VALUE``.
@@ -17,18 +18,22 @@ Limits and error codes follow the service's documentation:
   ``RESOURCE_DOES_NOT_EXIST``; deleting a non-empty folder without ``recursive`` is
   ``IO_ERROR``; deleting a path that does not exist succeeds, as on the service.
 
-Paths are absolute DBFS paths (``/mnt/x``; ``dbfs:/mnt/x`` is accepted too). Every write goes
-through a temporary file outside the tree and is renamed into place, so a reader (a notebook, a
-``read``) never sees half a file.
+Paths are absolute DBFS paths (``/mnt/x``; ``dbfs:/mnt/x`` is accepted too) of at most 1,024
+bytes (``state/limits.py``). Every write goes through a temporary file outside the tree and is
+renamed into place, so a reader (a notebook, a ``read``) never sees half a file. The tree is
+reached through real folders only (``state/confined.py``): a symbolic link a notebook planted
+is listed and deleted as itself, and never followed.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import itertools
+import logging
 import os
-import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -39,15 +44,27 @@ from typing import Any
 
 from orchestrator.local.api.routing import Request, Router
 from orchestrator.local.state.api_error import ApiError, already_exists, bad_request, not_found
-from orchestrator.local.state.limits import check_path
+from orchestrator.local.state.confined import Tree, names
+from orchestrator.local.state.limits import MAX_DBFS_PATH_BYTES, check_path
 from orchestrator.local.state.store import Store
 
-__all__ = ["HANDLE_IDLE_SECONDS", "MAX_BLOCK_BYTES", "MAX_READ_BYTES", "DbfsApi"]
+__all__ = [
+    "HANDLE_IDLE_SECONDS",
+    "MAX_BLOCK_BYTES",
+    "MAX_OPEN_HANDLES",
+    "MAX_READ_BYTES",
+    "DbfsApi",
+]
 
 MAX_BLOCK_BYTES = 1024 * 1024  # inline put contents and each add-block
 MAX_READ_BYTES = 1024 * 1024
 DEFAULT_READ_BYTES = 512 * 1024
 HANDLE_IDLE_SECONDS = 600.0
+#: open create handles at once (a guess: the service documents none); more is 429
+MAX_OPEN_HANDLES = 1000
+#: the temporary files of handles and puts, in the state dir's tmp folder
+TEMP_PREFIX = "dbfs-"
+log = logging.getLogger(__name__)
 _FORM_FIELDS = ("path", "overwrite", "contents")
 
 
@@ -60,11 +77,12 @@ class _Stream:
     temp: Path
     touched: float
     lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False  # closed or expired: no block may be added
 
 
 class DbfsApi:
     def __init__(self, store: Store, *, handle_idle_seconds: float = HANDLE_IDLE_SECONDS) -> None:
-        self.root = store.dbfs_root
+        self.tree = store.dbfs_tree
         self.tmp_root = store.tmp_root
         self.handle_idle_seconds = handle_idle_seconds
         self._lock = threading.RLock()  # structure: mkdirs, rename into place, delete, move
@@ -88,52 +106,47 @@ class DbfsApi:
     def _path(self, req: Request, name: str = "path") -> str:
         return normalize_dbfs_path(req.required_text(name), field=name)
 
-    def _local(self, path: str) -> Path:
-        return self.root / path.lstrip("/")
-
-    def _info(self, path: str, local: Path) -> dict[str, Any]:
-        stat = local.stat()
-        is_dir = local.is_dir()
+    def _info(self, path: str, found: os.stat_result) -> dict[str, Any]:
+        # a link (planted by a notebook) is shown as what it is, a file, and never followed
+        is_dir = stat.S_ISDIR(found.st_mode)
         return {
             "path": path,
             "is_dir": is_dir,
-            "file_size": 0 if is_dir else stat.st_size,
-            "modification_time": int(stat.st_mtime * 1000),
+            "file_size": 0 if is_dir else found.st_size,
+            "modification_time": int(found.st_mtime * 1000),
         }
 
     def _make_parents(self, path: str) -> None:
         """Create the folders above ``path``; a file in the way is RESOURCE_ALREADY_EXISTS."""
-        current = self.root
-        for part in [p for p in path.split("/") if p][:-1]:
-            current = current / part
-            if current.is_file():
-                raise already_exists(
-                    f"A file or directory already exists at the input path "
-                    f"{'/' + current.relative_to(self.root).as_posix()}."
-                )
-            current.mkdir(exist_ok=True)
+        parts = names(path)[:-1]
+        try:
+            self.tree.makedirs(parts)
+        except (NotADirectoryError, FileExistsError):
+            where = _in_the_way(self.tree, parts)
+            raise already_exists(
+                f"A file or directory already exists at the input path {where}."
+            ) from None
 
     def _place(self, temp: Path, path: str, *, overwrite: bool) -> None:
         """Rename a finished temporary file to ``path`` (the only way a file appears)."""
         if path == "/":
             raise bad_request("Cannot write to the DBFS root")
-        target = self._local(path)
         with self._lock:
-            if target.is_dir():
-                raise already_exists(
-                    f"A file or directory already exists at the input path {path}."
-                )
-            if target.exists() and not overwrite:
+            found = self.tree.lstat(names(path))
+            if found is not None and (stat.S_ISDIR(found.st_mode) or not overwrite):
                 raise already_exists(
                     f"A file or directory already exists at the input path {path}."
                 )
             self._make_parents(path)
-            temp.replace(target)
+            self.tree.place(temp, names(path))
 
     def _temp(self) -> Path:
-        fd, name = tempfile.mkstemp(dir=self.tmp_root, prefix="dbfs-")
+        fd, name = tempfile.mkstemp(dir=self.tmp_root, prefix=TEMP_PREFIX)
         os.close(fd)
         return Path(name)
+
+    def _exists(self, path: str) -> os.stat_result | None:
+        return self.tree.lstat(names(path))
 
     # --- put -----------------------------------------------------------------------------
     def put(self, req: Request) -> dict[str, Any]:
@@ -149,7 +162,7 @@ class DbfsApi:
             data = self._inline_contents(req)
         if path == "/":
             raise bad_request("Cannot write to the DBFS root")
-        if self._local(path).exists() and not overwrite:  # fail before writing anything
+        if self._exists(path) is not None and not overwrite:  # fail before writing anything
             raise already_exists(f"A file or directory already exists at the input path {path}.")
         temp = self._temp()
         try:
@@ -178,18 +191,24 @@ class DbfsApi:
         overwrite = req.flag("overwrite")
         if path == "/":
             raise bad_request("Cannot write to the DBFS root")
-        local = self._local(path)
-        if local.is_dir() or (local.exists() and not overwrite):
+        found = self._exists(path)
+        if found is not None and (stat.S_ISDIR(found.st_mode) or not overwrite):
             raise already_exists(f"A file or directory already exists at the input path {path}.")
-        self._expire()
-        handle = next(self._handles)
+        self.expire()
         with self._lock:
+            if len(self._streams) >= MAX_OPEN_HANDLES:
+                raise ApiError(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    f"At most {MAX_OPEN_HANDLES} DBFS handles can be open at once: close some",
+                )
+            handle = next(self._handles)
             self._streams[handle] = _Stream(path, overwrite, self._temp(), time.monotonic())
         return {"handle": handle}
 
     def _stream(self, req: Request) -> tuple[int, _Stream]:
         handle = req.required_int("handle")
-        self._expire()
+        self.expire()
         with self._lock:
             stream = self._streams.get(handle)
         if stream is None:
@@ -205,6 +224,8 @@ class DbfsApi:
             raise _too_large("data")
         _, stream = self._stream(req)
         with stream.lock:
+            if stream.closed:
+                raise not_found("The handle has expired.")
             with stream.temp.open("ab") as handle:
                 handle.write(data)
             stream.touched = time.monotonic()
@@ -215,13 +236,17 @@ class DbfsApi:
         with self._lock:
             self._streams.pop(handle, None)
         with stream.lock:
+            stream.closed = True
             try:
                 self._place(stream.temp, stream.path, overwrite=stream.overwrite)
             finally:
                 stream.temp.unlink(missing_ok=True)
         return {}
 
-    def _expire(self) -> None:
+    def expire(self) -> int:
+        """Drop the handles idle for longer than ``handle_idle_seconds``, with their
+        temporary files; how many. Called on every handle request and periodically by the
+        workspace (``sweep_handles``), so an abandoned upload's bytes never stay behind."""
         now = time.monotonic()
         with self._lock:
             stale = [
@@ -229,7 +254,32 @@ class DbfsApi:
             ]
             streams = [self._streams.pop(h) for h in stale]
         for stream in streams:
-            stream.temp.unlink(missing_ok=True)
+            with stream.lock:
+                stream.closed = True
+                stream.temp.unlink(missing_ok=True)
+        return len(streams)
+
+    def sweep_handles(self, stop: threading.Event) -> None:
+        """Expire idle handles until ``stop`` is set (the workspace's thread)."""
+        interval = max(0.05, min(60.0, self.handle_idle_seconds / 4))
+        while not stop.wait(interval):
+            try:
+                self.expire()
+            except Exception:  # a failed pass must not end the thread: the next one retries
+                log.exception("expiring DBFS handles failed")
+
+    def remove_abandoned(self) -> int:
+        """Delete the temporary files of handles a previous server left open (at start, when
+        no handle of this server exists yet); how many."""
+        removed = 0
+        for entry in self.tmp_root.glob(TEMP_PREFIX + "*"):
+            with self._lock:
+                if any(s.temp == entry for s in self._streams.values()):
+                    continue
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed += 1
+        return removed
 
     # --- reading -------------------------------------------------------------------------
     def read(self, req: Request) -> dict[str, Any]:
@@ -245,41 +295,39 @@ class DbfsApi:
                 "MAX_READ_SIZE_EXCEEDED",
                 f"Cannot read more than {MAX_READ_BYTES} bytes at once (asked for {length})",
             )
-        local = self._local(path)
-        if local.is_dir():
+        if self.tree.is_dir(names(path)):
             raise bad_request(f"The path {path} is a directory")
         try:
-            with local.open("rb") as handle:
-                handle.seek(offset)
-                data = handle.read(length)
+            with self.tree.open_file(names(path)) as fd:
+                found = os.fstat(fd)
+                if stat.S_ISDIR(found.st_mode):  # made a folder meanwhile
+                    raise bad_request(f"The path {path} is a directory")
+                data = os.pread(fd, length, offset) if offset < found.st_size else b""
         except (FileNotFoundError, NotADirectoryError):
             raise not_found(f"No file or directory exists on path {path}.") from None
         return {"bytes_read": len(data), "data": base64.b64encode(data).decode()}
 
     def get_status(self, req: Request) -> dict[str, Any]:
         path = self._path(req)
-        local = self._local(path)
-        try:
-            return self._info(path, local)
-        except (FileNotFoundError, NotADirectoryError):
-            raise not_found(f"No file or directory exists on path {path}.") from None
+        found = self._exists(path)
+        if found is None:
+            raise not_found(f"No file or directory exists on path {path}.")
+        return self._info(path, found)
 
     def list(self, req: Request) -> dict[str, Any]:
         path = self._path(req)
-        local = self._local(path)
+        found = self._exists(path)
+        if found is None:
+            raise not_found(f"No file or directory exists on path {path}.")
+        if not stat.S_ISDIR(found.st_mode):
+            return {"files": [self._info(path, found)]}
+        base = path.rstrip("/")
         try:
-            if not local.is_dir():
-                return {"files": [self._info(path, local)]}
-            base = path.rstrip("/")
-            entries = []
-            for child in sorted(local.iterdir()):
-                try:
-                    entries.append(self._info(f"{base}/{child.name}", child))
-                except FileNotFoundError:  # removed while listing
-                    continue
+            entries = self.tree.entries(names(path))
         except (FileNotFoundError, NotADirectoryError):
             raise not_found(f"No file or directory exists on path {path}.") from None
-        return {"files": entries} if entries else {}
+        files = [self._info(f"{base}/{name}", status) for name, status in entries]
+        return {"files": files} if files else {}
 
     # --- structure -----------------------------------------------------------------------
     def mkdirs(self, req: Request) -> dict[str, Any]:
@@ -293,20 +341,17 @@ class DbfsApi:
         recursive = req.flag("recursive")
         if path == "/":
             raise bad_request("The DBFS root can't be deleted")
-        local = self._local(path)
+        parts = names(path)
         with self._lock:
-            if not local.is_dir():
-                if local.exists():
-                    local.unlink()
+            found = self.tree.lstat(parts)
+            if found is None:
                 return {}  # a path that does not exist: the service answers success too
-            if any(local.iterdir()) and not recursive:
+            if stat.S_ISDIR(found.st_mode) and self.tree.entries(parts) and not recursive:
                 raise ApiError(
                     400, "IO_ERROR", f"The directory {path} is not empty (use recursive)"
                 )
-            # renamed away first, so the path is gone at once however large the tree
-            doomed = Path(tempfile.mkdtemp(dir=self.tmp_root, prefix="dbfs-delete-"))
-            local.replace(doomed / "tree")
-        shutil.rmtree(doomed, ignore_errors=True)
+            # a link is removed itself, never what it points to
+            self.tree.remove(parts)
         return {}
 
     def move(self, req: Request) -> dict[str, Any]:
@@ -316,17 +361,25 @@ class DbfsApi:
             raise bad_request("The DBFS root can't be moved or replaced")
         if target == source or target.startswith(source.rstrip("/") + "/"):
             raise bad_request(f"Cannot move {source} into itself ({target})")
-        src, dst = self._local(source), self._local(target)
         with self._lock:
-            if not src.exists():
+            if self._exists(source) is None:
                 raise not_found(f"No file or directory exists on path {source}.")
-            if dst.exists():
+            if self._exists(target) is not None:
                 raise already_exists(
                     f"A file or directory already exists at the input path {target}."
                 )
             self._make_parents(target)
-            src.replace(dst)
+            self.tree.move(names(source), names(target))
         return {}
+
+
+def _in_the_way(tree: Tree, parts: tuple[str, ...]) -> str:
+    """The first path of ``parts`` that is not a folder (for the message)."""
+    for depth in range(1, len(parts) + 1):
+        found = tree.lstat(parts[:depth])
+        if found is None or not stat.S_ISDIR(found.st_mode):
+            return "/" + "/".join(parts[:depth])
+    return "/" + "/".join(parts)
 
 
 def normalize_dbfs_path(raw: str, *, field: str = "path") -> str:
@@ -334,7 +387,7 @@ def normalize_dbfs_path(raw: str, *, field: str = "path") -> str:
     text = raw[len("dbfs:") :] if raw.startswith("dbfs:") else raw
     if not text.startswith("/"):
         raise bad_request(f"Invalid {field}: '{raw[:200]}' is not an absolute DBFS path")
-    check_path(text, field=field)
+    check_path(text, field=field, max_bytes=MAX_DBFS_PATH_BYTES)
     if any(ord(ch) < 32 for ch in text):
         raise bad_request(f"Invalid {field}: contains control characters")
     parts = [p for p in text.split("/") if p]

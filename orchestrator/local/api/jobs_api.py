@@ -26,6 +26,7 @@ from orchestrator.local.state.records import (
     RunRecord,
     TaskRunRecord,
 )
+from orchestrator.local.state.redaction import redact_json, secret_values
 from orchestrator.local.state.retention import delete_run_files, executed_notebook
 from orchestrator.local.state.store import Store, now_ms
 
@@ -141,7 +142,7 @@ class JobsApi:
         job_id = req.required_int("job_id")
         changes = req.obj("new_settings")
         remove = req.get("fields_to_remove") or []
-        if not isinstance(remove, list):
+        if not isinstance(remove, list) or not all(isinstance(f, str) for f in remove):
             raise bad_request("fields_to_remove must be a list of field names")
         settings: dict[str, Any] = dict(self._job(job_id)["settings"])
         for key, value in changes.items():
@@ -158,7 +159,7 @@ class JobsApi:
             else:
                 settings[key] = value
         for field in remove:
-            if isinstance(field, str) and field.startswith("tasks/"):
+            if field.startswith("tasks/"):
                 key = field.split("/", 1)[1]
                 settings["tasks"] = [t for t in settings.get("tasks", []) if t["task_key"] != key]
             else:
@@ -386,7 +387,9 @@ class JobsApi:
             if len(result) > MAX_OUTPUT_BYTES:
                 notebook_output["result"] = result[:MAX_OUTPUT_BYTES].decode("utf-8", "ignore")
                 notebook_output["truncated"] = True
-        return out
+        # masked when recorded; again here for a secret put since, or an older state's run
+        masked: dict[str, Any] = redact_json(out, secret_values(self.store))
+        return masked
 
     def runs_export(self, req: Request) -> dict[str, Any]:
         views = (req.text("views_to_export") or "CODE").upper()

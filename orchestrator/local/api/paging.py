@@ -29,6 +29,8 @@ def page(
             offset = int(base64.urlsafe_b64decode(token.encode()).decode())
         except ValueError:
             raise bad_request("Invalid page_token") from None
+    if offset < 0:
+        raise bad_request("offset must not be negative")
     links: dict[str, Any] = {"has_more": offset + limit < len(items)}
     if links["has_more"]:
         links["next_page_token"] = _token(offset + limit)

@@ -92,7 +92,9 @@ class PermissionsApi:
             )
         object_type, label = _TYPES[kind]
         raw = match["id"]
-        row = self.store.object_by_id(int(raw)) if raw.isdigit() else None
+        # an object id is an int64 (ASCII digits); anything else names no object
+        number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else None
+        row = self.store.object_by_id(number) if number is not None and number < 2**63 else None
         if row is None or row.object_type != object_type:
             raise not_found(f"{label.capitalize()} {raw[:100]} does not exist.")
         return _Target(kind, row)
@@ -227,7 +229,7 @@ class PermissionsApi:
         (kind, name) = named[0]
         level = entry.get("permission_level")
         label = _TYPES[target.kind][1]
-        if level not in LEVELS:
+        if not isinstance(level, str) or level not in LEVELS:
             raise bad_request(
                 f"Invalid permission level {str(level)[:50]!r} for a {label}: "
                 f"it must be one of {', '.join(LEVELS)}"

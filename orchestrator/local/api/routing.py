@@ -18,11 +18,14 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
+from orchestrator.local.api.json_body import INT64_MAX, INT64_MIN, parse_json_body
 from orchestrator.local.state.api_error import ApiError, bad_request
 
 __all__ = ["API_PATH", "MAX_BODY_BYTES", "Handler", "Request", "Response", "Router"]
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+#: an integer as a query string or form field spells it (at most 20 digits: int64 and a sign)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 API_PATH = re.compile(r"^/api/(?P<version>\d+\.\d+)/(?P<route>[A-Za-z0-9_/-]+)$")
 
 
@@ -49,14 +52,7 @@ class Request:
                 if name != "content":
                     params[name] = value.decode("utf-8", "replace")
         elif self.body.strip():
-            try:
-                data = json.loads(self.body)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ApiError(
-                    400,
-                    "MALFORMED_REQUEST",
-                    f"Invalid JSON given in the body of the request: {exc}",
-                ) from None
+            data = parse_json_body(self.body)
             if not isinstance(data, dict):
                 raise ApiError(400, "MALFORMED_REQUEST", "The request body must be a JSON object")
             params.update(data)
@@ -104,10 +100,15 @@ class Request:
             return default
         if isinstance(value, bool):
             raise bad_request(f"Invalid value for {name}: expected an integer")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise bad_request(f"Invalid value for {name}: {value!r} is not an integer") from None
+        if isinstance(value, str) and not _INTEGER.fullmatch(value.strip()):
+            raise bad_request(f"Invalid value for {name}: {value[:40]!r} is not an integer")
+        if not isinstance(value, int | str):
+            raise bad_request(f"Invalid value for {name}: expected an integer")
+        number = int(value)
+        if not INT64_MIN <= number <= INT64_MAX:
+            # ids and counts are int64 on the service: a larger one cannot name anything
+            raise bad_request(f"Invalid value for {name}: {str(value)[:40]} is out of range")
+        return number
 
     def required_int(self, name: str) -> int:
         value = self.integer(name, required=True)
@@ -151,7 +152,9 @@ class Response:
 
     @classmethod
     def html(cls, text: str, status: int = 200) -> Response:
-        return cls(status, text.encode("utf-8"), "text/html; charset=utf-8")
+        # "replace": a lone surrogate kept by an older workspace's state shows as "?", the
+        # page is still served
+        return cls(status, text.encode("utf-8", "replace"), "text/html; charset=utf-8")
 
 
 Handler = Callable[[Request], "Response | Mapping[str, Any] | None"]
@@ -197,6 +200,15 @@ class Router:
 
         ``public`` routes are served without the bearer token (the read-only pages)."""
         self._plain.append((method, re.compile(pattern), handler, public))
+
+    def api_routes(self) -> list[tuple[str, str, frozenset[str]]]:
+        """Every API route: method, route (a prefix route ends in ``/``) and its versions."""
+        found = [(m, r, entry[0]) for (m, r), entry in self._api.items()]
+        return found + [(m, p, entry[0]) for (m, p), entry in self._prefixes.items()]
+
+    def plain_routes(self) -> list[tuple[str, str]]:
+        """Every other route: method and the pattern of its paths."""
+        return [(m, pattern.pattern) for m, pattern, _, _ in self._plain]
 
     def find_api(self, method: str, version: str, route: str) -> Handler:
         entry = self._entry(method, route)

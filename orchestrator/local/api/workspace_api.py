@@ -17,19 +17,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import posixpath
-import shutil
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator.files import atomic_writer
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.state import notebook_format as notebooks
 from orchestrator.local.state.api_error import ApiError, already_exists, bad_request, not_found
+from orchestrator.local.state.confined import names
 from orchestrator.local.state.git_folders import GitFolders, git_folder_of
 from orchestrator.local.state.git_tree import notebook_file
-from orchestrator.local.state.limits import base64_size, check_import_size, normalize_path
+from orchestrator.local.state.limits import (
+    base64_size,
+    check_import_size,
+    check_path,
+    normalize_path,
+    workspace_path_limit,
+)
 from orchestrator.local.state.store import ObjectRow, Store, now_ms
 
 __all__ = ["WorkspaceApi"]
@@ -52,6 +61,8 @@ class WorkspaceApi:
         #: the Git folders, whose records go with a deleted folder that holds them
         self.git_folders = git_folders
         self._lock = threading.RLock()
+        #: the longest path that fits the mirror under this state dir (``state/limits.py``)
+        self.max_path_bytes = workspace_path_limit(store.workspace_root)
 
     def register(self, router: Router) -> None:
         v = ("2.0",)
@@ -77,19 +88,33 @@ class WorkspaceApi:
         return ObjectRow(path, kind, language, object_id, created, stamp, size)
 
     def _mkdirs(self, path: str) -> None:
-        current = ""
-        for part in [p for p in path.split("/") if p]:
-            current += "/" + part
+        """Make ``path`` and the folders above it: checked against the index first, then the
+        mirror's folders made in one walk, then the index's rows, so a refusal (a notebook in
+        the way, a link in the mirror) leaves nothing made."""
+        parts = names(path)
+        missing: list[str] = []
+        for depth in range(1, len(parts) + 1):
+            current = "/" + "/".join(parts[:depth])
             row = self.store.get_object(current)
             if row is None:
-                self.store.local_path(current).mkdir(parents=True, exist_ok=True)
-                self.store.put_object(self._new_row(current, "DIRECTORY", None, None))
+                missing.append(current)
             elif row.object_type not in _FOLDERS:
                 raise already_exists(f"Path ({current}) already exists and is not a directory.")
+        if not missing:
+            return
+        with _mirror(path):
+            self.store.workspace_tree.makedirs(parts)
+        for current in missing:
+            self.store.put_object(self._new_row(current, "DIRECTORY", None, None))
+
+    def _check_creatable(self, path: str) -> None:
+        """A path that would not fit the mirror under the state dir is 400 before anything."""
+        check_path(path, field="path", max_bytes=self.max_path_bytes)
 
     # --- endpoints -----------------------------------------------------------------------
     def mkdirs(self, req: Request) -> dict[str, Any]:
         path = normalize_path(req.required_text("path"))
+        self._check_creatable(path)
         with self._lock:
             self._mkdirs(path)
         return {}
@@ -105,6 +130,7 @@ class WorkspaceApi:
         target, kind, lang, data = self._interpret(path, fmt, language, content)
         if target == "/":
             raise bad_request("Cannot import to the root folder")
+        self._check_creatable(target)
         parent = posixpath.dirname(target)
         with self._lock:
             parent_row = self.store.get_object(parent)
@@ -116,14 +142,22 @@ class WorkspaceApi:
                     raise already_exists(f"Path ({target}) already exists and is a folder.")
                 if not overwrite:
                     raise already_exists(f"Path ({target}) already exists.")
-            local = self.store.local_path(target)
+            parts = names(target)
             if kind == "NOTEBOOK" and lang and git_folder_of(self.store, parent) is not None:
-                local = local.with_name(f"{local.name}.{_EXTENSIONS[lang]}")  # as in Git
+                parts = (*parts[:-1], f"{parts[-1]}.{_EXTENSIONS[lang]}")  # as in Git
             # the temporary file outside the tree: a kernel listing the folder never sees it
-            with atomic_writer(local, tmp_dir=self.store.tmp_root) as out:
-                out.write(data)
-            if existing is not None and self._file(existing) != local:
-                self._file(existing).unlink(missing_ok=True)  # a notebook now in another file
+            fd, name = tempfile.mkstemp(dir=self.store.tmp_root, prefix="import-")
+            temporary = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                with _mirror(target):
+                    self.store.workspace_tree.place(temporary, parts)
+            finally:
+                temporary.unlink(missing_ok=True)
+            if existing is not None and (old := self._disk_parts(existing)) != parts:
+                with _mirror(target):
+                    self.store.workspace_tree.remove(old)  # a notebook now in another file
             self.store.put_object(self._new_row(target, kind, lang, len(data)))
         return {}
 
@@ -163,7 +197,7 @@ class WorkspaceApi:
             lang = language or notebooks.language_from_extension(path)
             if lang is None:
                 raise bad_request("The language field is required when importing in SOURCE format")
-            return path, "NOTEBOOK", lang, _with_header(content, lang)
+            return path, "NOTEBOOK", lang, _with_header(_utf8_source(content), lang)
         if fmt == "AUTO":
             family = notebooks.looks_like_source(content)
             if family is None:
@@ -171,7 +205,7 @@ class WorkspaceApi:
             ext_lang = notebooks.language_from_extension(path)
             lang = language or ext_lang or family
             target = posixpath.splitext(path)[0] if ext_lang else path
-            return target, "NOTEBOOK", lang, content
+            return target, "NOTEBOOK", lang, _utf8_source(content)
         raise bad_request(f"Unsupported import format: {fmt}")
 
     def export(self, req: Request) -> Response | dict[str, Any]:
@@ -181,7 +215,8 @@ class WorkspaceApi:
         data = b""
         if row.object_type in _FOLDERS:
             raise bad_request(f"Exporting the folder {path} is not supported: export its items")
-        raw = self._file(row).read_bytes()
+        with _mirror(path):
+            raw = self.store.workspace_tree.read_bytes(self._disk_parts(row))
         if row.object_type == "FILE":
             if fmt not in ("SOURCE", "AUTO", "RAW"):
                 raise bad_request(f"A workspace file can't be exported as {fmt}")
@@ -192,10 +227,10 @@ class WorkspaceApi:
             if fmt in ("SOURCE", "AUTO"):
                 data, file_type = raw, _EXTENSIONS[lang]
             elif fmt == "JUPYTER":
-                nb = notebooks.parse_source(raw.decode("utf-8"), lang)  # type: ignore[arg-type]
+                nb = notebooks.parse_source(_text(raw), lang)  # type: ignore[arg-type]
                 data, file_type = notebooks.to_ipynb(nb, name=name), "ipynb"
             elif fmt == "HTML":
-                nb = notebooks.parse_source(raw.decode("utf-8"), lang)  # type: ignore[arg-type]
+                nb = notebooks.parse_source(_text(raw), lang)  # type: ignore[arg-type]
                 data, file_type = notebooks.export_html(nb, title=name).encode(), "html"
             else:
                 raise bad_request(f"Unsupported export format: {fmt}")
@@ -222,23 +257,59 @@ class WorkspaceApi:
             raise bad_request("The root folder can't be deleted")
         with self._lock:
             row = self._require(path)
-            local = self.store.local_path(path)
-            if row.object_type in _FOLDERS:
-                if self.store.children(path) and not recursive:
-                    raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"Folder ({path}) is not empty.")
-                shutil.rmtree(local, ignore_errors=True)
-                if self.git_folders is not None:
-                    for repo in self.git_folders.git.repos_under(path):
-                        self.git_folders.forget(repo)
-            else:
-                self._file(row).unlink(missing_ok=True)
+            if row.object_type in _FOLDERS and self.store.children(path) and not recursive:
+                raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"Folder ({path}) is not empty.")
+            with _mirror(path):
+                # a link planted where the object was is removed, never followed
+                self.store.workspace_tree.remove(self._disk_parts(row))
+            if row.object_type in _FOLDERS and self.git_folders is not None:
+                for repo in self.git_folders.git.repos_under(path):
+                    self.git_folders.forget(repo)
             self.store.delete_tree(path)
         return {}
 
-    def _file(self, row: ObjectRow) -> Path:
-        """Where an object's content is on disk (a Git folder's notebook has its extension)."""
-        local = self.store.local_path(row.path)
-        return notebook_file(local, row.language) if row.object_type == "NOTEBOOK" else local
+    def _disk_parts(self, row: ObjectRow) -> tuple[str, ...]:
+        """The mirror's names of an object's content (a Git folder's notebook has its
+        extension)."""
+        parts = names(row.path)
+        if row.object_type == "NOTEBOOK" and parts:
+            on_disk = notebook_file(self.store.local_path(row.path), row.language)
+            parts = (*parts[:-1], on_disk.name)
+        return parts
+
+
+def _utf8_source(content: bytes) -> bytes:
+    """A notebook's source must be UTF-8 text: anything else is refused at import, so that
+    every export of it (SOURCE, JUPYTER, HTML) is faithful."""
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(
+            f"Invalid content: a notebook's source must be UTF-8 text (byte {exc.start} is not)"
+        ) from None
+    return content
+
+
+def _text(raw: bytes) -> str:
+    """A stored notebook's text (an older workspace may have kept one that is not UTF-8:
+    its undecodable bytes show as U+FFFD rather than failing the export)."""
+    return raw.decode("utf-8", "replace")
+
+
+@contextmanager
+def _mirror(path: str) -> Iterator[None]:
+    """The mirror disagreeing with the index (a file where a folder should be, a missing
+    file) is the state's fault, not the request's: a 400 naming it, never a 500."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise not_found(f"Path ({path[:300]}) doesn't exist.") from None
+    except OSError as exc:
+        raise ApiError(
+            400,
+            "INVALID_STATE",
+            f"The local copy of {path[:300]} does not match the workspace: {exc.strerror}",
+        ) from None
 
 
 def _with_header(content: bytes, language: str) -> bytes:

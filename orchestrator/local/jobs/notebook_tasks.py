@@ -13,6 +13,7 @@ the runtime calls it when a child starts and when it ends.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
@@ -26,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.files import write_json_atomically
 from orchestrator.local.jobs import run_documents
 from orchestrator.local.jobs.run_state import finish, set_state
-from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec
+from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec, masked
 from orchestrator.local.state.api_error import ApiError
 from orchestrator.local.state.limits import normalize_path
 from orchestrator.local.state.records import DEFAULT_USER_NAME, RunRecord
-from orchestrator.local.state.retention import keep_executed
+from orchestrator.local.state.redaction import IMAGE_TYPES, redact_json, secret_values
+from orchestrator.local.state.retention import executed_notebook, keep_executed
 from orchestrator.local.state.store import Store, now_ms
 
 __all__ = [
@@ -191,6 +193,7 @@ class NotebookTaskExecutor:
         finally:
             if not self.keep_scratch:
                 keep_executed(scratch, scratch.parent)
+            mask_executed(self.store, spec.task_run_id)
         return notebook_outcome(result)
 
 
@@ -299,7 +302,8 @@ class ChildRunRecords:
     def finish(self, child: ChildRun, result: NotebookResult) -> None:
         if not self.keep_scratch:
             keep_executed(child.scratch_dir, child.scratch_dir.parent)
-        outcome = notebook_outcome(result)
+        mask_executed(self.store, child.task_run_id)
+        outcome = masked(notebook_outcome(result), secret_values(self.store))
         try:
             write_json_atomically(
                 child.scratch_dir.parent / "output.json", outcome.output, mode=0o644
@@ -322,6 +326,23 @@ class ChildRunRecords:
             for record in (doc, task_run):
                 record["execution_duration"] = record["run_duration"]
             self.store.save_run(doc, active=False)
+
+
+def mask_executed(store: Store, task_run_id: int) -> None:
+    """Mask the secret values in a task run's executed notebook, where the runtime wrote the
+    outputs the kernel does not redact ("Notebook exited: ...", tracebacks, HTML); images are
+    left whole (``state/redaction.py``). A failure leaves the notebook as it was."""
+    secrets = secret_values(store)
+    path = executed_notebook(store, task_run_id)
+    if not secrets or path is None:
+        return
+    try:
+        data = json.loads(path.read_bytes())
+        clean = redact_json(data, secrets, keep=IMAGE_TYPES)
+        if clean != data:
+            write_json_atomically(path, clean, mode=0o644)
+    except (OSError, ValueError):
+        log.exception("cannot mask the secrets in the executed notebook of run %s", task_run_id)
 
 
 def _task_key(name: str) -> str:

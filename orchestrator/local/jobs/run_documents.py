@@ -102,9 +102,15 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
             raise bad_request(f"Task {key}: timeout_seconds must be a non-negative integer")
     for task in tasks:
         for dep in task.get("depends_on") or []:  # a list: _check_task_fields
-            if not isinstance(dep, dict) or dep.get("task_key") not in keys:
+            if not isinstance(dep, dict) or not isinstance(dep.get("task_key"), str):
                 raise bad_request(
-                    f"Task {task['task_key']} depends on {dep!r}, which is not a task of the job"
+                    f"Task {task['task_key']}: each depends_on entry must be an object with a "
+                    f"task_key string, not {_quote(dep)}"
+                )
+            if dep["task_key"] not in keys:
+                raise bad_request(
+                    f"Task {task['task_key']} depends on {_quote(dep['task_key'])}, which is not "
+                    "a task of the job"
                 )
     check_acyclic(dependencies(tasks))
     check_git_source(settings, tasks)
@@ -112,6 +118,12 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
     if max_runs is not None and (not isinstance(max_runs, int) or not 0 <= max_runs <= 1000):
         raise bad_request("max_concurrent_runs must be an integer between 0 and 1000")
     return cast("JobSettings", dict(settings))
+
+
+def _quote(value: object) -> str:
+    """A bounded repr of a value from the request, for a message."""
+    text = repr(value)
+    return text if len(text) <= 100 else text[:100] + "..."
 
 
 def _check_fields(settings: Mapping[str, Any]) -> None:
@@ -150,7 +162,7 @@ def _check_task_fields(key: str, task: Mapping[str, Any]) -> None:
     if cluster is not None and not isinstance(cluster, str):
         raise bad_request(f"Task {key}: existing_cluster_id must be a string")
     if task.get("run_if") is not None and task["run_if"] not in _RUN_IF:
-        raise bad_request(f"Task {key}: invalid run_if {task['run_if']!r}")
+        raise bad_request(f"Task {key}: invalid run_if {_quote(task['run_if'])}")
 
 
 def job_parameter_values(

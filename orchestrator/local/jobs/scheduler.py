@@ -22,7 +22,7 @@ from typing import Any
 
 from orchestrator.files import write_json_atomically
 from orchestrator.local.jobs.run_state import copy_record, finish, set_state
-from orchestrator.local.jobs.task_execution import TaskExecutor, TaskOutcome, TaskSpec
+from orchestrator.local.jobs.task_execution import TaskExecutor, TaskOutcome, TaskSpec, masked
 from orchestrator.local.jobs.task_graph import blocked_by, dependencies, run_result
 from orchestrator.local.runtime.clusters import Clusters
 from orchestrator.local.state.records import (
@@ -32,6 +32,7 @@ from orchestrator.local.state.records import (
     RunRecord,
     TaskRunRecord,
 )
+from orchestrator.local.state.redaction import secret_values
 from orchestrator.local.state.store import Store, now_ms
 
 __all__ = ["ActiveRun", "Scheduler"]
@@ -428,6 +429,7 @@ class Scheduler:
         with self._changed:
             if outcome.result_state == "CANCELED" and run.timed_out:
                 outcome = TaskOutcome("TIMEDOUT", "Run timed out", outcome.output)
+            outcome = masked(outcome, secret_values(self.store))
             self._write_output(spec.task_run_id, outcome.output)
             finish(task, outcome.result_state, outcome.state_message)
             progress.done[spec.task_key] = outcome.result_state

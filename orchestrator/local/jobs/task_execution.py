@@ -5,12 +5,14 @@ production, :mod:`.notebook_tasks`; a fake in the life-cycle tests)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from orchestrator.local.state.records import ResultState, TaskRunRecord
+from orchestrator.local.state.redaction import redact, redact_json
 
-__all__ = ["TaskExecutor", "TaskOutcome", "TaskSpec"]
+__all__ = ["TaskExecutor", "TaskOutcome", "TaskSpec", "masked"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,18 @@ class TaskOutcome:
     result_state: ResultState  # SUCCESS, FAILED, TIMEDOUT, CANCELED
     state_message: str = ""
     output: dict[str, Any] = field(default_factory=dict)
+
+
+def masked(outcome: TaskOutcome, secrets: Sequence[str]) -> TaskOutcome:
+    """``outcome`` with the secret values masked in its message and output (the exit value,
+    the error and its trace), before anything records it (``state/redaction.py``)."""
+    if not secrets:
+        return outcome
+    return TaskOutcome(
+        outcome.result_state,
+        redact(outcome.state_message, secrets),
+        redact_json(outcome.output, secrets),
+    )
 
 
 class TaskExecutor(Protocol):

@@ -44,6 +44,8 @@ def check_acyclic(deps: Mapping[str, Sequence[str]]) -> None:
             dep = deps[key][index]
             if dep in on_trail:
                 cycle = [*trail[trail.index(dep) :], dep]
+                if len(cycle) > 12:  # a long one named by its ends, the message stays short
+                    cycle = [*cycle[:6], f"... ({len(cycle) - 1} tasks) ...", *cycle[-5:]]
                 raise bad_request(f"Task dependencies form a cycle: {' -> '.join(cycle)}")
             if dep not in done:
                 trail.append(dep)

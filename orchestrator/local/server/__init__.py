@@ -1,5 +1,6 @@
 """The local workspace as a process: its assembly (:mod:`.local_workspace`), the HTTP listener
-(:mod:`.listener`), fault injection (:mod:`.faults`) and ``/local-admin`` (:mod:`.admin`).
+(:mod:`.listener`, with :mod:`.framing`, :mod:`.connections` and :mod:`.host_check`), fault
+injection (:mod:`.faults`) and ``/local-admin`` (:mod:`.admin`).
 
 The names a caller needs to start one are re-exported here; ``orchestrator.services`` is the
 only module of the rest of the package that imports them.
@@ -8,6 +9,7 @@ only module of the rest of the package that imports them.
 from __future__ import annotations
 
 from orchestrator.local.runtime.clusters import ClusterSpec
+from orchestrator.local.server.connections import ConnectionLimits
 from orchestrator.local.server.faults import FaultSettings
 from orchestrator.local.server.local_workspace import (
     LocalWorkspace,
@@ -18,6 +20,7 @@ from orchestrator.local.server.local_workspace import (
 
 __all__ = [
     "ClusterSpec",
+    "ConnectionLimits",
     "FaultSettings",
     "LocalWorkspace",
     "LocalWorkspaceSettings",

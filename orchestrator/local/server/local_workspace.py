@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from orchestrator.local.api.clusters_api import ClustersApi
-from orchestrator.local.api.dbfs_api import DbfsApi
+from orchestrator.local.api.dbfs_api import HANDLE_IDLE_SECONDS, DbfsApi
 from orchestrator.local.api.git_credentials_api import GitCredentialsApi
 from orchestrator.local.api.jobs_api import JobsApi
 from orchestrator.local.api.permissions_api import PermissionsApi
@@ -41,6 +41,7 @@ from orchestrator.local.runtime.lifetime import (
     start_watchdog,
 )
 from orchestrator.local.server.admin import Admin
+from orchestrator.local.server.connections import ConnectionLimits
 from orchestrator.local.server.faults import Faults, FaultSettings
 from orchestrator.local.server.git_sources_admin import GitSourcesAdmin
 from orchestrator.local.server.listener import serve_http
@@ -76,6 +77,10 @@ class LocalWorkspaceSettings:
     kernel_pool: bool = True  # warm kernels, up to max_workers idle per language
     #: the workspace's one user: SCIM ``Me``, ``/Users/<user_name>``, every creator
     user_name: str = DEFAULT_USER_NAME
+    #: bounds of the HTTP server's connections (count, idle and request timeouts)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: a DBFS ``create`` handle idle this long expires, with its temporary file
+    dbfs_handle_idle_seconds: float = HANDLE_IDLE_SECONDS
 
 
 class LocalWorkspace:
@@ -108,6 +113,10 @@ class LocalWorkspace:
             raise
         self._pruner = threading.Thread(target=self._prune_periodically, name="prune", daemon=True)
         self._pruner.start()
+        self._handle_sweeper = threading.Thread(
+            target=self.dbfs.sweep_handles, args=(self._stopped,), name="dbfs-handles", daemon=True
+        )
+        self._handle_sweeper.start()
         log.info("local workspace listening on %s (state in %s)", self.url, settings.state_dir)
 
     def _open_state(self, executor: TaskExecutor | None) -> None:
@@ -148,7 +157,8 @@ class LocalWorkspace:
         self.prune()  # after recovery: runs a killed server left active have ended
 
     def _serve(self) -> None:
-        router = Router()
+        #: every route the workspace serves (the hostile-input tests walk them all)
+        self.router = router = Router()
         self._server, self._thread = serve_http(
             host=self.settings.host,
             port=self.settings.port,
@@ -156,6 +166,7 @@ class LocalWorkspace:
             token=self.token,
             faults=self.faults,
             public_paths=("/.well-known/",),
+            limits=self.settings.connections,
         )
         port = self._server.server_address[1]
         self.url = f"http://{self.settings.host}:{port}"
@@ -176,7 +187,10 @@ class LocalWorkspace:
             self.store, self.git_store, self.git_folders, user_name=self.settings.user_name
         ).register(router)
         GitCredentialsApi(self.store, self.git_store).register(router)
-        DbfsApi(self.store).register(router)
+        self.dbfs = DbfsApi(self.store, handle_idle_seconds=self.settings.dbfs_handle_idle_seconds)
+        if self._sole_server:  # no other server's handle is open: every upload left is abandoned
+            self.dbfs.remove_abandoned()
+        self.dbfs.register(router)
         self.jobs.register(router)
         ClustersApi(self.clusters).register(router)
         SecretsApi(self.store).register(router)
@@ -231,6 +245,7 @@ class LocalWorkspace:
         self._server.server_close()
         self._thread.join(5)
         self._pruner.join(5)
+        self._handle_sweeper.join(5)
         self.store.close()
         self._end_lifetime()
 
@@ -272,10 +287,14 @@ def start_local_workspace(
     retention: Retention | None = None,
     keep_run_scratch: bool = False,
     user_name: str = DEFAULT_USER_NAME,
+    connections: ConnectionLimits | None = None,
+    dbfs_handle_idle_seconds: float = HANDLE_IDLE_SECONDS,
 ) -> LocalWorkspace:
     """Start a local workspace in this process on 127.0.0.1 (a free port unless given)."""
     settings = LocalWorkspaceSettings(
         user_name=user_name,
+        connections=connections or ConnectionLimits(),
+        dbfs_handle_idle_seconds=dbfs_handle_idle_seconds,
         retention=retention or Retention(),
         keep_run_scratch=keep_run_scratch,
         state_dir=state_dir,

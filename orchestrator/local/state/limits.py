@@ -12,20 +12,26 @@ Where Databricks documents a limit, it is the documented one:
   base64-encoded content. This has a limit of 10 MB", else ``MAX_NOTEBOOK_SIZE_EXCEEDED``):
   the JSON request's ``content`` string is measured as sent, a multipart upload's bytes as
   their base64 would be (``4 * ceil(n / 3)``), so about 7.5 MB of bytes fit.
-- Workspace and DBFS paths: the documentation gives no number. The service answers 400 for an
-  over-long path; here a path is at most 4096 bytes in UTF-8 (the Jobs API's limit for names,
-  and Linux's ``PATH_MAX``) and each name in it at most 255 bytes (the file-system limit of the
-  tree that mirrors it). Both are checked before a folder is made, so a rejected path leaves
-  nothing behind.
+- Workspace and DBFS paths: the REST API reference gives no number, so these are derived
+  (a guess, said so in docs/local-workspace.md). A DBFS path is at most 1,024 bytes in UTF-8:
+  DBFS keeps its files in object storage, whose object names are at most 1,024 characters
+  (Azure Blob) or bytes (S3). A workspace path must fit Linux's ``PATH_MAX`` (4,096 bytes with
+  its terminating NUL) where clusters see it, under ``/Workspace``: at most 4,085 bytes; here it
+  must also fit under the folder that mirrors the tree (``workspace_path_limit``). Each name in
+  a path is at most 255 bytes (the file-system limit of the mirror). All are checked before
+  anything is made, so a rejected path leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from orchestrator.local.state.api_error import ApiError, bad_request
 
 __all__ = [
+    "MAX_DBFS_PATH_BYTES",
     "MAX_DESCRIPTION_CHARS",
     "MAX_IMPORT_BASE64",
     "MAX_NAME_BYTES",
@@ -42,9 +48,15 @@ __all__ = [
     "check_task_key",
     "check_title",
     "normalize_path",
+    "workspace_path_limit",
 ]
 
-MAX_PATH_BYTES = 4096
+#: Linux's PATH_MAX, the terminating NUL included
+PATH_MAX = 4096
+#: a workspace path as clusters see it, under /Workspace, must fit PATH_MAX
+MAX_PATH_BYTES = PATH_MAX - 1 - len("/Workspace")
+#: object storage's limit on an object's name (Azure Blob: 1,024 characters; S3: bytes)
+MAX_DBFS_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
 MAX_SECRET_NAME = 128
 MAX_TASK_KEY = 100
@@ -56,12 +68,12 @@ _KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _TASK_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def check_path(raw: str, *, field: str) -> None:
+def check_path(raw: str, *, field: str, max_bytes: int = MAX_PATH_BYTES) -> None:
     """An over-long path, or one with an over-long name, is 400 before anything is made."""
     size = len(raw.encode("utf-8", "surrogatepass"))
-    if size > MAX_PATH_BYTES:
+    if size > max_bytes:
         raise bad_request(
-            f"Invalid {field}: the path is {size} bytes long; at most {MAX_PATH_BYTES} are allowed"
+            f"Invalid {field}: the path is {size} bytes long; at most {max_bytes} are allowed"
         )
     for part in raw.split("/"):
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
@@ -114,11 +126,18 @@ def check_description(value: object) -> None:
         raise bad_request(f"Invalid description: a string of at most {MAX_DESCRIPTION_CHARS} chars")
 
 
-def normalize_path(raw: str, *, field: str = "path") -> str:
+def workspace_path_limit(mirror_root: Path) -> int:
+    """The longest workspace path (bytes) whose copy under ``mirror_root`` still fits
+    ``PATH_MAX``, and that clusters could open under ``/Workspace``."""
+    mirrored = PATH_MAX - 1 - len(os.fsencode(mirror_root))
+    return max(0, min(MAX_PATH_BYTES, mirrored))
+
+
+def normalize_path(raw: str, *, field: str = "path", max_bytes: int = MAX_PATH_BYTES) -> str:
     """An absolute workspace path without ``/Workspace`` prefix, trailing slash or dot segments."""
     if not raw or not raw.startswith("/"):
         raise bad_request(f"Invalid {field}: '{raw[:200]}' is not an absolute path")
-    check_path(raw, field=field)
+    check_path(raw, field=field, max_bytes=max_bytes)
     if "\x00" in raw or any(ord(ch) < 32 for ch in raw):
         raise bad_request(f"Invalid {field}: contains control characters")
     parts = [p for p in raw.split("/") if p]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from orchestrator.local.state.confined import Tree, names
 from orchestrator.local.state.records import JobRecord, JobSettings, RunRecord
 
 __all__ = ["Grant", "ObjectRow", "Store", "now_ms"]
@@ -129,6 +130,11 @@ class Store:
         self.tmp_root = state_dir / "tmp"
         for folder in (self.workspace_root, self.runs_root, self.dbfs_root, self.tmp_root):
             folder.mkdir(parents=True, exist_ok=True)
+            if folder.is_symlink():  # the state is reached through real folders only
+                raise ValueError(f"{folder} is a symbolic link: the state dir must hold its own")
+        #: the trees the APIs write, reached without following links (``state/confined.py``)
+        self.workspace_tree = Tree(self.workspace_root, trash=self.tmp_root)
+        self.dbfs_tree = Tree(self.dbfs_root, trash=self.tmp_root, label="dbfs:")
         self.db_path = state_dir / "state.db"
         self._lock = threading.RLock()
         self.closed = False
@@ -200,7 +206,7 @@ class Store:
             with self._lock:
                 if self.get_object(path) is not None:
                     continue
-                self.local_path(path).mkdir(parents=True, exist_ok=True)
+                self.workspace_tree.makedirs(names(path))
                 stamp = now_ms()
                 row = ObjectRow(path, "DIRECTORY", None, self.next_id("object"), stamp, stamp, None)
                 self.put_object(row)
@@ -403,6 +409,8 @@ class Store:
 
     def secret_rows(self) -> list[tuple[str, str | None, str | None, int]]:
         with self._lock:
+            if self.closed:  # a task thread that outlived a stop: it records nothing either
+                return []
             rows = self._db.execute(
                 "SELECT scope, key, value, updated FROM secrets ORDER BY scope, key"
             ).fetchall()

@@ -13,13 +13,16 @@ change nothing. This module loads documents from the store and scheduler; :mod:`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.local.api.jobs_api import JobsApi
+from orchestrator.local.api.json_body import INT64_MAX
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.state.api_error import ApiError
 from orchestrator.local.state.records import RunRecord, TaskRunRecord
+from orchestrator.local.state.redaction import redact_html, secret_values
 from orchestrator.local.state.retention import executed_notebook
 from orchestrator.local.ui import jobs_view, run_view
 from orchestrator.local.ui.jobs_view import JobFilters, JobRow, JobsFilter
@@ -45,6 +48,15 @@ def _query(req: Request, name: str) -> str:
     return values[-1].strip()
 
 
+def _object_id(text: str) -> int | None:
+    """An id from a page's URL; None when it is out of the service's int64 range (no job or
+    run can have it: the page is a 404, as for an id that does not exist)."""
+    if len(text) > 19:  # more digits than any int64 (and never a 5,000-digit conversion)
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
+
+
 def _positive(text: str, default: int, maximum: int) -> int:
     try:
         value = int(text)
@@ -64,15 +76,31 @@ class Pages:
         routes = (
             (r"/", self.index),
             (r"/jobs/?", self.jobs_list),
-            (r"/jobs/(?P<job_id>\d+)/?", self.job),
-            (r"/(?:jobs/(?P<job_id>\d+)/)?runs/(?P<run_id>\d+)/?", self.run),
-            (r"/(?:jobs/(?P<job_id>\d+)/)?runs/(?P<run_id>\d+)/notebook", self.notebook),
+            (r"/jobs/(?P<job_id>[0-9]+)/?", self.job),
+            (r"/(?:jobs/(?P<job_id>[0-9]+)/)?runs/(?P<run_id>[0-9]+)/?", self.run),
+            (r"/(?:jobs/(?P<job_id>[0-9]+)/)?runs/(?P<run_id>[0-9]+)/notebook", self.notebook),
             (r"/static/ui\.css", lambda req: stylesheet()),
             (r"/favicon\.ico", lambda req: Response(204, b"", "image/x-icon")),
         )
         for pattern, handler in routes:
-            router.plain("GET", pattern, handler, public=True)
+            router.plain("GET", pattern, self._masking(handler), public=True)
         TestCountsApi(self.store).register(router)
+
+    def _masking(self, handler: Callable[..., Response]) -> Callable[..., Response]:
+        """``handler`` whose HTML has the secret values masked (``state/redaction.py``): an
+        exit value, an error, a parameter or an output recorded before the secret was put."""
+
+        def masked(req: Request, **kwargs: str) -> Response:
+            response = handler(req, **kwargs)
+            if not response.content_type.startswith("text/html"):
+                return response
+            secrets = secret_values(self.store)
+            if not secrets:
+                return response
+            text = redact_html(response.body.decode("utf-8", "replace"), secrets)
+            return replace(response, body=text.encode("utf-8"))
+
+        return masked
 
     # --- loading -------------------------------------------------------------------------
     def _fresh(self, doc: RunRecord) -> RunRecord:
@@ -130,9 +158,10 @@ class Pages:
         return jobs_view.jobs_page([j for j in self._job_rows() if chosen.keeps(j)], chosen)
 
     def job(self, req: Request, job_id: str) -> Response:
-        job = self.store.get_job(int(job_id))
+        number = _object_id(job_id)
+        job = self.store.get_job(number) if number is not None else None
         if job is None:
-            return not_found(f"Job {job_id} does not exist.")
+            return not_found(f"Job {job_id[:40]} does not exist.")
         state = _query(req, "state").lower()
         filters = JobFilters(
             state=state if state in STATE_FILTERS else "",
@@ -140,7 +169,7 @@ class Pages:
             page=_positive(_query(req, "page"), 1, 1_000_000),
             limit=_positive(_query(req, "limit"), JobFilters.limit, MAX_LIMIT),
         )
-        docs = [(d, job_parameters(d)) for d in self._runs(int(job_id))]
+        docs = [(d, job_parameters(d)) for d in self._runs(int(job["job_id"]))]
         branches = sorted({b for _, p in docs if (b := p.get("branch", ""))})
         chosen = [
             (d, p)
@@ -154,11 +183,20 @@ class Pages:
         ]
         return jobs_view.job_page(job, rows, filters=filters, total=len(chosen), branches=branches)
 
-    def run(self, req: Request, run_id: str, job_id: str | None = None) -> Response:
+    def _lookup(self, run_id: str) -> tuple[RunRecord, TaskRunRecord | None] | Response:
+        number = _object_id(run_id)
+        if number is None:
+            return not_found(f"Run {run_id[:40]} does not exist.")
         try:
-            doc, task = self.jobs.lookup(int(run_id))
+            return self.jobs.lookup(number)
         except ApiError as err:
             return not_found(err.message)
+
+    def run(self, req: Request, run_id: str, job_id: str | None = None) -> Response:
+        found = self._lookup(run_id)
+        if isinstance(found, Response):
+            return found
+        doc, task = found
         if task is not None:
             return self._task(doc, task)
         return run_view.run_page(
@@ -168,10 +206,10 @@ class Pages:
         )
 
     def notebook(self, req: Request, run_id: str, job_id: str | None = None) -> Response:
-        try:
-            doc, task = self.jobs.lookup(int(run_id))
-        except ApiError as err:
-            return not_found(err.message)
+        found = self._lookup(run_id)
+        if isinstance(found, Response):
+            return found
+        doc, task = found
         if task is None:
             tasks = doc.get("tasks") or []
             if len(tasks) != 1:

@@ -217,7 +217,8 @@ def page(
         f"{f'<nav class=crumbs>{trail}</nav>' if trail else ''}"
         f"<h1>{esc(title)}</h1>{body}</main></body></html>"
     )
-    return Response(status, document.encode("utf-8"), "text/html; charset=utf-8", _HEADERS)
+    data = document.encode("utf-8", "replace")  # an older state's lone surrogate: "?"
+    return Response(status, data, "text/html; charset=utf-8", _HEADERS)
 
 
 def not_found(message: str) -> Response:
