@@ -273,7 +273,7 @@ def test_what_the_service_refuses_is_refused(w) -> None:  # type: ignore[no-unty
 
 def test_the_permissions_of_other_objects_are_not_served(ws: LocalWorkspace) -> None:
     response = requests.get(
-        f"{ws.url}/api/2.0/permissions/jobs/1",
+        f"{ws.url}/api/2.0/permissions/repos/1",
         headers={"Authorization": f"Bearer {ws.token}"},
         timeout=30,
     )

@@ -6,7 +6,9 @@ imports whose content is over 10 MB as base64 (``state/limits.py``) fail with
 ``MAX_NOTEBOOK_SIZE_EXCEEDED``, an existing path without
 ``overwrite`` with ``RESOURCE_ALREADY_EXISTS``, a missing parent folder with
 ``RESOURCE_DOES_NOT_EXIST``, a non-empty folder without ``recursive`` with
-``DIRECTORY_NOT_EMPTY``.
+``DIRECTORY_NOT_EMPTY``. The special folders ``/Users`` and ``/Shared`` and the homes of the
+workspace's principals cannot be deleted: ``DIRECTORY_PROTECTED`` "Folder <name> is
+protected", what the service answers for a home whose user exists.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ _HEADERS = {
 
 
 class WorkspaceApi:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, protected: tuple[str, ...] = ()) -> None:
         self.store = store
+        #: folders that cannot be deleted: ``/Users``, ``/Shared``, the principals' homes
+        self.protected = frozenset(protected)
         self._lock = threading.RLock()
 
     def register(self, router: Router) -> None:
@@ -204,6 +208,9 @@ class WorkspaceApi:
         recursive = req.flag("recursive")
         if path == "/":
             raise bad_request("The root folder can't be deleted")
+        if path in self.protected:
+            name = posixpath.basename(path)
+            raise ApiError(400, "DIRECTORY_PROTECTED", f"Folder {name} is protected")
         with self._lock:
             row = self._require(path)
             local = self.store.local_path(path)

@@ -57,6 +57,8 @@ class ActiveRun:
     queued: bool = False
     timed_out: bool = False
     task_cancels: dict[str, threading.Event] = field(default_factory=dict)
+    #: a repaired run's tasks that do not run again, with their results (``runs/repair``)
+    done_before: dict[str, ResultState] = field(default_factory=dict)
 
     @property
     def run_id(self) -> int:
@@ -198,6 +200,35 @@ class Scheduler:
             self.store.save_run(doc, active=run.run_id in self._active, token=token)
             return copy_record(doc)
 
+    def repair(
+        self,
+        doc: RunRecord,
+        *,
+        done_before: Mapping[str, ResultState],
+        timeout_seconds: float | None,
+        task_parameters: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """Start an ended run again (``runs/repair``): its tasks in ``done_before`` keep their
+        results, the others (already given new task run ids, PENDING) run."""
+        run = ActiveRun(
+            doc,
+            doc.get("job_id"),
+            None,
+            timeout_seconds or None,
+            task_parameters=task_parameters,
+            done_before=dict(done_before),
+        )
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the local workspace is shutting down")
+            if run.run_id in self._active:
+                raise RuntimeError(f"run {run.run_id} is active")
+            for task in doc["tasks"]:
+                self.store.add_task_run(task["run_id"], doc["run_id"])
+            self._active[run.run_id] = run
+            self._start(run)
+            self.store.save_run(doc, active=True)
+
     def _skip(self, run: ActiveRun, max_runs: int) -> None:
         message = (
             f"Skipping this run because the limit of {max_runs} maximum concurrent runs "
@@ -224,8 +255,10 @@ class Scheduler:
         run.queued = False
         set_state(run.doc, "PENDING", None, "Waiting for the local cluster")
         for task in run.doc["tasks"]:
-            set_state(task, "PENDING")
-        run.doc["start_time"] = now_ms()
+            if task["task_key"] not in run.done_before:
+                set_state(task, "PENDING")
+        if not run.done_before:  # a repaired run keeps its start
+            run.doc["start_time"] = now_ms()
         thread = threading.Thread(
             target=self._coordinate, args=(run,), name=f"run-{run.run_id}", daemon=True
         )
@@ -300,21 +333,23 @@ class Scheduler:
         """PENDING until the tasks' clusters run; False when a cluster does not exist (the
         run has ended then)."""
         doc = run.doc
-        named = {t.get("existing_cluster_id") for t in doc["tasks"]} - {None}
+        waiting = [t for t in doc["tasks"] if t["task_key"] not in run.done_before]
+        named = {t.get("existing_cluster_id") for t in waiting} - {None}
         for cluster_id in sorted(str(c) for c in named):
             if not self.clusters.exists(cluster_id):
                 message = f"Cluster {cluster_id} does not exist"
                 with self._lock:
-                    for task in doc["tasks"]:
+                    for task in waiting:
                         finish(task, "INTERNAL_ERROR", message)
                     finish(doc, "INTERNAL_ERROR", message)
                 return False
             if not self.clusters.wait_running(cluster_id, run.cancel):
                 break
-        if any(t.get("existing_cluster_id") is None for t in doc["tasks"]):
+        if any(t.get("existing_cluster_id") is None for t in waiting):
             self.clusters.ensure_engine(None)  # job/serverless compute: the default engine
         with self._lock:
-            doc["setup_duration"] = now_ms() - doc["start_time"]
+            if not run.done_before:
+                doc["setup_duration"] = now_ms() - doc["start_time"]
             if not run.cancel.is_set():
                 set_state(doc, "RUNNING", None, "In run")
         self._save(run)
@@ -325,6 +360,7 @@ class Scheduler:
         at ``deadline``), then end the run with their result."""
         tasks = {t["task_key"]: t for t in run.doc["tasks"]}
         progress = _Progress(tasks, dependencies(run.doc["tasks"]))
+        progress.done.update(run.done_before)
         with self._changed:
             while not progress.complete:
                 if deadline is not None and self.clock() >= deadline and not run.timed_out:

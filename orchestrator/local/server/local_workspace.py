@@ -12,16 +12,24 @@ import secrets
 import subprocess
 import tempfile
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from orchestrator.local.api.cluster_policies_api import ClusterPoliciesApi
 from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import DbfsApi
+from orchestrator.local.api.instance_pools_api import InstancePoolsApi
 from orchestrator.local.api.jobs_api import JobsApi
 from orchestrator.local.api.permissions_api import PermissionsApi
+from orchestrator.local.api.principals import Principals, ServicePrincipal
+from orchestrator.local.api.resource_permissions import (
+    ResourceKind,
+    ResourcePermissions,
+    job_kind,
+)
 from orchestrator.local.api.routing import Response, Router
 from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
@@ -40,6 +48,7 @@ from orchestrator.local.runtime.lifetime import (
 from orchestrator.local.server.admin import Admin
 from orchestrator.local.server.faults import Faults, FaultSettings
 from orchestrator.local.server.listener import serve_http
+from orchestrator.local.state.documents import Documents
 from orchestrator.local.state.records import DEFAULT_USER_NAME
 from orchestrator.local.state.retention import PruneReport, Retention, prune
 from orchestrator.local.state.store import Store
@@ -48,6 +57,7 @@ from orchestrator.local.ui.pages import Pages
 __all__ = [
     "LocalWorkspace",
     "LocalWorkspaceSettings",
+    "ServicePrincipal",
     "start_local_workspace",
     "temporary_workspace",
 ]
@@ -70,6 +80,9 @@ class LocalWorkspaceSettings:
     kernel_pool: bool = True  # warm kernels, up to max_workers idle per language
     #: the workspace's one user: SCIM ``Me``, ``/Users/<user_name>``, every creator
     user_name: str = DEFAULT_USER_NAME
+    #: the token is this service principal's: it is the caller (SCIM ``Me``, creators), is
+    #: listed by SCIM ``ServicePrincipals`` and has its home ``/Users/<application id>``
+    service_principal: ServicePrincipal | None = None
 
 
 class LocalWorkspace:
@@ -83,6 +96,9 @@ class LocalWorkspace:
         name = settings.user_name
         if not name or "/" in name or name in (".", "..") or not name.isprintable():
             raise ValueError(f"not a user name for the local workspace: {name!r}")
+        sp = settings.service_principal
+        if sp is not None and (not sp.application_id or "/" in sp.application_id):
+            raise ValueError(f"not an application id: {sp.application_id!r}")
         self.settings = settings
         self.token = settings.token or "local-" + secrets.token_hex(16)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -107,23 +123,27 @@ class LocalWorkspace:
     def _open_state(self, executor: TaskExecutor | None) -> None:
         settings = self.settings
         self.store = Store(settings.state_dir)
-        # what a new workspace has: the users' folder, the user's home and /Shared
-        home = f"/Users/{settings.user_name}"
-        self.store.ensure_directories("/Users", home, "/Shared")
+        self.documents = Documents(self.store)
+        self.principals = Principals(settings.user_name, settings.service_principal)
+        # what a new workspace has: the users' folder, the principals' homes and /Shared
+        self.store.ensure_directories("/Users", *self.principals.homes, "/Shared")
         self.faults = Faults(settings.faults)
         self.clusters = Clusters(
             settings.clusters,
             start_delay=settings.cluster_start_delay,
             spark_state_dir=self.store.state_dir,
+            documents=self.documents,
+            creator=self.principals.caller,
         )
         if executor is None:
             notebooks = NotebookTaskExecutor(
                 self.store,
                 keep_scratch=settings.keep_run_scratch,
                 pool_size=settings.max_workers if settings.kernel_pool else 0,
-                user_name=settings.user_name,
+                user_name=self.principals.caller,
             )
             self.clusters.on_running = notebooks.warm
+            notebooks.cluster_environment = self.clusters.environment
             self._notebooks: NotebookTaskExecutor | None = notebooks
             executor = notebooks
         else:
@@ -152,22 +172,98 @@ class LocalWorkspace:
             self.scheduler,
             base_url=self.url,
             export_html=export_executed_html,
-            user_name=self.settings.user_name,
+            user_name=self.principals.caller,
+            documents=self.documents,
         )
         self.scheduler.on_task_end = self.jobs.prerender
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
             self.jobs.cancel_child = self._notebooks.child_runs.cancel
-        WorkspaceApi(self.store).register(router)
+        principals, documents = self.principals, self.documents
+        resources = ResourcePermissions(documents, principals, self._resource_kinds())
+        protected = ("/Users", "/Shared", *principals.homes)
+        WorkspaceApi(self.store, protected=protected).register(router)
         DbfsApi(self.store).register(router)
+        self.jobs.on_job_deleted = lambda job_id: resources.forget("jobs", str(job_id))
         self.jobs.register(router)
-        ClustersApi(self.clusters).register(router)
-        SecretsApi(self.store).register(router)
-        ScimApi(user_name=self.settings.user_name).register(router)
-        PermissionsApi(self.store, user_name=self.settings.user_name).register(router)
+        ClustersApi(
+            self.clusters,
+            documents=documents,
+            principals=principals,
+            on_delete=lambda cluster_id: resources.forget("clusters", cluster_id),
+        ).register(router)
+        InstancePoolsApi(
+            documents,
+            principals=principals,
+            on_delete=lambda pool_id: resources.forget("instance-pools", pool_id),
+        ).register(router)
+        ClusterPoliciesApi(
+            documents,
+            principals=principals,
+            on_delete=lambda policy_id: resources.forget("cluster-policies", policy_id),
+        ).register(router)
+        SecretsApi(self.store, documents=documents, principals=principals).register(router)
+        ScimApi(principals).register(router)
+        PermissionsApi(self.store, principals=principals, resources=resources).register(router)
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
+
+    def _resource_kinds(self) -> tuple[ResourceKind, ...]:
+        """The jobs and compute objects the Permissions API serves, and their creators."""
+        store, clusters, documents = self.store, self.clusters, self.documents
+
+        def job_creator(job_id: str) -> str | None:
+            job = store.get_job(int(job_id)) if job_id.isdigit() else None
+            return None if job is None else str(job["creator_user_name"])
+
+        def cluster_creator(cluster_id: str) -> str | None:
+            if not clusters.exists(cluster_id):
+                return None
+            return str(clusters.info(cluster_id).get("creator_user_name") or "")
+
+        def stored(kind: str, field: str) -> Callable[[str], str | None]:
+            def creator(object_id: str) -> str | None:
+                doc = documents.get(kind, object_id)
+                if doc is None:
+                    return None
+                return str(doc.get(field) or self.principals.caller)
+
+            return creator
+
+        manage = {"CAN_MANAGE": "Can manage it: edit, delete and change its permissions"}
+        return (
+            job_kind(job_creator),
+            ResourceKind(
+                "clusters",
+                "cluster",
+                "Cluster",
+                {
+                    "CAN_ATTACH_TO": "Can attach notebooks to the cluster",
+                    "CAN_RESTART": "Can attach to, start, restart and terminate the cluster",
+                    **manage,
+                },
+                cluster_creator,
+                "CAN_MANAGE",
+            ),
+            ResourceKind(
+                "instance-pools",
+                "instance-pool",
+                "Instance pool",
+                {"CAN_ATTACH_TO": "Can attach clusters to the pool", **manage},
+                stored("instance-pool", "creator"),
+                "CAN_MANAGE",
+            ),
+            ResourceKind(
+                "cluster-policies",
+                "cluster-policy",
+                "Cluster policy",
+                {"CAN_USE": "Can create clusters with the policy"},
+                stored("cluster-policy", "creator_user_name"),
+                "CAN_USE",
+                admins_level="CAN_USE",
+            ),
+        )
 
     def _start_lifetime(self, state_dir: Path) -> None:
         """End what a killed workspace here left running (unless another one serves this
@@ -252,10 +348,12 @@ def start_local_workspace(
     retention: Retention | None = None,
     keep_run_scratch: bool = False,
     user_name: str = DEFAULT_USER_NAME,
+    service_principal: ServicePrincipal | None = None,
 ) -> LocalWorkspace:
     """Start a local workspace in this process on 127.0.0.1 (a free port unless given)."""
     settings = LocalWorkspaceSettings(
         user_name=user_name,
+        service_principal=service_principal,
         retention=retention or Retention(),
         keep_run_scratch=keep_run_scratch,
         state_dir=state_dir,
