@@ -128,7 +128,7 @@ class JobsApi:
 
     def get(self, req: Request) -> dict[str, Any]:
         job = self._job(req.required_int("job_id"))
-        return {**job, "run_as_user_name": self.user_name, "run_as_owner": True}
+        return {**job, "run_as_user_name": self.user_name}
 
     def list(self, req: Request) -> dict[str, Any]:
         name = req.text("name")
@@ -329,7 +329,6 @@ class JobsApi:
         view["tasks"] = [runs.public_view(task)]
         for key in ("run_id", "state", "status", "start_time", "end_time", "run_page_url"):
             view[key] = task.get(key)
-        view["parent_run_id"] = doc["run_id"]
         return view
 
     def runs_get(self, req: Request) -> dict[str, Any]:
