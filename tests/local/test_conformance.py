@@ -21,6 +21,7 @@ import dataclasses
 import inspect
 import io
 import os
+import threading
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -815,9 +816,13 @@ def ctx(ws: LocalWorkspace) -> Iterator[Ctx]:
     c = Ctx(w)
     c.notebook_id = str(w.workspace.get_status("/Shared/nb").object_id)
     c.job_id = _new_job(c)
-    run = w.jobs.run_now(c.job_id).result()
-    c.run_id, c.task_run_id = int(run.run_id), int(run.tasks[0].run_id)
-    c.cluster_id = _new_cluster(c)
+    # made without the SDK's waiters, whose first poll sleeps a second: the workspace's own
+    # waits end as soon as the run has ended and the cluster runs
+    c.run_id = int(w.jobs.run_now(c.job_id).response.run_id)
+    assert ws.scheduler.wait_idle(c.run_id, 60)
+    c.task_run_id = int(w.jobs.get_run(c.run_id).tasks[0].run_id)
+    c.cluster_id = str(w.clusters.create(spark_version=V).response.cluster_id)
+    assert ws.clusters.wait_running(c.cluster_id, threading.Event())
     c.pool_id = _pool(c).instance_pool_id
     c.policy_id = w.cluster_policies.create(name="p").policy_id
     c.user_id = str(w.current_user.me().id)
