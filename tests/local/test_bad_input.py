@@ -828,6 +828,34 @@ COMPUTE = [
         },
     ),
     Case(
+        "create a job with a condition of an unknown op",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                {"task_key": "c", "condition_task": {"op": "MATCHES", "left": "a", "right": "b"}}
+            ],
+        },
+    ),
+    Case(
+        "create a job running a job that does not exist",
+        "POST",
+        "2.1/jobs/create",
+        {"name": "j", "tasks": [{"task_key": "r", "run_job_task": {"job_id": 987654}}]},
+    ),
+    Case(
+        "create a job with a for each task",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                {"task_key": "f", "for_each_task": {"inputs": "[1]", "task": _task("inner")}}
+            ],
+        },
+    ),
+    Case(
         "create a job with a jar task",
         "POST",
         "2.1/jobs/create",

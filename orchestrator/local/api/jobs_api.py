@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.files import atomic_writer
@@ -21,6 +21,7 @@ from orchestrator.local.api.paging import page
 from orchestrator.local.api.routing import Request, Router
 from orchestrator.local.jobs import run_documents as runs
 from orchestrator.local.jobs.compute_refs import check_compute
+from orchestrator.local.jobs.control_tasks import resolve_operands
 from orchestrator.local.jobs.repair import history_of, plan_repair, set_history
 from orchestrator.local.jobs.run_state import set_state
 from orchestrator.local.jobs.scheduler import Scheduler
@@ -114,6 +115,13 @@ class JobsApi:
         check_task_types(tasks, git_source=bool(dict(checked).get("git_source")))
         if self.documents is not None:
             check_compute(checked, tasks, self.documents)
+        for task in tasks:
+            run_job = task.get("run_job_task")
+            if isinstance(run_job, dict) and self.store.get_job(int(run_job["job_id"])) is None:
+                raise bad_request(
+                    f"Task {task.get('task_key')}: run_job_task names job {run_job['job_id']}, "
+                    "which does not exist"
+                )
         return checked
 
     def create(self, req: Request) -> dict[str, Any]:
@@ -215,40 +223,65 @@ class JobsApi:
                 and (existing := self.store.run_by_token(_token_key("job", token))) is not None
             ):
                 return {"run_id": existing, "number_in_job": existing}
-            job = self._job(job_id)
-            settings = job["settings"]
-            job_params = runs.job_parameter_values(settings, overrides)
-            new = self._new_run(
-                settings,
-                job_id=job_id,
-                run_name=str(settings.get("name", "")),
-                run_type="JOB_RUN",
-                notebook_params=notebook_params,
-                job_params=job_params,
-                only=only,
-            )
-            doc = new.doc
-            overriding: dict[str, Any] = {}
-            if notebook_params:
-                overriding["notebook_params"] = notebook_params
-            if overrides:
-                overriding["job_parameters"] = overrides
-            if overriding:
-                doc["overriding_parameters"] = overriding
-            if settings.get("parameters"):
-                defaults = {p["name"]: p.get("default", "") for p in settings["parameters"]}
-                doc["job_parameters"] = [
-                    {"name": k, "default": defaults.get(k, ""), "value": v}
-                    for k, v in job_params.items()
-                ]
-            self.scheduler.submit(
-                doc,
-                job_settings=settings,
-                token=_token_key("job", token) if token else None,
-                timeout_seconds=new.timeout_seconds,
-                task_parameters=new.task_parameters,
+            doc = self._start_job_run(
+                job_id, notebook_params, overrides, only=only, token=token, trigger="ONE_TIME"
             )
         return {"run_id": doc["run_id"], "number_in_job": doc["number_in_job"]}
+
+    def trigger_run(self, job_id: int, job_parameters: Mapping[str, str]) -> int:
+        """Start a run of a job for a ``run_job_task`` (trigger ``RUN_JOB_TASK``)."""
+        with self._lock:
+            doc = self._start_job_run(
+                job_id, {}, dict(job_parameters), only=None, token=None, trigger="RUN_JOB_TASK"
+            )
+        return int(doc["run_id"])
+
+    def _start_job_run(
+        self,
+        job_id: int,
+        notebook_params: dict[str, Any],
+        overrides: dict[str, Any],
+        *,
+        only: Sequence[str] | None,
+        token: str | None,
+        trigger: str,
+    ) -> RunRecord:
+        """A run of a job, made and handed to the scheduler (under the API's lock)."""
+        job = self._job(job_id)
+        settings = job["settings"]
+        job_params = runs.job_parameter_values(settings, overrides)
+        new = self._new_run(
+            settings,
+            job_id=job_id,
+            run_name=str(settings.get("name", "")),
+            run_type="JOB_RUN",
+            notebook_params=notebook_params,
+            job_params=job_params,
+            only=only,
+        )
+        doc = new.doc
+        overriding: dict[str, Any] = {}
+        if notebook_params:
+            overriding["notebook_params"] = notebook_params
+        if overrides:
+            overriding["job_parameters"] = overrides
+        if overriding:
+            doc["overriding_parameters"] = overriding
+        if settings.get("parameters"):
+            defaults = {p["name"]: p.get("default", "") for p in settings["parameters"]}
+            doc["job_parameters"] = [
+                {"name": k, "default": defaults.get(k, ""), "value": v}
+                for k, v in job_params.items()
+            ]
+        doc["trigger"] = trigger
+        self.scheduler.submit(
+            doc,
+            job_settings=settings,
+            token=_token_key("job", token) if token else None,
+            timeout_seconds=new.timeout_seconds,
+            task_parameters=new.task_parameters,
+        )
+        return doc
 
     def submit(self, req: Request) -> dict[str, Any]:
         token = req.text("idempotency_token")
@@ -290,7 +323,7 @@ class JobsApi:
         job_params: dict[str, str],
         only: Sequence[str] | None = None,
     ) -> runs.NewRun:
-        return runs.new_run(
+        new = runs.new_run(
             settings,
             job_id=job_id,
             run_name=run_name,
@@ -302,6 +335,20 @@ class JobsApi:
             run_url=self.run_url,
             creator=self.user_name,
         )
+        resolve_operands(new.doc, job_params=job_params)
+        return new
+
+    def await_run(self, run_id: int, cancel: threading.Event) -> RunRecord | None:
+        """Wait for a run to end (a ``run_job_task`` waits for its job's run); when
+        ``cancel`` is set, cancel it and wait for that."""
+        while not self.scheduler.wait_idle(run_id, 0.1):
+            if cancel.is_set():
+                self.scheduler.cancel(
+                    run_id, message="The task that started this run was cancelled."
+                )
+                self.scheduler.wait_idle(run_id, 60)
+                break
+        return self.scheduler.get(run_id)
 
     def run_url(self, job_id: int | None, run_id: int) -> str:
         """The page of a run or task run (of a job, or one-time)."""

@@ -12,6 +12,7 @@ in production).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.files import write_json_atomically
+from orchestrator.local.jobs.control_tasks import CONTROL_TYPES, OUTCOME
 from orchestrator.local.jobs.run_state import copy_record, finish, set_state
 from orchestrator.local.jobs.task_execution import TaskExecutor, TaskOutcome, TaskSpec
 from orchestrator.local.jobs.task_graph import blocked_by, dependencies, run_result
@@ -395,10 +397,16 @@ class Scheduler:
             finish(task, "CANCELED", "Not started: the run was cancelled")
             progress.done[key] = "CANCELED"
             return
-        upstream = [progress.done[d] for d in progress.deps[key]]
-        blocked = blocked_by(str(task.get("run_if", "ALL_SUCCESS")), upstream)
+        upstream = _upstream(task, progress)
+        if upstream and all(r == "EXCLUDED" for r in upstream):
+            # every dependency was excluded: so is this task, whatever its run_if
+            blocked: ResultState | None = "EXCLUDED"
+        else:  # an excluded task counts as a success
+            results = ["SUCCESS" if r == "EXCLUDED" else r for r in upstream]
+            blocked = blocked_by(str(task.get("run_if", "ALL_SUCCESS")), results)
         if blocked is not None:
-            finish(task, blocked, "Upstream task(s) did not succeed")
+            reason = "Excluded" if blocked == "EXCLUDED" else "Upstream task(s) did not succeed"
+            finish(task, blocked, reason)
             task["state"]["life_cycle_state"] = "SKIPPED"
             progress.done[key] = blocked
             return
@@ -426,7 +434,10 @@ class Scheduler:
     ) -> None:
         """A task's worker thread: wait for a worker slot, run the task, record its end."""
         task = progress.tasks[spec.task_key]
-        with self._workers:
+        control = any(isinstance(task.get(kind), dict) for kind in CONTROL_TYPES)
+        # a control-flow task only waits: it takes no worker slot (a run_job_task's own
+        # run needs them)
+        with contextlib.nullcontext() if control else self._workers:
             if cancel.is_set():
                 outcome = TaskOutcome("CANCELED", run.cancel_message or "Cancelled")
             else:
@@ -443,6 +454,9 @@ class Scheduler:
             if outcome.result_state == "CANCELED" and run.timed_out:
                 outcome = TaskOutcome("TIMEDOUT", "Run timed out", outcome.output)
             self._write_output(spec.task_run_id, outcome.output)
+            condition = task.get("condition_task")
+            if isinstance(condition, dict) and OUTCOME in outcome.output:
+                condition["outcome"] = str(outcome.output[OUTCOME])
             finish(task, outcome.result_state, outcome.state_message)
             progress.done[spec.task_key] = outcome.result_state
             progress.running.discard(spec.task_key)
@@ -451,6 +465,22 @@ class Scheduler:
         self._save(run)
         if self.on_task_end is not None:
             self.on_task_end(ended)
+
+
+def _upstream(task: TaskRunRecord, progress: _Progress) -> list[ResultState]:
+    """The results of a task's dependencies; one on a condition task's outcome that did not
+    come out counts as EXCLUDED."""
+    results: list[ResultState] = []
+    for dep in task.get("depends_on") or []:
+        key = str(dep["task_key"])
+        result = progress.done[key]
+        wanted = dep.get("outcome")
+        if wanted is not None and result == "SUCCESS":
+            condition = progress.tasks[key].get("condition_task") or {}
+            if str(condition.get("outcome")) != str(wanted):
+                result = "EXCLUDED"
+        results.append(result)
+    return results
 
 
 def _max_runs(settings: JobSettings | None) -> int:

@@ -5,11 +5,12 @@ reason, never accepted and failed later.
 Runs here: ``notebook_task`` (workspace notebooks), ``spark_python_task`` (a Python file in the
 workspace, DBFS or a volume; ``parameters`` are its ``sys.argv``) and ``python_wheel_task`` (an
 entry point of a wheel among the task's ``libraries``), all three in a kernel on this machine
-(:mod:`.python_tasks`). Refused, each with why: tasks from Git (the local workspace cannot
-clone), ``sql_task`` (it needs a SQL warehouse, which this workspace does not have),
-``run_job_task``, ``condition_task`` and ``for_each_task`` (control flow the local engine does
-not run), JVM tasks (``spark_jar_task``, ``spark_submit_task``), ``dbt_task`` and
-``pipeline_task``.
+(:mod:`.python_tasks`); ``condition_task`` and ``run_job_task``, done by the jobs engine
+(:mod:`.control_tasks`; the job a ``run_job_task`` names must exist, which the Jobs API
+checks). A dependency's ``outcome`` must be ``"true"`` or ``"false"`` and name a condition
+task. Refused, each with why: tasks from Git (the local workspace cannot clone), ``sql_task``
+(it needs a SQL warehouse, which this workspace does not have), ``for_each_task``, JVM tasks
+(``spark_jar_task``, ``spark_submit_task``), ``dbt_task`` and ``pipeline_task``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,24 @@ from orchestrator.local.state.api_error import bad_request
 __all__ = ["RUNNABLE", "check_task_types", "task_type"]
 
 #: the task types tasks of a run can have here
-RUNNABLE = ("notebook_task", "spark_python_task", "python_wheel_task")
+RUNNABLE = (
+    "notebook_task",
+    "spark_python_task",
+    "python_wheel_task",
+    "condition_task",
+    "run_job_task",
+)
+_OPS = (
+    "EQUAL_TO",
+    "NOT_EQUAL",
+    "GREATER_THAN",
+    "GREATER_THAN_OR_EQUAL",
+    "LESS_THAN",
+    "LESS_THAN_OR_EQUAL",
+)
 
 _REFUSED = {
     "sql_task": "it needs a SQL warehouse, and the local workspace has none",
-    "run_job_task": "the local workspace does not run jobs from jobs (run the job itself)",
-    "condition_task": "the local workspace does not run if/else condition tasks",
     "for_each_task": "the local workspace does not run for each tasks",
     "spark_jar_task": "it needs a JVM cluster",
     "spark_submit_task": "it needs a JVM cluster",
@@ -45,6 +58,8 @@ def task_type(task: Mapping[str, Any]) -> str | None:
 
 def check_task_types(tasks: Iterable[Mapping[str, Any]], *, git_source: bool = False) -> None:
     """400 for the first task the local workspace could not run, naming it and why."""
+    tasks = list(tasks)
+    _check_outcomes(tasks)
     for task in tasks:
         key = task.get("task_key", "")
         kinds = [k for k in task if k.endswith("_task") and task[k] is not None]
@@ -67,6 +82,35 @@ def check_task_types(tasks: Iterable[Mapping[str, Any]], *, git_source: bool = F
             _check_python_file(str(key), spec, source)
         elif kind == "python_wheel_task":
             _check_wheel(str(key), task, spec)
+        elif kind == "condition_task":
+            if spec.get("op") not in _OPS:
+                raise bad_request(f"Task {key}: condition_task.op must be one of {', '.join(_OPS)}")
+            for side in ("left", "right"):
+                if not isinstance(spec.get(side), str):
+                    raise bad_request(f"Task {key}: condition_task.{side} is required")
+        elif kind == "run_job_task":
+            job_id = spec.get("job_id")
+            if not isinstance(job_id, int) or isinstance(job_id, bool):
+                raise bad_request(f"Task {key}: run_job_task.job_id is required")
+            params = spec.get("job_parameters")
+            if params is not None and not isinstance(params, dict):
+                raise bad_request(f"Task {key}: run_job_task.job_parameters must be an object")
+
+
+def _check_outcomes(tasks: list[Mapping[str, Any]]) -> None:
+    """A dependency on an outcome names a condition task and ``"true"`` or ``"false"``."""
+    conditions = {t.get("task_key") for t in tasks if t.get("condition_task") is not None}
+    for task in tasks:
+        for dep in task.get("depends_on") or []:
+            if not isinstance(dep, dict) or dep.get("outcome") is None:
+                continue
+            if dep["outcome"] not in ("true", "false"):
+                raise bad_request(f'Task {task.get("task_key")}: outcome must be "true" or "false"')
+            if dep.get("task_key") not in conditions:
+                raise bad_request(
+                    f"Task {task.get('task_key')} depends on an outcome of "
+                    f"{dep.get('task_key')}, which is not a condition task"
+                )
 
 
 def _check_python_file(key: str, spec: Mapping[str, Any], source: str) -> None:

@@ -34,6 +34,7 @@ from orchestrator.local.api.routing import Response, Router
 from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
+from orchestrator.local.jobs.control_tasks import ControlFlowTasks
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
 from orchestrator.local.jobs.scheduler import Scheduler
 from orchestrator.local.jobs.task_execution import TaskExecutor
@@ -148,8 +149,10 @@ class LocalWorkspace:
             executor = notebooks
         else:
             self._notebooks = None
+        #: condition and run-job tasks are the engine's own; every other task goes to executor
+        self.control = ControlFlowTasks(executor)
         self.scheduler = Scheduler(
-            self.store, self.clusters, executor, max_workers=settings.max_workers
+            self.store, self.clusters, self.control, max_workers=settings.max_workers
         )
         self._stopped = threading.Event()
         self.prune()  # after recovery: runs a killed server left active have ended
@@ -176,6 +179,8 @@ class LocalWorkspace:
             documents=self.documents,
         )
         self.scheduler.on_task_end = self.jobs.prerender
+        self.control.start_job = self.jobs.trigger_run
+        self.control.await_run = self.jobs.await_run
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
             self.jobs.cancel_child = self._notebooks.child_runs.cancel
