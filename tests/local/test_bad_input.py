@@ -1,6 +1,7 @@
 """Bad input to the local workspace: Databricks' 4xx answer, and nothing changes.
 
-One table over the Workspace, DBFS, Jobs, Secrets and Permissions endpoints. Each case sends
+One table over the Workspace, DBFS, Jobs, Secrets, Permissions, Clusters, Instance Pools and
+Cluster Policies endpoints. Each case sends
 one request over HTTP to a workspace holding a few objects (a folder, a notebook, a DBFS file,
 a job, a secret scope, permissions on the folder and the notebook) and asserts the HTTP
 status, the ``error_code`` and that the state dir is byte for byte what it was: every file
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.local.server import LocalWorkspace, start_local_workspace
+from orchestrator.local.server import ClusterSpec, LocalWorkspace, start_local_workspace
 from tests.fakes import FakeExecutor
 
 TOKEN = "bad-input-token"
@@ -587,12 +588,46 @@ PERMISSIONS = [
         code=MISSING,
     ),
     Case(
-        "PUT a cluster's permissions",
+        "PUT the permissions of a cluster that does not exist",
         "PUT",
         "2.0/permissions/clusters/abc",
         _acl(USERS_READ),
         404,
+        MISSING,
+    ),
+    Case(
+        "PUT a repo's permissions",
+        "PUT",
+        "2.0/permissions/repos/1",
+        _acl(USERS_READ),
+        404,
         "ENDPOINT_NOT_FOUND",
+    ),
+    Case(
+        "PUT a job's permissions at a folder's level",
+        "PUT",
+        "2.0/permissions/jobs/1",
+        _acl(USERS_READ),
+    ),
+    Case(
+        "PUT a job's permissions for nobody",
+        "PUT",
+        "2.0/permissions/jobs/1",
+        _acl({"user_name": "nobody@x", "permission_level": "CAN_VIEW"}),
+    ),
+    Case(
+        "PUT a group as a job's owner",
+        "PUT",
+        "2.0/permissions/jobs/1",
+        _acl({"group_name": "users", "permission_level": "IS_OWNER"}),
+    ),
+    Case(
+        "PATCH a job that does not exist",
+        "PATCH",
+        "2.0/permissions/jobs/987",
+        _acl({"group_name": "users", "permission_level": "CAN_VIEW"}),
+        404,
+        MISSING,
     ),
     Case("DELETE permissions", "DELETE", DIR, status=405, code="METHOD_NOT_ALLOWED"),
 ]
@@ -756,7 +791,340 @@ HOSTILE = [
     ),
 ]
 
-CASES = WORKSPACE + DBFS + JOBS + SECRETS + PERMISSIONS + HOSTILE
+POOL = {"instance_pool_name": "p", "node_type_id": "local"}
+COMPUTE = [
+    Case(
+        "delete /Shared",
+        "POST",
+        "2.0/workspace/delete",
+        {"path": "/Shared"},
+        code="DIRECTORY_PROTECTED",
+    ),
+    Case(
+        "delete /Users",
+        "POST",
+        "2.0/workspace/delete",
+        {"path": "/Users", "recursive": True},
+        code="DIRECTORY_PROTECTED",
+    ),
+    Case(
+        "delete the user's home",
+        "POST",
+        "2.0/workspace/delete",
+        {"path": "/Users/local@localhost", "recursive": True},
+        code="DIRECTORY_PROTECTED",
+    ),
+    Case(
+        "create a cluster of an unknown runtime",
+        "POST",
+        "2.1/clusters/create",
+        {"spark_version": "1.2.x-scala2.10", "cluster_name": "c"},
+    ),
+    Case(
+        "create a cluster without a runtime", "POST", "2.1/clusters/create", {"cluster_name": "c"}
+    ),
+    Case(
+        "create a cluster of another node type",
+        "POST",
+        "2.1/clusters/create",
+        {"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2"},
+    ),
+    Case(
+        "create a cluster in a pool that does not exist",
+        "POST",
+        "2.1/clusters/create",
+        {"spark_version": "15.4.x-scala2.12", "instance_pool_id": "0101-pool-nope"},
+    ),
+    Case(
+        "create a cluster under a policy that does not exist",
+        "POST",
+        "2.1/clusters/create",
+        {"spark_version": "15.4.x-scala2.12", "policy_id": "NOPE"},
+    ),
+    Case(
+        "create a cluster with negative workers",
+        "POST",
+        "2.1/clusters/create",
+        {"spark_version": "15.4.x-scala2.12", "num_workers": -1},
+    ),
+    Case(
+        "edit a cluster that does not exist",
+        "POST",
+        "2.1/clusters/edit",
+        {"cluster_id": "nope", "spark_version": "15.4.x-scala2.12"},
+    ),
+    Case(
+        "restart a terminated cluster",
+        "POST",
+        "2.1/clusters/restart",
+        {"cluster_id": "0000-000000-local"},
+        code="INVALID_STATE",
+    ),
+    Case("resize with nothing", "POST", "2.1/clusters/resize", {"cluster_id": "0000-000000-local"}),
+    Case(
+        "events of a cluster that does not exist",
+        "POST",
+        "2.1/clusters/events",
+        {"cluster_id": "nope"},
+    ),
+    Case(
+        "events with a limit over 500",
+        "POST",
+        "2.1/clusters/events",
+        {"cluster_id": "0000-000000-local", "limit": 501},
+    ),
+    Case(
+        "give a cluster to nobody",
+        "POST",
+        "2.1/clusters/change-owner",
+        {"cluster_id": "0000-000000-local", "owner_username": "nobody@x"},
+    ),
+    Case(
+        "create a pool without a name",
+        "POST",
+        "2.0/instance-pools/create",
+        {"node_type_id": "local"},
+    ),
+    Case(
+        "create a pool of another node type",
+        "POST",
+        "2.0/instance-pools/create",
+        {**POOL, "node_type_id": "Standard_DS3_v2"},
+    ),
+    Case(
+        "create a pool with more idle than capacity",
+        "POST",
+        "2.0/instance-pools/create",
+        {**POOL, "min_idle_instances": 3, "max_capacity": 2},
+    ),
+    Case(
+        "create a pool of an unknown runtime",
+        "POST",
+        "2.0/instance-pools/create",
+        {**POOL, "preloaded_spark_versions": ["1.2.x-scala2.10"]},
+    ),
+    Case(
+        "get a pool that does not exist",
+        "GET",
+        "2.0/instance-pools/get",
+        params={"instance_pool_id": "nope"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "delete a pool that does not exist",
+        "POST",
+        "2.0/instance-pools/delete",
+        {"instance_pool_id": "nope"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "create a policy that is not JSON",
+        "POST",
+        "2.0/policies/clusters/create",
+        {"name": "p", "definition": "{"},
+    ),
+    Case(
+        "create a policy with an unknown rule type",
+        "POST",
+        "2.0/policies/clusters/create",
+        {"name": "p", "definition": json.dumps({"spark_version": {"type": "maybe"}})},
+    ),
+    Case(
+        "create a policy of a family",
+        "POST",
+        "2.0/policies/clusters/create",
+        {"name": "p", "policy_family_id": "personal-vm"},
+    ),
+    Case(
+        "create a job in a pool that does not exist",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                _task(
+                    new_cluster={
+                        "spark_version": "15.4.x-scala2.12",
+                        "instance_pool_id": "0727-pool-made-up",
+                    }
+                )
+            ],
+        },
+    ),
+    Case(
+        "create a job naming a job cluster it lacks",
+        "POST",
+        "2.1/jobs/create",
+        {"name": "j", "tasks": [_task(job_cluster_key="nope")]},
+    ),
+    Case(
+        "submit a run with node type and pool",
+        "POST",
+        "2.1/jobs/runs/submit",
+        {
+            "tasks": [
+                _task(
+                    new_cluster={
+                        "spark_version": "15.4.x-scala2.12",
+                        "node_type_id": "local",
+                        "instance_pool_id": "x",
+                    }
+                )
+            ]
+        },
+    ),
+    Case(
+        "create a job with a sql task",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                {"task_key": "q", "sql_task": {"file": {"path": "/x.sql"}, "warehouse_id": "w"}}
+            ],
+        },
+    ),
+    Case(
+        "create a job with a condition of an unknown op",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                {"task_key": "c", "condition_task": {"op": "MATCHES", "left": "a", "right": "b"}}
+            ],
+        },
+    ),
+    Case(
+        "create a job running a job that does not exist",
+        "POST",
+        "2.1/jobs/create",
+        {"name": "j", "tasks": [{"task_key": "r", "run_job_task": {"job_id": 987654}}]},
+    ),
+    Case(
+        "create a job with a for each task",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                {"task_key": "f", "for_each_task": {"inputs": "[1]", "task": _task("inner")}}
+            ],
+        },
+    ),
+    Case(
+        "create a job with a jar task",
+        "POST",
+        "2.1/jobs/create",
+        {"name": "j", "tasks": [{"task_key": "q", "spark_jar_task": {"main_class_name": "M"}}]},
+    ),
+    Case(
+        "create a job with two task types",
+        "POST",
+        "2.1/jobs/create",
+        {"name": "j", "tasks": [_task(spark_python_task={"python_file": "/x.py"})]},
+    ),
+    Case(
+        "create a job with a python file from git",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                {"task_key": "p", "spark_python_task": {"python_file": "x.py", "source": "GIT"}}
+            ],
+        },
+    ),
+    Case(
+        "create a job with a relative python file",
+        "POST",
+        "2.1/jobs/create",
+        {"name": "j", "tasks": [{"task_key": "p", "spark_python_task": {"python_file": "x.py"}}]},
+    ),
+    Case(
+        "create a job with a wheel task without its wheel",
+        "POST",
+        "2.1/jobs/create",
+        {
+            "name": "j",
+            "tasks": [
+                {"task_key": "w", "python_wheel_task": {"package_name": "p", "entry_point": "main"}}
+            ],
+        },
+    ),
+    Case(
+        "repair a run that does not exist",
+        "POST",
+        "2.1/jobs/runs/repair",
+        {"run_id": 987654, "rerun_all_failed_tasks": True},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "get a secret of a scope that does not exist",
+        "GET",
+        "2.0/secrets/get",
+        params={"scope": "nope", "key": "k"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "get a secret that does not exist",
+        "GET",
+        "2.0/secrets/get",
+        params={"scope": "s", "key": "nope"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "put an ACL for nobody",
+        "POST",
+        "2.0/secrets/acls/put",
+        {"scope": "s", "principal": "nobody@x", "permission": "READ"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "put an ACL of an unknown permission",
+        "POST",
+        "2.0/secrets/acls/put",
+        {"scope": "s", "principal": "users", "permission": "OWN"},
+    ),
+    Case(
+        "put an ACL on a scope that does not exist",
+        "POST",
+        "2.0/secrets/acls/put",
+        {"scope": "nope", "principal": "users", "permission": "READ"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "get an ACL that does not exist",
+        "GET",
+        "2.0/secrets/acls/get",
+        params={"scope": "s", "principal": "users"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "delete an ACL that does not exist",
+        "POST",
+        "2.0/secrets/acls/delete",
+        {"scope": "s", "principal": "users"},
+        status=404,
+        code=MISSING,
+    ),
+    Case(
+        "create a scope managed by someone else",
+        "POST",
+        "2.0/secrets/scopes/create",
+        {"scope": "t", "initial_manage_principal": "admins"},
+    ),
+]
+
+CASES = WORKSPACE + DBFS + JOBS + SECRETS + PERMISSIONS + HOSTILE + COMPUTE
 
 
 def _id(case: Case) -> str:
@@ -765,7 +1133,7 @@ def _id(case: Case) -> str:
 
 def test_the_table_has_at_least_40_cases_over_every_api() -> None:
     assert len(CASES) >= 40
-    groups = (WORKSPACE, DBFS, JOBS, SECRETS, PERMISSIONS, HOSTILE)
+    groups = (WORKSPACE, DBFS, JOBS, SECRETS, PERMISSIONS, HOSTILE, COMPUTE)
     assert all(len(group) >= 10 for group in groups)
     assert len({_id(c) for c in CASES}) == len(CASES)
 
@@ -783,7 +1151,13 @@ def _call(ws: LocalWorkspace, method: str, route: str, body: Any = None, **param
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorkspace]:
     """A workspace with a folder, a notebook, DBFS files, a job and a secret scope."""
     state = tmp_path_factory.mktemp("bad-input") / "state"
-    ws = start_local_workspace(state, token=TOKEN, cluster_start_delay=0.1, executor=FakeExecutor())
+    ws = start_local_workspace(
+        state,
+        token=TOKEN,
+        cluster_start_delay=0.1,
+        executor=FakeExecutor(),
+        clusters=(ClusterSpec(state="TERMINATED"),),
+    )
     _call(ws, "POST", "2.0/workspace/mkdirs", {"path": "/Shared/a"})
     nb = {"path": "/Shared/a/nb", "language": "PYTHON", "content": NB}
     _call(ws, "POST", "2.0/workspace/import", nb)

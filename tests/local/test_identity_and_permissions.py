@@ -273,9 +273,131 @@ def test_what_the_service_refuses_is_refused(w) -> None:  # type: ignore[no-unty
 
 def test_the_permissions_of_other_objects_are_not_served(ws: LocalWorkspace) -> None:
     response = requests.get(
-        f"{ws.url}/api/2.0/permissions/jobs/1",
+        f"{ws.url}/api/2.0/permissions/repos/1",
         headers={"Authorization": f"Bearer {ws.token}"},
         timeout=30,
     )
     assert response.status_code == 404
     assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_scim_lists_and_reads_users_and_groups(w) -> None:  # type: ignore[no-untyped-def]
+    from databricks.sdk.errors import PermissionDenied
+
+    me = w.current_user.me()
+    (user,) = list(w.users.list())
+    assert (user.id, user.user_name) == (me.id, ME)
+    assert w.users.get(me.id).user_name == ME
+    assert [u.user_name for u in w.users.list(filter=f'userName eq "{ME}"')] == [ME]
+    assert list(w.users.list(filter='userName eq "someone@else"')) == []
+    groups = {g.display_name: g for g in w.groups.list()}
+    assert set(groups) == {"users", "admins"}
+    assert [m.value for m in groups["admins"].members] == [me.id]
+    assert w.groups.get(groups["users"].id).display_name == "users"
+    assert [g.display_name for g in w.groups.list(filter='displayName sw "adm"')] == ["admins"]
+    assert list(w.service_principals.list()) == []
+    with pytest.raises(NotFound):
+        w.users.get("123")
+    with pytest.raises(PermissionDenied):
+        w.users.create(user_name="other@example.com")
+    with pytest.raises(PermissionDenied):
+        w.groups.delete(groups["users"].id)
+
+
+def test_a_token_configured_as_a_service_principal(tmp_path: Path) -> None:
+    from orchestrator.local.server import ServicePrincipal
+
+    app = "6f2a3e1c-0d4b-4a57-9c1e-1b2f3a4d5e6f"
+    with start_local_workspace(
+        tmp_path / "state",
+        token=TOKEN,
+        executor=FakeExecutor(),
+        service_principal=ServicePrincipal(app, "ci robot"),
+    ) as ws:
+        w = sdk_client(ws)
+        me = w.current_user.me()
+        assert (me.user_name, me.display_name) == (app, "ci robot")
+        (sp,) = list(w.service_principals.list())
+        assert (sp.application_id, sp.display_name, sp.id) == (app, "ci robot", me.id)
+        assert [u.user_name for u in w.users.list()] == [ME]
+        assert w.service_principals.get(sp.id).application_id == app
+        assert {o.path for o in w.workspace.list("/Users")} == {f"/Users/{ME}", f"/Users/{app}"}
+        task = jobs.Task(task_key="a", notebook_task=jobs.NotebookTask(notebook_path="/x"))
+        job = w.jobs.get(w.jobs.create(name="j", tasks=[task]).job_id)
+        assert job.creator_user_name == app
+        owner = acl(w.jobs.get_permissions(str(job.job_id)))
+        assert owner[app] == [("IS_OWNER", False, [])]
+
+
+def test_special_folders_cannot_be_deleted(w) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/Shared", "/Users", f"/Users/{ME}"):
+        with pytest.raises(DatabricksError, match="is protected") as caught:
+            w.workspace.delete(path, recursive=True)
+        assert caught.value.error_code == "DIRECTORY_PROTECTED"
+    assert {o.path for o in w.workspace.list("/")} == {"/Users", "/Shared"}
+    w.workspace.mkdirs("/Shared/x")
+    w.workspace.delete("/Shared/x")  # what is below them can go
+
+
+def test_job_and_cluster_permissions_are_kept_and_checked(w) -> None:  # type: ignore[no-untyped-def]
+    from databricks.sdk.service import compute
+
+    task = jobs.Task(task_key="a", notebook_task=jobs.NotebookTask(notebook_path="/x"))
+    job_id = str(w.jobs.create(name="j", tasks=[task]).job_id)
+    levels = [
+        lvl.permission_level.value for lvl in w.jobs.get_permission_levels(job_id).permission_levels
+    ]
+    assert levels == ["CAN_VIEW", "CAN_MANAGE_RUN", "IS_OWNER", "CAN_MANAGE"]
+    before = w.jobs.get_permissions(job_id)
+    assert before.object_id == f"/jobs/{job_id}" and before.object_type == "job"
+    assert acl(before) == {
+        ME: [("IS_OWNER", False, [])],
+        "admins": [("CAN_MANAGE", True, ["/jobs/"])],
+    }
+    w.jobs.set_permissions(
+        job_id,
+        access_control_list=[
+            jobs.JobAccessControlRequest(
+                group_name="users", permission_level=jobs.JobPermissionLevel.CAN_MANAGE_RUN
+            )
+        ],
+    )
+    after = acl(w.jobs.get_permissions(job_id))
+    assert after["users"] == [("CAN_MANAGE_RUN", False, [])]
+    assert after[ME] == [("IS_OWNER", False, [])]  # a PUT keeps the owner
+    w.jobs.update_permissions(
+        job_id,
+        access_control_list=[
+            jobs.JobAccessControlRequest(
+                group_name="users", permission_level=jobs.JobPermissionLevel.CAN_VIEW
+            )
+        ],
+    )
+    assert acl(w.jobs.get_permissions(job_id))["users"] == [("CAN_VIEW", False, [])]
+    with pytest.raises(DatabricksError, match="Invalid permission level"):
+        w.permissions.set(
+            "jobs",
+            job_id,
+            access_control_list=[
+                iam.AccessControlRequest(
+                    group_name="users", permission_level=iam.PermissionLevel.CAN_READ
+                )
+            ],
+        )
+    cid = w.clusters.create_and_wait(spark_version="15.4.x-scala2.12").cluster_id
+    w.clusters.set_permissions(
+        cid,
+        access_control_list=[
+            compute.ClusterAccessControlRequest(
+                group_name="users", permission_level=compute.ClusterPermissionLevel.CAN_ATTACH_TO
+            )
+        ],
+    )
+    perms = acl(w.clusters.get_permissions(cid))
+    assert perms == {  # a PUT replaces every direct grant, the creator's too
+        "users": [("CAN_ATTACH_TO", False, [])],
+        "admins": [("CAN_MANAGE", True, ["/clusters/"])],
+    }
+    w.jobs.delete(int(job_id))
+    with pytest.raises(NotFound):
+        w.jobs.get_permissions(job_id)

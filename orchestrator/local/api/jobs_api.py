@@ -1,7 +1,11 @@
-"""Jobs API (2.0, 2.1 and 2.2) of the local workspace: jobs, runs, outputs and exports.
+"""Jobs API (2.0, 2.1 and 2.2) of the local workspace: jobs, runs, repairs, outputs and exports.
 
 Endpoints translate requests into store and scheduler calls. ``run-now`` and ``runs/submit``
 honour ``idempotency_token`` under one lock, so a retried request never starts a second run.
+Settings are checked whole before a job or run is made: fields (``jobs/run_documents.py``),
+task types (``jobs/task_types.py``: what cannot run here is refused now, not at run time) and
+the compute they name (``jobs/compute_refs.py``: pools and policies must exist).
+``runs/repair`` re-runs a run's failed tasks (``jobs/repair.py``).
 """
 
 from __future__ import annotations
@@ -9,20 +13,27 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.files import atomic_writer
 from orchestrator.local.api.paging import page
 from orchestrator.local.api.routing import Request, Router
 from orchestrator.local.jobs import run_documents as runs
+from orchestrator.local.jobs.compute_refs import check_compute
+from orchestrator.local.jobs.control_tasks import resolve_operands
+from orchestrator.local.jobs.repair import history_of, plan_repair, set_history
+from orchestrator.local.jobs.run_state import set_state
 from orchestrator.local.jobs.scheduler import Scheduler
+from orchestrator.local.jobs.task_types import check_task_types
 from orchestrator.local.state.api_error import ApiError, bad_request, invalid_state, not_found
+from orchestrator.local.state.documents import Documents
 from orchestrator.local.state.notebook_model import HTML_VERSION_META
 from orchestrator.local.state.records import (
     DEFAULT_USER_NAME,
     JobRecord,
     JobSettings,
+    ResultState,
     RunRecord,
     TaskRunRecord,
 )
@@ -50,8 +61,13 @@ class JobsApi:
         base_url: str,
         export_html: Any,
         user_name: str = DEFAULT_USER_NAME,
+        documents: Documents | None = None,
     ) -> None:
         self.store = store
+        #: pools and policies that jobs' clusters name (None: not checked)
+        self.documents = documents
+        #: called with a job's id once it is deleted (its permissions go with it)
+        self.on_job_deleted: Callable[[int], None] = lambda _job_id: None
         self.scheduler = scheduler
         self.base_url = base_url
         #: the workspace's one user: every job's and run's creator, and the jobs' run_as
@@ -80,6 +96,7 @@ class JobsApi:
             ("POST", "jobs/runs/cancel", self.runs_cancel),
             ("POST", "jobs/runs/cancel-all", self.runs_cancel_all),
             ("POST", "jobs/runs/delete", self.runs_delete),
+            ("POST", "jobs/runs/repair", self.runs_repair),
             ("GET", "jobs/runs/get-output", self.runs_get_output),
             ("GET", "jobs/runs/export", self.runs_export),
         ):
@@ -92,11 +109,27 @@ class JobsApi:
             raise not_found(f"Job {job_id} does not exist.")
         return job
 
+    def _validated(self, settings: dict[str, Any], *, require_tasks: bool = False) -> JobSettings:
+        """Settings checked whole: fields, task types, the compute they name."""
+        checked = runs.validate_settings(settings, require_tasks=require_tasks)
+        tasks = runs.normalize_tasks(checked)
+        check_task_types(tasks, git_source=bool(dict(checked).get("git_source")))
+        if self.documents is not None:
+            check_compute(checked, tasks, self.documents)
+        for task in tasks:
+            run_job = task.get("run_job_task")
+            if isinstance(run_job, dict) and self.store.get_job(int(run_job["job_id"])) is None:
+                raise bad_request(
+                    f"Task {task.get('task_key')}: run_job_task names job {run_job['job_id']}, "
+                    "which does not exist"
+                )
+        return checked
+
     def create(self, req: Request) -> dict[str, Any]:
         settings = {k: v for k, v in req.params.items() if k not in ("access_control_list",)}
         settings.setdefault("name", "Untitled")
         settings.setdefault("max_concurrent_runs", 1)
-        checked = runs.validate_settings(settings)
+        checked = self._validated(settings)
         with self._lock:  # ids appear in the listing in the order they were given out
             job_id = self.store.next_id("job")
             self.store.insert_job(job_id, now_ms(), self.user_name, checked)
@@ -104,7 +137,7 @@ class JobsApi:
 
     def get(self, req: Request) -> dict[str, Any]:
         job = self._job(req.required_int("job_id"))
-        return {**job, "run_as_user_name": self.user_name, "run_as_owner": True}
+        return {**job, "run_as_user_name": self.user_name}
 
     def list(self, req: Request) -> dict[str, Any]:
         name = req.text("name")
@@ -135,7 +168,7 @@ class JobsApi:
         self._job(job_id)
         settings.setdefault("name", "Untitled")
         settings.setdefault("max_concurrent_runs", 1)
-        self.store.update_job(job_id, runs.validate_settings(settings))
+        self.store.update_job(job_id, self._validated(settings))
         return {}
 
     def update(self, req: Request) -> dict[str, Any]:
@@ -164,13 +197,14 @@ class JobsApi:
                 settings["tasks"] = [t for t in settings.get("tasks", []) if t["task_key"] != key]
             else:
                 settings.pop(field, None)
-        self.store.update_job(job_id, runs.validate_settings(settings))
+        self.store.update_job(job_id, self._validated(settings))
         return {}
 
     def delete(self, req: Request) -> dict[str, Any]:
         job_id = req.required_int("job_id")
         if not self.store.delete_job(job_id):
             raise not_found(f"Job {job_id} does not exist.")
+        self.on_job_deleted(job_id)
         return {}
 
     # --- starting runs -------------------------------------------------------------------
@@ -190,44 +224,69 @@ class JobsApi:
                 and (existing := self.store.run_by_token(_token_key("job", token))) is not None
             ):
                 return {"run_id": existing, "number_in_job": existing}
-            job = self._job(job_id)
-            settings = job["settings"]
-            job_params = runs.job_parameter_values(settings, overrides)
-            new = self._new_run(
-                settings,
-                job_id=job_id,
-                run_name=str(settings.get("name", "")),
-                run_type="JOB_RUN",
-                notebook_params=notebook_params,
-                job_params=job_params,
-                only=only,
-            )
-            doc = new.doc
-            overriding: dict[str, Any] = {}
-            if notebook_params:
-                overriding["notebook_params"] = notebook_params
-            if overrides:
-                overriding["job_parameters"] = overrides
-            if overriding:
-                doc["overriding_parameters"] = overriding
-            if settings.get("parameters"):
-                defaults = {p["name"]: p.get("default", "") for p in settings["parameters"]}
-                doc["job_parameters"] = [
-                    {"name": k, "default": defaults.get(k, ""), "value": v}
-                    for k, v in job_params.items()
-                ]
-            self.scheduler.submit(
-                doc,
-                job_settings=settings,
-                token=_token_key("job", token) if token else None,
-                timeout_seconds=new.timeout_seconds,
-                task_parameters=new.task_parameters,
+            doc = self._start_job_run(
+                job_id, notebook_params, overrides, only=only, token=token, trigger="ONE_TIME"
             )
         return {"run_id": doc["run_id"], "number_in_job": doc["number_in_job"]}
 
+    def trigger_run(self, job_id: int, job_parameters: Mapping[str, str]) -> int:
+        """Start a run of a job for a ``run_job_task`` (trigger ``RUN_JOB_TASK``)."""
+        with self._lock:
+            doc = self._start_job_run(
+                job_id, {}, dict(job_parameters), only=None, token=None, trigger="RUN_JOB_TASK"
+            )
+        return int(doc["run_id"])
+
+    def _start_job_run(
+        self,
+        job_id: int,
+        notebook_params: dict[str, Any],
+        overrides: dict[str, Any],
+        *,
+        only: Sequence[str] | None,
+        token: str | None,
+        trigger: str,
+    ) -> RunRecord:
+        """A run of a job, made and handed to the scheduler (under the API's lock)."""
+        job = self._job(job_id)
+        settings = job["settings"]
+        job_params = runs.job_parameter_values(settings, overrides)
+        new = self._new_run(
+            settings,
+            job_id=job_id,
+            run_name=str(settings.get("name", "")),
+            run_type="JOB_RUN",
+            notebook_params=notebook_params,
+            job_params=job_params,
+            only=only,
+        )
+        doc = new.doc
+        overriding: dict[str, Any] = {}
+        if notebook_params:
+            overriding["notebook_params"] = notebook_params
+        if overrides:
+            overriding["job_parameters"] = overrides
+        if overriding:
+            doc["overriding_parameters"] = overriding
+        if settings.get("parameters"):
+            defaults = {p["name"]: p.get("default", "") for p in settings["parameters"]}
+            doc["job_parameters"] = [
+                {"name": k, "default": defaults.get(k, ""), "value": v}
+                for k, v in job_params.items()
+            ]
+        doc["trigger"] = trigger
+        self.scheduler.submit(
+            doc,
+            job_settings=settings,
+            token=_token_key("job", token) if token else None,
+            timeout_seconds=new.timeout_seconds,
+            task_parameters=new.task_parameters,
+        )
+        return doc
+
     def submit(self, req: Request) -> dict[str, Any]:
         token = req.text("idempotency_token")
-        settings = runs.validate_settings(
+        settings = self._validated(
             {k: v for k, v in req.params.items() if k not in ("access_control_list",)},
             require_tasks=True,
         )
@@ -265,7 +324,7 @@ class JobsApi:
         job_params: dict[str, str],
         only: Sequence[str] | None = None,
     ) -> runs.NewRun:
-        return runs.new_run(
+        new = runs.new_run(
             settings,
             job_id=job_id,
             run_name=run_name,
@@ -277,6 +336,20 @@ class JobsApi:
             run_url=self.run_url,
             creator=self.user_name,
         )
+        resolve_operands(new.doc, job_params=job_params)
+        return new
+
+    def await_run(self, run_id: int, cancel: threading.Event) -> RunRecord | None:
+        """Wait for a run to end (a ``run_job_task`` waits for its job's run); when
+        ``cancel`` is set, cancel it and wait for that."""
+        while not self.scheduler.wait_idle(run_id, 0.1):
+            if cancel.is_set():
+                self.scheduler.cancel(
+                    run_id, message="The task that started this run was cancelled."
+                )
+                self.scheduler.wait_idle(run_id, 60)
+                break
+        return self.scheduler.get(run_id)
 
     def run_url(self, job_id: int | None, run_id: int) -> str:
         """The page of a run or task run (of a job, or one-time)."""
@@ -304,14 +377,140 @@ class JobsApi:
         view["tasks"] = [runs.public_view(task)]
         for key in ("run_id", "state", "status", "start_time", "end_time", "run_page_url"):
             view[key] = task.get(key)
-        view["parent_run_id"] = doc["run_id"]
         return view
 
     def runs_get(self, req: Request) -> dict[str, Any]:
         doc, task = self.lookup(req.required_int("run_id"))
         if task is not None:
             return self._task_view(doc, task)
-        return runs.public_view(doc)
+        view = runs.public_view(doc)
+        if req.flag("include_history") and history_of(doc):
+            view["repair_history"] = self._history(doc)
+        return view
+
+    def _history(self, doc: RunRecord) -> Sequence[dict[str, Any]]:
+        """The run's repair history, its last repair's end and state those of the run once
+        the run has ended."""
+        history = history_of(doc)
+        if history and not self.scheduler.is_active(int(doc["run_id"])):
+            last = history[-1]
+            if last.get("type") == "REPAIR" and not last.get("end_time"):
+                last["end_time"] = doc.get("end_time", 0)
+                last["state"] = dict(doc["state"])
+                last["status"] = dict(doc["status"])
+        return history
+
+    # --- repairs -------------------------------------------------------------------------
+    def runs_repair(self, req: Request) -> dict[str, Any]:
+        run_id = req.required_int("run_id")
+        with self._lock:
+            doc, task = self.lookup(run_id)
+            if task is not None:
+                raise bad_request("Repair the job run, not one of its task runs")
+            plan = plan_repair(doc, req.params, active=self.scheduler.is_active(run_id))
+            notebook_params = {
+                **(doc.get("overriding_parameters") or {}).get("notebook_params", {}),
+                **req.obj("notebook_params"),
+            }
+            job_params = {
+                str(p["name"]): str(p.get("value", p.get("default", "")))
+                for p in doc.get("job_parameters", [])
+            }
+            job_params.update({str(k): str(v) for k, v in req.obj("job_parameters").items()})
+            job = self.store.get_job(int(doc["job_id"]))
+            timeout = (job["settings"] if job else {}).get("timeout_seconds")
+            doc = self._repaired(doc, plan.rerun, notebook_params, job_params)
+            done_before: dict[str, ResultState] = {
+                str(t["task_key"]): t["state"].get("result_state", "FAILED")
+                for t in doc["tasks"]
+                if t["task_key"] not in plan.rerun
+            }
+            parameters = {
+                str(t["task_key"]): self._parameters(doc, t, notebook_params, job_params)
+                for t in doc["tasks"]
+                if t["task_key"] in plan.rerun
+            }
+            self.scheduler.repair(
+                doc,
+                done_before=done_before,
+                timeout_seconds=float(timeout) if timeout else None,
+                task_parameters=parameters,
+            )
+            repair_id = history_of(doc)[-1]["id"]
+        return {"repair_id": repair_id}
+
+    def _repaired(
+        self,
+        doc: RunRecord,
+        rerun: Sequence[str],
+        notebook_params: dict[str, Any],
+        job_params: dict[str, str],
+    ) -> RunRecord:
+        """The run with new task runs for ``rerun`` and a new item in its repair history."""
+        history = list(self._history(doc))
+        if not history:
+            history.append(
+                {
+                    "type": "ORIGINAL",
+                    "id": doc["run_id"],
+                    "start_time": doc.get("start_time", 0),
+                    "end_time": doc.get("end_time", 0),
+                    "state": dict(doc["state"]),
+                    "status": dict(doc["status"]),
+                    "task_run_ids": [t["run_id"] for t in doc["tasks"]],
+                }
+            )
+        job_id = doc.get("job_id")
+        new_ids: list[int] = []
+        for task in doc["tasks"]:
+            if task["task_key"] not in rerun:
+                continue
+            new_id = self.store.next_id("run")
+            new_ids.append(new_id)
+            task["start_time"] = task["end_time"] = task["run_duration"] = 0
+            task["setup_duration"] = task["execution_duration"] = task["cleanup_duration"] = 0
+            task["run_id"] = new_id
+            task["run_page_url"] = self.run_url(job_id, new_id)
+            set_state(task, "PENDING")
+        stamp = now_ms()
+        history.append(
+            {
+                "type": "REPAIR",
+                "id": self.store.next_id("repair"),
+                "start_time": stamp,
+                "end_time": 0,
+                "state": {"life_cycle_state": "PENDING", "state_message": ""},
+                "status": {"state": "PENDING"},
+                "task_run_ids": new_ids,
+            }
+        )
+        set_history(doc, history)
+        doc["end_time"] = 0
+        if notebook_params or job_params:
+            overriding = dict(doc.get("overriding_parameters") or {})
+            if notebook_params:
+                overriding["notebook_params"] = notebook_params
+            doc["overriding_parameters"] = overriding
+        return doc
+
+    def _parameters(
+        self,
+        doc: RunRecord,
+        task: TaskRunRecord,
+        notebook_params: dict[str, Any],
+        job_params: dict[str, str],
+    ) -> dict[str, str]:
+        lookup = runs.reference_lookup(
+            job_id=doc.get("job_id"),
+            job_name=str(doc.get("run_name", "")),
+            run_id=int(doc["run_id"]),
+            task_run_id=int(task["run_id"]),
+            task_key=str(task["task_key"]),
+            start_ms=int(doc.get("start_time", 0)),
+            job_params=job_params,
+        )
+        merged = runs.task_parameters(task, notebook_params, job_params)
+        return {k: runs.resolve_references(v, lookup) for k, v in merged.items()}
 
     def runs_list(self, req: Request) -> dict[str, Any]:
         job_id = req.integer("job_id")

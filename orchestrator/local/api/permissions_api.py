@@ -15,12 +15,14 @@ cannot be removed or lowered: group ``admins`` CAN_MANAGE on the root (so everyw
 ``PUT`` replaces an object's direct grants, ``PATCH`` adds or changes those of the principals
 it names; both answer the object's permissions. A request is checked whole before anything
 is written: the levels (CAN_READ, CAN_RUN, CAN_EDIT, CAN_MANAGE), the principals (the
-workspace's one user, the groups ``users`` and ``admins``; no service principal exists), the
-object (404 when no folder or notebook has the id). As on the service, ``/Shared``'s
-permissions cannot be modified (500 ``INTERNAL_ERROR`` "Cannot modify permissions of
-directory <id>") and ``admins`` cannot lose CAN_MANAGE.
+workspace's one user, the groups ``users`` and ``admins``, the service principal when the
+token is configured as one), the object (404 when no folder or notebook has the id). As on
+the service, ``/Shared``'s permissions cannot be modified (500 ``INTERNAL_ERROR`` "Cannot
+modify permissions of directory <id>") and ``admins`` cannot lose CAN_MANAGE.
 
 Nothing is enforced: with one user, every request is the user's, who may do anything.
+Jobs, clusters, instance pools and cluster policies are answered by
+:mod:`.resource_permissions`, to which this API hands their routes.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.local.api.principals import Principals
+from orchestrator.local.api.resource_permissions import ResourcePermissions
 from orchestrator.local.api.routing import Request, Router
-from orchestrator.local.api.scim_api import GROUPS, display_name
 from orchestrator.local.state.api_error import ApiError, bad_request, not_found
 from orchestrator.local.state.store import Grant, ObjectRow, Store, parent_of
 
@@ -66,9 +69,25 @@ def _object_key(kind: str, row: ObjectRow) -> str:
 
 
 class PermissionsApi:
-    def __init__(self, store: Store, *, user_name: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        principals: Principals,
+        resources: ResourcePermissions | None = None,
+    ) -> None:
         self.store = store
-        self.user_name = user_name
+        self.principals = principals
+        self.user_name = principals.user_name
+        self.resources = resources
+
+    def _resource(self, req: Request) -> tuple[str, str, bool] | None:
+        """``(type, id, levels)`` when the route names an object :mod:`.resource_permissions`
+        serves."""
+        match = _ROUTE.fullmatch(req.route)
+        if match is None or self.resources is None or not self.resources.serves(match["type"]):
+            return None
+        return match["type"], match["id"], bool(match["levels"])
 
     def register(self, router: Router) -> None:
         router.api_prefix("GET", "permissions/", ("2.0",), self.get)
@@ -88,7 +107,8 @@ class PermissionsApi:
                 404,
                 "ENDPOINT_NOT_FOUND",
                 f"Permissions of {kind} are not served by the local workspace "
-                "(directories and notebooks are)",
+                "(directories, notebooks, jobs, clusters, instance pools and cluster policies "
+                "are)",
             )
         object_type, label = _TYPES[kind]
         raw = match["id"]
@@ -107,6 +127,9 @@ class PermissionsApi:
             return [Grant("group", "users", "CAN_MANAGE")]
         if row.path == f"/Users/{self.user_name}":
             return [Grant("user", self.user_name, "CAN_MANAGE")]
+        sp = self.principals.service_principal
+        if sp is not None and row.path == f"/Users/{sp.application_id}":
+            return [Grant("sp", sp.application_id, "CAN_MANAGE")]
         return []
 
     def _direct(self, row: ObjectRow) -> list[Grant]:
@@ -161,11 +184,20 @@ class PermissionsApi:
         if kind == "group":
             return {"group_name": name}
         if kind == "sp":
-            return {"service_principal_name": name, "display_name": name}
-        shown = display_name(name) if name == self.user_name else name
+            return {
+                "service_principal_name": name,
+                "display_name": self.principals.display(kind, name),
+            }
+        shown = self.principals.display(kind, name) if name == self.user_name else name
         return {"user_name": name, "display_name": shown}
 
     def get(self, req: Request) -> dict[str, Any]:
+        resource = self._resource(req)
+        if resource is not None and self.resources is not None:
+            kind, object_id, levels = resource
+            if levels:
+                return self.resources.levels(kind, object_id)
+            return self.resources.get(kind, object_id)
         if req.route.endswith("/permissionLevels"):
             self._target(req, levels=True)
             return {
@@ -184,6 +216,9 @@ class PermissionsApi:
 
     # --- changes -------------------------------------------------------------------------
     def _change(self, req: Request, *, replace: bool) -> dict[str, Any]:
+        resource = self._resource(req)
+        if resource is not None and self.resources is not None and not resource[2]:
+            return self.resources.change(resource[0], resource[1], req, replace=replace)
         target = self._target(req)
         if target.row.path == "/Shared":
             # the service refuses it (an INTERNAL_ERROR, which no client retries)
@@ -248,8 +283,4 @@ class PermissionsApi:
         return [Grant("group", "admins", "CAN_MANAGE"), *self._built_in(row)]
 
     def _exists(self, kind: str, name: str) -> bool:
-        if kind == "user":
-            return name == self.user_name
-        if kind == "group":
-            return name in GROUPS
-        return False  # the local workspace has no service principals
+        return self.principals.exists(kind, name)

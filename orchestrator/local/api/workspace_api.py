@@ -6,7 +6,9 @@ imports whose content is over 10 MB as base64 (``state/limits.py``) fail with
 ``MAX_NOTEBOOK_SIZE_EXCEEDED``, an existing path without
 ``overwrite`` with ``RESOURCE_ALREADY_EXISTS``, a missing parent folder with
 ``RESOURCE_DOES_NOT_EXIST``, a non-empty folder without ``recursive`` with
-``DIRECTORY_NOT_EMPTY``.
+``DIRECTORY_NOT_EMPTY``. The special folders ``/Users`` and ``/Shared`` and the homes of the
+workspace's principals cannot be deleted: ``DIRECTORY_PROTECTED`` "Folder <name> is
+protected", what the service answers for a home whose user exists.
 
 A Git folder (``REPO``, made by the Repos API) is a folder here: listed, imported into and
 deleted like one (deleting it deletes the Git folder); its notebooks live on disk with their
@@ -56,10 +58,18 @@ _HEADERS = {
 
 
 class WorkspaceApi:
-    def __init__(self, store: Store, git_folders: GitFolders | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        git_folders: GitFolders | None = None,
+        *,
+        protected: tuple[str, ...] = (),
+    ) -> None:
         self.store = store
         #: the Git folders, whose records go with a deleted folder that holds them
         self.git_folders = git_folders
+        #: folders that cannot be deleted: ``/Users``, ``/Shared``, the principals' homes
+        self.protected = frozenset(protected)
         self._lock = threading.RLock()
         #: the longest path that fits the mirror under this state dir (``state/limits.py``)
         self.max_path_bytes = workspace_path_limit(store.workspace_root)
@@ -255,6 +265,9 @@ class WorkspaceApi:
         recursive = req.flag("recursive")
         if path == "/":
             raise bad_request("The root folder can't be deleted")
+        if path in self.protected:
+            name = posixpath.basename(path)
+            raise ApiError(400, "DIRECTORY_PROTECTED", f"Folder {name} is protected")
         with self._lock:
             row = self._require(path)
             if row.object_type in _FOLDERS and self.store.children(path) and not recursive:

@@ -85,6 +85,9 @@ class NotebookTaskExecutor:
         self._pool_lock = threading.Lock()
         self._closed = False
         self._exporter_warmed = False
+        #: a cluster id -> its ``spark_env_vars`` (set by the workspace: the cluster's engine
+        #: configuration reaches its tasks' kernels)
+        self.cluster_environment: Callable[[str], Mapping[str, str]] = lambda _cluster: {}
 
     def _kernel_pool(self) -> KernelPool | None:
         with self._pool_lock:
@@ -139,36 +142,56 @@ class NotebookTaskExecutor:
         return scopes
 
     def __call__(self, spec: TaskSpec, cancel: threading.Event) -> TaskOutcome:
+        """Run a task of a type :mod:`.task_types` lets through: a notebook, or a Python file or
+        wheel entry point as a one-cell notebook (:mod:`.python_tasks`)."""
+        if "spark_python_task" in spec.task or "python_wheel_task" in spec.task:
+            return self._run(spec, cancel, notebook_task=None)
         notebook_task = spec.task.get("notebook_task")
         if not isinstance(notebook_task, dict):
             kinds = sorted(k for k in spec.task if k.endswith("_task"))
             return TaskOutcome(
                 "FAILED",
                 f"Task type {', '.join(kinds) or 'unknown'} is not supported by the local "
-                "workspace: only notebook_task runs here.",
+                "workspace.",
                 {"error": "Unsupported task type"},
             )
         if notebook_task.get("source") == "GIT":  # GitSourceTasks gives them their snapshot
             message = "A notebook task from Git runs from its run's snapshot, and it has none."
             return TaskOutcome("FAILED", message, {"error": message})
+        return self._run(spec, cancel, notebook_task=notebook_task)
 
+    def _run(
+        self, spec: TaskSpec, cancel: threading.Event, *, notebook_task: dict[str, Any] | None
+    ) -> TaskOutcome:
         self._warm_exporter()
         from orchestrator.local.runtime.executor import ExecutionRequest, execute_notebook
         from orchestrator.local.runtime.resolver import NotebookNotFound, make_sqlite_resolver
 
         resolver = make_sqlite_resolver(self.store.db_path, self.store.workspace_root)
-        try:
-            path = normalize_path(
-                str(notebook_task.get("notebook_path", "")), field="notebook_path"
-            )
-            source = resolver(path)
-        except (NotebookNotFound, ApiError) as exc:
-            message = f"Notebook not found: {notebook_task.get('notebook_path')} ({exc})"
-            return TaskOutcome("FAILED", message, {"error": message})
         scratch = self.store.runs_root / str(spec.task_run_id) / "scratch"
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(parents=True)
+        if notebook_task is None:
+            from orchestrator.local.jobs.python_tasks import python_task_source
+
+            source = python_task_source(
+                spec.task,
+                spec.parameters,
+                scratch=scratch,
+                workspace_root=self.store.workspace_root,
+                dbfs_root=self.store.dbfs_root,
+            )
+        else:
+            try:
+                path = normalize_path(
+                    str(notebook_task.get("notebook_path", "")), field="notebook_path"
+                )
+                source = resolver(path)
+            except (NotebookNotFound, ApiError) as exc:
+                message = f"Notebook not found: {notebook_task.get('notebook_path')} ({exc})"
+                return TaskOutcome("FAILED", message, {"error": message})
+        cluster_id = str(spec.task.get("existing_cluster_id") or "")
         request = ExecutionRequest(
             notebook=source,
             parameters=spec.parameters,
@@ -180,9 +203,10 @@ class NotebookTaskExecutor:
             timeout_seconds=spec.timeout_seconds,
             libraries=_libraries(spec.task.get("libraries")),
             environment={
+                **self.cluster_environment(cluster_id),
                 "ORCH_RUN_ID": str(spec.run_id),
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),
-                "ORCH_CLUSTER_ID": str(spec.task.get("existing_cluster_id") or ""),
+                "ORCH_CLUSTER_ID": cluster_id,
             },
             child_runs=self.child_runs,
         )
@@ -194,7 +218,13 @@ class NotebookTaskExecutor:
             if not self.keep_scratch:
                 keep_executed(scratch, scratch.parent)
             mask_executed(self.store, spec.task_run_id)
-        return notebook_outcome(result)
+        outcome = notebook_outcome(result)
+        if notebook_task is None:  # a Python task's output is its logs, never notebook_output
+            output = {k: v for k, v in outcome.output.items() if k != "notebook_output"}
+            output["logs"] = result.logs
+            output["logs_truncated"] = False
+            return TaskOutcome(outcome.result_state, outcome.state_message, output)
+        return outcome
 
 
 def notebook_outcome(result: NotebookResult) -> TaskOutcome:

@@ -296,7 +296,6 @@ def new_run(
             "run_name": run_name,
             "run_type": run_type,
             "trigger": "ONE_TIME",
-            "format": "MULTI_TASK",
             "start_time": start,
             "setup_duration": 0,
             "execution_duration": 0,

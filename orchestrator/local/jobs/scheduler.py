@@ -12,6 +12,7 @@ in production).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.files import write_json_atomically
+from orchestrator.local.jobs.control_tasks import CONTROL_TYPES, OUTCOME
 from orchestrator.local.jobs.run_state import copy_record, finish, set_state
 from orchestrator.local.jobs.task_execution import TaskExecutor, TaskOutcome, TaskSpec, masked
 from orchestrator.local.jobs.task_graph import blocked_by, dependencies, run_result
@@ -58,6 +60,8 @@ class ActiveRun:
     queued: bool = False
     timed_out: bool = False
     task_cancels: dict[str, threading.Event] = field(default_factory=dict)
+    #: a repaired run's tasks that do not run again, with their results (``runs/repair``)
+    done_before: dict[str, ResultState] = field(default_factory=dict)
 
     @property
     def run_id(self) -> int:
@@ -205,6 +209,35 @@ class Scheduler:
             self.store.save_run(doc, active=run.run_id in self._active, token=token)
             return copy_record(doc)
 
+    def repair(
+        self,
+        doc: RunRecord,
+        *,
+        done_before: Mapping[str, ResultState],
+        timeout_seconds: float | None,
+        task_parameters: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """Start an ended run again (``runs/repair``): its tasks in ``done_before`` keep their
+        results, the others (already given new task run ids, PENDING) run."""
+        run = ActiveRun(
+            doc,
+            doc.get("job_id"),
+            None,
+            timeout_seconds or None,
+            task_parameters=task_parameters,
+            done_before=dict(done_before),
+        )
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the local workspace is shutting down")
+            if run.run_id in self._active:
+                raise RuntimeError(f"run {run.run_id} is active")
+            for task in doc["tasks"]:
+                self.store.add_task_run(task["run_id"], doc["run_id"])
+            self._active[run.run_id] = run
+            self._start(run)
+            self.store.save_run(doc, active=True)
+
     def _skip(self, run: ActiveRun, max_runs: int) -> None:
         message = (
             f"Skipping this run because the limit of {max_runs} maximum concurrent runs "
@@ -231,8 +264,10 @@ class Scheduler:
         run.queued = False
         set_state(run.doc, "PENDING", None, "Waiting for the local cluster")
         for task in run.doc["tasks"]:
-            set_state(task, "PENDING")
-        run.doc["start_time"] = now_ms()
+            if task["task_key"] not in run.done_before:
+                set_state(task, "PENDING")
+        if not run.done_before:  # a repaired run keeps its start
+            run.doc["start_time"] = now_ms()
         thread = threading.Thread(
             target=self._coordinate, args=(run,), name=f"run-{run.run_id}", daemon=True
         )
@@ -323,21 +358,23 @@ class Scheduler:
         """PENDING until the tasks' clusters run; False when a cluster does not exist (the
         run has ended then)."""
         doc = run.doc
-        named = {t.get("existing_cluster_id") for t in doc["tasks"]} - {None}
+        waiting = [t for t in doc["tasks"] if t["task_key"] not in run.done_before]
+        named = {t.get("existing_cluster_id") for t in waiting} - {None}
         for cluster_id in sorted(str(c) for c in named):
             if not self.clusters.exists(cluster_id):
                 message = f"Cluster {cluster_id} does not exist"
                 with self._lock:
-                    for task in doc["tasks"]:
+                    for task in waiting:
                         finish(task, "INTERNAL_ERROR", message)
                     finish(doc, "INTERNAL_ERROR", message)
                 return False
             if not self.clusters.wait_running(cluster_id, run.cancel):
                 break
-        if any(t.get("existing_cluster_id") is None for t in doc["tasks"]):
+        if any(t.get("existing_cluster_id") is None for t in waiting):
             self.clusters.ensure_engine(None)  # job/serverless compute: the default engine
         with self._lock:
-            doc["setup_duration"] = now_ms() - doc["start_time"]
+            if not run.done_before:
+                doc["setup_duration"] = now_ms() - doc["start_time"]
             if not run.cancel.is_set():
                 set_state(doc, "RUNNING", None, "In run")
         self._save(run)
@@ -348,6 +385,7 @@ class Scheduler:
         at ``deadline``), then end the run with their result."""
         tasks = {t["task_key"]: t for t in run.doc["tasks"]}
         progress = _Progress(tasks, dependencies(run.doc["tasks"]))
+        progress.done.update(run.done_before)
         with self._changed:
             while not progress.complete:
                 if deadline is not None and self.clock() >= deadline and not run.timed_out:
@@ -382,10 +420,16 @@ class Scheduler:
             finish(task, "CANCELED", "Not started: the run was cancelled")
             progress.done[key] = "CANCELED"
             return
-        upstream = [progress.done[d] for d in progress.deps[key]]
-        blocked = blocked_by(str(task.get("run_if", "ALL_SUCCESS")), upstream)
+        upstream = _upstream(task, progress)
+        if upstream and all(r == "EXCLUDED" for r in upstream):
+            # every dependency was excluded: so is this task, whatever its run_if
+            blocked: ResultState | None = "EXCLUDED"
+        else:  # an excluded task counts as a success
+            results = ["SUCCESS" if r == "EXCLUDED" else r for r in upstream]
+            blocked = blocked_by(str(task.get("run_if", "ALL_SUCCESS")), results)
         if blocked is not None:
-            finish(task, blocked, "Upstream task(s) did not succeed")
+            reason = "Excluded" if blocked == "EXCLUDED" else "Upstream task(s) did not succeed"
+            finish(task, blocked, reason)
             task["state"]["life_cycle_state"] = "SKIPPED"
             progress.done[key] = blocked
             return
@@ -413,7 +457,10 @@ class Scheduler:
     ) -> None:
         """A task's worker thread: wait for a worker slot, run the task, record its end."""
         task = progress.tasks[spec.task_key]
-        with self._workers:
+        control = any(isinstance(task.get(kind), dict) for kind in CONTROL_TYPES)
+        # a control-flow task only waits: it takes no worker slot (a run_job_task's own
+        # run needs them)
+        with contextlib.nullcontext() if control else self._workers:
             if cancel.is_set():
                 outcome = TaskOutcome("CANCELED", run.cancel_message or "Cancelled")
             else:
@@ -431,6 +478,9 @@ class Scheduler:
                 outcome = TaskOutcome("TIMEDOUT", "Run timed out", outcome.output)
             outcome = masked(outcome, secret_values(self.store))
             self._write_output(spec.task_run_id, outcome.output)
+            condition = task.get("condition_task")
+            if isinstance(condition, dict) and OUTCOME in outcome.output:
+                condition["outcome"] = str(outcome.output[OUTCOME])
             finish(task, outcome.result_state, outcome.state_message)
             progress.done[spec.task_key] = outcome.result_state
             progress.running.discard(spec.task_key)
@@ -439,6 +489,22 @@ class Scheduler:
         self._save(run)
         if self.on_task_end is not None:
             self.on_task_end(ended)
+
+
+def _upstream(task: TaskRunRecord, progress: _Progress) -> list[ResultState]:
+    """The results of a task's dependencies; one on a condition task's outcome that did not
+    come out counts as EXCLUDED."""
+    results: list[ResultState] = []
+    for dep in task.get("depends_on") or []:
+        key = str(dep["task_key"])
+        result = progress.done[key]
+        wanted = dep.get("outcome")
+        if wanted is not None and result == "SUCCESS":
+            condition = progress.tasks[key].get("condition_task") or {}
+            if str(condition.get("outcome")) != str(wanted):
+                result = "EXCLUDED"
+        results.append(result)
+    return results
 
 
 def _max_runs(settings: JobSettings | None) -> int:

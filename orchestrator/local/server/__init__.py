@@ -14,6 +14,7 @@ from orchestrator.local.server.faults import FaultSettings
 from orchestrator.local.server.local_workspace import (
     LocalWorkspace,
     LocalWorkspaceSettings,
+    ServicePrincipal,
     start_local_workspace,
     temporary_workspace,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "FaultSettings",
     "LocalWorkspace",
     "LocalWorkspaceSettings",
+    "ServicePrincipal",
     "start_local_workspace",
     "temporary_workspace",
 ]

@@ -12,22 +12,31 @@ import secrets
 import subprocess
 import tempfile
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from orchestrator.local.api.cluster_policies_api import ClusterPoliciesApi
 from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import HANDLE_IDLE_SECONDS, DbfsApi
 from orchestrator.local.api.git_credentials_api import GitCredentialsApi
+from orchestrator.local.api.instance_pools_api import InstancePoolsApi
 from orchestrator.local.api.jobs_api import JobsApi
 from orchestrator.local.api.permissions_api import PermissionsApi
+from orchestrator.local.api.principals import Principals, ServicePrincipal
 from orchestrator.local.api.repos_api import ReposApi
+from orchestrator.local.api.resource_permissions import (
+    ResourceKind,
+    ResourcePermissions,
+    job_kind,
+)
 from orchestrator.local.api.routing import Response, Router
 from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
+from orchestrator.local.jobs.control_tasks import ControlFlowTasks
 from orchestrator.local.jobs.git_snapshots import GitSnapshots, GitSourceTasks
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
 from orchestrator.local.jobs.scheduler import Scheduler
@@ -45,6 +54,7 @@ from orchestrator.local.server.connections import ConnectionLimits
 from orchestrator.local.server.faults import Faults, FaultSettings
 from orchestrator.local.server.git_sources_admin import GitSourcesAdmin
 from orchestrator.local.server.listener import serve_http
+from orchestrator.local.state.documents import Documents
 from orchestrator.local.state.git_folders import GitFolders
 from orchestrator.local.state.git_store import GitStore
 from orchestrator.local.state.records import DEFAULT_USER_NAME
@@ -55,6 +65,7 @@ from orchestrator.local.ui.pages import Pages
 __all__ = [
     "LocalWorkspace",
     "LocalWorkspaceSettings",
+    "ServicePrincipal",
     "start_local_workspace",
     "temporary_workspace",
 ]
@@ -81,6 +92,9 @@ class LocalWorkspaceSettings:
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     #: a DBFS ``create`` handle idle this long expires, with its temporary file
     dbfs_handle_idle_seconds: float = HANDLE_IDLE_SECONDS
+    #: the token is this service principal's: it is the caller (SCIM ``Me``, creators), is
+    #: listed by SCIM ``ServicePrincipals`` and has its home ``/Users/<application id>``
+    service_principal: ServicePrincipal | None = None
 
 
 class LocalWorkspace:
@@ -94,6 +108,9 @@ class LocalWorkspace:
         name = settings.user_name
         if not name or "/" in name or name in (".", "..") or not name.isprintable():
             raise ValueError(f"not a user name for the local workspace: {name!r}")
+        sp = settings.service_principal
+        if sp is not None and (not sp.application_id or "/" in sp.application_id):
+            raise ValueError(f"not an application id: {sp.application_id!r}")
         self.settings = settings
         self.token = settings.token or "local-" + secrets.token_hex(16)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -122,9 +139,10 @@ class LocalWorkspace:
     def _open_state(self, executor: TaskExecutor | None) -> None:
         settings = self.settings
         self.store = Store(settings.state_dir)
-        # what a new workspace has: the users' folder, the user's home and /Shared
-        home = f"/Users/{settings.user_name}"
-        self.store.ensure_directories("/Users", home, "/Shared")
+        self.documents = Documents(self.store)
+        self.principals = Principals(settings.user_name, settings.service_principal)
+        # what a new workspace has: the users' folder, the principals' homes and /Shared
+        self.store.ensure_directories("/Users", *self.principals.homes, "/Shared")
         self.git_store = GitStore(self.store)
         self.git_folders = GitFolders(self.store, self.git_store)
         self.git_snapshots = GitSnapshots(self.store, self.git_store, sweep=self._sole_server)
@@ -133,23 +151,28 @@ class LocalWorkspace:
             settings.clusters,
             start_delay=settings.cluster_start_delay,
             spark_state_dir=self.store.state_dir,
+            documents=self.documents,
+            creator=self.principals.caller,
         )
         if executor is None:
             notebooks = NotebookTaskExecutor(
                 self.store,
                 keep_scratch=settings.keep_run_scratch,
                 pool_size=settings.max_workers if settings.kernel_pool else 0,
-                user_name=settings.user_name,
+                user_name=self.principals.caller,
             )
             self.clusters.on_running = notebooks.warm
+            notebooks.cluster_environment = self.clusters.environment
             self._notebooks: NotebookTaskExecutor | None = notebooks
             executor = notebooks
         else:
             self._notebooks = None
         # a git_source run's Git tasks run from its snapshot, whatever runs the tasks
         executor = GitSourceTasks(executor, self.git_snapshots)
+        #: condition and run-job tasks are the engine's own; every other task goes to executor
+        self.control = ControlFlowTasks(executor)
         self.scheduler = Scheduler(
-            self.store, self.clusters, executor, max_workers=settings.max_workers
+            self.store, self.clusters, self.control, max_workers=settings.max_workers
         )
         self.scheduler.on_run_start = self.git_snapshots.prepare
         self.scheduler.on_run_end = self.git_snapshots.release
@@ -176,30 +199,108 @@ class LocalWorkspace:
             self.scheduler,
             base_url=self.url,
             export_html=export_executed_html,
-            user_name=self.settings.user_name,
+            user_name=self.principals.caller,
+            documents=self.documents,
         )
         self.scheduler.on_task_end = self.jobs.prerender
+        self.control.start_job = self.jobs.trigger_run
+        self.control.await_run = self.jobs.await_run
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
             self.jobs.cancel_child = self._notebooks.child_runs.cancel
-        WorkspaceApi(self.store, self.git_folders).register(router)
+        principals, documents = self.principals, self.documents
+        resources = ResourcePermissions(documents, principals, self._resource_kinds())
+        protected = ("/Users", "/Shared", *principals.homes)
+        WorkspaceApi(self.store, self.git_folders, protected=protected).register(router)
         ReposApi(
-            self.store, self.git_store, self.git_folders, user_name=self.settings.user_name
+            self.store, self.git_store, self.git_folders, user_name=principals.caller
         ).register(router)
         GitCredentialsApi(self.store, self.git_store).register(router)
         self.dbfs = DbfsApi(self.store, handle_idle_seconds=self.settings.dbfs_handle_idle_seconds)
         if self._sole_server:  # no other server's handle is open: every upload left is abandoned
             self.dbfs.remove_abandoned()
         self.dbfs.register(router)
+        self.jobs.on_job_deleted = lambda job_id: resources.forget("jobs", str(job_id))
         self.jobs.register(router)
-        ClustersApi(self.clusters).register(router)
-        SecretsApi(self.store).register(router)
-        ScimApi(user_name=self.settings.user_name).register(router)
-        PermissionsApi(self.store, user_name=self.settings.user_name).register(router)
+        ClustersApi(
+            self.clusters,
+            documents=documents,
+            principals=principals,
+            on_delete=lambda cluster_id: resources.forget("clusters", cluster_id),
+        ).register(router)
+        InstancePoolsApi(
+            documents,
+            principals=principals,
+            on_delete=lambda pool_id: resources.forget("instance-pools", pool_id),
+        ).register(router)
+        ClusterPoliciesApi(
+            documents,
+            principals=principals,
+            on_delete=lambda policy_id: resources.forget("cluster-policies", policy_id),
+        ).register(router)
+        SecretsApi(self.store, documents=documents, principals=principals).register(router)
+        ScimApi(principals).register(router)
+        PermissionsApi(self.store, principals=principals, resources=resources).register(router)
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
         GitSourcesAdmin(self.git_store).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
+
+    def _resource_kinds(self) -> tuple[ResourceKind, ...]:
+        """The jobs and compute objects the Permissions API serves, and their creators."""
+        store, clusters, documents = self.store, self.clusters, self.documents
+
+        def job_creator(job_id: str) -> str | None:
+            job = store.get_job(int(job_id)) if job_id.isdigit() else None
+            return None if job is None else str(job["creator_user_name"])
+
+        def cluster_creator(cluster_id: str) -> str | None:
+            if not clusters.exists(cluster_id):
+                return None
+            return str(clusters.info(cluster_id).get("creator_user_name") or "")
+
+        def stored(kind: str, field: str) -> Callable[[str], str | None]:
+            def creator(object_id: str) -> str | None:
+                doc = documents.get(kind, object_id)
+                if doc is None:
+                    return None
+                return str(doc.get(field) or self.principals.caller)
+
+            return creator
+
+        manage = {"CAN_MANAGE": "Can manage it: edit, delete and change its permissions"}
+        return (
+            job_kind(job_creator),
+            ResourceKind(
+                "clusters",
+                "cluster",
+                "Cluster",
+                {
+                    "CAN_ATTACH_TO": "Can attach notebooks to the cluster",
+                    "CAN_RESTART": "Can attach to, start, restart and terminate the cluster",
+                    **manage,
+                },
+                cluster_creator,
+                "CAN_MANAGE",
+            ),
+            ResourceKind(
+                "instance-pools",
+                "instance-pool",
+                "Instance pool",
+                {"CAN_ATTACH_TO": "Can attach clusters to the pool", **manage},
+                stored("instance-pool", "creator"),
+                "CAN_MANAGE",
+            ),
+            ResourceKind(
+                "cluster-policies",
+                "cluster-policy",
+                "Cluster policy",
+                {"CAN_USE": "Can create clusters with the policy"},
+                stored("cluster-policy", "creator_user_name"),
+                "CAN_USE",
+                admins_level="CAN_USE",
+            ),
+        )
 
     def _start_lifetime(self, state_dir: Path) -> None:
         """End what a killed workspace here left running (unless another one serves this
@@ -289,12 +390,14 @@ def start_local_workspace(
     user_name: str = DEFAULT_USER_NAME,
     connections: ConnectionLimits | None = None,
     dbfs_handle_idle_seconds: float = HANDLE_IDLE_SECONDS,
+    service_principal: ServicePrincipal | None = None,
 ) -> LocalWorkspace:
     """Start a local workspace in this process on 127.0.0.1 (a free port unless given)."""
     settings = LocalWorkspaceSettings(
         user_name=user_name,
         connections=connections or ConnectionLimits(),
         dbfs_handle_idle_seconds=dbfs_handle_idle_seconds,
+        service_principal=service_principal,
         retention=retention or Retention(),
         keep_run_scratch=keep_run_scratch,
         state_dir=state_dir,

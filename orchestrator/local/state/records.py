@@ -116,6 +116,8 @@ class TaskRunRecord(_Timed, total=False):
     timeout_seconds: int
     existing_cluster_id: str
     notebook_task: dict[str, Any]
+    condition_task: dict[str, Any]
+    run_job_task: dict[str, Any]
     libraries: list[Any]
     cluster_instance: dict[str, str]
     description: str
