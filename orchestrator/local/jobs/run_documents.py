@@ -19,7 +19,12 @@ from orchestrator.local.jobs.git_settings import check_git_source
 from orchestrator.local.jobs.run_state import set_state
 from orchestrator.local.jobs.task_graph import check_acyclic, dependencies
 from orchestrator.local.state.api_error import bad_request
-from orchestrator.local.state.limits import check_description, check_task_key, check_title
+from orchestrator.local.state.limits import (
+    MAX_JOB_TASKS,
+    check_description,
+    check_task_key,
+    check_title,
+)
 from orchestrator.local.state.records import JobSettings, RunRecord, TaskRunRecord
 from orchestrator.local.state.store import now_ms
 
@@ -83,6 +88,10 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
     tasks = normalize_tasks(settings)
     if require_tasks and not tasks:
         raise bad_request("At least one task is required")
+    if len(tasks) > MAX_JOB_TASKS:  # the message is a guess: the limit is documented, not it
+        raise bad_request(
+            f"A job can have at most {MAX_JOB_TASKS} tasks; these settings have {len(tasks)}"
+        )
     _check_fields(settings)
     keys: set[str] = set()
     explicit = bool(settings.get("tasks"))  # the 2.0 single-task shape names its task itself

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from orchestrator.local.state.notebook_format import Language
 
 __all__ = [
+    "ChildRefused",
     "ChildRun",
     "ChildRunRecorder",
     "ExecutionRequest",
@@ -105,6 +106,11 @@ class ChildRun:
     run_page_url: str
     scratch_dir: Path
     environment: Mapping[str, str] = field(default_factory=dict)
+
+
+class ChildRefused(Exception):
+    """A recorder's refusal to start a child (its cluster has no execution context left):
+    the child's ``dbutils.notebook.run`` fails with this message and no run is made."""
 
 
 class ChildRunRecorder(Protocol):

@@ -37,6 +37,7 @@ from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
 from orchestrator.local.jobs.control_tasks import ControlFlowTasks
+from orchestrator.local.jobs.execution_contexts import ExecutionContexts
 from orchestrator.local.jobs.git_snapshots import GitSnapshots, GitSourceTasks
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
 from orchestrator.local.jobs.scheduler import Scheduler
@@ -154,9 +155,12 @@ class LocalWorkspace:
             documents=self.documents,
             creator=self.principals.caller,
         )
+        #: the clusters' execution contexts, shared by tasks and their notebook.run children
+        contexts = ExecutionContexts()
         if executor is None:
             notebooks = NotebookTaskExecutor(
                 self.store,
+                contexts=contexts,
                 keep_scratch=settings.keep_run_scratch,
                 pool_size=settings.max_workers if settings.kernel_pool else 0,
                 user_name=self.principals.caller,
@@ -172,7 +176,11 @@ class LocalWorkspace:
         #: condition and run-job tasks are the engine's own; every other task goes to executor
         self.control = ControlFlowTasks(executor)
         self.scheduler = Scheduler(
-            self.store, self.clusters, self.control, max_workers=settings.max_workers
+            self.store,
+            self.clusters,
+            self.control,
+            max_workers=settings.max_workers,
+            contexts=contexts,
         )
         self.scheduler.on_run_start = self.git_snapshots.prepare
         self.scheduler.on_run_end = self.git_snapshots.release
