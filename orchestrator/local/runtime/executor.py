@@ -31,7 +31,7 @@ from orchestrator.local.runtime.execution import (
     NotebookSource,
     RunStatus,
 )
-from orchestrator.local.runtime.installs import InstallContext
+from orchestrator.local.runtime.installs import InstallContext, uses_uv
 from orchestrator.local.runtime.kernel_process import Kernel, KernelDiedError, KernelStartError
 from orchestrator.local.runtime.launch import (
     KERNEL_START_TIMEOUT,
@@ -308,6 +308,7 @@ class _Run:
             work_dir=self.control_dir / "pip",
             env=tool_env(),
             max_bytes=configured_max_bytes(os.environ),
+            use_uv=uses_uv(os.environ),
         )
         install_libraries(plan, context=context, check=self.check, say=self.log.write)
 

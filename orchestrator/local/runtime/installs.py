@@ -32,13 +32,19 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "INSTALLER_VARIABLE",
     "InstallContext",
     "InstallError",
     "Runner",
     "install",
     "parse_pip_args",
+    "uses_uv",
     "uv_binary",
 ]
+
+#: ``ORCHESTRATOR_LOCAL_INSTALLER=pip`` in the orchestrator's environment: installs with pip,
+#: as Databricks does (slower, no environment cache; for comparison, or if uv misbehaves)
+INSTALLER_VARIABLE = "ORCHESTRATOR_LOCAL_INSTALLER"
 
 #: ``run(command, env) -> (exit code, output)``: how the caller runs a tool (streaming it into a
 #: cell, or polling for a cancel)
@@ -60,6 +66,7 @@ class InstallContext:
     work_dir: Path  # a folder of the run for the install's own files
     env: Mapping[str, str] = field(default_factory=dict)  # without credentials
     max_bytes: int | None = None  # the environment cache's bound (None: the default)
+    use_uv: bool = True  # False: pip (``ORCHESTRATOR_LOCAL_INSTALLER=pip``)
 
 
 @dataclass
@@ -154,6 +161,11 @@ def _local_path(requirement: str, cwd: Path) -> str:
     return requirement
 
 
+def uses_uv(environ: Mapping[str, str]) -> bool:
+    """Whether installs use uv: unless ``ORCHESTRATOR_LOCAL_INSTALLER=pip``."""
+    return environ.get(INSTALLER_VARIABLE, "").strip().lower() != "pip"
+
+
 def uv_binary() -> str | None:
     """The uv executable: the one installed with the orchestrator, else one on the PATH."""
     try:
@@ -188,9 +200,11 @@ def install(
     or with pip when uv is missing or does not take the arguments. Raises
     :class:`InstallError`."""
     context.target.mkdir(parents=True, exist_ok=True)
-    uv = uv_binary()
+    uv = uv_binary() if context.use_uv else None
     parsed = parse_pip_args(args, context.cwd)
-    if uv is None:
+    if not context.use_uv:
+        pass  # chosen: pip, as on Databricks
+    elif uv is None:
         say("uv is not installed (it comes with orchestrator[local]): installing with pip\n")
     elif isinstance(parsed, str):
         say(f"{parsed}: installing with pip\n")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import orchestrator
 from orchestrator.local import kernel as kernel_package
 from orchestrator.local.runtime.env_cache import configured_max_bytes
+from orchestrator.local.runtime.installs import uses_uv
 from orchestrator.local.runtime.kernel_process import KernelStartError
 from orchestrator.local.runtime.lifetime import owner_env
 from orchestrator.local.runtime.run_env import pip_command, stray_pip_variables
@@ -176,9 +177,10 @@ def kernel_run_env(
         ORCH_PYTHON=sys.executable,
         ORCH_PIP_TARGET=str(pip_target),
         ORCH_STATE_DB=str(request.state_db),
-        ORCH_PIP_COMMAND=pip_command(),
         ORCH_ENV_CACHE_MAX_BYTES=str(configured_max_bytes(os.environ)),
     )
+    if uses_uv(os.environ):  # else the kernel's %pip is pip itself, with --target
+        env["ORCH_PIP_COMMAND"] = pip_command()
     env.update(stray_pip_variables(pip_target, kernel_python(), os.environ.get("PATH", "")))
     env.update(kernel_variables(request.state_db.parent, env.get("ORCH_CLUSTER_ID", "")))
     return env
