@@ -11,6 +11,11 @@ the cache when an earlier build made it). The install's time is the first cell's
 executed notebook's cell metadata; the run's is the submit-to-result time. The disk is what
 the state dir and the pip cache hold after the N builds (each run's scratch, with its
 installs, is gone when it ends; hard links counted once).
+
+Both ways download from the index (PyPI): the machine's pip configuration (``pip.conf``, and
+``PIP_FIND_LINKS``/``PIP_EXTRA_INDEX_URL``/``PIP_CONSTRAINT`` in the environment: a local
+mirror would make pip's first install a copy, not a download) is not read by pip here, as uv
+does not read it; ``PIP_CERT`` (a TLS-inspecting proxy's CA) is kept.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ def _measure(
     from orchestrator.local.server import start_local_workspace
 
     os.environ["PIP_CACHE_DIR"] = str(scratch / f"pip-cache-{way}")
+    os.environ["PIP_CONFIG_FILE"] = os.devnull
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_CONSTRAINT"):
+        os.environ.pop(name, None)
     if way == "pip":
         os.environ[INSTALLER_VARIABLE] = "pip"
     else:
