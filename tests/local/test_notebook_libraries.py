@@ -252,3 +252,64 @@ def test_task_libraries_and_a_serverless_environment_install_for_their_runs(
     }
     assert outputs["with_libraries"].notebook_output.result == "tiny works"  # type: ignore[union-attr]
     assert outputs["serverless"].notebook_output.result == "built from source"  # type: ignore[union-attr]
+
+
+def _entry_point_wheel() -> bytes:
+    """A wheel of ``orch-hello`` whose entry point ``main`` prints a line."""
+    import zipfile
+
+    files = {
+        "orch_hello/__init__.py": "def main():\n    print('hello from the environment')\n",
+        "orch_hello-1.0.dist-info/METADATA": (
+            "Metadata-Version: 2.1\nName: orch-hello\nVersion: 1.0\n"
+        ),
+        "orch_hello-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+        "orch_hello-1.0.dist-info/entry_points.txt": "[console_scripts]\nmain = orch_hello:main\n",
+    }
+    files["orch_hello-1.0.dist-info/RECORD"] = "".join(f"{name},,\n" for name in files) + (
+        "orch_hello-1.0.dist-info/RECORD,,\n"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return out.getvalue()
+
+
+def test_a_serverless_wheel_task_gets_its_wheel_from_its_environment(
+    client,  # type: ignore[no-untyped-def]
+    workspace: LocalWorkspace,
+) -> None:
+    client.workspace.mkdirs("/Users/a/dist")
+    client.workspace.upload(
+        "/Users/a/dist/orch_hello-1.0-py3-none-any.whl",
+        io.BytesIO(_entry_point_wheel()),
+        format=ws_service.ImportFormat.AUTO,
+    )
+    run = client.jobs.submit(
+        run_name="serverless wheel",
+        environments=[
+            jobs.JobEnvironment(
+                environment_key="default",
+                spec=compute.Environment(
+                    environment_version="2",
+                    dependencies=["/Workspace/Users/a/dist/orch_hello-1.0-py3-none-any.whl"],
+                ),
+            )
+        ],
+        tasks=[
+            jobs.SubmitTask(
+                task_key="wheel",
+                environment_key="default",
+                python_wheel_task=jobs.PythonWheelTask(
+                    package_name="orch_hello", entry_point="main"
+                ),
+            )
+        ],
+    ).result()
+    assert run.tasks and run.tasks[0].run_id is not None
+    output = client.jobs.get_run_output(run.tasks[0].run_id)
+    assert output.metadata.state.result_state == jobs.RunResultState.SUCCESS, output.error  # type: ignore[union-attr]
+    assert "hello from the environment" in (output.logs or "")
