@@ -170,3 +170,44 @@ def test_environments_are_checked_at_create(settings: dict[str, object], error: 
         check_environments(settings, tasks)
     assert error in str(raised.value)
     check_environments({"environments": [{"environment_key": "nope"}]}, tasks)
+
+
+@pytest.mark.parametrize("why", ["chosen", "uv missing"])
+def test_pip_installs_when_chosen_or_when_uv_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from orchestrator.local.runtime import installs
+    from tests.local.runtime_helpers import tiny_wheel
+
+    if why == "uv missing":
+        # a machine without uv cannot be made here otherwise: uv is in this environment
+        monkeypatch.setattr(installs, "uv_binary", lambda: None)
+    wheel = tiny_wheel(tmp_path)
+    said: list[str] = []
+
+    def run(command: list[str], env: dict[str, str]) -> tuple[int, str]:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        return done.returncode, done.stdout + done.stderr
+
+    context = installs.InstallContext(
+        target=tmp_path / "site-packages",
+        python=sys.executable,
+        state_dir=tmp_path / "state",
+        cwd=tmp_path,
+        work_dir=tmp_path / "work",
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        use_uv=why != "chosen",
+    )
+    installs.install(["--no-index", str(wheel)], context, run=run, say=said.append)
+    assert (tmp_path / "site-packages" / "orch_tiny_pkg" / "__init__.py").is_file()
+    assert not (tmp_path / "state").exists()  # no environment cache without uv
+    if why == "uv missing":
+        assert said == [
+            "uv is not installed (it comes with orchestrator[local]): installing with pip\n"
+        ]
+    else:
+        assert said == []

@@ -220,6 +220,7 @@ def _tool_env(context: InstallContext) -> dict[str, str]:
     env.update(
         UV_CACHE_DIR=str(cache_root(context.state_dir) / "uv"),
         UV_NO_PROGRESS="1",
+        UV_PYTHON_DOWNLOADS="never",  # the interpreter is the kernel's: never fetch one
         NO_COLOR="1",
         PIP_NO_COLOR="1",
         PIP_PROGRESS_BAR="off",
