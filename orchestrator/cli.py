@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--faults", type=Path, help="JSON file of fault settings (latency, 429/503 rates...)"
     )
-    prune = local_commands.add_parser("prune", help="delete old runs' documents and outputs")
+    prune = local_commands.add_parser(
+        "prune", help="delete old runs' documents and outputs, and empty the install caches"
+    )
     prune.add_argument(
         "--state-dir", type=Path, default=Path(LOCAL_STATE_DIR), help="as for local serve"
     )

@@ -22,7 +22,7 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.files import write_json_atomically
 from orchestrator.local.jobs import run_documents
@@ -205,6 +205,9 @@ class NotebookTaskExecutor:
             secrets=self.secrets(),
             timeout_seconds=spec.timeout_seconds,
             libraries=_libraries(spec.task.get("libraries")),
+            dependencies=tuple(
+                cast("dict[str, Any]", spec.task).get(run_documents.ENVIRONMENT_DEPENDENCIES) or ()
+            ),
             environment={
                 **self.cluster_environment(cluster_id),
                 "ORCH_RUN_ID": str(spec.run_id),

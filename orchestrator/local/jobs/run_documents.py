@@ -18,6 +18,7 @@ from typing import Any, cast
 from orchestrator.local.jobs.git_settings import check_git_source
 from orchestrator.local.jobs.run_state import set_state
 from orchestrator.local.jobs.task_graph import check_acyclic, dependencies
+from orchestrator.local.runtime.libraries import environment_dependencies
 from orchestrator.local.state.api_error import bad_request
 from orchestrator.local.state.limits import (
     MAX_JOB_TASKS,
@@ -29,6 +30,7 @@ from orchestrator.local.state.records import JobSettings, RunRecord, TaskRunReco
 from orchestrator.local.state.store import now_ms
 
 __all__ = [
+    "ENVIRONMENT_DEPENDENCIES",
     "NewRun",
     "job_parameter_values",
     "new_run",
@@ -39,6 +41,9 @@ __all__ = [
     "validate_settings",
 ]
 
+#: a task run's private key: the ``spec.dependencies`` of the environment its
+#: ``environment_key`` names, copied when the run is made (the job may change meanwhile)
+ENVIRONMENT_DEPENDENCIES = "_environment_dependencies"
 _REFERENCE = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 _RUN_IF = (
     "ALL_SUCCESS",
@@ -325,6 +330,11 @@ def new_run(
     for spec in specs:
         task_run_id = next_id()
         task = cast("TaskRunRecord", dict(spec))  # libraries included: the run installs them
+        environment = environment_dependencies(
+            settings.get("environments"), spec.get("environment_key")
+        )
+        if environment:  # what the run installs of its environment, as the job named it
+            cast("dict[str, Any]", task)[ENVIRONMENT_DEPENDENCIES] = list(environment)
         task.update(
             {
                 "run_id": task_run_id,

@@ -71,6 +71,9 @@ class ExecutionRequest:
     environment: Mapping[str, str] = field(default_factory=dict)
     #: the task's ``libraries`` (Jobs API shape), installed before the first cell
     libraries: tuple[Mapping[str, Any], ...] = ()
+    #: the ``spec.dependencies`` of the serverless environment the task's ``environment_key``
+    #: names (requirements-file lines), installed with the libraries
+    dependencies: tuple[Any, ...] = ()
     #: records ``dbutils.notebook.run`` children as runs of their own (``None``: the children
     #: run unrecorded, in the run's control folder; only the runtime's own tests do that)
     child_runs: ChildRunRecorder | None = None

@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING
 
 import orchestrator
 from orchestrator.local import kernel as kernel_package
+from orchestrator.local.runtime.env_cache import configured_max_bytes
+from orchestrator.local.runtime.installs import uses_uv
 from orchestrator.local.runtime.kernel_process import KernelStartError
 from orchestrator.local.runtime.lifetime import owner_env
+from orchestrator.local.runtime.run_env import pip_command, stray_pip_variables
 from orchestrator.local.runtime.spark_locations import kernel_variables
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ __all__ = [
     "bootstrap_steps",
     "kernel_argv",
     "kernel_base_env",
+    "kernel_python",
     "kernel_run_env",
     "tool_env",
 ]
@@ -78,6 +82,12 @@ def kernel_argv(language: Language) -> list[str]:
             raise KernelStartError("R notebooks need R with IRkernel, and R is not on the PATH")
         return [r_binary, "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
     raise KernelStartError(f"no kernel for {language} notebooks")
+
+
+def kernel_python() -> str:
+    """The interpreter of Python kernels (:func:`kernel_argv`'s): what ``%pip`` and a task's
+    libraries resolve and build for."""
+    return sys.executable
 
 
 _CREDENTIAL_PREFIXES = ("DATABRICKS_", "ARM_", "AZURE_", "ORCHESTRATOR_", "GITHUB_TOKEN")
@@ -150,9 +160,10 @@ def kernel_run_env(
     request: ExecutionRequest, *, control_dir: Path, pip_target: Path
 ) -> dict[str, str]:
     """What a kernel's environment holds for one run: the ``ORCH_*`` variables the shims
-    read, the run's ``environment``, ``PIP_TARGET`` (a stray ``!pip install`` stays out of
-    the orchestrator's own environment) and the ``ORCH_SPARK_*`` variables that point
-    ``spark`` at the engine of the task's cluster."""
+    read (``ORCH_PIP_COMMAND``: the installer ``%pip`` runs), the run's ``environment``,
+    ``PIP_PREFIX`` and ``PATH`` (a stray ``!pip install`` goes into the run's environment,
+    never the orchestrator's own: :mod:`.run_env`) and the ``ORCH_SPARK_*`` variables that
+    point ``spark`` at the engine of the task's cluster."""
     secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
     env = dict(request.environment)
     env.update(
@@ -166,8 +177,11 @@ def kernel_run_env(
         ORCH_PYTHON=sys.executable,
         ORCH_PIP_TARGET=str(pip_target),
         ORCH_STATE_DB=str(request.state_db),
-        PIP_TARGET=str(pip_target),
+        ORCH_ENV_CACHE_MAX_BYTES=str(configured_max_bytes(os.environ)),
     )
+    if uses_uv(os.environ):  # else the kernel's %pip is pip itself, with --target
+        env["ORCH_PIP_COMMAND"] = pip_command()
+    env.update(stray_pip_variables(pip_target, kernel_python(), os.environ.get("PATH", "")))
     env.update(kernel_variables(request.state_db.parent, env.get("ORCH_CLUSTER_ID", "")))
     return env
 
