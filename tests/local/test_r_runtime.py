@@ -152,9 +152,7 @@ def test_spark_connect_of_the_real_sparklyr_says_r_has_no_local_spark(
 def test_sparkr_is_still_refused_with_one_line(runtime: Workspace) -> None:
     result = run_r(runtime, "library(SparkR)")
     assert result.status == "FAILED"
-    assert "SparkR is not available: the local workspace has no Spark for R" in (
-        result.error or ""
-    )
+    assert "SparkR is not available: the local workspace has no Spark for R" in (result.error or "")
 
 
 def test_install_packages_of_a_local_package_file_is_notebook_scoped(

@@ -3,10 +3,10 @@
 A Databricks Runtime ships R with a few hundred CRAN packages (the release notes' "Installed R
 libraries" table, one per runtime); R test notebooks load the tidyverse without installing it.
 The local workspace cannot download CRAN packages, so the machine's R gets them from Debian's
-``r-cran-*`` packages, installed by ``.ci/setup``: this list is what it installs (a test keeps
-the script's list equal to :data:`DEBIAN_PACKAGES`, since the script runs before any Python
-environment exists), the table in ``docs/r-packages.md`` is rendered from it (a test keeps the two equal), and
-``install.packages()`` in a notebook names the Debian package of a package that is missing.
+``r-cran-*`` packages, installed by ``.ci/setup``: this list is what it installs, and the table
+in ``docs/r-packages.md`` is rendered from it (tests keep the script's list, which runs before
+any Python environment exists, and the table equal to it). In a notebook,
+``install.packages()`` and ``library()`` name the Debian package of a package that is missing.
 
 Every profile of ``spark_versions.py`` gets the same set: this machine has one R. Versions are
 Debian 12's, older than a runtime's (a runtime takes a CRAN snapshot of its release date); the
@@ -73,7 +73,9 @@ PACKAGES: tuple[RPackage, ...] = (
     RPackage("httr", "r-cran-httr", "1.4.5"),
     RPackage("xml2", "r-cran-xml2", "1.3.3"),
     RPackage("testthat", "r-cran-testthat", "3.1.6"),
-    RPackage("IRkernel", "r-cran-irkernel", "1.3.2", note="not a runtime package: runs R notebooks here"),
+    RPackage(
+        "IRkernel", "r-cran-irkernel", "1.3.2", note="not a runtime package: runs R notebooks here"
+    ),
     # gaps: no Debian package
     RPackage(
         "sparklyr",
