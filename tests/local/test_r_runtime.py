@@ -166,3 +166,35 @@ def test_install_packages_of_a_local_package_file_is_notebook_scoped(
         'stopifnot(startsWith(find.package("orchtiny"), normalizePath(tempdir())))',
     )
     assert result.status == "SUCCESS", result.error
+
+
+def test_python_and_r_notebooks_write_and_read_a_volume(runtime: Workspace) -> None:
+    volume = runtime.dbfs_root / "Volumes" / "main" / "default" / "landing"
+    volume.mkdir(parents=True)  # as a volume exists once created (CREATE VOLUME, Terraform)
+    runtime.add(
+        "/Users/a/py",
+        source(
+            "import pandas as pd\n"
+            "pd.DataFrame({'n': [1, 2, 3]}).to_csv('/Volumes/main/default/landing/py.csv', "
+            "index=False)",
+            "dbutils.fs.mkdirs('/Volumes/main/default/landing/from_py')\n"
+            "with open('/Volumes/main/default/landing/from_py/note.txt', 'w') as f:\n"
+            "    f.write('written by python')",
+            "assert pd.read_csv('/Volumes/main/default/landing/py.csv')['n'].sum() == 6\n"
+            "names = [f.name for f in dbutils.fs.ls('dbfs:/Volumes/main/default/landing/')]\n"
+            "assert 'py.csv' in names, names",
+        ),
+    )
+    assert (python := runtime.run("/Users/a/py")).status == "SUCCESS", python.error
+    result = run_r(
+        runtime,
+        'v <- "/Volumes/main/default/landing"\n'
+        'stopifnot(sum(readr::read_csv(file.path(v, "py.csv"), show_col_types = FALSE)$n) == 6)'
+        '\nstopifnot(readLines(file.path(v, "from_py", "note.txt")) == "written by python")',
+        'dir.create(file.path(v, "from_r"))\n'
+        'write.csv(data.frame(n = 4:5), file.path(v, "from_r", "r.csv"), row.names = FALSE)\n'
+        'stopifnot(sum(read.csv(file.path(v, "from_r", "r.csv"))$n) == 9)\n'
+        'stopifnot(identical(sort(list.files(v)), c("from_py", "from_r", "py.csv")))',
+    )
+    assert result.status == "SUCCESS", result.error
+    assert (volume / "from_r" / "r.csv").read_text().splitlines() == ['"n"', "4", "5"]
