@@ -26,7 +26,12 @@ __all__ = ["API_PATH", "MAX_BODY_BYTES", "Handler", "Request", "Response", "Rout
 MAX_BODY_BYTES = 64 * 1024 * 1024
 #: an integer as a query string or form field spells it (at most 20 digits: int64 and a sign)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
-API_PATH = re.compile(r"^/api/(?P<version>\d+\.\d+)/(?P<route>[A-Za-z0-9_/-]+)$")
+#: the Files API's routes end in a file's path, percent-encoded (``fs/files/Volumes/a%20b.csv``):
+#: any character a URL path may hold; every other route is names only
+API_PATH = re.compile(
+    r"^/api/(?P<version>\d+\.\d+)/"
+    r"(?P<route>fs/(?:files|directories)/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*|[A-Za-z0-9_/-]+)$"
+)
 
 
 @dataclass
