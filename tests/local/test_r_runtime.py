@@ -198,3 +198,36 @@ def test_python_and_r_notebooks_write_and_read_a_volume(runtime: Workspace) -> N
     )
     assert result.status == "SUCCESS", result.error
     assert (volume / "from_r" / "r.csv").read_text().splitlines() == ['"n"', "4", "5"]
+
+
+def test_through_the_workspace_an_r_testthat_notebook_on_the_tidyverse_passes(client) -> None:  # type: ignore[no-untyped-def]
+    from databricks.sdk.service import jobs
+    from databricks.sdk.service.workspace import Language
+
+    client.workspace.mkdirs("/Shared/r")
+    client.workspace.upload(
+        "/Shared/r/test_tidy",
+        source(
+            "library(testthat)\nlibrary(dplyr)\nlibrary(purrr)\nlibrary(stringr)\nlibrary(readr)",
+            'test_that("summarise by group", {\n'
+            '  df <- read_csv(I("g,x\\na,1\\na,2\\nb,5\\n"), show_col_types = FALSE)\n'
+            "  out <- df %>% group_by(g) %>% summarise(total = sum(x), .groups = 'drop')\n"
+            "  expect_equal(out$total, c(3, 5))\n"
+            '  expect_equal(map_chr(out$g, ~ str_c(.x, "!")), c("a!", "b!"))\n'
+            "})",
+        ).encode(),
+        language=Language.R,
+        overwrite=True,
+    )
+    run = client.jobs.submit(
+        run_name="r-tidy",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="r",
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/r/test_tidy"),
+            )
+        ],
+    ).result()
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, client.jobs.get_run_output(
+        run.tasks[0].run_id
+    ).error
