@@ -93,19 +93,23 @@ local({
     replace_in_base(name, mapped)
   }
 
-  # functions that take their paths as ...: the unnamed arguments are mapped
+  # functions that take their paths as ...: the c(...) of their body is mapped
+  map_dots <- function(expr) {
+    if (is.call(expr)) {
+      if (identical(expr, quote(c(...)))) {
+        return(as.call(list(map_paths, expr)))
+      }
+      for (i in seq_along(expr)[-1]) {
+        if (!is.null(expr[[i]])) expr[[i]] <- map_dots(expr[[i]])
+      }
+    }
+    expr
+  }
   for (name in c("file.exists", "file.remove", "file.create", "file.info")) {
     original <- get(name, envir = baseenv())
     if (isTRUE(attr(original, "orch_mapped"))) next
-    mapped <- local({
-      inner <- original
-      function(...) {
-        args <- list(...)
-        positional <- if (is.null(names(args))) rep(TRUE, length(args)) else names(args) == ""
-        args[positional] <- lapply(args[positional], map_paths)
-        do.call(inner, args)
-      }
-    })
+    mapped <- original
+    body(mapped) <- map_dots(body(original))
     attr(mapped, "orch_mapped") <- TRUE
     replace_in_base(name, mapped)
   }

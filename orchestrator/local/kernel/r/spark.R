@@ -77,27 +77,35 @@ local({
     arg <- call$package
     if (is.character(arg)) arg else deparse(arg)
   }
+  load_package <- function(call, base_fun, base_name, character_only, frame) {
+    name <- if (is.null(call$package)) NULL else if (character_only) eval(call$package, frame)
+      else package_name(call)
+    refuse(name)
+    if (identical(name, "sparklyr") && base_name != "requireNamespace" &&
+        !sparklyr_installed()) {
+      attach_stand_in()
+      return(invisible(if (base_name == "require") TRUE else .packages()))
+    }
+    call[[1]] <- base_fun
+    if (base_name != "library" || is.null(name)) {
+      return(eval(call, frame))
+    }
+    tryCatch(eval(call, frame), packageNotFoundError = function(e) {
+      hint <- debian_hint(name)
+      stop(paste0(conditionMessage(e), if (nzchar(hint)) paste0(": ", hint)), call. = FALSE)
+    })
+  }
+  # The wrappers stay small and call load_package() with the byte-code JIT off: compiling it
+  # on first use would cost every R notebook's first library() call some 20 ms; interpreted,
+  # it runs in microseconds. The package's own code is byte-compiled at install either way.
   wrap <- function(base_fun, base_name) {
     force(base_fun)
     function(package, ...) {
-      call <- match.call(expand.dots = TRUE)
-      character_only <- isTRUE(list(...)$character.only) || base_name == "requireNamespace"
-      name <- if (missing(package)) NULL else if (character_only) package
-        else package_name(call)
-      refuse(name)
-      if (identical(name, "sparklyr") && base_name != "requireNamespace" &&
-          !sparklyr_installed()) {
-        attach_stand_in()
-        return(invisible(if (base_name == "require") TRUE else .packages()))
-      }
-      call[[1]] <- base_fun
-      if (base_name != "library" || is.null(name)) {
-        return(eval(call, parent.frame()))
-      }
-      tryCatch(eval(call, parent.frame()), packageNotFoundError = function(e) {
-        hint <- debian_hint(name)
-        stop(paste0(conditionMessage(e), if (nzchar(hint)) paste0(": ", hint)), call. = FALSE)
-      })
+      jit <- compiler::enableJIT(0)
+      on.exit(compiler::enableJIT(jit))
+      load_package(match.call(expand.dots = TRUE), base_fun, base_name,
+                   isTRUE(list(...)$character.only) || base_name == "requireNamespace",
+                   parent.frame())
     }
   }
   assign("library", wrap(base::library, "library"), envir = globalenv())
