@@ -14,7 +14,9 @@
 #   the kernel's temporary folder (first on .libPaths(), gone with the kernel), never into a
 #   library that outlives the run.
 #
-# .orch_debian_hint(name) is shared with spark.R (library()'s error). Base R only.
+# It replaces install.packages in utils itself (namespace and attached package), so
+# utils::install.packages() is this one too. .orch_debian_hint(name) is shared with spark.R
+# (library()'s error). Base R only.
 
 local({
   debian_hint <- function(name) {
@@ -51,6 +53,10 @@ local({
     lib
   }
 
+  r_install_packages <- utils::install.packages
+  if (isTRUE(attr(r_install_packages, "orch_install"))) {
+    r_install_packages <- attr(r_install_packages, "orch_original")
+  }
   install_packages <- function(pkgs, lib, repos = getOption("repos"), ...) {
     if (missing(pkgs) || length(pkgs) == 0) {
       stop("install.packages(): name the packages to install", call. = FALSE)
@@ -58,7 +64,7 @@ local({
     if (is.null(repos)) {
       # package files on this machine: R installs them, notebook-scoped
       if (missing(lib)) lib <- notebook_library()
-      return(utils::install.packages(pkgs, lib = lib, repos = NULL, ...))
+      return(r_install_packages(pkgs, lib = lib, repos = NULL, ...))
     }
     missing_ones <- character(0)
     for (name in unique(as.character(pkgs))) {
@@ -83,5 +89,13 @@ local({
     }
     invisible(NULL)
   }
-  assign("install.packages", install_packages, envir = globalenv())
+  # in utils itself, so utils::install.packages() is this one too, and ls() shows nothing new
+  attr(install_packages, "orch_install") <- TRUE
+  attr(install_packages, "orch_original") <- r_install_packages
+  for (where in list(asNamespace("utils"), as.environment("package:utils"))) {
+    locked <- bindingIsLocked("install.packages", where)
+    if (locked) unlockBinding("install.packages", where)
+    assign("install.packages", install_packages, envir = where)
+    if (locked) lockBinding("install.packages", where)
+  }
 })
