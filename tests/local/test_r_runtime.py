@@ -54,7 +54,12 @@ def test_a_testthat_notebook_on_dplyr_purrr_stringr_and_readr_passes(runtime: Wo
 def test_install_packages_of_an_installed_package_says_it_does_nothing(
     runtime: Workspace,
 ) -> None:
-    result = run_r(runtime, 'install.packages(c("dplyr", "jsonlite"))', "library(dplyr)")
+    result = run_r(
+        runtime,
+        'install.packages(c("dplyr", "testthat"))',
+        'utils::install.packages("jsonlite")\nlibrary(dplyr)',
+        'stopifnot(!"install.packages" %in% ls(globalenv()))',
+    )
     assert result.status == "SUCCESS", result.error
     assert "install.packages(): dplyr 1." in result.logs
     assert "is already installed; nothing to do" in result.logs
