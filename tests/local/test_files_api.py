@@ -132,3 +132,10 @@ def test_the_dbfs_api_sees_a_volume_as_dbfs_volumes(ws: LocalWorkspace, volume: 
     w = sdk_client(ws)
     w.files.upload(f"{VOLUME}/x.txt", io.BytesIO(b"via files"))
     assert [f.path for f in w.dbfs.list(f"dbfs:{VOLUME}")] == [f"{VOLUME}/x.txt"]
+
+
+def test_requests_are_counted_per_endpoint_not_per_file(ws: LocalWorkspace, volume: Path) -> None:
+    ws.faults.reset_counts()
+    for name in ("a", "b", "c"):
+        assert call(ws, "PUT", f"files{VOLUME}/{name}", data=b"x").status_code == 204
+    assert ws.faults.snapshot()["requests"] == {"PUT fs/files/{path}": 3}
