@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.local.runtime_helpers import Workspace, source
+from tests.tools import require_r_packages
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(autouse=True)
+def _r_with_the_runtime_packages() -> None:
+    require_r_packages()  # skipped on a machine without them, failed in CI (.ci/setup)
 
 
 def run_r(runtime: Workspace, *cells: str, **kwargs: object):  # type: ignore[no-untyped-def]
