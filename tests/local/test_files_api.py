@@ -139,3 +139,12 @@ def test_requests_are_counted_per_endpoint_not_per_file(ws: LocalWorkspace, volu
     for name in ("a", "b", "c"):
         assert call(ws, "PUT", f"files{VOLUME}/{name}", data=b"x").status_code == 204
     assert ws.faults.snapshot()["requests"] == {"PUT fs/files/{path}": 3}
+
+
+def test_metadata_gives_the_length_without_a_body(ws: LocalWorkspace, volume: Path) -> None:
+    (volume / "big.bin").write_bytes(b"x" * 100_000)
+    resp = call(ws, "HEAD", f"files{VOLUME}/big.bin")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Length"] == "100000"
+    assert resp.content == b""
+    assert sdk_client(ws).files.get_metadata(f"{VOLUME}/big.bin").content_length == 100_000

@@ -35,6 +35,7 @@ import re
 import stat
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -136,22 +137,30 @@ class FilesApi:
             temp.unlink(missing_ok=True)
         return Response(204, b"")
 
-    def _file(self, req: Request) -> tuple[str, bytes, os.stat_result]:
+    def _read(
+        self, req: Request, span: Callable[[int], tuple[int, int] | None]
+    ) -> tuple[bytes, os.stat_result, tuple[int, int] | None]:
+        """The file's bytes (those of ``span(size)`` when it gives a range, none when it gives
+        an empty one), its status and the range read."""
         path, parts = self._target(req, _FILES)
         found = self._status(parts)
         if found is None or not stat.S_ISREG(found.st_mode):
             raise _not_found(path)
         try:
-            with self.tree.open_file(parts) as fd, os.fdopen(os.dup(fd), "rb") as stream:
-                status = os.fstat(stream.fileno())
-                data = stream.read()
+            with self.tree.open_file(parts) as fd:
+                status = os.fstat(fd)
+                if not stat.S_ISREG(status.st_mode):  # replaced meanwhile
+                    raise _not_found(path)
+                wanted = span(status.st_size)
+                start, end = wanted if wanted is not None else (0, status.st_size - 1)
+                data = _pread_all(fd, end - start + 1, start) if end >= start else b""
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise _not_found(path) from None
-        return path, data, status
+        return data, status, wanted
 
     def download(self, req: Request) -> Response:
-        _, data, status = self._file(req)
-        headers = [("Last-Modified", _http_date(status.st_mtime))]
+        wanted = req.headers.get("Range")
+        data, status, span = self._read(req, lambda size: _range(wanted, size) if wanted else None)
         since = req.headers.get("If-Unmodified-Since")
         if since:
             try:
@@ -160,23 +169,21 @@ class FilesApi:
                 limit = None
             if limit is not None and int(status.st_mtime) > limit:
                 raise ApiError(412, "PRECONDITION_FAILED", "The file was modified since then.")
-        wanted = req.headers.get("Range")
-        if wanted:
-            span = _range(wanted, len(data))
-            if span is not None:
-                start, end = span
-                headers.append(("Content-Range", f"bytes {start}-{end}/{len(data)}"))
-                return Response(
-                    206, data[start : end + 1], "application/octet-stream", tuple(headers)
-                )
+        headers = [("Last-Modified", _http_date(status.st_mtime))]
+        if span is not None:
+            start, end = span
+            headers.append(("Content-Range", f"bytes {start}-{end}/{status.st_size}"))
+            return Response(206, data, "application/octet-stream", tuple(headers))
         return Response(200, data, "application/octet-stream", tuple(headers))
 
     def metadata(self, req: Request) -> Response:
-        # the headers of the download, without the body (the listener sends none for HEAD)
-        _, data, status = self._file(req)
-        return Response(
-            200, data, "application/octet-stream", (("Last-Modified", _http_date(status.st_mtime)),)
+        # the headers of the download, without reading the file (HEAD sends no body)
+        _, status, _ = self._read(req, lambda size: (0, -1))
+        headers = (
+            ("Content-Length", str(status.st_size)),
+            ("Last-Modified", _http_date(status.st_mtime)),
         )
+        return Response(200, b"", "application/octet-stream", headers)
 
     def delete(self, req: Request) -> Response:
         path, parts = self._target(req, _FILES)
@@ -308,6 +315,18 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
     if start > end or start >= size:
         return None
     return start, end
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    chunks: list[bytes] = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        length -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _http_date(timestamp: float) -> str:

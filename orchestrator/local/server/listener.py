@@ -263,7 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, response: Response, *, head: bool = False) -> None:
         lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
         lines.append(f"Content-Type: {response.content_type}")
-        lines.append(f"Content-Length: {len(response.body)}")
+        if not any(name.lower() == "content-length" for name, _ in response.headers):
+            # a HEAD answer may give the length of the body it does not send
+            lines.append(f"Content-Length: {len(response.body)}")
         for name, value in response.headers:
             lines.append(f"{name}: {value}")
         if self.close_connection:
