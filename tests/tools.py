@@ -19,7 +19,14 @@ import subprocess
 
 import pytest
 
-__all__ = ["in_ci", "missing_tools", "require", "require_r", "require_spark"]
+__all__ = [
+    "in_ci",
+    "missing_tools",
+    "require",
+    "require_r",
+    "require_r_packages",
+    "require_spark",
+]
 
 _NOT_CI = ("", "0", "false", "no", "off")
 
@@ -66,6 +73,24 @@ def r_missing() -> str | None:
     return None
 
 
+@functools.cache
+def r_packages_missing() -> str | None:
+    """The runtime's R packages (orchestrator/local/runtime/r_packages.py) that this machine's
+    R lacks, looked up without loading them."""
+    from orchestrator.local.runtime.r_packages import PACKAGES
+
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return "R is not installed"
+    names = [p.name for p in PACKAGES if p.debian]
+    code = "for (p in commandArgs(TRUE)) if (!nzchar(system.file(package = p))) cat(p, ' ')"
+    done = subprocess.run(
+        [rscript, "-e", code, *names], capture_output=True, text=True, check=False
+    )
+    missing = done.stdout.split() if done.returncode == 0 else names
+    return f"R packages {', '.join(missing)} are not installed" if missing else None
+
+
 def spark_missing() -> str | None:
     if not _module("pysail"):
         return "pysail (Spark's local engine) is not installed"
@@ -76,6 +101,10 @@ def spark_missing() -> str | None:
 
 def require_r() -> None:
     require(r_missing())
+
+
+def require_r_packages() -> None:
+    require(r_missing() or r_packages_missing())
 
 
 def require_spark() -> None:
@@ -89,6 +118,7 @@ def missing_tools() -> list[str]:
 
     found = [
         r_missing(),
+        r_packages_missing(),
         None if _module("jupyter_client") else "jupyter_client is not installed",
         spark_missing(),
         None if azurite_command() is not None else "Azurite is not installed",

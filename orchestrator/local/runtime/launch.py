@@ -5,8 +5,9 @@ environment variables (:func:`kernel_base_env` for what every kernel has,
 :func:`kernel_run_env` for one run's, :func:`adopt_code` to hand them to a pooled kernel) and
 the code run silently before the first cell (:func:`bootstrap_steps`), which loads the
 ``dbutils`` shims (``dbutils.py`` / ``dbutils.R``), the Python-side magic
-helpers and, for R, ``spark.R`` (``library(SparkR)``/``library(sparklyr)`` fail
-with one clear line).
+helpers and, for R, ``paths.R`` (``/Volumes``, ``/dbfs`` and ``/Workspace`` for R's file
+functions), ``packages.R`` (``install.packages()`` without CRAN) and ``spark.R``
+(``library(SparkR)`` fails with one clear line, sparklyr's ``spark_connect()`` too).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ KERNEL_DIR = Path(kernel_package.__file__).resolve().parent
 PYTHON_SHIM = KERNEL_DIR / "dbutils.py"
 R_SHIM = KERNEL_DIR / "r" / "dbutils.R"
 R_SPARK_SHIM = KERNEL_DIR / "r" / "spark.R"
+R_PACKAGES_SHIM = KERNEL_DIR / "r" / "packages.R"
+R_PATHS_SHIM = KERNEL_DIR / "r" / "paths.R"
 _PYTHON_HELPERS = (
     "from orchestrator.local.kernel.shell_magics import setup as __orch_setup\n"
     "__orch_setup(get_ipython()); del __orch_setup"
@@ -219,5 +222,7 @@ def bootstrap_steps(language: Language) -> list[tuple[str, str]]:
     else:
         logger.warning("%s is missing: dbutils is not available in notebooks", shim_file)
     if language == "R":
+        steps.append(("R paths", f"source({json.dumps(str(R_PATHS_SHIM))})"))
+        steps.append(("R packages", f"source({json.dumps(str(R_PACKAGES_SHIM))})"))
         steps.append(("no Spark for R", f"source({json.dumps(str(R_SPARK_SHIM))})"))
     return steps

@@ -21,6 +21,7 @@ from types import TracebackType
 from orchestrator.local.api.cluster_policies_api import ClusterPoliciesApi
 from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import HANDLE_IDLE_SECONDS, DbfsApi
+from orchestrator.local.api.files_api import FilesApi
 from orchestrator.local.api.git_credentials_api import GitCredentialsApi
 from orchestrator.local.api.instance_pools_api import InstancePoolsApi
 from orchestrator.local.api.jobs_api import JobsApi
@@ -228,6 +229,7 @@ class LocalWorkspace:
         if self._sole_server:  # no other server's handle is open: every upload left is abandoned
             self.dbfs.remove_abandoned()
         self.dbfs.register(router)
+        FilesApi(self.store).register(router)
         self.jobs.on_job_deleted = lambda job_id: resources.forget("jobs", str(job_id))
         self.jobs.register(router)
         ClustersApi(
