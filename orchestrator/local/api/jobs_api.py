@@ -501,15 +501,7 @@ class JobsApi:
         notebook_params: dict[str, Any],
         job_params: dict[str, str],
     ) -> dict[str, str]:
-        lookup = runs.reference_lookup(
-            job_id=doc.get("job_id"),
-            job_name=str(doc.get("run_name", "")),
-            run_id=int(doc["run_id"]),
-            task_run_id=int(task["run_id"]),
-            task_key=str(task["task_key"]),
-            start_ms=int(doc.get("start_time", 0)),
-            job_params=job_params,
-        )
+        lookup = runs.task_lookup(doc, task, job_params)
         merged = runs.task_parameters(task, notebook_params, job_params)
         return {k: runs.resolve_references(v, lookup) for k, v in merged.items()}
 

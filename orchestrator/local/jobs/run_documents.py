@@ -246,6 +246,21 @@ def reference_lookup(
     return lookup
 
 
+def task_lookup(
+    doc: RunRecord, task: TaskRunRecord, job_params: Mapping[str, str]
+) -> Callable[[str], str | None]:
+    """:func:`reference_lookup` for one task run of the run ``doc``."""
+    return reference_lookup(
+        job_id=doc.get("job_id"),
+        job_name=str(doc.get("run_name", "")),
+        run_id=int(doc["run_id"]),
+        task_run_id=int(task["run_id"]),
+        task_key=str(task["task_key"]),
+        start_ms=int(doc.get("start_time", 0)),
+        job_params=job_params,
+    )
+
+
 def public_view(doc: Mapping[str, Any], *, expand_tasks: bool = True) -> dict[str, Any]:
     """The run as the API shows it: private keys dropped, tasks optionally left out."""
     out = {k: copy.deepcopy(v) for k, v in doc.items() if not k.startswith("_")}
