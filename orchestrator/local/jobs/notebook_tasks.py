@@ -88,6 +88,10 @@ class NotebookTaskExecutor:
         #: a cluster id -> its ``spark_env_vars`` (set by the workspace: the cluster's engine
         #: configuration reaches its tasks' kernels)
         self.cluster_environment: Callable[[str], Mapping[str, str]] = lambda _cluster: {}
+        #: what every task's kernel is given by the workspace it runs in, set once it listens:
+        #: its host and token (what a Databricks notebook's MLflow and SDK clients find in the
+        #: notebook's context) and MLflow's tracking URI ``databricks``
+        self.workspace_environment: Mapping[str, str] = {}
 
     def _kernel_pool(self) -> KernelPool | None:
         with self._pool_lock:
@@ -203,6 +207,10 @@ class NotebookTaskExecutor:
             timeout_seconds=spec.timeout_seconds,
             libraries=_libraries(spec.task.get("libraries")),
             environment={
+                **self.workspace_environment,
+                # the notebook experiment: MLflow logs there when no experiment is set, as in
+                # a Databricks notebook (the client makes it at first use)
+                "MLFLOW_EXPERIMENT_NAME": source.workspace_path,
                 **self.cluster_environment(cluster_id),
                 "ORCH_RUN_ID": str(spec.run_id),
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),

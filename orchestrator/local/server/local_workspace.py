@@ -24,6 +24,8 @@ from orchestrator.local.api.dbfs_api import HANDLE_IDLE_SECONDS, DbfsApi
 from orchestrator.local.api.git_credentials_api import GitCredentialsApi
 from orchestrator.local.api.instance_pools_api import InstancePoolsApi
 from orchestrator.local.api.jobs_api import JobsApi
+from orchestrator.local.api.mlflow_api import MlflowApi
+from orchestrator.local.api.mlflow_artifacts import MlflowArtifacts
 from orchestrator.local.api.permissions_api import PermissionsApi
 from orchestrator.local.api.principals import Principals, ServicePrincipal
 from orchestrator.local.api.repos_api import ReposApi
@@ -49,6 +51,7 @@ from orchestrator.local.runtime.lifetime import (
     sole_server,
     start_watchdog,
 )
+from orchestrator.local.runtime.mlflow_server import MlflowServer
 from orchestrator.local.server.admin import Admin
 from orchestrator.local.server.connections import ConnectionLimits
 from orchestrator.local.server.faults import Faults, FaultSettings
@@ -124,6 +127,8 @@ class LocalWorkspace:
                 if self._notebooks is not None:
                     self._notebooks.close()
                 self.clusters.close()
+            if hasattr(self, "mlflow"):
+                self.mlflow.stop()
             if hasattr(self, "store"):
                 self.store.close()
             self._end_lifetime()
@@ -147,6 +152,8 @@ class LocalWorkspace:
         self.git_folders = GitFolders(self.store, self.git_store)
         self.git_snapshots = GitSnapshots(self.store, self.git_store, sweep=self._sole_server)
         self.faults = Faults(settings.faults)
+        #: MLflow's tracking server, started by the first MLflow request (never otherwise)
+        self.mlflow = MlflowServer(settings.state_dir)
         self.clusters = Clusters(
             settings.clusters,
             start_delay=settings.cluster_start_delay,
@@ -207,6 +214,11 @@ class LocalWorkspace:
         self.control.await_run = self.jobs.await_run
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
+            self._notebooks.workspace_environment = {
+                "DATABRICKS_HOST": self.url,
+                "DATABRICKS_TOKEN": self.token,
+                "MLFLOW_TRACKING_URI": "databricks",
+            }
             self.jobs.cancel_child = self._notebooks.child_runs.cancel
         principals, documents = self.principals, self.documents
         resources = ResourcePermissions(documents, principals, self._resource_kinds())
@@ -241,6 +253,7 @@ class LocalWorkspace:
         SecretsApi(self.store, documents=documents, principals=principals).register(router)
         ScimApi(principals).register(router)
         PermissionsApi(self.store, principals=principals, resources=resources).register(router)
+        MlflowApi(self.mlflow, MlflowArtifacts(self.store.state_dir, self.url)).register(router)
         Pages(self.jobs).register(router)
         Admin(self.faults).register(router)
         GitSourcesAdmin(self.git_store).register(router)
@@ -344,6 +357,7 @@ class LocalWorkspace:
         self.clusters.close()  # their Spark engines, once they ended
         self._server.shutdown()
         self._server.server_close()
+        self.mlflow.stop()  # after the server: no request can start it again
         self._thread.join(5)
         self._pruner.join(5)
         self._handle_sweeper.join(5)

@@ -1,0 +1,234 @@
+"""The MLflow REST API (``/api/2.0/mlflow/...``), as a Databricks workspace serves it.
+
+Most routes go through to MLflow's own tracking server (``runtime/mlflow_server.py``),
+started on the first MLflow request. The workspace answers itself what a Databricks workspace
+adds to MLflow's open-source API, read from the MLflow client's Databricks stores:
+
+- the artifact credentials (``artifacts/credentials-for-write|read``, ``logged-models/<id>/
+  artifacts/credentials-for-upload|download``) and the registry's ``model-versions/
+  get-signed-download-uri``: signed URLs to this workspace (``api/mlflow_artifacts.py``);
+- the artifact listings (``artifacts/list``, ``logged-models/<id>/artifacts/directories``,
+  ``model-versions/list-artifacts``), read from where those URLs put the files: the tracking
+  server never holds them;
+- Unity Catalog's registry (``mlflow/unity-catalog/...``): not served, with a 501 that says
+  why (its client writes model files with cloud credentials, not URLs; docs/local-workspace.md).
+
+The Files API (``/api/2.0/fs/...``), which MLflow 3 tries first for run and logged-model
+artifacts, answers 501 ``NOT_IMPLEMENTED``: the client then falls back to the credential
+endpoints above (``DatabricksTrackingArtifactRepository``), which every MLflow version speaks.
+
+The tracking server gives a logged model the artifact location
+``<experiment>/models/<id>/artifacts``; a Databricks workspace gives
+``<experiment>/logged_models/<id>/artifacts``, the only form the client's Databricks artifact
+repositories recognize, so the answers are rewritten to it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.local.api.mlflow_artifacts import ArtifactOwner, MlflowArtifacts, owner_of_source
+from orchestrator.local.api.routing import Request, Response, Router
+from orchestrator.local.runtime.mlflow_server import (
+    INSTALL_HINT,
+    MlflowServer,
+    MlflowServerError,
+    mlflow_available,
+)
+from orchestrator.local.state.api_error import ApiError, bad_request
+
+__all__ = ["MlflowApi"]
+
+_VERSIONS = ("2.0",)
+_METHODS = ("GET", "POST", "PATCH", "DELETE")
+#: how long one request may wait for the tracking server (a first start included)
+_PROXY_TIMEOUT = 300.0
+_LOGGED_MODEL_LOCATION = re.compile(
+    rb"(dbfs:/databricks/mlflow-tracking/[^/\"]+)/models/(m-[0-9a-f]+)/artifacts"
+)
+_LOGGED_MODEL_ROUTE = re.compile(
+    r"mlflow/logged-models/(?P<id>[A-Za-z0-9_-]+)/artifacts/"
+    r"(?P<what>credentials-for-upload|credentials-for-download|directories)"
+)
+_UC_MESSAGE = (
+    "The local workspace does not serve Unity Catalog's model registry (registry URI "
+    "'databricks-uc'): its client writes model files with cloud storage credentials, which "
+    "no local storage can honour. Use the workspace model registry: "
+    "mlflow.set_registry_uri('databricks')."
+)
+
+
+class MlflowApi:
+    """``/api/2.0/mlflow/...``: the tracking server behind, the Databricks parts in front."""
+
+    def __init__(self, server: MlflowServer, artifacts: MlflowArtifacts) -> None:
+        self.server = server
+        self.artifacts = artifacts
+        self._own: dict[tuple[str, str], Callable[[Request], dict[str, Any]]] = {
+            ("POST", "mlflow/artifacts/credentials-for-write"): self._run_credentials("PUT"),
+            ("POST", "mlflow/artifacts/credentials-for-read"): self._run_credentials("GET"),
+            ("GET", "mlflow/artifacts/list"): self._list_run_artifacts,
+            ("GET", "mlflow/model-versions/get-signed-download-uri"): self._version_download,
+            ("GET", "mlflow/model-versions/list-artifacts"): self._list_version_artifacts,
+        }
+
+    def register(self, router: Router) -> None:
+        for method in _METHODS:
+            router.api_prefix(method, "mlflow/", _VERSIONS, self._handle)
+        for method in (*_METHODS, "PUT", "HEAD"):
+            router.api_prefix(method, "fs/", ("2.0",), self._files_api)
+        self.artifacts.register(router)
+
+    # --- dispatch ------------------------------------------------------------------------------
+    def _handle(self, request: Request) -> Response | dict[str, Any]:
+        route = request.route
+        if route.startswith("mlflow/unity-catalog/"):
+            raise ApiError(501, "NOT_IMPLEMENTED", _UC_MESSAGE)
+        if not mlflow_available():
+            raise ApiError(
+                501,
+                "NOT_IMPLEMENTED",
+                f"MLflow is not installed with this local workspace: {INSTALL_HINT}",
+            )
+        own = self._own.get((request.method, route))
+        if own is not None:
+            return own(request)
+        logged = _LOGGED_MODEL_ROUTE.fullmatch(route)
+        if logged is not None:
+            return self._logged_model_artifacts(request, logged["id"], logged["what"])
+        return self._proxy(request)
+
+    @staticmethod
+    def _files_api(request: Request) -> dict[str, Any]:
+        raise ApiError(
+            501, "NOT_IMPLEMENTED", "The local workspace does not serve the Files API (/fs)"
+        )
+
+    # --- the tracking server ----------------------------------------------------------------
+    def _call(
+        self, method: str, target: str, body: bytes = b"", content_type: str = ""
+    ) -> tuple[int, bytes, str]:
+        try:
+            host, port = self.server.endpoint()
+        except MlflowServerError as exc:
+            raise ApiError(500, "INTERNAL_ERROR", f"MLflow tracking server: {exc}") from None
+        connection = http.client.HTTPConnection(host, port, timeout=_PROXY_TIMEOUT)
+        try:
+            headers = {"Content-Type": content_type} if content_type else {}
+            connection.request(method, target, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read(), answer.getheader("Content-Type") or ""
+        except (OSError, http.client.HTTPException) as exc:
+            raise ApiError(
+                503, "TEMPORARILY_UNAVAILABLE", f"MLflow tracking server: {exc}"
+            ) from None
+        finally:
+            connection.close()
+
+    def _proxy(self, request: Request) -> Response:
+        content_type = request.headers.get("Content-Type") or ""
+        status, body, answer_type = self._call(
+            request.method, request.path, request.body, content_type
+        )
+        if not answer_type.startswith("application/json"):
+            # MLflow's server answers an unknown route with an HTML page
+            if status >= 400:
+                raise ApiError(
+                    404 if status == 404 else status,
+                    "ENDPOINT_NOT_FOUND" if status == 404 else "INTERNAL_ERROR",
+                    f"No API found for '{request.method} /api/2.0/{request.route[:200]}'",
+                )
+            return Response(status, body, answer_type or "application/octet-stream")
+        return Response(status, _LOGGED_MODEL_LOCATION.sub(rb"\1/logged_models/\2/artifacts", body))
+
+    def _get_json(self, route: str, **query: str) -> dict[str, Any]:
+        from urllib.parse import urlencode
+
+        status, body, _ = self._call("GET", f"/api/2.0/{route}?{urlencode(query)}")
+        data = json.loads(body or b"{}")
+        if status >= 400:
+            raise ApiError(
+                status,
+                str(data.get("error_code") or "INTERNAL_ERROR"),
+                str(data.get("message") or "MLflow tracking server error"),
+            )
+        return dict(data)
+
+    def _run(self, run_id: str) -> dict[str, Any]:
+        return dict(self._get_json("mlflow/runs/get", run_id=run_id)["run"]["info"])
+
+    # --- runs' artifacts -----------------------------------------------------------------------
+    def _run_credentials(self, method: str) -> Callable[[Request], dict[str, Any]]:
+        def handler(request: Request) -> dict[str, Any]:
+            run_id = request.required_text("run_id")
+            paths = _paths(request.get("path"))
+            self._run(run_id)  # it exists
+            owner = ArtifactOwner("runs", run_id)
+            infos = [
+                {"run_id": run_id, "path": path, **self.artifacts.credential(method, owner, path)}
+                for path in paths
+            ]
+            return {"credential_infos": infos}
+
+        return handler
+
+    def _list_run_artifacts(self, request: Request) -> dict[str, Any]:
+        run_id = request.text("run_id") or request.required_text("run_uuid")
+        info = self._run(run_id)
+        path = request.text("path") or ""
+        files = self.artifacts.list_files(ArtifactOwner("runs", run_id), path)
+        return {"root_uri": info.get("artifact_uri", ""), "files": files}
+
+    # --- logged models' artifacts ------------------------------------------------------------
+    def _logged_model_artifacts(self, request: Request, model_id: str, what: str) -> dict[str, Any]:
+        model = self._get_json(f"mlflow/logged-models/{model_id}")["model"]["info"]
+        owner = ArtifactOwner("logged_models", model_id)
+        if what == "directories":
+            path = request.text("artifact_directory_path") or ""
+            root = _LOGGED_MODEL_LOCATION.sub(
+                rb"\1/logged_models/\2/artifacts", str(model.get("artifact_uri", "")).encode()
+            ).decode()
+            return {"root_uri": root, "files": self.artifacts.list_files(owner, path)}
+        method = "PUT" if what == "credentials-for-upload" else "GET"
+        credentials = [
+            {
+                "model_id": model_id,
+                "credential_info": {"path": p, **self.artifacts.credential(method, owner, p)},
+            }
+            for p in _paths(request.get("paths"))
+        ]
+        return {"credentials": credentials}
+
+    # --- the workspace model registry ----------------------------------------------------------
+    def _version_owner(self, request: Request) -> ArtifactOwner:
+        name = request.required_text("name")
+        version = request.required_text("version")
+        found = self._get_json("mlflow/model-versions/get", name=name, version=version)
+        model_version = found["model_version"]
+        return owner_of_source(
+            str(model_version.get("source") or ""), str(model_version.get("model_id") or "")
+        )
+
+    def _version_download(self, request: Request) -> dict[str, Any]:
+        owner = self._version_owner(request)
+        path = request.text("path") or ""
+        return {"signed_uri": self.artifacts.signed_url("GET", owner, path), "headers": []}
+
+    def _list_version_artifacts(self, request: Request) -> dict[str, Any]:
+        owner = self._version_owner(request)
+        return {"files": self.artifacts.list_files(owner, request.text("path") or "")}
+
+
+def _paths(value: object) -> list[str]:
+    """A repeated ``path`` field: a list of strings (or one string, as a query sends it)."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad_request("Invalid value for path: expected a list of strings")
+    if len(value) > 2000:  # the client asks for at most 2,000 at once
+        raise bad_request("Too many paths in one request: at most 2000")
+    return value
