@@ -1,0 +1,301 @@
+"""MLflow in the local workspace, as a Databricks notebook and an outside client use it.
+
+Notebooks in their Databricks form (tracking URI ``databricks`` by default, the workspace
+model registry chosen with ``mlflow.set_registry_uri("databricks")``, as MLflow 3 on
+Databricks needs for it) train, log and register a scikit-learn model, and another loads it
+by ``models:/`` URI, in real kernels; a client outside the workspace
+(``MLFLOW_TRACKING_URI=databricks`` with ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``) lists the
+runs and the version. The tracking server starts only when MLflow is used and stops with the
+workspace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+from datetime import timedelta
+from email.message import Message
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from databricks.sdk.service import jobs, workspace
+
+from orchestrator.local.api.mlflow_artifacts import ArtifactOwner, MlflowArtifacts, owner_of_source
+from orchestrator.local.api.routing import Request
+from orchestrator.local.server import LocalWorkspace, start_local_workspace
+from orchestrator.local.state.api_error import ApiError
+from tests.conftest import TOKEN, sdk_client
+from tests.tools import require_mlflow
+
+FOLDER = "/Users/local@localhost/models"
+WAIT = timedelta(seconds=600)
+RUN_ID = "0123456789abcdef0123456789abcdef"
+
+
+def notebook(*cells: str) -> str:
+    return "# Databricks notebook source\n" + "\n\n# COMMAND ----------\n\n".join(cells) + "\n"
+
+
+TRAIN = notebook(
+    "import os, tempfile\n"
+    "import mlflow\n"
+    "import numpy as np\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    'mlflow.set_registry_uri("databricks")  # the workspace model registry\n'
+    'mlflow.set_experiment("/Shared/iris-like")',
+    "X = np.array([[0.0], [1.0], [2.0], [3.0]])\n"
+    "y = np.array([0, 0, 1, 1])\n"
+    "with mlflow.start_run() as run:\n"
+    '    mlflow.log_param("C", 1.0)\n'
+    '    mlflow.log_metric("accuracy", 1.0)\n'
+    "    notes = os.path.join(tempfile.mkdtemp(), 'notes.txt')\n"
+    "    with open(notes, 'w') as f:\n"
+    "        f.write('trained on four points')\n"
+    "    mlflow.log_artifact(notes)\n"
+    "    model = LogisticRegression(C=1.0).fit(X, y)\n"
+    '    mlflow.sklearn.log_model(model, name="model", input_example=X[:1])',
+    'version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "tiny-classifier")\n'
+    'dbutils.notebook.exit(f"{run.info.run_id} {version.version}")',
+)
+
+LOAD = notebook(
+    "import mlflow, json\n"
+    "import numpy as np\n"
+    'mlflow.set_registry_uri("databricks")\n'
+    'model = mlflow.pyfunc.load_model("models:/tiny-classifier/1")\n'
+    "predicted = model.predict(np.array([[0.0], [3.0]]))\n"
+    "dbutils.notebook.exit(json.dumps([int(v) for v in predicted]))",
+)
+
+NO_EXPERIMENT = notebook(
+    "import mlflow\n"
+    "with mlflow.start_run() as run:\n"
+    '    mlflow.log_metric("m", 1.0)\n'
+    "dbutils.notebook.exit(run.info.experiment_id)",
+)
+
+OUTSIDE = """
+import json, mlflow
+from mlflow import MlflowClient
+client = MlflowClient(registry_uri="databricks")
+experiment = client.get_experiment_by_name("/Shared/iris-like")
+runs = client.search_runs([experiment.experiment_id])
+versions = client.search_model_versions("name='tiny-classifier'")
+notebook_experiment = client.get_experiment_by_name(%r)
+print(json.dumps({
+    "runs": [{"id": r.info.run_id, "params": r.data.params, "metrics": r.data.metrics}
+             for r in runs],
+    "versions": [{"version": v.version, "run_id": v.run_id} for v in versions],
+    "artifacts": [f.path for f in client.list_artifacts(runs[0].info.run_id)],
+    "notebook_experiment": notebook_experiment.experiment_id if notebook_experiment else None,
+}))
+"""
+
+
+# --- without kernels: signed URLs, sources, refusals -------------------------------------
+def test_a_signed_url_is_good_for_its_method_and_file_only(tmp_path: Path) -> None:
+    artifacts = MlflowArtifacts(tmp_path, "http://127.0.0.1:1")
+    owner = ArtifactOwner("runs", RUN_ID)
+    url = artifacts.signed_url("PUT", owner, "dir/file.txt")
+    split = urllib.parse.urlsplit(url)
+    target = split.path.removeprefix("/local-mlflow-artifacts/")
+    query = urllib.parse.parse_qs(split.query)
+
+    def request(**changed: str) -> Request:
+        fields = {**{k: v[-1] for k, v in query.items()}, **changed}
+        queried = {k: [v] for k, v in fields.items()}
+        return Request("PUT", url, None, split.path, queried, Message(), b"x")
+
+    artifacts._put(request(), target)
+    assert (artifacts.root / "runs" / RUN_ID / "dir" / "file.txt").read_bytes() == b"x"
+    assert artifacts.list_files(owner, "dir") == [
+        {"path": "dir/file.txt", "is_dir": False, "file_size": 1}
+    ]
+    for bad in ({"signature": "0" * 64}, {"expires": str(int(time.time()) - 1)}):
+        with pytest.raises(ApiError) as refused:
+            artifacts._put(request(**bad), target)
+        assert refused.value.status == 403
+    with pytest.raises(ApiError) as refused:  # signed for PUT, not for GET
+        artifacts._get(request(), target)
+    assert refused.value.status == 403
+    with pytest.raises(ApiError):
+        artifacts.signed_url("PUT", owner, "../escape")
+
+
+def test_a_link_planted_in_the_artifact_store_is_never_followed(tmp_path: Path) -> None:
+    artifacts = MlflowArtifacts(tmp_path, "http://127.0.0.1:1")
+    (artifacts.root / "runs").mkdir()
+    (artifacts.root / "runs" / RUN_ID).symlink_to(tmp_path)
+    (tmp_path / "secret.txt").write_text("no")
+    assert artifacts.list_files(ArtifactOwner("runs", RUN_ID), "") == []
+
+
+@pytest.mark.parametrize(
+    ("source", "model_id", "expected"),
+    [
+        ("models:/m-0123abcd", "", ArtifactOwner("logged_models", "m-0123abcd")),
+        ("anything", "m-42", ArtifactOwner("logged_models", "m-42")),
+        (
+            "dbfs:/databricks/mlflow-tracking/1/logged_models/m-0a/artifacts",
+            "",
+            ArtifactOwner("logged_models", "m-0a"),
+        ),
+        (
+            f"dbfs:/databricks/mlflow-tracking/7/{RUN_ID}/artifacts/model",
+            "",
+            ArtifactOwner("runs", RUN_ID, "model"),
+        ),
+        (f"runs:/{RUN_ID}/sub/model", "", ArtifactOwner("runs", RUN_ID, "sub/model")),
+    ],
+)
+def test_a_model_version_source_names_its_files(
+    source: str, model_id: str, expected: ArtifactOwner
+) -> None:
+    assert owner_of_source(source, model_id) == expected
+
+
+def test_a_source_elsewhere_is_refused() -> None:
+    with pytest.raises(ApiError):
+        owner_of_source("s3://bucket/model")
+
+
+@pytest.fixture
+def quiet_workspace(tmp_path: Path):  # type: ignore[no-untyped-def]
+    ws = start_local_workspace(tmp_path / "state", token=TOKEN, cluster_start_delay=0)
+    try:
+        yield ws
+    finally:
+        ws.stop()
+
+
+def test_unity_catalog_and_the_files_api_are_refused_with_the_reason(
+    quiet_workspace: LocalWorkspace,
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = quiet_workspace.url
+    answer = requests.post(
+        f"{url}/api/2.0/mlflow/unity-catalog/registered-models/create",
+        json={"name": "main.default.m"},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 501
+    assert "Unity Catalog" in answer.json()["message"]
+    assert "set_registry_uri('databricks')" in answer.json()["message"]
+    answer = requests.get(f"{url}/api/2.0/fs/directories/Volumes/x", headers=headers, timeout=30)
+    assert (answer.status_code, answer.json()["error_code"]) == (501, "NOT_IMPLEMENTED")
+    assert not quiet_workspace.mlflow.running  # neither started the tracking server
+
+
+def test_a_workspace_that_gets_no_mlflow_request_never_starts_the_server(
+    quiet_workspace: LocalWorkspace,
+) -> None:
+    w = sdk_client(quiet_workspace)
+    w.workspace.mkdirs(FOLDER)
+    list(w.workspace.list(FOLDER))
+    list(w.jobs.list())
+    assert not quiet_workspace.mlflow.running
+    assert not (quiet_workspace.settings.state_dir / "mlflow" / "mlflow.db").exists()
+
+
+# --- with the tracking server and kernels ------------------------------------------------
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    require_mlflow()
+    ws = start_local_workspace(
+        tmp_path_factory.mktemp("mlflow") / "state", token=TOKEN, cluster_start_delay=0
+    )
+    try:
+        yield ws
+    finally:
+        ws.stop()
+
+
+def run_notebook(ws: LocalWorkspace, name: str, text: str) -> str:
+    w = sdk_client(ws)
+    w.workspace.mkdirs(FOLDER)
+    path = f"{FOLDER}/{name}"
+    w.workspace.import_(
+        path=path,
+        content=base64.b64encode(text.encode()).decode(),
+        format=workspace.ImportFormat.SOURCE,
+        language=workspace.Language.PYTHON,
+        overwrite=True,
+    )
+    run = w.jobs.submit_and_wait(
+        run_name=name,
+        tasks=[jobs.SubmitTask(task_key="t", notebook_task=jobs.NotebookTask(notebook_path=path))],
+        timeout=WAIT,
+    )
+    assert run.tasks is not None
+    output = w.jobs.get_run_output(run.tasks[0].run_id or 0)
+    assert run.state is not None
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, (output.error, output.error_trace)
+    assert output.notebook_output is not None
+    return output.notebook_output.result or ""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_notebooks_log_register_and_load_a_model_as_on_databricks(
+    served: LocalWorkspace,
+) -> None:
+    run_id, version = run_notebook(served, "train", TRAIN).split()
+    assert version == "1"
+    assert served.mlflow.running
+    assert json.loads(run_notebook(served, "load", LOAD)) == [0, 1]
+    experiment_id = run_notebook(served, "no-experiment", NO_EXPERIMENT)
+
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": "databricks",
+        "DATABRICKS_HOST": served.url,
+        "DATABRICKS_TOKEN": served.token,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", OUTSIDE % f"{FOLDER}/no-experiment"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [(r["id"], r["params"], r["metrics"]) for r in seen["runs"]] == [
+        (run_id, {"C": "1.0"}, {"accuracy": 1.0})
+    ]
+    assert seen["versions"] == [{"version": "1", "run_id": run_id}]
+    assert seen["artifacts"] == ["notes.txt"]
+    assert seen["notebook_experiment"] == experiment_id
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_tracking_server_ends_with_the_workspace(tmp_path: Path) -> None:
+    require_mlflow()
+    ws = start_local_workspace(tmp_path / "state", token=TOKEN, cluster_start_delay=0)
+    try:
+        answer = requests.get(
+            f"{ws.url}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": "/Shared/none"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=300,
+        )
+        assert answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        assert ws.mlflow.running
+        process = ws.mlflow._process
+        assert process is not None
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+    finally:
+        ws.stop()
+    assert not ws.mlflow.running
+    assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not list((tmp_path / "state" / "procs").glob("*.json"))
