@@ -84,7 +84,7 @@ NO_EXPERIMENT = notebook(
 OUTSIDE = """
 import json, mlflow
 from mlflow import MlflowClient
-client = MlflowClient(registry_uri="databricks")
+client = MlflowClient()
 experiment = client.get_experiment_by_name("/Shared/iris-like")
 runs = client.search_runs([experiment.experiment_id])
 versions = client.search_model_versions("name='tiny-classifier'")
@@ -258,6 +258,9 @@ def test_notebooks_log_register_and_load_a_model_as_on_databricks(
         "MLFLOW_TRACKING_URI": "databricks",
         "DATABRICKS_HOST": served.url,
         "DATABRICKS_TOKEN": served.token,
+        # the workspace registry, named as an outside client names it (without it, MLflow
+        # looks for a Spark session's registry setting: pyspark-client, installed here, exits)
+        "MLFLOW_REGISTRY_URI": "databricks",
     }
     done = subprocess.run(
         [sys.executable, "-c", OUTSIDE % f"{FOLDER}/no-experiment"],
