@@ -90,8 +90,8 @@ runs = client.search_runs([experiment.experiment_id])
 versions = client.search_model_versions("name='tiny-classifier'")
 notebook_experiment = client.get_experiment_by_name(%r)
 print(json.dumps({
-    "runs": [{"id": r.info.run_id, "params": r.data.params, "metrics": r.data.metrics}
-             for r in runs],
+    "runs": [{"id": r.info.run_id, "params": r.data.params, "metrics": r.data.metrics,
+              "job_run": r.data.tags.get("mlflow.databricks.jobRunID")} for r in runs],
     "versions": [{"version": v.version, "run_id": v.run_id} for v in versions],
     "artifacts": [f.path for f in client.list_artifacts(runs[0].info.run_id)],
     "notebook_experiment": notebook_experiment.experiment_id if notebook_experiment else None,
@@ -218,7 +218,8 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         ws.stop()
 
 
-def run_notebook(ws: LocalWorkspace, name: str, text: str) -> str:
+def run_notebook(ws: LocalWorkspace, name: str, text: str) -> tuple[str, int]:
+    """The notebook's exit value and its task run's id."""
     w = sdk_client(ws)
     w.workspace.mkdirs(FOLDER)
     path = f"{FOLDER}/{name}"
@@ -239,31 +240,34 @@ def run_notebook(ws: LocalWorkspace, name: str, text: str) -> str:
     assert run.state is not None
     assert run.state.result_state == jobs.RunResultState.SUCCESS, (output.error, output.error_trace)
     assert output.notebook_output is not None
-    return output.notebook_output.result or ""
+    return output.notebook_output.result or "", run.tasks[0].run_id or 0
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_notebooks_log_register_and_load_a_model_as_on_databricks(
-    served: LocalWorkspace,
+    served: LocalWorkspace, tmp_path: Path
 ) -> None:
-    run_id, version = run_notebook(served, "train", TRAIN).split()
+    exit_value, train_task_run = run_notebook(served, "train", TRAIN)
+    run_id, version = exit_value.split()
     assert version == "1"
     assert served.mlflow.running
-    assert json.loads(run_notebook(served, "load", LOAD)) == [0, 1]
-    experiment_id = run_notebook(served, "no-experiment", NO_EXPERIMENT)
+    assert json.loads(run_notebook(served, "load", LOAD)[0]) == [0, 1]
+    experiment_id = run_notebook(served, "no-experiment", NO_EXPERIMENT)[0]
 
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": "databricks",
         "DATABRICKS_HOST": served.url,
         "DATABRICKS_TOKEN": served.token,
-        # the workspace registry, named as an outside client names it (without it, MLflow
-        # looks for a Spark session's registry setting: pyspark-client, installed here, exits)
-        "MLFLOW_REGISTRY_URI": "databricks",
+        "MLFLOW_REGISTRY_URI": "databricks",  # the workspace registry
     }
+    # a file, not ``python -c``: MLflow looks for a Spark session, and pyspark-client takes a
+    # ``-c`` program for its doctests and exits
+    script = tmp_path / "outside.py"
+    script.write_text(OUTSIDE % f"{FOLDER}/no-experiment", encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-c", OUTSIDE % f"{FOLDER}/no-experiment"],
+        [sys.executable, str(script)],
         env=env,
         capture_output=True,
         text=True,
@@ -275,6 +279,7 @@ def test_notebooks_log_register_and_load_a_model_as_on_databricks(
     assert [(r["id"], r["params"], r["metrics"]) for r in seen["runs"]] == [
         (run_id, {"C": "1.0"}, {"accuracy": 1.0})
     ]
+    assert seen["runs"][0]["job_run"] == str(train_task_run)
     assert seen["versions"] == [{"version": "1", "run_id": run_id}]
     assert seen["artifacts"] == ["notes.txt"]
     assert seen["notebook_experiment"] == experiment_id

@@ -211,6 +211,14 @@ class NotebookTaskExecutor:
                 # the notebook experiment: MLflow logs there when no experiment is set, as in
                 # a Databricks notebook (the client makes it at first use)
                 "MLFLOW_EXPERIMENT_NAME": source.workspace_path,
+                # the tags MLflow's job context gives a run on Databricks, so a run's MLflow
+                # runs can be found by its task run (``mlflow.databricks.jobRunID``)
+                "MLFLOW_RUN_CONTEXT": json.dumps(
+                    {
+                        "mlflow.source.type": "JOB",
+                        "mlflow.databricks.jobRunID": str(spec.task_run_id),
+                    }
+                ),
                 **self.cluster_environment(cluster_id),
                 "ORCH_RUN_ID": str(spec.run_id),
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),
