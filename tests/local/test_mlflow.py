@@ -284,6 +284,14 @@ def test_notebooks_log_register_and_load_a_model_as_on_databricks(
     assert seen["artifacts"] == ["notes.txt"]
     assert seen["notebook_experiment"] == experiment_id
 
+    # the task's page lists the MLflow run it logged, with its parameter, metric and model
+    page = requests.get(f"{served.url}/runs/{train_task_run}", timeout=60).text
+    section = page[page.index('id="mlflow-runs"') :]
+    assert "/Shared/iris-like" in section
+    assert "C=1.0" in section
+    assert "accuracy=1.0" in section
+    assert "<td>model</td>" in section
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)

@@ -108,6 +108,48 @@ class MlflowApi:
             501, "NOT_IMPLEMENTED", "The local workspace does not serve the Files API (/fs)"
         )
 
+    # --- for the Jobs UI ---------------------------------------------------------------------
+    def runs_of_task(self, task_run_id: int) -> list[dict[str, Any]]:
+        """The MLflow runs a task run logged (tagged ``mlflow.databricks.jobRunID`` by the
+        kernel's run context), with their parameters, metrics and logged models' names; none
+        when the tracking server is not running (a page never starts it)."""
+        if not self.server.running or not mlflow_available():
+            return []
+        try:
+            found = self._post_json("mlflow/experiments/search", {"max_results": 1000})
+            experiments = {
+                str(e["experiment_id"]): str(e.get("name") or "")
+                for e in found.get("experiments") or []
+            }
+            if not experiments:
+                return []
+            query = {
+                "experiment_ids": sorted(experiments),
+                "filter": f"tags.`mlflow.databricks.jobRunID` = '{int(task_run_id)}'",
+                "max_results": 100,
+            }
+            runs = self._post_json("mlflow/runs/search", query).get("runs") or []
+            return [self._run_summary(run, experiments) for run in runs]
+        except (ApiError, ValueError, KeyError, TypeError):
+            return []
+
+    def _run_summary(self, run: dict[str, Any], experiments: dict[str, str]) -> dict[str, Any]:
+        info, data = run.get("info") or {}, run.get("data") or {}
+        models = []
+        for output in (run.get("outputs") or {}).get("model_outputs") or []:
+            model_id = str(output.get("model_id") or "")
+            model = self._get_json(f"mlflow/logged-models/{model_id}")["model"]["info"]
+            models.append(str(model.get("name") or model_id))
+        return {
+            "run_id": str(info.get("run_id") or ""),
+            "run_name": str(info.get("run_name") or ""),
+            "experiment": experiments.get(str(info.get("experiment_id")), ""),
+            "status": str(info.get("status") or ""),
+            "params": {str(p["key"]): str(p.get("value")) for p in data.get("params") or []},
+            "metrics": {str(m["key"]): m.get("value") for m in data.get("metrics") or []},
+            "models": models,
+        }
+
     # --- the tracking server ----------------------------------------------------------------
     def _call(
         self, method: str, target: str, body: bytes = b"", content_type: str = ""
@@ -156,6 +198,15 @@ class MlflowApi:
                 str(data.get("error_code") or "INTERNAL_ERROR"),
                 str(data.get("message") or "MLflow tracking server error"),
             )
+        return dict(data)
+
+    def _post_json(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        status, answer, _ = self._call(
+            "POST", f"/api/2.0/{route}", json.dumps(body).encode(), "application/json"
+        )
+        data = json.loads(answer or b"{}")
+        if status >= 400:
+            raise ApiError(status, str(data.get("error_code") or "INTERNAL_ERROR"), str(data))
         return dict(data)
 
     def _run(self, run_id: str) -> dict[str, Any]:
