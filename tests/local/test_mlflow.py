@@ -74,6 +74,31 @@ LOAD = notebook(
     "dbutils.notebook.exit(json.dumps([int(v) for v in predicted]))",
 )
 
+TRAIN_UC = notebook(
+    "import mlflow\n"
+    "import numpy as np\n"
+    "from mlflow import MlflowClient\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    'mlflow.set_experiment("/Shared/iris-like")',
+    "X = np.array([[0.0], [1.0], [2.0], [3.0]])\n"
+    "y = np.array([0, 0, 1, 1])\n"
+    "with mlflow.start_run() as run:\n"
+    "    model = LogisticRegression().fit(X, y)\n"
+    '    mlflow.sklearn.log_model(model, name="model", input_example=X[:1])',
+    "# MLflow 3's default registry with the tracking URI databricks: Unity Catalog\n"
+    'version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "main.default.tiny")\n'
+    'MlflowClient().set_registered_model_alias("main.default.tiny", "candidate", version.version)\n'
+    "dbutils.notebook.exit(version.version)",
+)
+
+LOAD_UC = notebook(
+    "import mlflow, json\n"
+    "import numpy as np\n"
+    'model = mlflow.pyfunc.load_model("models:/main.default.tiny@candidate")\n'
+    "predicted = model.predict(np.array([[0.0], [3.0]]))\n"
+    "dbutils.notebook.exit(json.dumps([int(v) for v in predicted]))",
+)
+
 NO_EXPERIMENT = notebook(
     "import mlflow\n"
     "with mlflow.start_run() as run:\n"
@@ -175,23 +200,30 @@ def quiet_workspace(tmp_path: Path):  # type: ignore[no-untyped-def]
         ws.stop()
 
 
-def test_unity_catalog_and_the_files_api_are_refused_with_the_reason(
+def test_unity_catalog_names_and_other_files_are_refused_before_the_server_starts(
     quiet_workspace: LocalWorkspace,
 ) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     url = quiet_workspace.url
+    for name in ("model", "main.model", "main.default.m/x", "a.b.c.d"):
+        answer = requests.post(
+            f"{url}/api/2.0/mlflow/unity-catalog/registered-models/create",
+            json={"name": name},
+            headers=headers,
+            timeout=30,
+        )
+        assert answer.status_code == 400, name
+        assert "<catalog>.<schema>.<model>" in answer.json()["message"]
+    answer = requests.get(f"{url}/api/2.0/fs/directories/Volumes/x", headers=headers, timeout=30)
+    assert (answer.status_code, answer.json()["error_code"]) == (501, "NOT_IMPLEMENTED")
     answer = requests.post(
-        f"{url}/api/2.0/mlflow/unity-catalog/registered-models/create",
-        json={"name": "main.default.m"},
+        f"{url}/api/2.0/fs/create-upload-url",
+        json={"path": "/Models/main/default/m/1/../../x"},
         headers=headers,
         timeout=30,
     )
-    assert answer.status_code == 501
-    assert "Unity Catalog" in answer.json()["message"]
-    assert "set_registry_uri('databricks')" in answer.json()["message"]
-    answer = requests.get(f"{url}/api/2.0/fs/directories/Volumes/x", headers=headers, timeout=30)
-    assert (answer.status_code, answer.json()["error_code"]) == (501, "NOT_IMPLEMENTED")
-    assert not quiet_workspace.mlflow.running  # neither started the tracking server
+    assert answer.status_code in (400, 501)
+    assert not quiet_workspace.mlflow.running  # none started the tracking server
 
 
 def test_a_workspace_that_gets_no_mlflow_request_never_starts_the_server(
@@ -291,6 +323,15 @@ def test_notebooks_log_register_and_load_a_model_as_on_databricks(
     assert "C=1.0" in section
     assert "accuracy=1.0" in section
     assert "<td>model</td>" in section
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_notebooks_register_to_unity_catalog_and_load_by_alias(served: LocalWorkspace) -> None:
+    assert run_notebook(served, "train-uc", TRAIN_UC)[0] == "1"
+    assert json.loads(run_notebook(served, "load-uc", LOAD_UC)[0]) == [0, 1]
+    files = served.settings.state_dir / "mlflow" / "artifacts" / "uc_models"
+    assert (files / "main.default.tiny" / "1" / "MLmodel").is_file()
 
 
 @pytest.mark.slow

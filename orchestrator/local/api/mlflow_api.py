@@ -10,12 +10,13 @@ adds to MLflow's open-source API, read from the MLflow client's Databricks store
 - the artifact listings (``artifacts/list``, ``logged-models/<id>/artifacts/directories``,
   ``model-versions/list-artifacts``), read from where those URLs put the files: the tracking
   server never holds them;
-- Unity Catalog's registry (``mlflow/unity-catalog/...``): not served, with a 501 that says
-  why (its client writes model files with cloud credentials, not URLs; docs/local-workspace.md).
+- Unity Catalog's registry (``mlflow/unity-catalog/...``) and the Files API routes its client
+  moves model files with (``api/mlflow_uc_registry.py``).
 
-The Files API (``/api/2.0/fs/...``), which MLflow 3 tries first for run and logged-model
-artifacts, answers 501 ``NOT_IMPLEMENTED``: the client then falls back to the credential
-endpoints above (``DatabricksTrackingArtifactRepository``), which every MLflow version speaks.
+The Files API (``/api/2.0/fs/...``) is served for Unity Catalog's model files only; MLflow 3
+tries it first for run and logged-model artifacts too (``/WorkspaceInternal/Mlflow/...``),
+gets 501 ``NOT_IMPLEMENTED`` and falls back to the credential endpoints above
+(``DatabricksTrackingArtifactRepository``), which every MLflow version speaks.
 
 The tracking server gives a logged model the artifact location
 ``<experiment>/models/<id>/artifacts``; a Databricks workspace gives
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.local.api.mlflow_artifacts import ArtifactOwner, MlflowArtifacts, owner_of_source
+from orchestrator.local.api.mlflow_uc_registry import UnityCatalogRegistry
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.runtime.mlflow_server import (
     INSTALL_HINT,
@@ -54,12 +56,6 @@ _LOGGED_MODEL_ROUTE = re.compile(
     r"mlflow/logged-models/(?P<id>[A-Za-z0-9_-]+)/artifacts/"
     r"(?P<what>credentials-for-upload|credentials-for-download|directories)"
 )
-_UC_MESSAGE = (
-    "The local workspace does not serve Unity Catalog's model registry (registry URI "
-    "'databricks-uc'): its client writes model files with cloud storage credentials, which "
-    "no local storage can honour. Use the workspace model registry: "
-    "mlflow.set_registry_uri('databricks')."
-)
 
 
 class MlflowApi:
@@ -68,6 +64,7 @@ class MlflowApi:
     def __init__(self, server: MlflowServer, artifacts: MlflowArtifacts) -> None:
         self.server = server
         self.artifacts = artifacts
+        self.unity_catalog = UnityCatalogRegistry(self._call, artifacts)
         self._own: dict[tuple[str, str], Callable[[Request], dict[str, Any]]] = {
             ("POST", "mlflow/artifacts/credentials-for-write"): self._run_credentials("PUT"),
             ("POST", "mlflow/artifacts/credentials-for-read"): self._run_credentials("GET"),
@@ -86,14 +83,14 @@ class MlflowApi:
     # --- dispatch ------------------------------------------------------------------------------
     def _handle(self, request: Request) -> Response | dict[str, Any]:
         route = request.route
-        if route.startswith("mlflow/unity-catalog/"):
-            raise ApiError(501, "NOT_IMPLEMENTED", _UC_MESSAGE)
         if not mlflow_available():
             raise ApiError(
                 501,
                 "NOT_IMPLEMENTED",
                 f"MLflow is not installed with this local workspace: {INSTALL_HINT}",
             )
+        if route.startswith("mlflow/unity-catalog/"):
+            return self.unity_catalog.handle(request)
         own = self._own.get((request.method, route))
         if own is not None:
             return own(request)
@@ -102,11 +99,8 @@ class MlflowApi:
             return self._logged_model_artifacts(request, logged["id"], logged["what"])
         return self._proxy(request)
 
-    @staticmethod
-    def _files_api(request: Request) -> dict[str, Any]:
-        raise ApiError(
-            501, "NOT_IMPLEMENTED", "The local workspace does not serve the Files API (/fs)"
-        )
+    def _files_api(self, request: Request) -> Response | dict[str, Any]:
+        return self.unity_catalog.files(request)
 
     # --- for the Jobs UI ---------------------------------------------------------------------
     def runs_of_task(self, task_run_id: int) -> list[dict[str, Any]]:
@@ -154,6 +148,7 @@ class MlflowApi:
     def _call(
         self, method: str, target: str, body: bytes = b"", content_type: str = ""
     ) -> tuple[int, bytes, str]:
+        """One request to the tracking server (started now if it is not running)."""
         try:
             host, port = self.server.endpoint()
         except MlflowServerError as exc:

@@ -9,7 +9,8 @@ presigned URLs point back to this workspace (``/local-mlflow-artifacts/...``), s
 key that lives as long as the server and valid for 15 minutes, as an S3 presigned URL is
 (``AWS_PRESIGNED_URL``: the one credential type the client handles with a plain ``PUT``).
 
-Artifacts are kept per owner: ``runs/<run id>/<path>`` and ``logged_models/<model id>/<path>``,
+Artifacts are kept per owner: ``runs/<run id>/<path>``, ``logged_models/<model id>/<path>``
+and ``uc_models/<catalog>.<schema>.<model>/<version>/<path>`` (``api/mlflow_uc_registry.py``),
 ``<path>`` relative to the owner's artifact root (what the client sends). The tree is walked
 by descriptor and never through a link (``state/confined.py``): notebooks run on this machine
 and could plant one.
@@ -36,11 +37,12 @@ from orchestrator.local.state.confined import SymlinkRefused, Tree
 
 __all__ = ["ArtifactOwner", "MlflowArtifacts", "owner_of_source"]
 
-Kind = Literal["runs", "logged_models"]
+Kind = Literal["runs", "logged_models", "uc_models"]
 #: how long a signed URL is valid (S3's presigned URLs as Databricks hands them out: minutes)
 URL_SECONDS = 15 * 60
 _ROUTE = "/local-mlflow-artifacts"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: a run's or logged model's id, or a Unity Catalog model's three-level name
+_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.-]{1,255}")
 _TRACKING = r"dbfs:/databricks/mlflow-tracking/[^/]+"
 _SOURCES: tuple[tuple[re.Pattern[str], Kind], ...] = (
     (re.compile(r"models:/(?P<id>m-[0-9a-f]+)(?P<path>/.*)?"), "logged_models"),
