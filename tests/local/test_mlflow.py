@@ -226,6 +226,23 @@ def test_unity_catalog_names_and_other_files_are_refused_before_the_server_start
     assert not quiet_workspace.mlflow.running  # none started the tracking server
 
 
+def test_an_experiment_is_named_by_a_path_in_an_existing_folder(
+    quiet_workspace: LocalWorkspace,
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{quiet_workspace.url}/api/2.0/mlflow/experiments/create"
+    answer = requests.post(url, json={"name": "bare"}, headers=headers, timeout=30)
+    assert answer.status_code == 400
+    assert "must be an absolute path within the Databricks workspace" in answer.json()["message"]
+    for name in ("/Shared/missing/x", "/Workspace/Shared/missing/x"):
+        answer = requests.post(url, json={"name": name}, headers=headers, timeout=30)
+        assert (answer.status_code, answer.json()["error_code"]) == (
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        )
+    assert not quiet_workspace.mlflow.running  # refused before the server was needed
+
+
 def test_a_workspace_that_gets_no_mlflow_request_never_starts_the_server(
     quiet_workspace: LocalWorkspace,
 ) -> None:

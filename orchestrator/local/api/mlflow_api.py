@@ -61,9 +61,17 @@ _LOGGED_MODEL_ROUTE = re.compile(
 class MlflowApi:
     """``/api/2.0/mlflow/...``: the tracking server behind, the Databricks parts in front."""
 
-    def __init__(self, server: MlflowServer, artifacts: MlflowArtifacts) -> None:
+    def __init__(
+        self,
+        server: MlflowServer,
+        artifacts: MlflowArtifacts,
+        *,
+        folder_exists: Callable[[str], bool] = lambda _path: True,
+    ) -> None:
         self.server = server
         self.artifacts = artifacts
+        #: whether a workspace folder exists (an experiment is made in one)
+        self.folder_exists = folder_exists
         self.unity_catalog = UnityCatalogRegistry(self._call, artifacts)
         self._own: dict[tuple[str, str], Callable[[Request], dict[str, Any]]] = {
             ("POST", "mlflow/artifacts/credentials-for-write"): self._run_credentials("PUT"),
@@ -71,6 +79,9 @@ class MlflowApi:
             ("GET", "mlflow/artifacts/list"): self._list_run_artifacts,
             ("GET", "mlflow/model-versions/get-signed-download-uri"): self._version_download,
             ("GET", "mlflow/model-versions/list-artifacts"): self._list_version_artifacts,
+        }
+        self._checked: dict[tuple[str, str], Callable[[Request], None]] = {
+            ("POST", "mlflow/experiments/create"): self._check_experiment_name,
         }
 
     def register(self, router: Router) -> None:
@@ -94,6 +105,9 @@ class MlflowApi:
         own = self._own.get((request.method, route))
         if own is not None:
             return own(request)
+        check = self._checked.get((request.method, route))
+        if check is not None:
+            check(request)
         logged = _LOGGED_MODEL_ROUTE.fullmatch(route)
         if logged is not None:
             return self._logged_model_artifacts(request, logged["id"], logged["what"])
@@ -206,6 +220,24 @@ class MlflowApi:
 
     def _run(self, run_id: str) -> dict[str, Any]:
         return dict(self._get_json("mlflow/runs/get", run_id=run_id)["run"]["info"])
+
+    # --- experiments ---------------------------------------------------------------------------
+    def _check_experiment_name(self, request: Request) -> None:
+        """An experiment is named by a workspace path whose folder exists, as on Databricks
+        (which answers a bare name with this message; the missing folder's is a guess)."""
+        name = request.required_text("name")
+        if not name.startswith("/"):
+            raise bad_request(
+                f"Got an invalid experiment name '{name[:200]}'. An experiment name must be an "
+                "absolute path within the Databricks workspace, e.g. "
+                "'/Users/<some-username>/my-experiment'."
+            )
+        path = name.removeprefix("/Workspace") if name.startswith("/Workspace/") else name
+        parent = path.rstrip("/").rsplit("/", 1)[0] or "/"
+        if not self.folder_exists(parent):
+            raise ApiError(
+                404, "RESOURCE_DOES_NOT_EXIST", f"Parent directory {parent[:200]} does not exist."
+            )
 
     # --- runs' artifacts -----------------------------------------------------------------------
     def _run_credentials(self, method: str) -> Callable[[Request], dict[str, Any]]:

@@ -253,7 +253,17 @@ class LocalWorkspace:
         SecretsApi(self.store, documents=documents, principals=principals).register(router)
         ScimApi(principals).register(router)
         PermissionsApi(self.store, principals=principals, resources=resources).register(router)
-        mlflow = MlflowApi(self.mlflow, MlflowArtifacts(self.store.state_dir, self.url))
+        store = self.store
+
+        def folder_exists(path: str) -> bool:
+            found = store.get_object(path) if path != "/" else None
+            return path == "/" or (found is not None and found.object_type in ("DIRECTORY", "REPO"))
+
+        mlflow = MlflowApi(
+            self.mlflow,
+            MlflowArtifacts(self.store.state_dir, self.url),
+            folder_exists=folder_exists,
+        )
         mlflow.register(router)
         Pages(self.jobs, mlflow_runs=mlflow.runs_of_task).register(router)
         Admin(self.faults).register(router)
