@@ -208,9 +208,7 @@ class NotebookTaskExecutor:
             libraries=_libraries(spec.task.get("libraries")),
             environment={
                 **self.workspace_environment,
-                # the notebook experiment: MLflow logs there when no experiment is set, as in
-                # a Databricks notebook (the client makes it at first use)
-                "MLFLOW_EXPERIMENT_NAME": source.workspace_path,
+                **_notebook_experiment(notebook_task, source.workspace_path),
                 # the tags MLflow's job context gives a run on Databricks, so a run's MLflow
                 # runs can be found by its task run (``mlflow.databricks.jobRunID``)
                 "MLFLOW_RUN_CONTEXT": json.dumps(
@@ -419,3 +417,12 @@ def export_executed_html(executed_notebook: Path, notebook_path: str, task_run_i
 
     data = Path(executed_notebook).read_bytes()
     return export_page(data, notebook_path=notebook_path, orig_id=task_run_id)
+
+
+def _notebook_experiment(notebook_task: object, workspace_path: str) -> dict[str, str]:
+    """A notebook's experiment, named by its path: MLflow logs there when no experiment is
+    set, as in a Databricks notebook (the client makes it at first use). Python file and
+    wheel tasks have no notebook, so no notebook experiment."""
+    if notebook_task is None or not workspace_path.startswith("/"):
+        return {}
+    return {"MLFLOW_EXPERIMENT_NAME": workspace_path}
