@@ -58,6 +58,14 @@ PAGE_PATHS = {
     r"/local-admin/counters": ["/local-admin/counters"],
     r"/local-admin/counters/reset": ["/local-admin/counters/reset"],
     r"/local-admin/faults": ["/local-admin/faults"],
+    r"/ml/experiments(?P<rest>/[A-Za-z0-9/_-]*)?": ["/ml/experiments/{id}/runs/ab"],
+    r"/mlflow/?": ["/mlflow/", "/mlflow"],
+    r"/mlflow/(?P<rest>.+)": [
+        "/mlflow/static-files/x.js",
+        "/mlflow/ajax-api/2.0/mlflow/runs/search",
+        "/mlflow/ajax-api/2.0/mlflow/runs/delete",
+        "/mlflow/get-artifact",
+    ],
     r"/local-mlflow-artifacts/(?P<target>[^?]+)": [
         "/local-mlflow-artifacts/runs/{id}/a.txt",
         "/local-mlflow-artifacts/logged_models/m-{id}/../x",

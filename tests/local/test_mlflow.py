@@ -120,6 +120,7 @@ print(json.dumps({
     "versions": [{"version": v.version, "run_id": v.run_id} for v in versions],
     "artifacts": [f.path for f in client.list_artifacts(runs[0].info.run_id)],
     "notebook_experiment": notebook_experiment.experiment_id if notebook_experiment else None,
+    "experiment": experiment.experiment_id,
 }))
 """
 
@@ -243,6 +244,28 @@ def test_an_experiment_is_named_by_a_path_in_an_existing_folder(
     assert not quiet_workspace.mlflow.running  # refused before the server was needed
 
 
+def test_mlflow_ui_pages_start_nothing_and_change_nothing(quiet_workspace: LocalWorkspace) -> None:
+    url = quiet_workspace.url
+    answer = requests.get(f"{url}/mlflow/", timeout=30)
+    assert answer.status_code == 200
+    assert "No MLflow request has come to this workspace yet" in answer.text
+    answer = requests.get(f"{url}/ml/experiments/7/runs/abc", allow_redirects=False, timeout=30)
+    assert (answer.status_code, answer.headers["Location"]) == (
+        302,
+        "/mlflow/#/experiments/7/runs/abc",
+    )
+    assert requests.get(f"{url}/mlflow/static-files/x.js", timeout=30).status_code == 404
+    writes = [
+        ("ajax-api/2.0/mlflow/runs/delete", {"run_id": RUN_ID}),
+        ("ajax-api/2.0/mlflow/experiments/create", {"name": "/Shared/x"}),
+        ("graphql", {"query": "mutation { x }"}),
+    ]
+    for path, body in writes:
+        answer = requests.post(f"{url}/mlflow/{path}", json=body, timeout=30)
+        assert (answer.status_code, answer.json()["error_code"]) == (403, "PERMISSION_DENIED")
+    assert not quiet_workspace.mlflow.running
+
+
 def test_a_workspace_that_gets_no_mlflow_request_never_starts_the_server(
     quiet_workspace: LocalWorkspace,
 ) -> None:
@@ -332,6 +355,7 @@ def test_notebooks_log_register_and_load_a_model_as_on_databricks(
     assert seen["versions"] == [{"version": "1", "run_id": run_id}]
     assert seen["artifacts"] == ["notes.txt"]
     assert seen["notebook_experiment"] == experiment_id
+    seen_experiment = seen["experiment"]
 
     # the task's page lists the MLflow run it logged, with its parameter, metric and model
     page = requests.get(f"{served.url}/runs/{train_task_run}", timeout=60).text
@@ -340,6 +364,21 @@ def test_notebooks_log_register_and_load_a_model_as_on_databricks(
     assert "C=1.0" in section
     assert "accuracy=1.0" in section
     assert "<td>model</td>" in section
+
+    # MLflow's own UI, read-only, with the artifacts from the workspace's store
+    assert "static-files" in requests.get(f"{served.url}/mlflow/", timeout=60).text
+    found = requests.post(
+        f"{served.url}/mlflow/ajax-api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [seen_experiment], "max_results": 10},
+        timeout=60,
+    ).json()
+    assert run_id in [r["info"]["run_id"] for r in found["runs"]]
+    notes = requests.get(
+        f"{served.url}/mlflow/get-artifact",
+        params={"path": "notes.txt", "run_uuid": run_id},
+        timeout=60,
+    )
+    assert notes.text == "trained on four points"
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ from orchestrator.local.api.mlflow_uc_registry import UnityCatalogRegistry
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.runtime.mlflow_server import (
     INSTALL_HINT,
+    PREFIX,
     MlflowServer,
     MlflowServerError,
     mlflow_available,
@@ -113,6 +114,38 @@ class MlflowApi:
             return self._logged_model_artifacts(request, logged["id"], logged["what"])
         return self._proxy(request)
 
+    def for_ui(self, request: Request, route: str, target: str) -> Response:
+        """An ``/ajax-api/2.0/<route>`` request of MLflow's UI (``ui/mlflow_ui.py``): answered
+        as the API answers ``route`` where the workspace answers it itself (artifact listings),
+        otherwise passed to the server's ``target``."""
+        forwarded = Request(
+            request.method, target, "2.0", route, request.query, request.headers, request.body
+        )
+        own = self._own.get((request.method, route))
+        logged = _LOGGED_MODEL_ROUTE.fullmatch(route)
+        if own is not None and route.endswith(("/list", "/list-artifacts")):
+            return Response.json(own(forwarded))
+        if logged is not None and logged["what"] == "directories":
+            return Response.json(
+                self._logged_model_artifacts(forwarded, logged["id"], "directories")
+            )
+        return self._proxy(forwarded, target)
+
+    def call_server(self, method: str, target: str) -> tuple[int, bytes, str]:
+        """``method`` ``target`` (a path under the server's prefix) on the tracking server."""
+        return self._call(method, target)
+
+    def call_server_with(
+        self, method: str, target: str, body: bytes, content_type: str
+    ) -> tuple[int, bytes, str]:
+        """:meth:`call_server` with a body."""
+        return self._call(method, target, body, content_type)
+
+    def artifact_file(self, kind: str, owner_id: str, path: str) -> bytes:
+        """A run's or logged model's file, for MLflow's UI (its artifact viewer)."""
+        owner = ArtifactOwner("runs" if kind == "runs" else "logged_models", owner_id)
+        return self.artifacts.read(owner, path)
+
     def _files_api(self, request: Request) -> Response | dict[str, Any]:
         return self.unity_catalog.files(request)
 
@@ -170,7 +203,7 @@ class MlflowApi:
         connection = http.client.HTTPConnection(host, port, timeout=_PROXY_TIMEOUT)
         try:
             headers = {"Content-Type": content_type} if content_type else {}
-            connection.request(method, target, body=body or None, headers=headers)
+            connection.request(method, PREFIX + target, body=body or None, headers=headers)
             answer = connection.getresponse()
             return answer.status, answer.read(), answer.getheader("Content-Type") or ""
         except (OSError, http.client.HTTPException) as exc:
@@ -180,10 +213,10 @@ class MlflowApi:
         finally:
             connection.close()
 
-    def _proxy(self, request: Request) -> Response:
+    def _proxy(self, request: Request, target: str | None = None) -> Response:
         content_type = request.headers.get("Content-Type") or ""
         status, body, answer_type = self._call(
-            request.method, request.path, request.body, content_type
+            request.method, target or request.path, request.body, content_type
         )
         if not answer_type.startswith("application/json"):
             # MLflow's server answers an unknown route with an HTML page

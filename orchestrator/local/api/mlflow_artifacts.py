@@ -157,6 +157,16 @@ class MlflowArtifacts:
         except (NotADirectoryError, FileNotFoundError, SymlinkRefused):
             return []
 
+    def read(self, owner: ArtifactOwner, path: str) -> bytes:
+        """One file's bytes (404 when there is none)."""
+        if not _ID.fullmatch(owner.owner_id):
+            raise not_found("No such artifact")
+        parts = (owner.kind, owner.owner_id, *_parts(owner.prefix), *_parts(path))
+        try:
+            return self.tree.read_bytes(parts)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, SymlinkRefused):
+            raise not_found("No such artifact") from None
+
     # --- the signed routes ---------------------------------------------------------------------
     def register(self, router: Router) -> None:
         pattern = _ROUTE + r"/(?P<target>[^?]+)"

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTIFACT_ROOT",
     "INSTALL_HINT",
+    "PREFIX",
     "MlflowServer",
     "MlflowServerError",
     "mlflow_available",
@@ -57,6 +58,9 @@ INSTALL_HINT = "pip install 'orchestrator[mlflow]'"
 #: the artifact root of a Databricks workspace's experiments (the MLflow client reads every
 #: ``dbfs:/databricks/mlflow-tracking/...`` URI as the workspace's access-controlled store)
 ARTIFACT_ROOT = "dbfs:/databricks/mlflow-tracking"
+#: the path of every route of the server, the UI's and the API's (``--static-prefix``): the
+#: workspace serves MLflow's UI at ``/mlflow/`` (``ui/mlflow_ui.py``)
+PREFIX = "/mlflow"
 #: a loaded machine was measured at 50-90 s for a first start (2 cores, load 12); idle, ~10 s
 START_TIMEOUT = 180.0
 
@@ -136,6 +140,9 @@ class MlflowServer:
             "--default-artifact-root",
             ARTIFACT_ROOT,
             "--no-serve-artifacts",
+            # every route under /mlflow, where the workspace shows MLflow's UI (the API too)
+            "--static-prefix",
+            PREFIX,
         ]
         env = {
             k: v for k, v in tool_env().items() if not k.startswith("MLFLOW_") or k == "MLFLOW_HOME"
@@ -174,7 +181,7 @@ class MlflowServer:
             with contextlib.suppress(OSError, http.client.HTTPException):
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 try:
-                    connection.request("GET", "/health")
+                    connection.request("GET", f"{PREFIX}/health")
                     if connection.getresponse().status == 200:
                         return
                 finally:

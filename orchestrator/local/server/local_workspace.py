@@ -63,6 +63,7 @@ from orchestrator.local.state.git_store import GitStore
 from orchestrator.local.state.records import DEFAULT_USER_NAME
 from orchestrator.local.state.retention import PruneReport, Retention, prune
 from orchestrator.local.state.store import Store
+from orchestrator.local.ui.mlflow_ui import MlflowUi
 from orchestrator.local.ui.pages import Pages
 
 __all__ = [
@@ -266,6 +267,7 @@ class LocalWorkspace:
         )
         mlflow.register(router)
         Pages(self.jobs, mlflow_runs=mlflow.runs_of_task).register(router)
+        MlflowUi(mlflow).register(router)
         Admin(self.faults).register(router)
         GitSourcesAdmin(self.git_store).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
