@@ -50,6 +50,9 @@ _VERSIONS = ("2.0",)
 _METHODS = ("GET", "POST", "PATCH", "DELETE")
 #: how long one request may wait for the tracking server (a first start included)
 _PROXY_TIMEOUT = 300.0
+#: how long a Jobs UI page waits for the tracking server's answers (a stuck server must not
+#: hold the page)
+_PAGE_TIMEOUT = 10.0
 _LOGGED_MODEL_LOCATION = re.compile(
     rb"(dbfs:/databricks/mlflow-tracking/[^/\"]+)/models/(m-[0-9a-f]+)/artifacts"
 )
@@ -157,7 +160,9 @@ class MlflowApi:
         if not self.server.running or not mlflow_available():
             return []
         try:
-            found = self._post_json("mlflow/experiments/search", {"max_results": 1000})
+            found = self._post_json(
+                "mlflow/experiments/search", {"max_results": 1000}, timeout=_PAGE_TIMEOUT
+            )
             experiments = {
                 str(e["experiment_id"]): str(e.get("name") or "")
                 for e in found.get("experiments") or []
@@ -169,7 +174,8 @@ class MlflowApi:
                 "filter": f"tags.`mlflow.databricks.jobRunID` = '{int(task_run_id)}'",
                 "max_results": 100,
             }
-            runs = self._post_json("mlflow/runs/search", query).get("runs") or []
+            found = self._post_json("mlflow/runs/search", query, timeout=_PAGE_TIMEOUT)
+            runs = found.get("runs") or []
             return [self._run_summary(run, experiments) for run in runs]
         except (ApiError, ValueError, KeyError, TypeError):
             return []
@@ -179,7 +185,8 @@ class MlflowApi:
         models = []
         for output in (run.get("outputs") or {}).get("model_outputs") or []:
             model_id = str(output.get("model_id") or "")
-            model = self._get_json(f"mlflow/logged-models/{model_id}")["model"]["info"]
+            route = f"mlflow/logged-models/{model_id}"
+            model = self._get_json(route, timeout=_PAGE_TIMEOUT)["model"]["info"]
             models.append(str(model.get("name") or model_id))
         return {
             "run_id": str(info.get("run_id") or ""),
@@ -193,14 +200,20 @@ class MlflowApi:
 
     # --- the tracking server ----------------------------------------------------------------
     def _call(
-        self, method: str, target: str, body: bytes = b"", content_type: str = ""
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        content_type: str = "",
+        *,
+        timeout: float = _PROXY_TIMEOUT,
     ) -> tuple[int, bytes, str]:
         """One request to the tracking server (started now if it is not running)."""
         try:
             host, port = self.server.endpoint()
         except MlflowServerError as exc:
             raise ApiError(500, "INTERNAL_ERROR", f"MLflow tracking server: {exc}") from None
-        connection = http.client.HTTPConnection(host, port, timeout=_PROXY_TIMEOUT)
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
             headers = {"Content-Type": content_type} if content_type else {}
             connection.request(method, PREFIX + target, body=body or None, headers=headers)
@@ -229,10 +242,13 @@ class MlflowApi:
             return Response(status, body, answer_type or "application/octet-stream")
         return Response(status, _LOGGED_MODEL_LOCATION.sub(rb"\1/logged_models/\2/artifacts", body))
 
-    def _get_json(self, route: str, **query: str) -> dict[str, Any]:
+    def _get_json(
+        self, route: str, *, timeout: float = _PROXY_TIMEOUT, **query: str
+    ) -> dict[str, Any]:
         from urllib.parse import urlencode
 
-        status, body, _ = self._call("GET", f"/api/2.0/{route}?{urlencode(query)}")
+        target = f"/api/2.0/{route}?{urlencode(query)}"
+        status, body, _ = self._call("GET", target, timeout=timeout)
         data = json.loads(body or b"{}")
         if status >= 400:
             raise ApiError(
@@ -242,9 +258,15 @@ class MlflowApi:
             )
         return dict(data)
 
-    def _post_json(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post_json(
+        self, route: str, body: dict[str, Any], *, timeout: float = _PROXY_TIMEOUT
+    ) -> dict[str, Any]:
         status, answer, _ = self._call(
-            "POST", f"/api/2.0/{route}", json.dumps(body).encode(), "application/json"
+            "POST",
+            f"/api/2.0/{route}",
+            json.dumps(body).encode(),
+            "application/json",
+            timeout=timeout,
         )
         data = json.loads(answer or b"{}")
         if status >= 400:
