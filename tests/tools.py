@@ -1,6 +1,7 @@
 """The tools some tests need (R with IRkernel, jupyter_client, Spark's engine and client,
-Azurite, a browser), and the one rule for when one is missing: such a test is skipped on a
-developer's machine and fails in CI, where ``.ci/setup`` installs every one of them.
+MLflow with scikit-learn, Azurite, a browser), and the one rule for when one is missing: such a
+test is skipped on a developer's machine and fails in CI, where ``.ci/setup`` installs every one
+of them.
 
 "In CI" means the ``CI`` variable is set to something other than an empty string, ``0``,
 ``false``, ``no`` or ``off``: ``CI=false`` is a developer saying it is not CI. ``.ci/run``
@@ -23,6 +24,7 @@ __all__ = [
     "in_ci",
     "missing_tools",
     "require",
+    "require_mlflow",
     "require_r",
     "require_r_packages",
     "require_spark",
@@ -99,6 +101,16 @@ def spark_missing() -> str | None:
     return None
 
 
+def mlflow_missing() -> str | None:
+    if not _module("mlflow") or not _module("sklearn"):
+        return "mlflow and scikit-learn (the mlflow extra) are not installed"
+    return None
+
+
+def require_mlflow() -> None:
+    require(mlflow_missing())
+
+
 def require_r() -> None:
     require(r_missing())
 
@@ -121,6 +133,7 @@ def missing_tools() -> list[str]:
         r_packages_missing(),
         None if _module("jupyter_client") else "jupyter_client is not installed",
         spark_missing(),
+        mlflow_missing(),
         None if azurite_command() is not None else "Azurite is not installed",
         browser_missing(),
     ]

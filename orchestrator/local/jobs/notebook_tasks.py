@@ -91,6 +91,10 @@ class NotebookTaskExecutor:
         #: a cluster id -> its ``spark_env_vars`` (set by the workspace: the cluster's engine
         #: configuration reaches its tasks' kernels)
         self.cluster_environment: Callable[[str], Mapping[str, str]] = lambda _cluster: {}
+        #: what every task's kernel is given by the workspace it runs in, set once it listens:
+        #: its host and token (what a Databricks notebook's MLflow and SDK clients find in the
+        #: notebook's context) and MLflow's tracking URI ``databricks``
+        self.workspace_environment: Mapping[str, str] = {}
 
     def _kernel_pool(self) -> KernelPool | None:
         with self._pool_lock:
@@ -209,6 +213,16 @@ class NotebookTaskExecutor:
                 cast("dict[str, Any]", spec.task).get(run_documents.ENVIRONMENT_DEPENDENCIES) or ()
             ),
             environment={
+                **self.workspace_environment,
+                **_notebook_experiment(notebook_task, source.workspace_path),
+                # the tags MLflow's job context gives a run on Databricks, so a run's MLflow
+                # runs can be found by its task run (``mlflow.databricks.jobRunID``)
+                "MLFLOW_RUN_CONTEXT": json.dumps(
+                    {
+                        "mlflow.source.type": "JOB",
+                        "mlflow.databricks.jobRunID": str(spec.task_run_id),
+                    }
+                ),
                 **self.cluster_environment(cluster_id),
                 "ORCH_RUN_ID": str(spec.run_id),
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),
@@ -428,3 +442,12 @@ def export_executed_html(executed_notebook: Path, notebook_path: str, task_run_i
 
     data = Path(executed_notebook).read_bytes()
     return export_page(data, notebook_path=notebook_path, orig_id=task_run_id)
+
+
+def _notebook_experiment(notebook_task: object, workspace_path: str) -> dict[str, str]:
+    """A notebook's experiment, named by its path: MLflow logs there when no experiment is
+    set, as in a Databricks notebook (the client makes it at first use). Python file and
+    wheel tasks have no notebook, so no notebook experiment."""
+    if notebook_task is None or not workspace_path.startswith("/"):
+        return {}
+    return {"MLFLOW_EXPERIMENT_NAME": workspace_path}

@@ -25,6 +25,8 @@ from orchestrator.local.api.files_api import FilesApi
 from orchestrator.local.api.git_credentials_api import GitCredentialsApi
 from orchestrator.local.api.instance_pools_api import InstancePoolsApi
 from orchestrator.local.api.jobs_api import JobsApi
+from orchestrator.local.api.mlflow_api import MlflowApi
+from orchestrator.local.api.mlflow_artifacts import MlflowArtifacts
 from orchestrator.local.api.permissions_api import PermissionsApi
 from orchestrator.local.api.principals import Principals, ServicePrincipal
 from orchestrator.local.api.repos_api import ReposApi
@@ -51,6 +53,7 @@ from orchestrator.local.runtime.lifetime import (
     sole_server,
     start_watchdog,
 )
+from orchestrator.local.runtime.mlflow_server import MlflowServer
 from orchestrator.local.server.admin import Admin
 from orchestrator.local.server.connections import ConnectionLimits
 from orchestrator.local.server.faults import Faults, FaultSettings
@@ -62,6 +65,7 @@ from orchestrator.local.state.git_store import GitStore
 from orchestrator.local.state.records import DEFAULT_USER_NAME
 from orchestrator.local.state.retention import PruneReport, Retention, prune
 from orchestrator.local.state.store import Store
+from orchestrator.local.ui.mlflow_ui import MlflowUi
 from orchestrator.local.ui.pages import Pages
 
 __all__ = [
@@ -126,6 +130,8 @@ class LocalWorkspace:
                 if self._notebooks is not None:
                     self._notebooks.close()
                 self.clusters.close()
+            if hasattr(self, "mlflow"):
+                self.mlflow.stop()
             if hasattr(self, "store"):
                 self.store.close()
             self._end_lifetime()
@@ -149,6 +155,8 @@ class LocalWorkspace:
         self.git_folders = GitFolders(self.store, self.git_store)
         self.git_snapshots = GitSnapshots(self.store, self.git_store, sweep=self._sole_server)
         self.faults = Faults(settings.faults)
+        #: MLflow's tracking server, started by the first MLflow request (never otherwise)
+        self.mlflow = MlflowServer(settings.state_dir)
         self.clusters = Clusters(
             settings.clusters,
             start_delay=settings.cluster_start_delay,
@@ -216,6 +224,11 @@ class LocalWorkspace:
         self.control.await_run = self.jobs.await_run
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
+            self._notebooks.workspace_environment = {
+                "DATABRICKS_HOST": self.url,
+                "DATABRICKS_TOKEN": self.token,
+                "MLFLOW_TRACKING_URI": "databricks",
+            }
             self.jobs.cancel_child = self._notebooks.child_runs.cancel
         principals, documents = self.principals, self.documents
         resources = ResourcePermissions(documents, principals, self._resource_kinds())
@@ -251,7 +264,20 @@ class LocalWorkspace:
         SecretsApi(self.store, documents=documents, principals=principals).register(router)
         ScimApi(principals).register(router)
         PermissionsApi(self.store, principals=principals, resources=resources).register(router)
-        Pages(self.jobs).register(router)
+        store = self.store
+
+        def folder_exists(path: str) -> bool:
+            found = store.get_object(path) if path != "/" else None
+            return path == "/" or (found is not None and found.object_type in ("DIRECTORY", "REPO"))
+
+        mlflow = MlflowApi(
+            self.mlflow,
+            MlflowArtifacts(self.store.state_dir, self.url),
+            folder_exists=folder_exists,
+        )
+        mlflow.register(router)
+        Pages(self.jobs, mlflow_runs=mlflow.runs_of_task).register(router)
+        MlflowUi(mlflow).register(router)
         Admin(self.faults).register(router)
         GitSourcesAdmin(self.git_store).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
@@ -354,6 +380,7 @@ class LocalWorkspace:
         self.clusters.close()  # their Spark engines, once they ended
         self._server.shutdown()
         self._server.server_close()
+        self.mlflow.stop()  # after the server: no request can start it again
         self._thread.join(5)
         self._pruner.join(5)
         self._handle_sweeper.join(5)
