@@ -35,12 +35,12 @@ import re
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from orchestrator.local.api.routing import Request, Response, Router
+from orchestrator.local.api.routing import Handler, Request, Response, Router
 from orchestrator.local.state.api_error import ApiError, bad_request
 from orchestrator.local.state.limits import MAX_DBFS_PATH_BYTES, check_path
 from orchestrator.local.state.store import Store
@@ -62,20 +62,37 @@ def _not_found(path: str) -> ApiError:
 
 class FilesApi:
     def __init__(self, store: Store) -> None:
+        #: who answers for ``/Models/...`` (Unity Catalog's model files, served with MLflow's
+        #: registry: ``api/mlflow_uc_registry.py``); without one they are not in a volume (400)
+        self.models: Handler | None = None
         self.tree = store.dbfs_tree
         self.tmp_root = store.tmp_root
         self._lock = threading.Lock()  # structure: folders made, files placed, deletes
 
     def register(self, router: Router) -> None:
         v = ("2.0",)
-        router.api_prefix("PUT", f"{_FILES}/", v, self.upload)
-        router.api_prefix("GET", f"{_FILES}/", v, self.download)
-        router.api_prefix("HEAD", f"{_FILES}/", v, self.metadata)
-        router.api_prefix("DELETE", f"{_FILES}/", v, self.delete)
-        router.api_prefix("PUT", f"{_DIRECTORIES}/", v, self.create_directory)
-        router.api_prefix("GET", f"{_DIRECTORIES}/", v, self.list_directory)
-        router.api_prefix("HEAD", f"{_DIRECTORIES}/", v, self.directory_metadata)
-        router.api_prefix("DELETE", f"{_DIRECTORIES}/", v, self.delete_directory)
+        routes: list[tuple[str, str, Handler]] = [
+            ("PUT", _FILES, self.upload),
+            ("GET", _FILES, self.download),
+            ("HEAD", _FILES, self.metadata),
+            ("DELETE", _FILES, self.delete),
+            ("PUT", _DIRECTORIES, self.create_directory),
+            ("GET", _DIRECTORIES, self.list_directory),
+            ("HEAD", _DIRECTORIES, self.directory_metadata),
+            ("DELETE", _DIRECTORIES, self.delete_directory),
+        ]
+        for method, kind, handler in routes:
+            router.api_prefix(method, f"{kind}/", v, self._or_models(kind, handler))
+
+    def _or_models(self, kind: str, handler: Handler) -> Handler:
+        """``handler``, but for the model files of Unity Catalog's registry (``/Models/...``)."""
+
+        def handle(req: Request) -> Response | Mapping[str, Any] | None:
+            if self.models is not None and req.route.startswith(f"{kind}/Models/"):
+                return self.models(req)
+            return handler(req)
+
+        return handle
 
     # --- paths ---------------------------------------------------------------------------
     def _target(self, req: Request, kind: str) -> tuple[str, tuple[str, ...]]:

@@ -92,7 +92,7 @@ class MlflowApi:
         for method in _METHODS:
             router.api_prefix(method, "mlflow/", _VERSIONS, self._handle)
         for method in (*_METHODS, "PUT", "HEAD"):
-            router.api_prefix(method, "fs/", ("2.0",), self._files_api)
+            router.api_prefix(method, "fs/", ("2.0",), self.model_files)
         self.artifacts.register(router)
 
     # --- dispatch ------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class MlflowApi:
         owner = ArtifactOwner("runs" if kind == "runs" else "logged_models", owner_id)
         return self.artifacts.read(owner, path)
 
-    def _files_api(self, request: Request) -> Response | dict[str, Any]:
+    def model_files(self, request: Request) -> Response | dict[str, Any]:
         return self.unity_catalog.files(request)
 
     # --- for the Jobs UI ---------------------------------------------------------------------

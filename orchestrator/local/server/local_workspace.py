@@ -242,7 +242,8 @@ class LocalWorkspace:
         if self._sole_server:  # no other server's handle is open: every upload left is abandoned
             self.dbfs.remove_abandoned()
         self.dbfs.register(router)
-        FilesApi(self.store).register(router)
+        files = FilesApi(self.store)
+        files.register(router)
         self.jobs.on_job_deleted = lambda job_id: resources.forget("jobs", str(job_id))
         self.jobs.register(router)
         ClustersApi(
@@ -276,6 +277,7 @@ class LocalWorkspace:
             folder_exists=folder_exists,
         )
         mlflow.register(router)
+        files.models = mlflow.model_files  # Unity Catalog's model files go with its registry
         Pages(self.jobs, mlflow_runs=mlflow.runs_of_task).register(router)
         MlflowUi(mlflow).register(router)
         Admin(self.faults).register(router)
