@@ -23,6 +23,7 @@ import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +236,7 @@ class Kernel:
             record_process(state_dir, process.pid, "kernel")
         # imported once the kernel is launching: jupyter_client takes 0.3-0.5 s to import in
         # a busy process, which an R kernel's start (the first in its launcher thread) waited for
-        client = jupyter_module("jupyter_client.blocking.client").BlockingKernelClient()
+        client = _new_client()
         owned = (socket_dir,) if owned_dir is None else (socket_dir, owned_dir)
         kernel = cls(process, client, log_file, state_dir, owned)
         try:
@@ -375,3 +376,15 @@ class Kernel:
             with contextlib.suppress(OSError):  # the workspace's socket root, once empty
                 root.rmdir()
         logger.debug("kernel %s killed", self._process.pid)
+
+
+_CLIENT_LOCK = threading.Lock()
+
+
+def _new_client() -> Any:
+    """A ``BlockingKernelClient``, made under a lock: traitlets resolves a class's ``Instance``
+    traits (a string naming a class, replaced by the class) on the class itself the first time
+    an instance is made, and two threads doing that at once can see a half-resolved trait
+    (``TypeError: import_item accepts strings, not MetaHasTraits``)."""
+    with _CLIENT_LOCK:
+        return jupyter_module("jupyter_client.blocking.client").BlockingKernelClient()
