@@ -17,6 +17,10 @@ The kernel pool (:mod:`.pool`) keeps idle kernels; this module keeps the two zyg
   interpreter's start and ipykernel's imports, 0.5 CPU-s), or a zygote of its own when none
   has started. It starts, in a thread of its own that lives until :meth:`KernelForks.close`,
   when a build says its notebooks use Spark or when a Spark notebook first asks.
+
+Both run on the default runtime profile's interpreter (:func:`.launch.kernel_python`), as the
+pool's kernels do; a run on a cluster of another profile starts its kernel as a process of
+its own.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import uuid
 from typing import TYPE_CHECKING, Literal
 
 from orchestrator.local.runtime.kernel_process import KernelProcess, Spawn, popen_kernel
-from orchestrator.local.runtime.launch import kernel_base_env
+from orchestrator.local.runtime.launch import kernel_base_env, kernel_python
 from orchestrator.local.runtime.zygote import Zygote, ZygoteBranch, ZygoteError
 
 if TYPE_CHECKING:
@@ -236,6 +240,7 @@ class KernelForks:
                 check=self._check,
                 owned_dir=folder,
                 preload=preload,
+                python=kernel_python(),
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

@@ -147,17 +147,20 @@ class Zygote:
         check: Callable[[], None] | None = None,
         owned_dir: Path | None = None,
         preload: Sequence[str] = (),
+        python: Path | None = None,
     ) -> Zygote:
         """Start the zygote with ``env`` in ``cwd`` (its own output goes to ``log_file``) and
         wait until it has made its imports; ``check`` is called while waiting, and whatever it
         raises propagates (the zygote is killed). It dies with the calling thread.
         ``owned_dir`` (its home, say) is deleted when it is closed, or when it fails to start.
-        ``preload``: modules imported beyond ipykernel's, which its kernels then start with."""
+        ``preload``: modules imported beyond ipykernel's, which its kernels then start with.
+        ``python``: the interpreter it (and so every kernel it forks) runs on, the runtime
+        profile's (:func:`.launch.kernel_python`); this one when None."""
         cwd.mkdir(parents=True, exist_ok=True)
         with log_file.open("wb") as log:
             try:
                 process = subprocess.Popen(
-                    [sys.executable, str(_SCRIPT), *preload],
+                    [str(python or sys.executable), str(_SCRIPT), *preload],
                     cwd=cwd,
                     env=dict(env),
                     stdin=subprocess.PIPE,
