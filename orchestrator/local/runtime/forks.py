@@ -34,7 +34,7 @@ import uuid
 from typing import TYPE_CHECKING, Literal
 
 from orchestrator.local.runtime.kernel_process import KernelProcess, Spawn, popen_kernel
-from orchestrator.local.runtime.launch import kernel_base_env, kernel_python
+from orchestrator.local.runtime.launch import kernel_base_env
 from orchestrator.local.runtime.zygote import Zygote, ZygoteBranch, ZygoteError
 
 if TYPE_CHECKING:
@@ -240,7 +240,6 @@ class KernelForks:
                 check=self._check,
                 owned_dir=folder,
                 preload=preload,
-                python=kernel_python(),
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
