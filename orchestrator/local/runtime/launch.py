@@ -29,6 +29,7 @@ from orchestrator.local.runtime.python_envs import (
     environment_for,
     runtimes_root,
 )
+from orchestrator.local.runtime.spark_engines import engine_label
 from orchestrator.local.runtime.spark_locations import kernel_variables
 
 if TYPE_CHECKING:
@@ -209,7 +210,8 @@ def kernel_run_env(
         ORCH_STATE_DB=str(request.state_db),
         PIP_TARGET=str(pip_target),
     )
-    env.update(kernel_variables(request.state_db.parent, env.get("ORCH_CLUSTER_ID", "")))
+    cluster = env.get("ORCH_CLUSTER_ID", "")
+    env.update(kernel_variables(request.state_db.parent, cluster, engine_label()))
     return env
 
 
