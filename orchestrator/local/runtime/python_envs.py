@@ -10,14 +10,17 @@ standard library, and reach the kernel through ``PYTHONPATH`` (:func:`.launch.ke
 
 Where they live: ``$ORCHESTRATOR_RUNTIMES_DIR``, else ``$XDG_CACHE_HOME/orchestrator/runtimes``
 (``~/.cache/orchestrator/runtimes``), one folder per lock: ``<version>-<hash>``, the hash of
-the lock's text and this interpreter's version. A changed lock is a new folder; several
-workspaces and checkouts on a machine share one, and CI can cache the folder. An environment
+the lock's text, this interpreter's version and how environments are made. A changed lock is a
+new folder; several workspaces and checkouts on a machine share one, and CI can cache the
+folder. An environment
 is complete once its ``.complete`` file exists (written last), so a half-made one (a killed
 setup) is made again; a file lock keeps two processes from making the same one at once.
 
 ``orchestrator local setup`` makes them ahead (``.ci/setup`` calls it); a kernel start that
-finds its environment missing makes it then, saying so in one log line (uv's global cache
-makes that about 15 s from a warm cache, longer on a machine that downloads the wheels).
+finds its environment missing makes it then, saying so in one log line before and one after.
+From uv's warm cache that takes 10-15 s to install and as long again to compile the bytecode
+(a minute on a loaded 2-core machine); a machine that downloads the wheels (~300 MB) takes
+longer.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 #: seconds one ``uv`` step may take (a cold download of a profile is ~300 MB)
 UV_TIMEOUT = 1800.0
 _COMPLETE = ".complete"
+#: how an environment is made; a change (bytecode compiled ahead, say) makes new ones
+_LAYOUT = "2"
 
 
 class RuntimeEnvError(RuntimeError):
@@ -97,7 +102,7 @@ def runtimes_root() -> Path:
 def _environment(profile: RuntimeProfile, root: Path | None) -> PythonEnvironment:
     lock = PROFILE_DIR / f"{profile.version}.txt"
     digest = hashlib.sha256(lock.read_bytes())
-    digest.update(f"{sys.version_info.major}.{sys.version_info.minor}".encode())
+    digest.update(f"{sys.version_info.major}.{sys.version_info.minor}/{_LAYOUT}".encode())
     base = runtimes_root() if root is None else root
     return PythonEnvironment(profile, lock, base / f"{profile.version}-{digest.hexdigest()[:12]}")
 
@@ -199,6 +204,10 @@ def ensure_environment(
                     str(environment.python),
                     "--require-hashes",
                     "--no-deps",
+                    # compiled now: where PYTHONDONTWRITEBYTECODE is set (CI machines, this
+                    # one) every kernel would compile pandas, pyarrow and pyspark again at
+                    # import, 1.2 CPU-s more for a Spark notebook
+                    "--compile-bytecode",
                     "--requirement",
                     str(environment.lock),
                 ],
