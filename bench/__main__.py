@@ -31,8 +31,9 @@ from bench.legacy import LegacyCli, LegacyUnavailable, install
 from bench.paths import REPO
 from bench.server import Server
 
-SCENARIOS = ("deploy", "upload", "completion", "cleanup", "startup", "demo", "memory")
-MODULES = {"cleanup": "cleanup_builds"}  # scenario -> bench module, where they differ
+SCENARIOS = ("deploy", "upload", "completion", "cleanup", "startup", "demo", "memory", "big")
+#: scenario -> bench module, where they differ
+MODULES = {"cleanup": "cleanup_builds", "big": "big_repo"}
 DOC = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 

@@ -128,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Makes the Python environment of every runtime profile from its lock, "
         "once: kernels run notebooks in them. Fast when they are there already.",
     )
-    prune = local_commands.add_parser("prune", help="delete old runs' documents and outputs")
+    prune = local_commands.add_parser(
+        "prune", help="delete old runs' documents and outputs, and empty the install caches"
+    )
     prune.add_argument(
         "--state-dir", type=Path, default=Path(LOCAL_STATE_DIR), help="as for local serve"
     )

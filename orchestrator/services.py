@@ -314,11 +314,15 @@ def setup_local(*, out: TextIO) -> int:
 def prune_local(
     state_dir: Path, *, keep_runs: int | None, max_age_days: float | None, out: TextIO
 ) -> int:
-    """``orchestrator local prune``: apply the local workspace's run retention now.
+    """``orchestrator local prune``: apply the local workspace's run retention now, and empty
+    its install caches (built Python environments and uv's cache, which the next install
+    fills again).
 
     Unset limits take the workspace's defaults (:class:`orchestrator.local.Retention`); it is
-    safe while a workspace serves the same state dir (active runs are never touched).
+    safe while a workspace serves the same state dir (active runs are never touched; a run
+    that already linked a cached environment keeps its copy).
     """
+    from orchestrator.local.runtime.env_cache import clear_cache
     from orchestrator.local.state.retention import Retention, prune_state_dir
 
     defaults = Retention()
@@ -334,4 +338,6 @@ def prune_local(
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     out.write(f"{state_dir}: {report.summary()}\n")
+    freed = clear_cache(state_dir)
+    out.write(f"{state_dir}: install caches emptied ({freed / 1024**2:.1f} MB freed)\n")
     return EXIT_OK

@@ -389,3 +389,16 @@ def test_init_proposes_seeding_dbfs_files_the_notebooks_read_from_the_repo(
     capsys.readouterr()
     assert main(["plan", "--config", str(root / "orchestrator.yml"), "--repo-name", "r"]) == 0
     assert json.loads(capsys.readouterr().out)["local_dbfs"] == {"/src": "infra/files"}
+
+
+def test_init_proposes_seeding_a_volume_the_notebooks_read(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "orders.csv").write_text("qty\n1\n")
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "load.r").write_text(
+        "# Databricks notebook source\n"
+        'orders <- read.csv("/Volumes/main/default/landing/orders.csv")\n'
+    )
+    assert main(["init", "--root", str(root), "--all-notebooks"]) == 0
+    assert "  #     /Volumes/main/default/landing: data" in (root / "orchestrator.yml").read_text()

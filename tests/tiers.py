@@ -1,14 +1,15 @@
 """The fast tier, kept honest: which processes make a test slow, and a watch for them.
 
 A test is *slow* when it starts a real Jupyter kernel (or the fork server kernels come from),
-an R kernel, Azurite or a browser (a Spark engine, which any cluster of a workspace may start
-in 0.1-0.3 s, is not one of them); every other test is *fast* (``pytest -m fast``, the
-tier a developer runs in their loop). Tests are marked ``slow`` explicitly (a module's
-``pytestmark`` or a decorator) or by the fixtures they use (conftest.py). When the fast tier
-runs, :class:`ProcessWatch` samples this process's descendants during each test and fails a
-test marked fast that started one of those processes, naming it: a forgotten mark cannot make
-the fast tier slow unnoticed. ``ORCH_TEST_TIER_AUDIT=<file>`` records, for every test, what it
-started (how the marks were found).
+an R kernel, MLflow's tracking server, Azurite or a browser (a Spark engine, which any cluster
+of a workspace may start in 0.1-0.3 s, is not one of them); every other test is *fast*
+(``pytest -m fast``, the tier a developer runs in their loop). Tests are marked ``slow``
+explicitly (a module's ``pytestmark`` or a decorator) or by the fixtures they use
+(conftest.py). When the fast tier runs, :class:`ProcessWatch` samples this process's
+descendants during each test and fails a test marked fast that started one of those
+processes, naming it: a forgotten mark cannot make the fast tier slow unnoticed.
+``ORCH_TEST_TIER_AUDIT=<file>`` records, for every test, what it started (how the marks were
+found).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _HEAVY = (
     ("zygote_main.py", "the kernel fork server"),
     ("IRkernel", "an R kernel"),
     ("azurite", "Azurite"),
+    ("mlflow server", "the MLflow tracking server"),
     ("chrom", "a browser"),
 )
 

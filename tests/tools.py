@@ -1,6 +1,7 @@
 """The tools some tests need (R with IRkernel, jupyter_client, Spark's engine and client,
-Azurite, a browser), and the one rule for when one is missing: such a test is skipped on a
-developer's machine and fails in CI, where ``.ci/setup`` installs every one of them.
+MLflow with scikit-learn, Azurite, a browser), and the one rule for when one is missing: such a
+test is skipped on a developer's machine and fails in CI, where ``.ci/setup`` installs every one
+of them.
 
 "In CI" means the ``CI`` variable is set to something other than an empty string, ``0``,
 ``false``, ``no`` or ``off``: ``CI=false`` is a developer saying it is not CI. ``.ci/run``
@@ -19,7 +20,15 @@ import subprocess
 
 import pytest
 
-__all__ = ["in_ci", "missing_tools", "require", "require_r", "require_spark"]
+__all__ = [
+    "in_ci",
+    "missing_tools",
+    "require",
+    "require_mlflow",
+    "require_r",
+    "require_r_packages",
+    "require_spark",
+]
 
 _NOT_CI = ("", "0", "false", "no", "off")
 
@@ -66,6 +75,24 @@ def r_missing() -> str | None:
     return None
 
 
+@functools.cache
+def r_packages_missing() -> str | None:
+    """The runtime's R packages (orchestrator/local/runtime/r_packages.py) that this machine's
+    R lacks, looked up without loading them."""
+    from orchestrator.local.runtime.r_packages import PACKAGES
+
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return "R is not installed"
+    names = [p.name for p in PACKAGES if p.debian]
+    code = "for (p in commandArgs(TRUE)) if (!nzchar(system.file(package = p))) cat(p, ' ')"
+    done = subprocess.run(
+        [rscript, "-e", code, *names], capture_output=True, text=True, check=False
+    )
+    missing = done.stdout.split() if done.returncode == 0 else names
+    return f"R packages {', '.join(missing)} are not installed" if missing else None
+
+
 def spark_missing() -> str | None:
     if not _module("pysail"):
         return "pysail (Spark's local engine) is not installed"
@@ -74,8 +101,22 @@ def spark_missing() -> str | None:
     return None
 
 
+def mlflow_missing() -> str | None:
+    if not _module("mlflow") or not _module("sklearn"):
+        return "mlflow and scikit-learn (the mlflow extra) are not installed"
+    return None
+
+
+def require_mlflow() -> None:
+    require(mlflow_missing())
+
+
 def require_r() -> None:
     require(r_missing())
+
+
+def require_r_packages() -> None:
+    require(r_missing() or r_packages_missing())
 
 
 def require_spark() -> None:
@@ -89,8 +130,10 @@ def missing_tools() -> list[str]:
 
     found = [
         r_missing(),
+        r_packages_missing(),
         None if _module("jupyter_client") else "jupyter_client is not installed",
         spark_missing(),
+        mlflow_missing(),
         None if azurite_command() is not None else "Azurite is not installed",
         browser_missing(),
     ]

@@ -140,7 +140,8 @@ class _Outcomes:
         )
         if outcome.succeeded:
             # what it printed: a framework that wrote no JUnit may have counted its tests
-            return outcome if xml else replace(outcome, output=_printed(views))
+            # (``views`` of a task that succeeded hold only that: see ``_export``)
+            return outcome if xml else replace(outcome, output="".join(views))
         if task.end.result in _NOT_RUN:
             return replace(outcome, seconds=None, upstream=_upstream(task, tasks))
         platform = task_platform_failure(task)
@@ -235,18 +236,24 @@ def failures_for_the_ui(collected: Collected, run: RunView) -> list[dict[str, ob
 def _export(
     workspace: BuildWorkspace, tasks: Sequence[TaskView], artifacts: Path, progress: Progress
 ) -> dict[str, list[str]]:
-    """The executed notebooks (masked) to ``artifacts/``; by task key, for the outcomes.
+    """The executed notebooks (masked) to ``artifacts/``; by task key, what the outcomes need.
 
-    The exports are fetched in parallel (each is a rendering on the workspace's side), then
-    reported and written in task order. A task that did not run has nothing to export."""
+    The exports are fetched in parallel (each is a rendering on the workspace's side); each is
+    masked and written as it arrives, and only what the outcomes read of it is kept: the pages
+    of a task that did not succeed (its failure is traced through them), and of one that did,
+    only what it printed. So a build of hundreds of notebooks never holds every page at once.
+    A task that did not run has nothing to export; missing exports are reported in task order."""
     exportable = [t for t in tasks if t.run_id is not None and t.end.result not in _NOT_RUN]
 
     def fetch(task: TaskView) -> list[str] | InfrastructureError:
         assert task.run_id is not None
         try:
-            return workspace.export_views(task.run_id)
+            pages = [masker().mask(content) for content in workspace.export_views(task.run_id)]
         except InfrastructureError as exc:
             return exc
+        for html in pages:
+            write_atomically(artifacts / f"{task.task_key}.html", html.encode())
+        return pages if task.end.result != "SUCCESS" else [_printed(pages)]
 
     with ThreadPoolExecutor(
         max_workers=max(1, min(_EXPORT_WORKERS, len(exportable))), thread_name_prefix="export"
@@ -257,7 +264,5 @@ def _export(
         if isinstance(exported, InfrastructureError):  # a missing export is not a failed build
             progress.info(f"{task.task_key}: no notebook export ({exported})")
             continue
-        views[task.task_key] = [masker().mask(content) for content in exported]
-        for html in views[task.task_key]:
-            write_atomically(artifacts / f"{task.task_key}.html", html.encode())
+        views[task.task_key] = exported
     return views

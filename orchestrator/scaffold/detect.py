@@ -108,12 +108,14 @@ def scan(root: Path) -> Findings:
     return found
 
 
-_DBFS_PATH = re.compile(r"""(?:/dbfs|dbfs:)(/[\w.\-/]+\.\w+)""")
+#: ``/dbfs/x/y.csv``, ``dbfs:/x/y.csv`` and a Unity Catalog volume's ``/Volumes/c/s/v/y.csv``
+_DBFS_PATH = re.compile(r"""(?:/dbfs|dbfs:)(/[\w.\-/]+\.\w+)|(?<![\w/])(/Volumes/[\w.\-/]+\.\w+)""")
 
 
 def _dbfs_seeds(root: Path, found: Findings) -> dict[str, Path]:
-    """DBFS files the notebooks name (``/dbfs/x/y.csv``, ``dbfs:/x/y.csv``) that the repo holds
-    (a file of that name): the DBFS folder -> the repo folder it comes from."""
+    """DBFS files the notebooks name (``/dbfs/x/y.csv``, ``dbfs:/x/y.csv``, a volume's
+    ``/Volumes/c/s/v/y.csv``) that the repo holds (a file of that name): the DBFS folder -> the
+    repo folder it comes from."""
     seeds: dict[str, Path] = {}
     for notebook in found.notebooks:
         try:
@@ -121,7 +123,7 @@ def _dbfs_seeds(root: Path, found: Findings) -> dict[str, Path]:
         except OSError:
             continue
         for match in _DBFS_PATH.finditer(text):
-            wanted = Path(match.group(1))
+            wanted = Path(match.group(1) or match.group(2))
             here = next((p for p in sorted(root.rglob(wanted.name)) if p.is_file()), None)
             if here is not None and not any(part.startswith(".") for part in here.parts):
                 seeds.setdefault(wanted.parent.as_posix(), here.parent.relative_to(root))

@@ -1124,7 +1124,55 @@ COMPUTE = [
     ),
 ]
 
-CASES = WORKSPACE + DBFS + JOBS + SECRETS + PERMISSIONS + HOSTILE + COMPUTE
+#: the Files API (Unity Catalog volumes): the seeded volume is /Volumes/main/default/v
+V = "2.0/fs/files/Volumes/main/default/v"
+D = "2.0/fs/directories/Volumes/main/default/v"
+NOT_FOUND = "NOT_FOUND"
+FILES = [
+    Case(
+        "upload to a volume that does not exist",
+        "PUT",
+        "2.0/fs/files/Volumes/main/default/nope/x",
+        raw=b"x",
+        status=404,
+        code=NOT_FOUND,
+    ),
+    Case("upload outside /Volumes", "PUT", "2.0/fs/files/FileStore/x", raw=b"x"),
+    Case("upload to a schema", "PUT", "2.0/fs/files/Volumes/main/default", raw=b"x"),
+    Case("upload to the volume itself", "PUT", V, raw=b"x"),
+    Case(
+        "upload over a file without overwrite",
+        "PUT",
+        f"{V}/f.txt",
+        raw=b"x",
+        params={"overwrite": "false"},
+        status=409,
+        code="ALREADY_EXISTS",
+    ),
+    Case("upload onto a directory", "PUT", f"{V}/d", raw=b"x", status=409, code="ALREADY_EXISTS"),
+    Case("upload below a file", "PUT", f"{V}/f.txt/x", raw=b"x", status=409, code="ALREADY_EXISTS"),
+    Case("upload with a dot-dot segment", "PUT", f"{V}/%2E%2E/%2E%2E/x", raw=b"x"),
+    Case("upload with invalid UTF-8", "PUT", f"{V}/%ff", raw=b"x"),
+    Case("upload with a control character", "PUT", f"{V}/a%0Ab", raw=b"x"),
+    Case(
+        "upload with overwrite not a boolean",
+        "PUT",
+        f"{V}/n.txt",
+        raw=b"x",
+        params={"overwrite": "maybe"},
+    ),
+    Case("upload a path over 1024 bytes", "PUT", f"{V}/" + "n" * 1100, raw=b"x"),
+    Case("delete a directory as a file", "DELETE", f"{V}/d", status=404, code=NOT_FOUND),
+    Case("delete a directory that is not empty", "DELETE", f"{D}/d", code="DIRECTORY_NOT_EMPTY"),
+    Case("delete the volume", "DELETE", D),
+    Case("list with page_size 0", "GET", D, params={"page_size": "0"}),
+    Case("list with a bad page_token", "GET", D, params={"page_token": "%%%"}),
+    Case(
+        "make a directory below a file", "PUT", f"{D}/f.txt/sub", status=409, code="ALREADY_EXISTS"
+    ),
+]
+
+CASES = WORKSPACE + DBFS + JOBS + SECRETS + PERMISSIONS + HOSTILE + COMPUTE + FILES
 
 
 def _id(case: Case) -> str:
@@ -1133,7 +1181,7 @@ def _id(case: Case) -> str:
 
 def test_the_table_has_at_least_40_cases_over_every_api() -> None:
     assert len(CASES) >= 40
-    groups = (WORKSPACE, DBFS, JOBS, SECRETS, PERMISSIONS, HOSTILE, COMPUTE)
+    groups = (WORKSPACE, DBFS, JOBS, SECRETS, PERMISSIONS, HOSTILE, COMPUTE, FILES)
     assert all(len(group) >= 10 for group in groups)
     assert len({_id(c) for c in CASES}) == len(CASES)
 
@@ -1163,6 +1211,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorkspace]
     _call(ws, "POST", "2.0/workspace/import", nb)
     for name in ("f.txt", "g.txt"):
         _call(ws, "POST", "2.0/dbfs/put", {"path": f"/data/{name}", "contents": NB})
+    # a volume (its folder in the DBFS root) with a file and a folder that is not empty
+    _call(ws, "POST", "2.0/dbfs/put", {"path": "/Volumes/main/default/v/f.txt", "contents": NB})
+    _call(ws, "POST", "2.0/dbfs/put", {"path": "/Volumes/main/default/v/d/g.txt", "contents": NB})
     _call(ws, "POST", "2.1/jobs/create", {"name": "job", "tasks": [_task()]})
     _call(ws, "POST", "2.0/secrets/scopes/create", {"scope": "s"})
     _call(ws, "POST", "2.0/secrets/put", {"scope": "s", "key": "k", "string_value": "v"})

@@ -217,3 +217,17 @@ def test_policies_are_stored_and_applied(w) -> None:  # type: ignore[no-untyped-
     with pytest.raises(InvalidParameterValue, match="cluster policy"):
         w.clusters.create(policy_id=policy_id, spark_version="15.4.x-scala2.12")
     assert list(w.policy_families.list()) == []
+
+
+def test_a_task_naming_an_unknown_environment_is_refused_at_create(w) -> None:  # type: ignore[no-untyped-def]
+    environment = jobs.JobEnvironment(
+        environment_key="default",
+        spec=compute.Environment(environment_version="2", dependencies=["pandas"]),
+    )
+    task = jobs.Task(
+        task_key="t", environment_key="other", notebook_task=jobs.NotebookTask(notebook_path=NB)
+    )
+    with pytest.raises(InvalidParameterValue, match="names environment other, which is not one"):
+        w.jobs.create(name="serverless", environments=[environment], tasks=[task])
+    task.environment_key = "default"
+    assert w.jobs.create(name="serverless", environments=[environment], tasks=[task]).job_id

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 from databricks.sdk.errors import DatabricksError
-from databricks.sdk.service import compute, iam, jobs, workspace
+from databricks.sdk.service import compute, files, iam, jobs, workspace
 
 from orchestrator.local.server import LocalWorkspace
 from tests.conftest import sdk_client
@@ -47,6 +47,7 @@ SERVICES = (
     "service_principals",
     "workspace",
     "dbfs",
+    "files",
     "jobs",
     "clusters",
     "instance_pools",
@@ -71,6 +72,7 @@ class Ctx:
     policy_id: str = ""
     user_id: str = ""
     group_id: str = ""
+    scratch: Path = Path()
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,15 @@ class Op:
 
 def _pool(c: Ctx) -> compute.CreateInstancePoolResponse:
     return c.w.instance_pools.create(instance_pool_name="p2", node_type_id="local")
+
+
+VOL = "/Volumes/main/default/v"
+
+
+def _local(c: Ctx) -> Path:
+    local = c.scratch / "upload"
+    local.write_bytes(b"from a file")
+    return local
 
 
 def _new_job(c: Ctx) -> int:
@@ -367,6 +378,22 @@ OPERATIONS: tuple[Op, ...] = (
     Op("dbfs", "download", lambda c: c.w.dbfs.download("/c/a").read()),
     Op("dbfs", "open", lambda c: c.w.dbfs.open("/c/a", read=True).read()),
     Op("dbfs", "delete", lambda c: c.w.dbfs.delete("/c/copy")),
+    # --- Files API (Unity Catalog volumes) ----------------------------------------------------
+    Op("files", "upload", lambda c: c.w.files.upload(f"{VOL}/u", io.BytesIO(b"u"))),
+    Op("files", "upload_from", lambda c: c.w.files.upload_from(f"{VOL}/uf", str(_local(c)))),
+    Op("files", "download", lambda c: c.w.files.download(f"{VOL}/a").contents.read()),
+    Op("files", "download_to", lambda c: c.w.files.download_to(f"{VOL}/a", str(c.scratch / "d"))),
+    Op("files", "get_metadata", lambda c: c.w.files.get_metadata(f"{VOL}/a")),
+    Op("files", "delete", lambda c: c.w.files.delete(f"{VOL}/a")),
+    Op("files", "create_directory", lambda c: c.w.files.create_directory(f"{VOL}/d/e")),
+    Op("files", "get_directory_metadata", lambda c: c.w.files.get_directory_metadata(VOL)),
+    Op(
+        "files",
+        "list_directory_contents",
+        lambda c: list(c.w.files.list_directory_contents(VOL)),
+        files.ListDirectoryResponse,
+    ),
+    Op("files", "delete_directory", lambda c: c.w.files.delete_directory(f"{VOL}/empty")),
     # --- jobs ---------------------------------------------------------------------------------
     Op("jobs", "create", lambda c: _new_job(c)),
     Op("jobs", "get", lambda c: c.w.jobs.get(c.job_id), jobs.Job),
@@ -833,6 +860,12 @@ def ctx(ws: LocalWorkspace) -> Iterator[Ctx]:
     w.secrets.create_scope("s2")
     w.dbfs.mkdirs("/c")
     w.dbfs.put("/c/a", contents=NB)
+    # a volume exists here when its folder does (no Unity Catalog: the SDK's dbfs.mkdirs of a
+    # /Volumes path goes to the Files API, which needs the volume), as local.dbfs makes it
+    (ws.store.dbfs_root / VOL.lstrip("/") / "empty").mkdir(parents=True)
+    w.files.upload(VOL + "/a", io.BytesIO(b"a"))
+    c.scratch = Path(ws.store.state_dir).parent / "conformance-scratch"
+    c.scratch.mkdir(exist_ok=True)
     _executed(ws, c.task_run_id)  # the fake executor runs no kernel: what one leaves behind
     yield c
 

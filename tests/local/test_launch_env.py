@@ -54,3 +54,34 @@ def test_each_kernel_has_its_own_home_and_tmpdir_and_shares_the_user_caches(
     assert env["R_LIBS_USER"] == str(tmp_path / "real-home" / "R" / "%p-library" / "%v")
     monkeypatch.setenv("PIP_CACHE_DIR", "/elsewhere/pip")
     assert kernel_base_env(tmp_path, tmp_path / "k2")["PIP_CACHE_DIR"] == "/elsewhere/pip"
+
+
+def test_a_stray_pip_goes_to_the_runs_prefix_and_source_builds_keep_working(
+    tmp_path: Path,
+) -> None:
+    """No ``PIP_TARGET`` (it breaks pip's isolated build environments); ``PIP_PREFIX`` is a
+    prefix whose site-packages is the run's ``%pip`` folder."""
+    import sys
+    import sysconfig
+
+    request = ExecutionRequest(
+        notebook=NotebookSource("/nb", tmp_path / "nb", "PYTHON"),
+        parameters={},
+        workspace_root=tmp_path,
+        dbfs_root=tmp_path,
+        scratch_dir=tmp_path,
+        state_db=tmp_path / "state.db",
+    )
+    target = tmp_path / "scratch" / "site-packages"
+    target.mkdir(parents=True)
+    env = kernel_run_env(request, control_dir=tmp_path / "c", pip_target=target)
+    assert "PIP_TARGET" not in env
+    prefix = Path(env["PIP_PREFIX"])
+    assert prefix == tmp_path / "scratch" / "python-env"
+    assert env["PIP_IGNORE_INSTALLED"] == "1"
+    scheme = sysconfig.get_preferred_scheme("prefix")
+    purelib = sysconfig.get_path("purelib", scheme, vars={"base": prefix, "platbase": prefix})
+    assert Path(purelib).resolve() == target.resolve()
+    assert env["PATH"].split(":")[:2] == [str(target / "bin"), str(prefix / "bin")]
+    assert env["ORCH_PIP_TARGET"] == str(target)
+    assert env["ORCH_PIP_COMMAND"].startswith(f'["{sys.executable}", "-m"')

@@ -261,9 +261,14 @@ def test_orchestrator_local_prune(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with start_local_workspace(state, token=TOKEN, executor=FakeExecutor()) as ws:
         finished_runs(ws, 3)
+    built = state / "cache" / "python-envs" / "envs" / "key" / "pkg.py"
+    built.parent.mkdir(parents=True)
+    built.write_text("x = 1\n" * 1000)
     done = _cli("--state-dir", str(state), "--keep-runs", "1")
     assert done.returncode == 0, done.stderr
     assert "pruned 2 runs" in done.stdout
+    assert "install caches emptied" in done.stdout
+    assert not (state / "cache" / "python-envs").exists()
     again = _cli("--state-dir", str(state))
     assert again.returncode == 0 and "pruned 0 runs" in again.stdout
     missing = _cli("--state-dir", str(tmp_path / "nowhere"))

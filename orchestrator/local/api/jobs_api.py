@@ -20,7 +20,7 @@ from orchestrator.files import atomic_writer
 from orchestrator.local.api.paging import page
 from orchestrator.local.api.routing import Request, Router
 from orchestrator.local.jobs import run_documents as runs
-from orchestrator.local.jobs.compute_refs import check_compute
+from orchestrator.local.jobs.compute_refs import check_compute, check_environments
 from orchestrator.local.jobs.control_tasks import resolve_operands
 from orchestrator.local.jobs.repair import history_of, plan_repair, set_history
 from orchestrator.local.jobs.run_state import set_state
@@ -114,6 +114,7 @@ class JobsApi:
         checked = runs.validate_settings(settings, require_tasks=require_tasks)
         tasks = runs.normalize_tasks(checked)
         check_task_types(tasks, git_source=bool(dict(checked).get("git_source")))
+        check_environments(checked, tasks)
         if self.documents is not None:
             check_compute(checked, tasks, self.documents)
         for task in tasks:
@@ -500,15 +501,7 @@ class JobsApi:
         notebook_params: dict[str, Any],
         job_params: dict[str, str],
     ) -> dict[str, str]:
-        lookup = runs.reference_lookup(
-            job_id=doc.get("job_id"),
-            job_name=str(doc.get("run_name", "")),
-            run_id=int(doc["run_id"]),
-            task_run_id=int(task["run_id"]),
-            task_key=str(task["task_key"]),
-            start_ms=int(doc.get("start_time", 0)),
-            job_params=job_params,
-        )
+        lookup = runs.task_lookup(doc, task, job_params)
         merged = runs.task_parameters(task, notebook_params, job_params)
         return {k: runs.resolve_references(v, lookup) for k, v in merged.items()}
 

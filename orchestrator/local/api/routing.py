@@ -21,12 +21,36 @@ from typing import Any
 from orchestrator.local.api.json_body import INT64_MAX, INT64_MIN, parse_json_body
 from orchestrator.local.state.api_error import ApiError, bad_request
 
-__all__ = ["API_PATH", "MAX_BODY_BYTES", "Handler", "Request", "Response", "Router"]
+__all__ = [
+    "API_PATH",
+    "MAX_BODY_BYTES",
+    "Handler",
+    "Request",
+    "Response",
+    "Router",
+    "endpoint_of",
+]
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 #: an integer as a query string or form field spells it (at most 20 digits: int64 and a sign)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
-API_PATH = re.compile(r"^/api/(?P<version>\d+\.\d+)/(?P<route>[A-Za-z0-9_/-]+)$")
+#: the Files API's routes end in a file's path, percent-encoded (``fs/files/Volumes/a%20b.csv``):
+#: any character a URL path may hold; every other route is names only
+API_PATH = re.compile(
+    r"^/api/(?P<version>\d+\.\d+)/"
+    r"(?P<route>fs/(?:files|directories)/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*|[A-Za-z0-9_/-]+)$"
+)
+
+_FILE_ROUTES = ("fs/files/", "fs/directories/")
+
+
+def endpoint_of(route: str) -> str:
+    """The endpoint a route belongs to, for request counts and faults: a Files API route
+    without its file's path (``fs/files/{path}``), so counts stay one per endpoint."""
+    for prefix in _FILE_ROUTES:
+        if route.startswith(prefix):
+            return prefix + "{path}"
+    return route
 
 
 @dataclass

@@ -102,15 +102,7 @@ def condition_outcome(task: Mapping[str, Any]) -> TaskOutcome:
 def resolve_operands(doc: RunRecord, *, job_params: Mapping[str, str]) -> None:
     """Resolve the references in the run's condition operands and run-job parameters."""
     for task in doc.get("tasks", []):
-        lookup = runs.reference_lookup(
-            job_id=doc.get("job_id"),
-            job_name=str(doc.get("run_name", "")),
-            run_id=int(doc["run_id"]),
-            task_run_id=int(task["run_id"]),
-            task_key=str(task["task_key"]),
-            start_ms=int(doc.get("start_time", 0)),
-            job_params=job_params,
-        )
+        lookup = runs.task_lookup(doc, task, job_params)
         record: dict[str, Any] = task  # type: ignore[assignment]
         condition = record.get("condition_task")
         if isinstance(condition, dict):

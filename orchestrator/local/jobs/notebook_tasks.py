@@ -22,10 +22,11 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.files import write_json_atomically
 from orchestrator.local.jobs import run_documents
+from orchestrator.local.jobs.execution_contexts import ExecutionContexts
 from orchestrator.local.jobs.run_state import finish, set_state
 from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec, masked
 from orchestrator.local.state.api_error import ApiError
@@ -69,6 +70,7 @@ class NotebookTaskExecutor:
         pool_size: int = 0,
         user_name: str = DEFAULT_USER_NAME,
         run_url: RunUrl | None = None,
+        contexts: ExecutionContexts | None = None,
     ) -> None:
         self.store = store
         self.keep_scratch = keep_scratch
@@ -79,6 +81,7 @@ class NotebookTaskExecutor:
             run_url=run_url or (lambda _job, run_id: f"/runs/{run_id}"),
             creator=user_name,
             keep_scratch=keep_scratch,
+            contexts=contexts or ExecutionContexts(),
         )
         self._pool_size = pool_size
         self._pool: KernelPool | None = None
@@ -88,6 +91,10 @@ class NotebookTaskExecutor:
         #: a cluster id -> its ``spark_env_vars`` (set by the workspace: the cluster's engine
         #: configuration reaches its tasks' kernels)
         self.cluster_environment: Callable[[str], Mapping[str, str]] = lambda _cluster: {}
+        #: what every task's kernel is given by the workspace it runs in, set once it listens:
+        #: its host and token (what a Databricks notebook's MLflow and SDK clients find in the
+        #: notebook's context) and MLflow's tracking URI ``databricks``
+        self.workspace_environment: Mapping[str, str] = {}
 
     def _kernel_pool(self) -> KernelPool | None:
         with self._pool_lock:
@@ -202,7 +209,20 @@ class NotebookTaskExecutor:
             secrets=self.secrets(),
             timeout_seconds=spec.timeout_seconds,
             libraries=_libraries(spec.task.get("libraries")),
+            dependencies=tuple(
+                cast("dict[str, Any]", spec.task).get(run_documents.ENVIRONMENT_DEPENDENCIES) or ()
+            ),
             environment={
+                **self.workspace_environment,
+                **_notebook_experiment(notebook_task, source.workspace_path),
+                # the tags MLflow's job context gives a run on Databricks, so a run's MLflow
+                # runs can be found by its task run (``mlflow.databricks.jobRunID``)
+                "MLFLOW_RUN_CONTEXT": json.dumps(
+                    {
+                        "mlflow.source.type": "JOB",
+                        "mlflow.databricks.jobRunID": str(spec.task_run_id),
+                    }
+                ),
                 **self.cluster_environment(cluster_id),
                 "ORCH_RUN_ID": str(spec.run_id),
                 "ORCH_TASK_RUN_ID": str(spec.task_run_id),
@@ -256,13 +276,25 @@ class ChildRunRecords:
     child runs there, and its executed notebook and ``output.json`` stay there, so
     ``runs/get``, ``runs/get-output`` and ``runs/export`` answer for it as for any run."""
 
-    def __init__(self, store: Store, *, run_url: RunUrl, creator: str, keep_scratch: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        run_url: RunUrl,
+        creator: str,
+        keep_scratch: bool,
+        contexts: ExecutionContexts,
+    ) -> None:
         self.store = store
         self.run_url = run_url
+        #: a child takes an execution context on its parent's cluster while it runs
+        self.contexts = contexts
         self.creator = creator
         self.keep_scratch = keep_scratch
         self._lock = threading.Lock()
         self._running: dict[int, tuple[RunRecord, threading.Event]] = {}
+        #: the cluster each running child holds a context on
+        self._clusters: dict[int, str | None] = {}
 
     def cancel(self, run_id: int) -> bool:
         """Stop a running child (``runs/cancel`` of its run); False when none runs as
@@ -282,7 +314,7 @@ class ChildRunRecords:
         parent_environment: Mapping[str, str],
         cancel: threading.Event,
     ) -> ChildRun:
-        from orchestrator.local.runtime.execution import ChildRun
+        from orchestrator.local.runtime.execution import ChildRefused, ChildRun
 
         name = posixpath.basename(notebook_path) or "notebook"
         task: dict[str, Any] = {
@@ -314,6 +346,10 @@ class ChildRunRecords:
         set_state(doc, "RUNNING", None, "In run")
         set_state(task_run, "RUNNING", None, "In run")
         run_id, task_run_id = int(doc["run_id"]), int(task_run["run_id"])
+        if not self.contexts.open(cluster or None):  # no run is made: the notebook never starts
+            raise ChildRefused(self.contexts.refusal)
+        with self._lock:
+            self._clusters[run_id] = cluster or None
         scratch = self.store.runs_root / str(task_run_id) / "scratch"
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
@@ -330,6 +366,9 @@ class ChildRunRecords:
         )
 
     def finish(self, child: ChildRun, result: NotebookResult) -> None:
+        with self._lock:
+            cluster = self._clusters.pop(child.run_id, None)
+        self.contexts.close(cluster)
         if not self.keep_scratch:
             keep_executed(child.scratch_dir, child.scratch_dir.parent)
         mask_executed(self.store, child.task_run_id)
@@ -403,3 +442,12 @@ def export_executed_html(executed_notebook: Path, notebook_path: str, task_run_i
 
     data = Path(executed_notebook).read_bytes()
     return export_page(data, notebook_path=notebook_path, orig_id=task_run_id)
+
+
+def _notebook_experiment(notebook_task: object, workspace_path: str) -> dict[str, str]:
+    """A notebook's experiment, named by its path: MLflow logs there when no experiment is
+    set, as in a Databricks notebook (the client makes it at first use). Python file and
+    wheel tasks have no notebook, so no notebook experiment."""
+    if notebook_task is None or not workspace_path.startswith("/"):
+        return {}
+    return {"MLFLOW_EXPERIMENT_NAME": workspace_path}

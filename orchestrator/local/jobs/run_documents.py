@@ -18,12 +18,19 @@ from typing import Any, cast
 from orchestrator.local.jobs.git_settings import check_git_source
 from orchestrator.local.jobs.run_state import set_state
 from orchestrator.local.jobs.task_graph import check_acyclic, dependencies
+from orchestrator.local.runtime.libraries import environment_dependencies
 from orchestrator.local.state.api_error import bad_request
-from orchestrator.local.state.limits import check_description, check_task_key, check_title
+from orchestrator.local.state.limits import (
+    MAX_JOB_TASKS,
+    check_description,
+    check_task_key,
+    check_title,
+)
 from orchestrator.local.state.records import JobSettings, RunRecord, TaskRunRecord
 from orchestrator.local.state.store import now_ms
 
 __all__ = [
+    "ENVIRONMENT_DEPENDENCIES",
     "NewRun",
     "job_parameter_values",
     "new_run",
@@ -34,6 +41,9 @@ __all__ = [
     "validate_settings",
 ]
 
+#: a task run's private key: the ``spec.dependencies`` of the environment its
+#: ``environment_key`` names, copied when the run is made (the job may change meanwhile)
+ENVIRONMENT_DEPENDENCIES = "_environment_dependencies"
 _REFERENCE = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 _RUN_IF = (
     "ALL_SUCCESS",
@@ -83,6 +93,10 @@ def validate_settings(settings: Mapping[str, Any], *, require_tasks: bool = Fals
     tasks = normalize_tasks(settings)
     if require_tasks and not tasks:
         raise bad_request("At least one task is required")
+    if len(tasks) > MAX_JOB_TASKS:  # the message is a guess: the limit is documented, not it
+        raise bad_request(
+            f"A job can have at most {MAX_JOB_TASKS} tasks; these settings have {len(tasks)}"
+        )
     _check_fields(settings)
     keys: set[str] = set()
     explicit = bool(settings.get("tasks"))  # the 2.0 single-task shape names its task itself
@@ -232,6 +246,21 @@ def reference_lookup(
     return lookup
 
 
+def task_lookup(
+    doc: RunRecord, task: TaskRunRecord, job_params: Mapping[str, str]
+) -> Callable[[str], str | None]:
+    """:func:`reference_lookup` for one task run of the run ``doc``."""
+    return reference_lookup(
+        job_id=doc.get("job_id"),
+        job_name=str(doc.get("run_name", "")),
+        run_id=int(doc["run_id"]),
+        task_run_id=int(task["run_id"]),
+        task_key=str(task["task_key"]),
+        start_ms=int(doc.get("start_time", 0)),
+        job_params=job_params,
+    )
+
+
 def public_view(doc: Mapping[str, Any], *, expand_tasks: bool = True) -> dict[str, Any]:
     """The run as the API shows it: private keys dropped, tasks optionally left out."""
     out = {k: copy.deepcopy(v) for k, v in doc.items() if not k.startswith("_")}
@@ -316,6 +345,11 @@ def new_run(
     for spec in specs:
         task_run_id = next_id()
         task = cast("TaskRunRecord", dict(spec))  # libraries included: the run installs them
+        environment = environment_dependencies(
+            settings.get("environments"), spec.get("environment_key")
+        )
+        if environment:  # what the run installs of its environment, as the job named it
+            cast("dict[str, Any]", task)[ENVIRONMENT_DEPENDENCIES] = list(environment)
         task.update(
             {
                 "run_id": task_run_id,

@@ -23,6 +23,10 @@ from typing import Any
 
 from orchestrator.files import write_json_atomically
 from orchestrator.local.jobs.control_tasks import CONTROL_TYPES, OUTCOME
+from orchestrator.local.jobs.execution_contexts import (
+    ExecutionContexts,
+    cluster_of,
+)
 from orchestrator.local.jobs.run_state import copy_record, finish, set_state
 from orchestrator.local.jobs.task_execution import TaskExecutor, TaskOutcome, TaskSpec, masked
 from orchestrator.local.jobs.task_graph import blocked_by, dependencies, run_result
@@ -106,10 +110,14 @@ class Scheduler:
         *,
         max_workers: int,
         clock: Callable[[], float] = time.monotonic,
+        contexts: ExecutionContexts | None = None,
     ) -> None:
         self.store = store
         self.clusters = clusters
         self.executor = executor
+        #: the clusters' execution contexts (``jobs/execution_contexts.py``): a task takes one
+        #: when it is dispatched, as the service starts it, and gives it back when it ends
+        self.contexts = contexts or ExecutionContexts()
         self.clock = clock
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -433,6 +441,11 @@ class Scheduler:
             task["state"]["life_cycle_state"] = "SKIPPED"
             progress.done[key] = blocked
             return
+        control = any(isinstance(task.get(kind), dict) for kind in CONTROL_TYPES)
+        if not control and not self.contexts.open(cluster_of(run.run_id, task)):
+            finish(task, "FAILED", self.contexts.refusal)
+            progress.done[key] = "FAILED"
+            return
         cancel = threading.Event()
         run.task_cancels[key] = cancel
         timeout = task.get("timeout_seconds")
@@ -484,6 +497,8 @@ class Scheduler:
             finish(task, outcome.result_state, outcome.state_message)
             progress.done[spec.task_key] = outcome.result_state
             progress.running.discard(spec.task_key)
+            if not control:
+                self.contexts.close(cluster_of(run.run_id, task))
             self._changed.notify_all()
             ended = copy_record(task)
         self._save(run)

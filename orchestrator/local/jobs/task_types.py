@@ -144,10 +144,13 @@ def _check_wheel(key: str, task: Mapping[str, Any], spec: Mapping[str, Any]) -> 
     if named is not None and not isinstance(named, dict):
         raise bad_request(f"Task {key}: python_wheel_task.named_parameters must be an object")
     libraries = task.get("libraries") or []
+    if task.get("environment_key"):
+        return  # serverless: the wheel is one of its environment's dependencies
     if not any(isinstance(lib, dict) and ("whl" in lib or "pypi" in lib) for lib in libraries):
         raise bad_request(
             f"Task {key}: python_wheel_task needs its wheel among the task's libraries "
-            "(a whl or pypi library): the local workspace has no cluster libraries"
+            "(a whl or pypi library) or its environment's dependencies: the local workspace "
+            "has no cluster libraries"
         )
 
 

@@ -2,7 +2,7 @@
 
 This module owns the reading of a cell's first line (``%python``, ``%r``, ``%sh``, ``%pip``,
 ``%run``, ``%md``, ``%sql``, ...) into a :data:`CellAction`, and the generation of the
-Python or R code that runs a ``%sh`` script, a ``%pip install`` or a SQL cell inside a
+Python or R code that runs a ``%sh`` script or a SQL cell inside a
 kernel, so their processes are the kernel's children (killed with it) and see its working
 directory and environment. Python-side helpers live in ``shell_magics`` and ``sql_cells``
 (imported in the kernel).
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CellAction",
-    "PipInstall",
     "RunCode",
     "RunNotebook",
     "RunShell",
@@ -37,7 +36,6 @@ __all__ = [
     "Skip",
     "Unsupported",
     "kernel_language",
-    "pip_code",
     "plan_cell",
     "resolve_run_path",
     "shell_code",
@@ -81,13 +79,6 @@ class RunShell:
 
 
 @dataclass(frozen=True)
-class PipInstall:
-    """``%pip install <args>``."""
-
-    args: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class RunNotebook:
     """``%run <path>``: a workspace path as written, relative or absolute."""
 
@@ -101,7 +92,7 @@ class Unsupported:
     message: str
 
 
-CellAction = Skip | RunCode | RunSql | RunShell | PipInstall | RunNotebook | Unsupported
+CellAction = Skip | RunCode | RunSql | RunShell | RunNotebook | Unsupported
 
 
 def kernel_language(language: Language) -> Language:
@@ -134,7 +125,7 @@ def plan_cell(cell: Cell, language: Language) -> CellAction:
     if name == "sh":
         return RunShell(body) if body.strip() else Skip()
     if name == "pip":
-        return _plan_pip(body, language)
+        return _plan_pip(cell.source, first, language)
     if name == "run":
         return _plan_run(inline, rest)
     if name in ("md", "md-sandbox"):
@@ -144,20 +135,26 @@ def plan_cell(cell: Cell, language: Language) -> CellAction:
     return Unsupported(f"%{name} cells are not supported by the local workspace")
 
 
-def _plan_pip(body: str, language: Language) -> CellAction:
+def _plan_pip(source: str, first: str, language: Language) -> CellAction:
+    """A cell that starts with ``%pip``: in a Python notebook it runs as code, where the
+    kernel's ``%pip`` magic is the managed one (``shell_magics.pip_magic``, which a ``%pip``
+    line anywhere in a cell reaches too); a first line that cannot be a ``%pip install`` is
+    refused before the kernel starts. Other notebooks have no ``%pip`` on Databricks either:
+    its documentation says to use ``%python`` cells with ``%pip`` there."""
     if language != "PYTHON":
         return Unsupported(
-            f"%pip is not supported in {_LANGUAGE_NAMES[language]} notebooks by the local workspace"
+            f"%pip is not supported in {_LANGUAGE_NAMES[language]} notebooks (on Databricks, "
+            "manage Python packages from a %python cell)"
         )
     try:
-        args = shlex.split(body.replace("\\\n", " "), comments=True)
+        args = shlex.split(first.rstrip().rstrip("\\")[len("%pip") :], comments=True)
     except ValueError as exc:
         return Unsupported(f"%pip: cannot parse the command line: {exc}")
     if not args or args[0] != "install":
         return Unsupported("only %pip install is supported by the local workspace")
-    if len(args) == 1:
+    if len(args) == 1 and not first.rstrip().endswith("\\"):
         return Unsupported("%pip install: no package given")
-    return PipInstall(tuple(args[1:]))
+    return RunCode(source)
 
 
 def _plan_run(inline: str, rest: str) -> CellAction:
@@ -214,11 +211,6 @@ def widgets_code(widgets_file: Path) -> str:
         "local(writeLines(as.character(jsonlite::toJSON(dbutils.widgets.getAll(), "
         f"auto_unbox = TRUE, null = 'null')), {path}, useBytes = TRUE))"
     )
-
-
-def pip_code(args: tuple[str, ...]) -> str:
-    """Python kernel code for ``%pip install <args>`` into ``$ORCH_PIP_TARGET``."""
-    return f"__import__({KERNEL_HELPERS!r}, fromlist=['_']).pip_install({list(args)!r})"
 
 
 def resolve_run_path(current: str, target: str) -> str:

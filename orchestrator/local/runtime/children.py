@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.files import write_json_atomically
 from orchestrator.local.runtime.cell_commands import resolve_run_path
+from orchestrator.local.runtime.execution import ChildRefused
 from orchestrator.local.runtime.resolver import NotebookNotFound
 
 if TYPE_CHECKING:
@@ -147,12 +148,15 @@ class ChildRuns:
         recorder = self._parent.child_runs
         if recorder is None:
             return self._run_unrecorded(child, source, parameters, timeout)
-        recorded = recorder.start(
-            notebook_path=path,
-            parameters=parameters,
-            parent_environment=self._parent.environment,
-            cancel=child.cancel,
-        )
+        try:
+            recorded = recorder.start(
+                notebook_path=path,
+                parameters=parameters,
+                parent_environment=self._parent.environment,
+                cancel=child.cancel,
+            )
+        except ChildRefused as exc:
+            return _failure(str(exc))
         link = {"run_id": recorded.run_id, "run_page_url": recorded.run_page_url}
         self._write(f"{child.stem}{STARTED_SUFFIX}", link)
         request = self._child_request(

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from orchestrator.local.state.notebook_format import Language
 
 __all__ = [
+    "ChildRefused",
     "ChildRun",
     "ChildRunRecorder",
     "ExecutionRequest",
@@ -70,6 +71,9 @@ class ExecutionRequest:
     environment: Mapping[str, str] = field(default_factory=dict)
     #: the task's ``libraries`` (Jobs API shape), installed before the first cell
     libraries: tuple[Mapping[str, Any], ...] = ()
+    #: the ``spec.dependencies`` of the serverless environment the task's ``environment_key``
+    #: names (requirements-file lines), installed with the libraries
+    dependencies: tuple[Any, ...] = ()
     #: records ``dbutils.notebook.run`` children as runs of their own (``None``: the children
     #: run unrecorded, in the run's control folder; only the runtime's own tests do that)
     child_runs: ChildRunRecorder | None = None
@@ -105,6 +109,11 @@ class ChildRun:
     run_page_url: str
     scratch_dir: Path
     environment: Mapping[str, str] = field(default_factory=dict)
+
+
+class ChildRefused(Exception):
+    """A recorder's refusal to start a child (its cluster has no execution context left):
+    the child's ``dbutils.notebook.run`` fails with this message and no run is made."""
 
 
 class ChildRunRecorder(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
 import time
 from contextlib import nullcontext
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.local.runtime import cell_commands as magics
 from orchestrator.local.runtime.children import ChildRuns
+from orchestrator.local.runtime.env_cache import configured_max_bytes
 from orchestrator.local.runtime.execution import (
     ExecutionRequest,
     NotebookResolver,
@@ -29,6 +31,7 @@ from orchestrator.local.runtime.execution import (
     NotebookSource,
     RunStatus,
 )
+from orchestrator.local.runtime.installs import InstallContext, uses_uv
 from orchestrator.local.runtime.kernel_process import Kernel, KernelDiedError, KernelStartError
 from orchestrator.local.runtime.launch import (
     KERNEL_START_TIMEOUT,
@@ -288,15 +291,29 @@ class _Run:
         return parse_source(file.read_text(encoding="utf-8", errors="replace"), language)
 
     def install_libraries(self) -> None:
-        """The task's libraries, for this run only (see :mod:`.libraries`)."""
-        if not self.request.libraries:
+        """The task's libraries and its environment's dependencies, for this run only (see
+        :mod:`.libraries`), installed as ``%pip`` installs (:mod:`.installs`)."""
+        if not self.request.libraries and not self.request.dependencies:
             return
         local = library_path_mapper(
             dbfs_root=self.request.dbfs_root, workspace_root=self.request.workspace_root
         )
-        plan = plan_libraries(self.request.libraries, local_path=local)
+        plan = plan_libraries(
+            self.request.libraries, local_path=local, dependencies=self.request.dependencies
+        )
         self.log.write(f"Installing the task's libraries: {', '.join(plan.described)}\n")
-        install_libraries(plan, pip_target=self.pip_target, env=tool_env(), check=self.check)
+        notebook_dir = self.request.notebook.file.parent
+        context = InstallContext(
+            target=self.pip_target,
+            python=str(self.runtime_python()),
+            state_dir=self.request.state_db.parent,
+            cwd=notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir,
+            work_dir=self.control_dir / "pip",
+            env=tool_env(),
+            max_bytes=configured_max_bytes(os.environ),
+            use_uv=uses_uv(os.environ),
+        )
+        install_libraries(plan, context=context, check=self.check, say=self.log.write)
 
     def start_kernel(
         self, language: Language, *, spark: bool, role: Literal["kernel", "sql_kernel"]
@@ -419,14 +436,12 @@ class _Run:
         kernel_language = magics.kernel_language(language)
         if isinstance(action, magics.RunCode):
             code = action.code
-        elif isinstance(action, magics.RunShell):
+        else:
             self.shell_scripts += 1
             script_file = self.control_dir / f"sh-{self.shell_scripts}.sh"
             code = magics.shell_code(
                 action.script, language=kernel_language, script_file=script_file
             )
-        else:
-            code = magics.pip_code(action.args)
         self.run_code(code, index, frame)
 
     def run_sql(self, sql: str, index: int, frame: _Frame, language: Language) -> None:

@@ -5,8 +5,9 @@ environment variables (:func:`kernel_base_env` for what every kernel has,
 :func:`kernel_run_env` for one run's, :func:`adopt_code` to hand them to a pooled kernel) and
 the code run silently before the first cell (:func:`bootstrap_steps`), which loads the
 ``dbutils`` shims (``dbutils.py`` / ``dbutils.R``), the Python-side magic
-helpers and, for R, ``spark.R`` (``library(SparkR)``/``library(sparklyr)`` fail
-with one clear line).
+helpers and, for R, ``paths.R`` (``/Volumes``, ``/dbfs`` and ``/Workspace`` for R's file
+functions), ``packages.R`` (``install.packages()`` without CRAN) and ``spark.R``
+(``library(SparkR)`` fails with one clear line, sparklyr's ``spark_connect()`` too).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.local import kernel as kernel_package
+from orchestrator.local.runtime.env_cache import configured_max_bytes
+from orchestrator.local.runtime.installs import uses_uv
 from orchestrator.local.runtime.kernel_process import KernelStartError
 from orchestrator.local.runtime.lifetime import owner_env
 from orchestrator.local.runtime.python_envs import (
@@ -29,6 +32,7 @@ from orchestrator.local.runtime.python_envs import (
     environment_for,
     runtimes_root,
 )
+from orchestrator.local.runtime.run_env import pip_command, stray_pip_variables
 from orchestrator.local.runtime.spark_engines import engine_label
 from orchestrator.local.runtime.spark_locations import kernel_variables
 
@@ -59,6 +63,8 @@ KERNEL_DIR = Path(kernel_package.__file__).resolve().parent
 PYTHON_SHIM = KERNEL_DIR / "dbutils.py"
 R_SHIM = KERNEL_DIR / "r" / "dbutils.R"
 R_SPARK_SHIM = KERNEL_DIR / "r" / "spark.R"
+R_PACKAGES_SHIM = KERNEL_DIR / "r" / "packages.R"
+R_PATHS_SHIM = KERNEL_DIR / "r" / "paths.R"
 _PYTHON_HELPERS = (
     "from orchestrator.local.kernel.shell_magics import setup as __orch_setup\n"
     "__orch_setup(get_ipython()); del __orch_setup"
@@ -192,9 +198,10 @@ def kernel_run_env(
     request: ExecutionRequest, *, control_dir: Path, pip_target: Path
 ) -> dict[str, str]:
     """What a kernel's environment holds for one run: the ``ORCH_*`` variables the shims
-    read, the run's ``environment``, ``PIP_TARGET`` (a stray ``!pip install`` stays out of
-    the orchestrator's own environment) and the ``ORCH_SPARK_*`` variables that point
-    ``spark`` at the engine of the task's cluster."""
+    read (``ORCH_PIP_COMMAND``: the installer ``%pip`` runs), the run's ``environment``,
+    ``PIP_PREFIX`` and ``PATH`` (a stray ``!pip install`` goes into the run's environment,
+    never the orchestrator's own: :mod:`.run_env`) and the ``ORCH_SPARK_*`` variables that
+    point ``spark`` at the engine of the task's cluster."""
     secrets = {scope: dict(keys) for scope, keys in request.secrets.items()}
     env = dict(request.environment)
     env.update(
@@ -208,8 +215,12 @@ def kernel_run_env(
         ORCH_PYTHON=sys.executable,
         ORCH_PIP_TARGET=str(pip_target),
         ORCH_STATE_DB=str(request.state_db),
-        PIP_TARGET=str(pip_target),
+        ORCH_ENV_CACHE_MAX_BYTES=str(configured_max_bytes(os.environ)),
     )
+    if uses_uv(os.environ):  # else the kernel's %pip is pip itself, with --target
+        env["ORCH_PIP_COMMAND"] = pip_command()
+    python = str(kernel_python(env.get("ORCH_SPARK_VERSION") or None))
+    env.update(stray_pip_variables(pip_target, python, os.environ.get("PATH", "")))
     cluster = env.get("ORCH_CLUSTER_ID", "")
     env.update(kernel_variables(request.state_db.parent, cluster, engine_label()))
     return env
@@ -248,5 +259,7 @@ def bootstrap_steps(language: Language) -> list[tuple[str, str]]:
     else:
         logger.warning("%s is missing: dbutils is not available in notebooks", shim_file)
     if language == "R":
+        steps.append(("R paths", f"source({json.dumps(str(R_PATHS_SHIM))})"))
+        steps.append(("R packages", f"source({json.dumps(str(R_PACKAGES_SHIM))})"))
         steps.append(("no Spark for R", f"source({json.dumps(str(R_SPARK_SHIM))})"))
     return steps

@@ -1,8 +1,11 @@
 """A task's ``libraries``, installed for its run before the notebook starts.
 
 As Databricks documents for notebook tasks on a cluster, every library of the task is there
-before the first cell runs. Locally they are notebook-scoped, like ``%pip``: installed with
-``pip install --target`` into the run's own folder (first on ``sys.path``; gone with the run):
+before the first cell runs. Locally they are notebook-scoped, like ``%pip``, and installed the
+same way (:mod:`.installs`: uv and the environment cache) into the run's own folder (first on
+``sys.path``; gone with the run). A serverless task's environment (the job's ``environments``
+entry its ``environment_key`` names: ``spec.dependencies``, lines of a requirements file) comes
+here too, as ``requirements`` lines (:func:`environment_libraries`):
 
 * ``pypi`` (``package``, optional ``repo`` as the index URL), ``whl`` and ``requirements``
   (paths as ``dbfs:/...``, ``/dbfs/...``, ``/Volumes/...`` or ``/Workspace/...``, read from the
@@ -17,13 +20,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
-import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from orchestrator.local.runtime.installs import InstallContext, InstallError, install
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LibraryError",
     "LibraryPlan",
+    "environment_dependencies",
     "install_libraries",
     "library_path_mapper",
     "plan_libraries",
@@ -73,14 +80,31 @@ def _text(library: Mapping[str, Any], kind: str, key: str) -> str:
 
 
 def plan_libraries(
-    libraries: Sequence[Mapping[str, Any]], *, local_path: Callable[[str], Path]
+    libraries: Sequence[Mapping[str, Any]],
+    *,
+    local_path: Callable[[str], Path],
+    dependencies: Sequence[Any] = (),
 ) -> LibraryPlan:
     """Check every library and turn them into a :class:`LibraryPlan`; :class:`LibraryError`
     names the first one that cannot be installed here. ``local_path`` maps a library path
-    (``dbfs:/``, ``/Volumes``, ``/Workspace``) to the file that holds it."""
+    (``dbfs:/``, ``/Volumes``, ``/Workspace``) to the file that holds it. ``dependencies``
+    are a serverless environment's ``spec.dependencies``: requirements-file lines, their
+    workspace paths mapped the same way."""
     pip: list[str] = []
     cran: list[str] = []
     described: list[str] = []
+    for line in dependencies:
+        if not isinstance(line, str) or not line.strip():
+            raise LibraryError(f"environment dependencies: not a requirement line: {line!r}")
+        try:
+            tokens = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise LibraryError(f"environment dependency {line!r}: {exc}") from None
+        pip.extend(
+            str(local_path(token)) if token.startswith(_WORKSPACE_PREFIXES) else token
+            for token in tokens
+        )
+        described.append(f"environment dependency {line.strip()}")
     for library in libraries:
         if not isinstance(library, dict):
             raise LibraryError(f"libraries: not a library object: {json.dumps(library)}")
@@ -121,6 +145,20 @@ def plan_libraries(
 
 
 _KINDS = ("pypi", "whl", "requirements", "cran")
+_WORKSPACE_PREFIXES = ("dbfs:/", "/dbfs/", "/Volumes/", "/Workspace/")
+
+
+def environment_dependencies(environments: Any, environment_key: Any) -> tuple[Any, ...]:
+    """The ``spec.dependencies`` of the job's environment ``environment_key`` names (none
+    without a key; the jobs API has refused a key that names no environment)."""
+    if not environment_key or not isinstance(environments, list):
+        return ()
+    for environment in environments:
+        if isinstance(environment, dict) and environment.get("environment_key") == environment_key:
+            spec = environment.get("spec")
+            dependencies = spec.get("dependencies") if isinstance(spec, dict) else None
+            return tuple(dependencies) if isinstance(dependencies, list) else ()
+    return ()
 
 
 def library_path_mapper(*, dbfs_root: Path, workspace_root: Path) -> Callable[[str], Path]:
@@ -145,17 +183,24 @@ def library_path_mapper(*, dbfs_root: Path, workspace_root: Path) -> Callable[[s
     return local
 
 
-def _run(command: list[str], *, env: Mapping[str, str], check: Callable[[], None]) -> str:
-    """Run ``command`` to its end (``check`` may stop it: the process is killed); its output
-    when it failed, else ``""``."""
-    with subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=dict(env),
-        start_new_session=True,
-    ) as process:
+def _run(
+    command: list[str], *, env: Mapping[str, str], check: Callable[[], None]
+) -> tuple[int, str]:
+    """Run ``command`` to its end (``check`` may stop it: the process is killed); its exit
+    code and output."""
+    # output to a file, not a pipe: nobody reads a pipe while polling, and a full one would
+    # stop the tool
+    with (
+        tempfile.TemporaryFile() as output,
+        subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+        ) as process,
+    ):
         try:
             while process.poll() is None:
                 check()
@@ -163,29 +208,33 @@ def _run(command: list[str], *, env: Mapping[str, str], check: Callable[[], None
         except BaseException:
             process.kill()
             raise
-        output = process.stdout.read() if process.stdout else b""
-    return output.decode("utf-8", "replace") if process.returncode else ""
+        output.seek(0)
+        text = output.read().decode("utf-8", "replace")
+    return process.returncode, text
 
 
 def install_libraries(
-    plan: LibraryPlan, *, pip_target: Path, env: Mapping[str, str], check: Callable[[], None]
+    plan: LibraryPlan,
+    *,
+    context: InstallContext,
+    check: Callable[[], None],
+    say: Callable[[str], None],
 ) -> None:
-    """Install ``plan`` for one run: pip into ``pip_target``, CRAN packages looked up.
-    Raises :class:`LibraryError` with pip's reason, or naming the missing R packages."""
+    """Install ``plan`` for one run: Python packages into ``context.target``, CRAN packages
+    looked up. Raises :class:`LibraryError` with the installer's reason, or naming the
+    missing R packages."""
     if plan.pip_args:
-        pip_target.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
-        command += ["--no-input", "--target", str(pip_target), *plan.pip_args]
-        pip_env = {**env, "PIP_NO_COLOR": "1", "PIP_PROGRESS_BAR": "off"}
-        pip_env.pop("PIP_TARGET", None)  # given on the command line
-        failed = _run(command, env=pip_env, check=check)
-        if failed:
-            errors = [line[6:].strip() for line in failed.splitlines() if line.startswith("ERROR:")]
-            lines = failed.strip().splitlines()
-            reason = errors[-1] if errors else (lines[-1] if lines else "pip failed")
+
+        def run(command: list[str], env: dict[str, str]) -> tuple[int, str]:
+            return _run(command, env=env, check=check)
+
+        try:
+            install(plan.pip_args, context, run=run, say=say)
+        except InstallError as exc:
             what = ", ".join(plan.described)
-            raise LibraryError(f"cannot install the task's libraries ({what}): {reason}")
+            raise LibraryError(f"cannot install the task's libraries ({what}): {exc}") from None
     if plan.cran:
+        env = context.env
         rscript = shutil.which("Rscript", path=env.get("PATH", os.defpath))
         if rscript is None:
             raise LibraryError(f"cran libraries {', '.join(plan.cran)} need R, not on the PATH")
@@ -194,8 +243,8 @@ def install_libraries(
             f"missing <- Filter(function(p) !requireNamespace(p, quietly = TRUE), c({names}));"
             "if (length(missing)) { cat(paste(missing, collapse = ', ')); quit(status = 1) }"
         )
-        missing = _run([rscript, "-e", code], env=env, check=check)
-        if missing:
+        code_, missing = _run([rscript, "-e", code], env=env, check=check)
+        if code_:
             raise LibraryError(
                 f"cran library {missing.strip().splitlines()[-1]} is not installed for this "
                 "machine's R (the local workspace does not download CRAN packages; install it, "

@@ -30,7 +30,14 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from orchestrator.local.api.routing import API_PATH, MAX_BODY_BYTES, Request, Response, Router
+from orchestrator.local.api.routing import (
+    API_PATH,
+    MAX_BODY_BYTES,
+    Request,
+    Response,
+    Router,
+    endpoint_of,
+)
 from orchestrator.local.server.connections import ConnectionLimits, DeadlineReader, LimitedServer
 from orchestrator.local.server.faults import Faults
 from orchestrator.local.server.framing import BodyFraming, ClientGone, framing_of, read_body
@@ -132,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Response.json(err.body(), err.status), head=method == "HEAD")
             return
         match = API_PATH.match(path)
-        endpoint = f"{method} {match['route']}" if match else f"{method} {path}"
+        endpoint = f"{method} {endpoint_of(match['route'])}" if match else f"{method} {path}"
         app.faults.count(endpoint)
         try:
             if match:
@@ -202,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         settings = app.faults.settings
         if settings.latency_ms:
             time.sleep(settings.latency_ms / 1000.0)
-        decision = app.faults.decide(f"{method} {route}")
+        decision = app.faults.decide(f"{method} {endpoint_of(route)}")
         if decision.kind == "drop":
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -256,7 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, response: Response, *, head: bool = False) -> None:
         lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
         lines.append(f"Content-Type: {response.content_type}")
-        lines.append(f"Content-Length: {len(response.body)}")
+        if not any(name.lower() == "content-length" for name, _ in response.headers):
+            # a HEAD answer may give the length of the body it does not send
+            lines.append(f"Content-Length: {len(response.body)}")
         for name, value in response.headers:
             lines.append(f"{name}: {value}")
         if self.close_connection:

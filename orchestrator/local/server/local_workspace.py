@@ -21,9 +21,12 @@ from types import TracebackType
 from orchestrator.local.api.cluster_policies_api import ClusterPoliciesApi
 from orchestrator.local.api.clusters_api import ClustersApi
 from orchestrator.local.api.dbfs_api import HANDLE_IDLE_SECONDS, DbfsApi
+from orchestrator.local.api.files_api import FilesApi
 from orchestrator.local.api.git_credentials_api import GitCredentialsApi
 from orchestrator.local.api.instance_pools_api import InstancePoolsApi
 from orchestrator.local.api.jobs_api import JobsApi
+from orchestrator.local.api.mlflow_api import MlflowApi
+from orchestrator.local.api.mlflow_artifacts import MlflowArtifacts
 from orchestrator.local.api.permissions_api import PermissionsApi
 from orchestrator.local.api.principals import Principals, ServicePrincipal
 from orchestrator.local.api.repos_api import ReposApi
@@ -37,6 +40,7 @@ from orchestrator.local.api.scim_api import ScimApi
 from orchestrator.local.api.secrets_api import SecretsApi
 from orchestrator.local.api.workspace_api import WorkspaceApi
 from orchestrator.local.jobs.control_tasks import ControlFlowTasks
+from orchestrator.local.jobs.execution_contexts import ExecutionContexts
 from orchestrator.local.jobs.git_snapshots import GitSnapshots, GitSourceTasks
 from orchestrator.local.jobs.notebook_tasks import NotebookTaskExecutor, export_executed_html
 from orchestrator.local.jobs.scheduler import Scheduler
@@ -49,6 +53,7 @@ from orchestrator.local.runtime.lifetime import (
     sole_server,
     start_watchdog,
 )
+from orchestrator.local.runtime.mlflow_server import MlflowServer
 from orchestrator.local.server.admin import Admin
 from orchestrator.local.server.connections import ConnectionLimits
 from orchestrator.local.server.faults import Faults, FaultSettings
@@ -60,6 +65,7 @@ from orchestrator.local.state.git_store import GitStore
 from orchestrator.local.state.records import DEFAULT_USER_NAME
 from orchestrator.local.state.retention import PruneReport, Retention, prune
 from orchestrator.local.state.store import Store
+from orchestrator.local.ui.mlflow_ui import MlflowUi
 from orchestrator.local.ui.pages import Pages
 
 __all__ = [
@@ -124,6 +130,8 @@ class LocalWorkspace:
                 if self._notebooks is not None:
                     self._notebooks.close()
                 self.clusters.close()
+            if hasattr(self, "mlflow"):
+                self.mlflow.stop()
             if hasattr(self, "store"):
                 self.store.close()
             self._end_lifetime()
@@ -147,6 +155,8 @@ class LocalWorkspace:
         self.git_folders = GitFolders(self.store, self.git_store)
         self.git_snapshots = GitSnapshots(self.store, self.git_store, sweep=self._sole_server)
         self.faults = Faults(settings.faults)
+        #: MLflow's tracking server, started by the first MLflow request (never otherwise)
+        self.mlflow = MlflowServer(settings.state_dir)
         self.clusters = Clusters(
             settings.clusters,
             start_delay=settings.cluster_start_delay,
@@ -154,9 +164,12 @@ class LocalWorkspace:
             documents=self.documents,
             creator=self.principals.caller,
         )
+        #: the clusters' execution contexts, shared by tasks and their notebook.run children
+        contexts = ExecutionContexts()
         if executor is None:
             notebooks = NotebookTaskExecutor(
                 self.store,
+                contexts=contexts,
                 keep_scratch=settings.keep_run_scratch,
                 pool_size=settings.max_workers if settings.kernel_pool else 0,
                 user_name=self.principals.caller,
@@ -172,7 +185,11 @@ class LocalWorkspace:
         #: condition and run-job tasks are the engine's own; every other task goes to executor
         self.control = ControlFlowTasks(executor)
         self.scheduler = Scheduler(
-            self.store, self.clusters, self.control, max_workers=settings.max_workers
+            self.store,
+            self.clusters,
+            self.control,
+            max_workers=settings.max_workers,
+            contexts=contexts,
         )
         self.scheduler.on_run_start = self.git_snapshots.prepare
         self.scheduler.on_run_end = self.git_snapshots.release
@@ -207,6 +224,11 @@ class LocalWorkspace:
         self.control.await_run = self.jobs.await_run
         if self._notebooks is not None:
             self._notebooks.bind_run_pages(self.jobs.run_url)
+            self._notebooks.workspace_environment = {
+                "DATABRICKS_HOST": self.url,
+                "DATABRICKS_TOKEN": self.token,
+                "MLFLOW_TRACKING_URI": "databricks",
+            }
             self.jobs.cancel_child = self._notebooks.child_runs.cancel
         principals, documents = self.principals, self.documents
         resources = ResourcePermissions(documents, principals, self._resource_kinds())
@@ -220,6 +242,8 @@ class LocalWorkspace:
         if self._sole_server:  # no other server's handle is open: every upload left is abandoned
             self.dbfs.remove_abandoned()
         self.dbfs.register(router)
+        files = FilesApi(self.store)
+        files.register(router)
         self.jobs.on_job_deleted = lambda job_id: resources.forget("jobs", str(job_id))
         self.jobs.register(router)
         ClustersApi(
@@ -241,7 +265,21 @@ class LocalWorkspace:
         SecretsApi(self.store, documents=documents, principals=principals).register(router)
         ScimApi(principals).register(router)
         PermissionsApi(self.store, principals=principals, resources=resources).register(router)
-        Pages(self.jobs).register(router)
+        store = self.store
+
+        def folder_exists(path: str) -> bool:
+            found = store.get_object(path) if path != "/" else None
+            return path == "/" or (found is not None and found.object_type in ("DIRECTORY", "REPO"))
+
+        mlflow = MlflowApi(
+            self.mlflow,
+            MlflowArtifacts(self.store.state_dir, self.url),
+            folder_exists=folder_exists,
+        )
+        mlflow.register(router)
+        files.models = mlflow.model_files  # Unity Catalog's model files go with its registry
+        Pages(self.jobs, mlflow_runs=mlflow.runs_of_task).register(router)
+        MlflowUi(mlflow).register(router)
         Admin(self.faults).register(router)
         GitSourcesAdmin(self.git_store).register(router)
         router.plain("GET", r"/\.well-known/databricks-config", lambda req: Response.json({}))
@@ -344,6 +382,7 @@ class LocalWorkspace:
         self.clusters.close()  # their Spark engines, once they ended
         self._server.shutdown()
         self._server.server_close()
+        self.mlflow.stop()  # after the server: no request can start it again
         self._thread.join(5)
         self._pruner.join(5)
         self._handle_sweeper.join(5)

@@ -62,6 +62,8 @@ MAX_SECRET_NAME = 128
 MAX_TASK_KEY = 100
 MAX_TITLE_BYTES = 4096  # job name, run_name
 MAX_DESCRIPTION_CHARS = 27_700
+#: tasks of one job or submitted run ("A job can contain up to 1000 tasks")
+MAX_JOB_TASKS = 1000
 MAX_IMPORT_BASE64 = 10 * 1024 * 1024  # workspace/import content, base64-encoded
 _SCOPE = re.compile(r"[A-Za-z0-9_.@-]+")
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")

@@ -65,9 +65,14 @@ def _positive(text: str, default: int, maximum: int) -> int:
     return min(max(1, value), maximum)
 
 
+#: the MLflow runs a task run logged (``MlflowApi.runs_of_task``)
+MlflowRuns = Callable[[int], list[dict[str, Any]]]
+
+
 class Pages:
-    def __init__(self, jobs: JobsApi) -> None:
+    def __init__(self, jobs: JobsApi, *, mlflow_runs: MlflowRuns | None = None) -> None:
         self.jobs = jobs
+        self.mlflow_runs = mlflow_runs
         self.store = jobs.store
         self.scheduler = jobs.scheduler
         self.counts = CountsReader(jobs.store)
@@ -248,4 +253,5 @@ class Pages:
             notebook=notebook,
             failed_cells=failed,
             crumbs=self._crumbs(doc, task=True),
+            mlflow_runs=self.mlflow_runs(int(task["run_id"])) if self.mlflow_runs else [],
         )

@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.local.api.routing import Response
 from orchestrator.local.state.store import now_ms
 from orchestrator.local.ui.git_source_view import git_source_facts
+from orchestrator.local.ui.mlflow_runs_view import mlflow_runs_section
 from orchestrator.local.ui.shell import duration, esc, page, state_badge, state_of, timestamp
 from orchestrator.local.ui.summary import RunRow, is_active, job_parameters, run_duration
 
@@ -179,8 +180,10 @@ def task_page(
     notebook: str | None,
     failed_cells: Sequence[str],
     crumbs: Sequence[tuple[str, str]],
+    mlflow_runs: Sequence[Mapping[str, Any]] = (),
 ) -> Response:
-    """A task run: its state and error, then its executed notebook (cells and outputs)."""
+    """A task run: its state and error, the MLflow runs it logged, then its executed notebook
+    (cells and outputs)."""
     active = is_active(task)
     path = str((task.get("notebook_task") or {}).get("notebook_path") or "")
     failed = (
@@ -204,7 +207,8 @@ def task_page(
         )
     return page(
         f"{task.get('task_key')} - run {doc['run_id']} of {job_name}",
-        f'{facts}<h2>Notebook</h2><div class="notebook">{notebook}</div>',
+        f"{facts}{mlflow_runs_section(mlflow_runs)}"
+        f'<h2>Notebook</h2><div class="notebook">{notebook}</div>',
         crumbs=crumbs,
         refresh_seconds=REFRESH_SECONDS if active else None,
     )

@@ -17,9 +17,9 @@
 # $ORCH_CONTROL_DIR/exit.json (temporary file + rename) and signals a condition of class
 # "notebook_exit" to stop the notebook; the executor sees the file and ends the run as SUCCESS.
 #
-# Limitations: R's own file functions (readLines, read.csv, file.exists...) are not remapped,
-# so "/dbfs/..." and "/Workspace/..." paths only work through dbutils.fs.*; secrets are not
-# redacted from R output. Base R and jsonlite only.
+# R's own file functions (readLines, read.csv, file.exists...) read "/dbfs/...", "/Volumes/..."
+# and "/Workspace/..." paths through paths.R. Limitation: secrets are not redacted from R
+# output. Base R and jsonlite only.
 
 local({
   json_object <- function(variable) {
