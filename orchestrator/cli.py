@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--faults", type=Path, help="JSON file of fault settings (latency, 429/503 rates...)"
     )
+    local_commands.add_parser(
+        "setup",
+        help="make the notebook runtime's Python environments (one per runtime profile)",
+        description="Makes the Python environment of every runtime profile from its lock, "
+        "once: kernels run notebooks in them. Fast when they are there already.",
+    )
     prune = local_commands.add_parser(
         "prune", help="delete old runs' documents and outputs, and empty the install caches"
     )
@@ -376,6 +382,10 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _cleanup(args)
         if args.command == "local" and args.local_command == "serve":
             return _serve(args)
+        if args.command == "local" and args.local_command == "setup":
+            from orchestrator.services import setup_local
+
+            return setup_local(out=sys.stdout)
         if args.command == "local" and args.local_command == "prune":
             from orchestrator.services import prune_local
 

@@ -46,6 +46,7 @@ __all__ = [
     "open_services",
     "prune_local",
     "serve_local",
+    "setup_local",
 ]
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,31 @@ def serve_local(
         out.write("Stopping: cancelling active runs\n")
         out.flush()
         workspace.stop()
+    return EXIT_OK
+
+
+def setup_local(*, out: TextIO) -> int:
+    """``orchestrator local setup``: make every runtime profile's Python environment that is
+    missing (a line each as it goes), and say where they are. Idempotent: a second run only
+    looks (milliseconds)."""
+    from orchestrator.local.runtime.python_envs import (
+        RuntimeEnvError,
+        ensure_environment,
+        locked_environments,
+    )
+
+    def say(line: str) -> None:
+        out.write(f"{line}\n")
+        out.flush()
+
+    for environment in locked_environments():
+        try:
+            python = ensure_environment(environment, progress=say)
+        except RuntimeEnvError as exc:
+            raise InfrastructureError(
+                f"local setup: runtime {environment.profile.version}: {exc}"
+            ) from None
+        say(f"runtime {environment.profile.version}: {python.parent.parent}")
     return EXIT_OK
 
 

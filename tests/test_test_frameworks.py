@@ -16,7 +16,13 @@ from tests.tools import require_r
 
 pytestmark = pytest.mark.slow  # real kernels (tests/tiers.py)
 
+#: nutter is no runtime library: the notebook installs it, as it must on Databricks (the version
+#: of the tool's own lock, so pip's cache has it)
 NUTTER = """# Databricks notebook source
+# MAGIC %pip install nutter==0.1.35
+
+# COMMAND ----------
+
 from runtime.nutterfixture import NutterFixture
 
 

@@ -21,8 +21,10 @@ __all__ = ["FrameworkRun", "read_framework_run"]
 
 _TESTTHAT = re.compile(r"\[ FAIL (\d+) \| WARN \d+ \| SKIP (\d+) \| PASS (\d+) \]")
 _TESTTHAT_FAILED = re.compile(r"^\W*(?:Failure|Error) \([^)]*\): (.+?)\W*$")
+#: pytest's final line; its warnings and deselected tests are named there too, never counted
 _PYTEST = re.compile(
-    r"^=*\s*((?:\d+ (?:failed|passed|skipped|errors?|xfailed|xpassed)(?:, )?)+) in "
+    r"^=*\s*((?:\d+ (?:failed|passed|skipped|errors?|xfailed|xpassed|warnings?|deselected)"
+    r"(?:, )?)+) in "
 )
 _PYTEST_COUNT = re.compile(r"(\d+) (failed|passed|skipped|errors?|xfailed|xpassed)")
 _PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)(?: - .*)?$")

@@ -363,7 +363,7 @@ def test_scala_notebooks_are_not_supported(runtime: Workspace) -> None:
 def test_kernel_that_dies_at_start(runtime: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    def broken(language: Language) -> list[str]:
+    def broken(language: Language, **_: object) -> list[str]:
         return [sys.executable, "-c", "print('no kernel here'); raise SystemExit(3)"]
 
     monkeypatch.setattr(executor, "kernel_argv", broken)
@@ -382,7 +382,7 @@ def test_kernel_that_never_answers(
 
     pid_file = tmp_path / "silent.pid"
 
-    def silent(language: Language) -> list[str]:
+    def silent(language: Language, **_: object) -> list[str]:
         code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
         return [sys.executable, "-c", code + "time.sleep(60)"]
 

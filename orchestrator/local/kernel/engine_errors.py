@@ -74,9 +74,12 @@ _SQL_TYPES = frozenset(
 
 @functools.cache
 def engine_name() -> str:
-    """The local engine and its version, as messages name it: ``Sail 0.7.2``."""
+    """The local engine and its version, as messages name it: ``Sail 0.7.2`` (the host says
+    which, ``$ORCH_SPARK_ENGINE``: the engine is not installed in the kernel's environment)."""
     from importlib import metadata
 
+    if os.environ.get("ORCH_SPARK_ENGINE"):
+        return os.environ["ORCH_SPARK_ENGINE"]
     try:
         return f"Sail {metadata.version('pysail')}"
     except metadata.PackageNotFoundError:

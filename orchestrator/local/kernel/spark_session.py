@@ -70,7 +70,8 @@ class SparkProxy:
         if self._session is None:
             importlib.invalidate_caches()
             endpoint_file = os.environ.get("ORCH_SPARK_ENDPOINT_FILE", "")
-            if endpoint_file and importlib.util.find_spec("pysail") is not None:
+            # set only when the host has the engine (the kernel cannot see the host's packages)
+            if endpoint_file:
                 self._session = self._connect(Path(endpoint_file))
             else:
                 self._session = self._classic_session()

@@ -153,11 +153,14 @@ class Clusters:
             return str(self._clusters[cluster_id]["state"])
 
     def environment(self, cluster_id: str) -> dict[str, str]:
-        """The cluster's ``spark_env_vars``: set in the environment of its tasks' kernels."""
+        """The cluster's ``spark_env_vars``: set in the environment of its tasks' kernels;
+        and ``ORCH_SPARK_VERSION``, its runtime, whose profile's interpreter they run on."""
         with self._cond:
             cluster = self._clusters.get(cluster_id) or {}
             env = cluster.get("spark_env_vars") or {}
-            return {str(k): str(v) for k, v in env.items()}
+            out = {str(k): str(v) for k, v in env.items()}
+            out["ORCH_SPARK_VERSION"] = str(cluster.get("spark_version") or DEFAULT_SPARK_VERSION)
+            return out
 
     def _info(self, cluster_id: str) -> dict[str, Any]:
         cluster = self._clusters.get(cluster_id)

@@ -56,6 +56,7 @@ from orchestrator.local.runtime.outputs import (
     one_line,
     strip_ansi,
 )
+from orchestrator.local.runtime.python_envs import environment_for
 from orchestrator.local.runtime.resolver import NotebookNotFound
 from orchestrator.local.state.notebook_format import (
     CELL_RUN_METADATA,
@@ -165,6 +166,8 @@ class _Run:
         self.control_dir = request.scratch_dir / "control"
         self.pip_target = request.scratch_dir / "site-packages"
         self.log = LogBuffer()
+        #: whether the run's log has the note that its runtime takes another's libraries
+        self.noted_runtime = False
         self.kernel: Kernel | None = None
         #: an R notebook's kernel for its SQL cells (Python, started on the first one)
         self.sql_kernel: Kernel | None = None
@@ -302,7 +305,7 @@ class _Run:
         notebook_dir = self.request.notebook.file.parent
         context = InstallContext(
             target=self.pip_target,
-            python=kernel_python(),
+            python=str(self.runtime_python()),
             state_dir=self.request.state_db.parent,
             cwd=notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir,
             work_dir=self.control_dir / "pip",
@@ -323,10 +326,13 @@ class _Run:
         )
         notebook_dir = self.request.notebook.file.parent
         cwd = notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir
+        python = self.runtime_python() if language == "PYTHON" else None
+        # the pool's kernels run on the default runtime's interpreter; another's starts its own
+        pool = self.kernels if python is None or python == kernel_python() else None
         pooled = None
         kernel: Kernel | None = None
-        if self.kernels is not None:
-            pooled = self.kernels.take(language, spark=spark, check=self.check)
+        if pool is not None:
+            pooled = pool.take(language, spark=spark, check=self.check)
         if pooled is not None:
             kernel = pooled.kernel
             setattr(self, role, kernel)
@@ -337,7 +343,7 @@ class _Run:
             for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
                 try:
                     kernel = Kernel.start(
-                        argv=kernel_argv(language),
+                        argv=kernel_argv(language, python=python),
                         cwd=cwd,
                         env=env,
                         work_dir=self.request.scratch_dir if role == "kernel" else kernel_dir,
@@ -345,11 +351,7 @@ class _Run:
                         start_timeout=KERNEL_START_TIMEOUT,
                         state_dir=self.request.state_db.parent,
                         owned_dir=kernel_dir,
-                        spawn=(
-                            None
-                            if self.kernels is None
-                            else self.kernels.spawner(language, spark=spark)
-                        ),
+                        spawn=None if pool is None else pool.spawner(language, spark=spark),
                     )
                     break
                 except KernelStartError as exc:
@@ -362,6 +364,18 @@ class _Run:
         for what, code in bootstrap_steps(language):
             self.silent(kernel, language, what, code)
         return kernel
+
+    def runtime_python(self) -> Path:
+        """The interpreter of the run's cluster's runtime profile (``ORCH_SPARK_VERSION``, the
+        cluster's ``spark_version``); a runtime without a library set of its own takes the
+        nearest one's, and the run's log says so."""
+        spark_version = self.request.environment.get("ORCH_SPARK_VERSION")
+        _environment, note = environment_for(spark_version)
+        if note is not None and not self.noted_runtime:
+            self.noted_runtime = True
+            self.log.write(note + "\n")
+            _note_once(note)
+        return kernel_python(spark_version)
 
     def silent(self, kernel: Kernel, language: Language, what: str, code: str) -> None:
         """Run runtime code before the first cell; a failure fails the run naming ``what``."""
@@ -509,6 +523,16 @@ class _Run:
             raise self.fail(frame, index, f"%run {target}: cannot read {path}: {exc}") from None
         inner = _Frame(path, (*frame.includes, (frame.workspace_path, index)))
         self.run_notebook(included, inner)
+
+
+_noted: set[str] = set()
+
+
+def _note_once(note: str) -> None:
+    """The workspace's log says each runtime substitution once (each run's log says it too)."""
+    if note not in _noted:
+        _noted.add(note)
+        logger.warning("%s", note)
 
 
 def _now_ms() -> int:

@@ -17,6 +17,10 @@ The kernel pool (:mod:`.pool`) keeps idle kernels; this module keeps the two zyg
   interpreter's start and ipykernel's imports, 0.5 CPU-s), or a zygote of its own when none
   has started. It starts, in a thread of its own that lives until :meth:`KernelForks.close`,
   when a build says its notebooks use Spark or when a Spark notebook first asks.
+
+Both run on the default runtime profile's interpreter (:func:`.launch.kernel_python`), as the
+pool's kernels do; a run on a cluster of another profile starts its kernel as a process of
+its own.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ functions), ``packages.R`` (``install.packages()`` without CRAN) and ``spark.R``
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,13 +21,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orchestrator
 from orchestrator.local import kernel as kernel_package
 from orchestrator.local.runtime.env_cache import configured_max_bytes
 from orchestrator.local.runtime.installs import uses_uv
 from orchestrator.local.runtime.kernel_process import KernelStartError
 from orchestrator.local.runtime.lifetime import owner_env
+from orchestrator.local.runtime.python_envs import (
+    RuntimeEnvError,
+    ensure_environment,
+    environment_for,
+    runtimes_root,
+)
 from orchestrator.local.runtime.run_env import pip_command, stray_pip_variables
+from orchestrator.local.runtime.spark_engines import engine_label
 from orchestrator.local.runtime.spark_locations import kernel_variables
 
 if TYPE_CHECKING:
@@ -68,11 +75,31 @@ _PYTHON_SHIM_CODE = (
 )
 
 
-def kernel_argv(language: Language) -> list[str]:
-    """The kernel command line (with ``{connection_file}``) for a notebook language."""
+def kernel_python(spark_version: str | None = None) -> Path:
+    """The interpreter of Python kernels on a cluster of ``spark_version`` (the default
+    runtime's when None): its runtime profile's environment (:mod:`.python_envs`), made
+    first when it is missing."""
+    return _ready_python(spark_version, runtimes_root())
+
+
+@functools.lru_cache(maxsize=16)
+def _ready_python(spark_version: str | None, root: Path) -> Path:
+    environment, _note = environment_for(spark_version, root=root)
+    try:
+        return ensure_environment(environment)
+    except RuntimeEnvError as exc:
+        raise KernelStartError(
+            f"the Python environment of runtime {environment.profile.version} could not be "
+            f"made ({exc}); `orchestrator local setup` makes it and shows why not"
+        ) from exc
+
+
+def kernel_argv(language: Language, *, python: Path | None = None) -> list[str]:
+    """The kernel command line (with ``{connection_file}``) for a notebook language; a
+    Python kernel runs on ``python`` (the default runtime's interpreter when None)."""
     if language == "PYTHON":
         return [
-            sys.executable,
+            str(python or kernel_python()),
             "-m",
             "ipykernel_launcher",
             "-f",
@@ -85,12 +112,6 @@ def kernel_argv(language: Language) -> list[str]:
             raise KernelStartError("R notebooks need R with IRkernel, and R is not on the PATH")
         return [r_binary, "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
     raise KernelStartError(f"no kernel for {language} notebooks")
-
-
-def kernel_python() -> str:
-    """The interpreter of Python kernels (:func:`kernel_argv`'s): what ``%pip`` and a task's
-    libraries resolve and build for."""
-    return sys.executable
 
 
 _CREDENTIAL_PREFIXES = ("DATABRICKS_", "ARM_", "AZURE_", "ORCHESTRATOR_", "GITHUB_TOKEN")
@@ -123,18 +144,16 @@ def kernel_base_env(state_dir: Path, kernel_dir: Path) -> dict[str, str]:
     writes there outlives it. The user's own installs stay visible: ``PYTHONUSERBASE`` and
     ``R_LIBS_USER`` keep pointing into the real home, and ``PIP_CACHE_DIR`` at the real pip
     cache, so wheels and downloads are shared across runs (a repeated ``%pip install`` is
-    fast). ``PYTHONPATH`` gets a folder holding only a link to this ``orchestrator`` package,
-    so the kernel imports the same code even when the package is not installed. A non-UTF-8
-    locale is switched to UTF-8.
+    fast). ``PYTHONPATH`` gets a folder that holds the kernel package alone
+    (:func:`_kernel_only_path`), so the kernel imports the shims and nothing else of this
+    tool. A non-UTF-8 locale is switched to UTF-8.
     """
     home = kernel_dir / "home"
     tmp = kernel_dir / "tmp"
     link_dir = kernel_dir / "pythonpath"
-    for folder in (home, tmp, link_dir):
+    for folder in (home, tmp):
         folder.mkdir(parents=True, exist_ok=True)
-    link = link_dir / "orchestrator"
-    if not link.exists():
-        link.symlink_to(Path(orchestrator.__file__).resolve().parent, target_is_directory=True)
+    _kernel_only_path(link_dir)
     python_path = [str(link_dir)]
     if os.environ.get("PYTHONPATH"):
         python_path.append(os.environ["PYTHONPATH"])
@@ -157,6 +176,22 @@ def kernel_base_env(state_dir: Path, kernel_dir: Path) -> dict[str, str]:
         # R prints non-ASCII text as <U+00E9> in the C locale.
         env["LC_ALL"] = "en_US.UTF-8" if sys.platform == "darwin" else "C.UTF-8"
     return env
+
+
+def _kernel_only_path(link_dir: Path) -> None:
+    """``link_dir/orchestrator/local/kernel``, a link to :mod:`orchestrator.local.kernel`,
+    under two empty packages: a kernel imports ``orchestrator.local.kernel`` and nothing
+    else of the tool (``import orchestrator.config`` fails there, as the tool's own
+    dependencies are not the runtime's)."""
+    local = link_dir / "orchestrator" / "local"
+    local.mkdir(parents=True, exist_ok=True)
+    for package in (link_dir / "orchestrator", local):
+        init = package / "__init__.py"
+        if not init.exists():
+            init.write_text('"""Only the kernel package of the orchestrator, for kernels."""\n')
+    link = local / "kernel"
+    if not link.exists():
+        link.symlink_to(KERNEL_DIR, target_is_directory=True)
 
 
 def kernel_run_env(
@@ -184,8 +219,10 @@ def kernel_run_env(
     )
     if uses_uv(os.environ):  # else the kernel's %pip is pip itself, with --target
         env["ORCH_PIP_COMMAND"] = pip_command()
-    env.update(stray_pip_variables(pip_target, kernel_python(), os.environ.get("PATH", "")))
-    env.update(kernel_variables(request.state_db.parent, env.get("ORCH_CLUSTER_ID", "")))
+    python = str(kernel_python(env.get("ORCH_SPARK_VERSION") or None))
+    env.update(stray_pip_variables(pip_target, python, os.environ.get("PATH", "")))
+    cluster = env.get("ORCH_CLUSTER_ID", "")
+    env.update(kernel_variables(request.state_db.parent, cluster, engine_label()))
     return env
 
 

@@ -71,6 +71,16 @@ def engine_available() -> bool:
     return importlib.util.find_spec("pysail") is not None
 
 
+def engine_label() -> str | None:
+    """The engine's name and version (``Sail 0.7.2``), None when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return f"Sail {metadata.version('pysail')}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def sail_environment() -> dict[str, str]:
     """Catalogs as on a Unity Catalog workspace: ``main`` (the default) and ``hive_metastore``."""
     catalogs = ", ".join(

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_CLUSTER_ID",
     "DEFAULT_SCHEMA",
     "ENDPOINT_VARIABLE",
+    "ENGINE_VARIABLE",
     "INSTALL_HINT",
     "WAREHOUSE_VARIABLE",
     "catalog_file",
@@ -32,6 +33,8 @@ __all__ = [
 #: existing cluster use its engine.
 DEFAULT_CLUSTER_ID = "0000-000000-local"
 ENDPOINT_VARIABLE = "ORCH_SPARK_ENDPOINT_FILE"
+#: the engine's name and version, as the kernel's messages give it (``Sail 0.7.2``)
+ENGINE_VARIABLE = "ORCH_SPARK_ENGINE"
 WAREHOUSE_VARIABLE = "ORCH_SPARK_WAREHOUSE"
 CATALOG_VARIABLE = "ORCH_SPARK_CATALOG"
 #: Databricks' default catalog on a Unity Catalog workspace, and its default schema.
@@ -59,11 +62,17 @@ def engine_dir(state_dir: Path, cluster_id: str) -> Path:
     return spark_root(state_dir) / "engines" / safe
 
 
-def kernel_variables(state_dir: Path, cluster_id: str) -> dict[str, str]:
-    """The ``ORCH_SPARK_*`` variables a kernel on ``cluster_id`` needs to reach its engine."""
+def kernel_variables(state_dir: Path, cluster_id: str, engine: str | None) -> dict[str, str]:
+    """The ``ORCH_SPARK_*`` variables a kernel on ``cluster_id`` needs to reach its engine.
+    ``engine`` names the engine (``Sail 0.7.2``), None when this host has none: the kernel,
+    which runs in its runtime profile's environment and cannot see the host's packages, then
+    gets no endpoint and falls back as ``spark_session`` says."""
     cluster_id = cluster_id or DEFAULT_CLUSTER_ID
-    return {
-        ENDPOINT_VARIABLE: str(engine_dir(state_dir, cluster_id) / "endpoint.json"),
+    variables = {
         WAREHOUSE_VARIABLE: str(warehouse_dir(state_dir)),
         CATALOG_VARIABLE: str(catalog_file(state_dir)),
     }
+    if engine is not None:
+        variables[ENDPOINT_VARIABLE] = str(engine_dir(state_dir, cluster_id) / "endpoint.json")
+        variables[ENGINE_VARIABLE] = engine
+    return variables

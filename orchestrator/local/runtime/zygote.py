@@ -36,13 +36,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from orchestrator.local.runtime.launch import KERNEL_DIR
+from orchestrator.local.runtime.kernel_process import KernelStartError
+from orchestrator.local.runtime.launch import KERNEL_DIR, kernel_python
 from orchestrator.local.runtime.lifetime import die_with_parent, forget_process, record_process
 
 if TYPE_CHECKING:
@@ -147,17 +147,24 @@ class Zygote:
         check: Callable[[], None] | None = None,
         owned_dir: Path | None = None,
         preload: Sequence[str] = (),
+        python: Path | None = None,
     ) -> Zygote:
         """Start the zygote with ``env`` in ``cwd`` (its own output goes to ``log_file``) and
         wait until it has made its imports; ``check`` is called while waiting, and whatever it
         raises propagates (the zygote is killed). It dies with the calling thread.
         ``owned_dir`` (its home, say) is deleted when it is closed, or when it fails to start.
-        ``preload``: modules imported beyond ipykernel's, which its kernels then start with."""
+        ``preload``: modules imported beyond ipykernel's, which its kernels then start with.
+        ``python``: the interpreter it (and so every kernel it forks) runs on; the default
+        runtime profile's (:func:`.launch.kernel_python`) when None."""
         cwd.mkdir(parents=True, exist_ok=True)
+        try:
+            interpreter = python or kernel_python()
+        except KernelStartError as exc:
+            raise ZygoteError(str(exc)) from exc
         with log_file.open("wb") as log:
             try:
                 process = subprocess.Popen(
-                    [sys.executable, str(_SCRIPT), *preload],
+                    [str(interpreter), str(_SCRIPT), *preload],
                     cwd=cwd,
                     env=dict(env),
                     stdin=subprocess.PIPE,
