@@ -61,6 +61,7 @@ def test_a_stray_pip_goes_to_the_runs_prefix_and_source_builds_keep_working(
 ) -> None:
     """No ``PIP_TARGET`` (it breaks pip's isolated build environments); ``PIP_PREFIX`` is a
     prefix whose site-packages is the run's ``%pip`` folder."""
+    import json
     import sys
     import sysconfig
 
@@ -84,4 +85,5 @@ def test_a_stray_pip_goes_to_the_runs_prefix_and_source_builds_keep_working(
     assert Path(purelib).resolve() == target.resolve()
     assert env["PATH"].split(":")[:2] == [str(target / "bin"), str(prefix / "bin")]
     assert env["ORCH_PIP_TARGET"] == str(target)
-    assert env["ORCH_PIP_COMMAND"].startswith(f'["{sys.executable}", "-m"')
+    command = json.loads(env["ORCH_PIP_COMMAND"])
+    assert command[:2] == [sys.executable, "-I"] and "runtime.pip_main" in command[-1]

@@ -74,5 +74,14 @@ def stray_pip_variables(target: Path, python: str, base_path: str) -> dict[str, 
 
 def pip_command() -> str:
     """``ORCH_PIP_COMMAND``: the command (JSON list) a kernel runs for ``%pip install``: the
-    runtime's installer (:mod:`.pip_main`) in the orchestrator's interpreter, which has uv."""
-    return json.dumps([sys.executable, "-m", "orchestrator.local.runtime.pip_main"])
+    runtime's installer (:mod:`.pip_main`) in the orchestrator's interpreter, which has uv.
+
+    Isolated (``-I``) from the kernel's environment, whose ``PYTHONPATH`` holds a package
+    folder named ``orchestrator`` with only the kernel's code in it; the orchestrator's own
+    package is put first on the path by name instead."""
+    root = str(Path(__file__).resolve().parents[3])  # the folder holding ``orchestrator/``
+    program = (
+        f"import runpy, sys; sys.path.insert(0, {root!r}); "
+        "runpy.run_module('orchestrator.local.runtime.pip_main', run_name='__main__')"
+    )
+    return json.dumps([sys.executable, "-I", "-c", program])
