@@ -356,7 +356,7 @@ def make_repo(root: Path, per_language: int) -> Path:
             {
                 "task_key": key,
                 "existing_cluster_id": "${cluster_id}",
-                "notebook_task": {"notebook_path": f"notebooks/{key}"},
+                "notebook_task": {"notebook_path": key},  # relative to paths.notebooks
             }
             for key in tasks
         ],
