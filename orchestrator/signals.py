@@ -14,13 +14,22 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager, suppress
 from types import FrameType
+from typing import TypeVar
 
 from orchestrator.errors import EXIT_CANCELLED_SIGINT, EXIT_CANCELLED_SIGTERM
 
-__all__ = ["HARD_EXIT_AFTER", "BuildCancelled", "at_stake", "cancel_on_signals", "shielded"]
+__all__ = [
+    "HARD_EXIT_AFTER",
+    "BuildCancelled",
+    "at_stake",
+    "cancel_on_signals",
+    "shielded",
+    "submit_all",
+]
 
 #: the signal that ends the process without finishing the cleanup (the third one)
 HARD_EXIT_AFTER = 3
@@ -149,6 +158,30 @@ def shielded() -> Iterator[None]:
             _pending.clear()
         if signum is not None:
             raise BuildCancelled(signum)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def submit_all(pool: Executor, work: Callable[[_T], _R], items: Iterable[_T]) -> list[Future[_R]]:
+    """``work`` for every item, submitted to ``pool`` with signals held back.
+
+    A signal raised inside ``submit`` can interrupt the start of the pool's next worker thread,
+    which then runs without the pool knowing of it: leaving the pool does not wait for it, and
+    its work (a folder made, a file sent) lands after the build has cleaned up. Held back, the
+    signal is raised once everything is submitted; what had not started yet is cancelled, so
+    leaving the pool waits only for the work under way."""
+    futures: list[Future[_R]] = []
+    try:
+        with shielded():
+            for item in items:
+                futures.append(pool.submit(work, item))
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    return futures
 
 
 @contextmanager

@@ -284,3 +284,36 @@ def test_the_grace_period_ends_a_stuck_cleanup(tmp_path: Path) -> None:
     assert done.returncode == 143
     assert "cleanup still running after 0.5 s" in done.stderr
     assert "may be left behind: workspace folder /x/y" in done.stderr
+
+
+def test_a_signal_while_submitting_work_waits_for_what_runs_and_cancels_the_rest() -> None:
+    """A signal in the middle of ``submit_all`` is raised once everything is submitted; what
+    had not started is cancelled, and leaving the pool waits for what had: no worker runs on
+    after the build has moved on to its cleanup."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    started, finished = [], []
+    gate = threading.Event()
+
+    def work(item: int) -> None:
+        started.append(item)
+        gate.wait(5)
+        finished.append(item)
+
+    def items() -> Iterator[int]:
+        for item in range(6):
+            if item == 3:
+                signal.raise_signal(signal.SIGTERM)  # handled in this (the main) thread, now
+            yield item
+
+    with (
+        signals.cancel_on_signals(),
+        pytest.raises(signals.BuildCancelled),
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        try:
+            signals.submit_all(pool, work, items())
+        finally:
+            gate.set()
+    assert sorted(finished) == sorted(started)  # every started item ended inside the pool
+    assert len(started) <= 2  # two workers: the others were cancelled, never run

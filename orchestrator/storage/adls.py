@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from orchestrator.abfss import parse_abfss
 from orchestrator.errors import InfrastructureError
 from orchestrator.files import atomic_writer
+from orchestrator.signals import submit_all
 from orchestrator.storage.base import StorageAuth, clean_prefix, list_tree
 from orchestrator.storage.blob_client import (
     MIB,
@@ -137,7 +138,7 @@ class AdlsStorage:
         with ThreadPoolExecutor(
             max_workers=min(self.concurrency, len(todo)), thread_name_prefix="adls"
         ) as pool:
-            futures = [pool.submit(work, item) for item in todo]
+            futures = submit_all(pool, work, todo)  # a signal leaves no unjoined worker
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 failed = next((f for f in futures if f in done and f.exception()), None)

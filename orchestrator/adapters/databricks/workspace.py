@@ -40,6 +40,7 @@ from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReport
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired, UsageError
 from orchestrator.ratelimit import TokenBucket
+from orchestrator.signals import submit_all
 
 if TYPE_CHECKING:
     from databricks.sdk.clock import Clock as SdkClock
@@ -331,15 +332,23 @@ class DatabricksWorkspace:
         """Create ``folders`` (leaves only, so no two calls create one parent), then import
         ``items`` with ``concurrency`` requests at a time; stops at the first failure."""
         workers = max(1, concurrency)
+        # submit_all: a signal never leaves a worker the pool would not wait for
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mkdirs") as pool:
-            list(pool.map(self._mkdirs, folders))
+            made = submit_all(pool, self._mkdirs, folders)
+            try:
+                for future in made:
+                    future.result()
+            except BaseException:
+                for f in made:
+                    f.cancel()
+                raise
 
         def send(item: DeployItem) -> None:
             self._import(item.target, item.source.read_bytes(), item.language)
 
         done = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy") as pool:
-            futures = [pool.submit(send, item) for item in items]
+            futures = submit_all(pool, send, items)
             try:
                 for future in as_completed(futures):
                     future.result()
