@@ -95,6 +95,13 @@ def serve_until_signal(ws: LocalWorkspace) -> int:
     return 0
 
 
+#: connections a benchmark's workspace serves at once. The benchmark keeps every scenario's
+#: clients, each holding its pool's connections open between requests (16-20 apiece, idle until
+#: the server's 60 s timeout), so the default bound (128) would refuse a later scenario's
+#: requests with 503s and measure the bound, not the work.
+BENCH_MAX_CONNECTIONS = 1024
+
+
 @dataclass
 class Server:
     """A running ``bench.server`` process."""
@@ -113,7 +120,7 @@ class Server:
         latency_ms: float = 20.0,
         max_workers: int = 8,
         env: dict[str, str] | None = None,
-        options: tuple[str, ...] = (),
+        options: tuple[str, ...] = ("--max-connections", str(BENCH_MAX_CONNECTIONS)),
     ) -> Server:
         argv = [
             sys.executable,

@@ -155,6 +155,8 @@ class WorkspaceApi:
             parts = names(target)
             if kind == "NOTEBOOK" and lang and git_folder_of(self.store, parent) is not None:
                 parts = (*parts[:-1], f"{parts[-1]}.{_EXTENSIONS[lang]}")  # as in Git
+            # where the object replaced is on disk, found before the new file can hide it
+            old = self._disk_parts(existing) if existing is not None else parts
             # the temporary file outside the tree: a kernel listing the folder never sees it
             fd, name = tempfile.mkstemp(dir=self.store.tmp_root, prefix="import-")
             temporary = Path(name)
@@ -165,7 +167,7 @@ class WorkspaceApi:
                     self.store.workspace_tree.place(temporary, parts)
             finally:
                 temporary.unlink(missing_ok=True)
-            if existing is not None and (old := self._disk_parts(existing)) != parts:
+            if old != parts:
                 with _mirror(target):
                     self.store.workspace_tree.remove(old)  # a notebook now in another file
             self.store.put_object(self._new_row(target, kind, lang, len(data)))
