@@ -104,10 +104,14 @@ class Workspace:
                 time.sleep(0.2)
         raise OSError(f"the workspace did not restart on port {port}")
 
-    def client(self) -> WorkspaceClient:
+    def client(self, *, retry_timeout_seconds: int | None = None) -> WorkspaceClient:
         from databricks.sdk import WorkspaceClient
+        from databricks.sdk.config import Config
 
-        return WorkspaceClient(host=self.url, token=self.token, auth_type="pat")
+        config = Config(host=self.url, token=self.token, auth_type="pat")
+        if retry_timeout_seconds is not None:
+            config.retry_timeout_seconds = retry_timeout_seconds
+        return WorkspaceClient(config=config)
 
 
 @dataclass
@@ -145,8 +149,10 @@ class Chaos:
 
 
 def _kill_when_running(chaos: Chaos, outcome: Outcome, done: threading.Event) -> None:
-    """SIGKILL the build's workspace as soon as its run exists, then restart it."""
-    client = outcome.workspace.client()
+    """SIGKILL the build's workspace as soon as its run exists, then restart it. The poll gives
+    up on an injected fault at once (a short retry budget) and polls again: the SDK's own
+    backoff could sleep past a short run, and the kill would never come."""
+    client = outcome.workspace.client(retry_timeout_seconds=1)
     while not done.is_set():
         try:
             active = list(client.jobs.list_runs(active_only=True))
