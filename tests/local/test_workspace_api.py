@@ -155,6 +155,20 @@ def test_delete_non_empty_folder_needs_recursive(client) -> None:  # type: ignor
         client.workspace.delete("/d")
 
 
+def test_a_recursive_delete_takes_only_what_is_under_the_path(client) -> None:  # type: ignore[no-untyped-def]
+    """Paths compare as they are: deleting /c/B leaves /c/b, /c/B0 and /c/B_x (a prefix match
+    that ignored case, or took ``_`` for any character, would take them)."""
+    for folder in ("/c/B/sub", "/c/b/sub", "/c/B0", "/c/B_x"):
+        client.workspace.mkdirs(folder)
+        client.workspace.upload(f"{folder}/f.txt", b"x", format=ImportFormat.AUTO)
+    client.workspace.delete("/c/B", recursive=True)
+    left = sorted(o.path for o in client.workspace.list("/c"))
+    assert left == ["/c/B0", "/c/B_x", "/c/b"]
+    assert client.workspace.get_status("/c/b/sub/f.txt").object_type == ObjectType.FILE
+    with pytest.raises(NotFound):
+        client.workspace.get_status("/c/B/sub/f.txt")
+
+
 def test_json_accepted_whatever_the_json_content_type(workspace: LocalWorkspace) -> None:
     resp = requests.post(
         f"{workspace.url}/api/2.0/workspace/mkdirs",

@@ -44,7 +44,7 @@ from typing import Any
 
 from orchestrator.local.api.routing import Request, Router
 from orchestrator.local.state.api_error import ApiError, already_exists, bad_request, not_found
-from orchestrator.local.state.confined import Tree, names
+from orchestrator.local.state.confined import Tree, names, purge
 from orchestrator.local.state.limits import MAX_DBFS_PATH_BYTES, check_path
 from orchestrator.local.state.store import Store
 
@@ -351,7 +351,8 @@ class DbfsApi:
                     400, "IO_ERROR", f"The directory {path} is not empty (use recursive)"
                 )
             # a link is removed itself, never what it points to
-            self.tree.remove(parts)
+            _, doomed = self.tree.detach(parts)
+        purge(doomed)  # a large folder's files go after the lock: other requests go on
         return {}
 
     def move(self, req: Request) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 from orchestrator.local.api.routing import Request, Response, Router
 from orchestrator.local.state import notebook_format as notebooks
 from orchestrator.local.state.api_error import ApiError, already_exists, bad_request, not_found
-from orchestrator.local.state.confined import names
+from orchestrator.local.state.confined import names, purge
 from orchestrator.local.state.git_folders import GitFolders, git_folder_of
 from orchestrator.local.state.git_tree import notebook_file
 from orchestrator.local.state.limits import (
@@ -276,11 +276,12 @@ class WorkspaceApi:
                 raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"Folder ({path}) is not empty.")
             with _mirror(path):
                 # a link planted where the object was is removed, never followed
-                self.store.workspace_tree.remove(self._disk_parts(row))
+                _, doomed = self.store.workspace_tree.detach(self._disk_parts(row))
             if row.object_type in _FOLDERS and self.git_folders is not None:
                 for repo in self.git_folders.git.repos_under(path):
                     self.git_folders.forget(repo)
             self.store.delete_tree(path)
+        purge(doomed)  # a large folder's files go after the lock: other requests go on
         return {}
 
     def _disk_parts(self, row: ObjectRow) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from orchestrator.local.state.api_error import ApiError
 
-__all__ = ["SymlinkRefused", "Tree", "names"]
+__all__ = ["SymlinkRefused", "Tree", "names", "purge"]
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -196,22 +196,31 @@ class Tree:
     def remove(self, parts: Sequence[str]) -> bool:
         """Delete the object at ``parts``: a file or a link (the link itself, never its
         target), or a folder with everything in it. False when nothing was there."""
+        found, doomed = self.detach(parts)
+        purge(doomed)
+        return found
+
+    def detach(self, parts: Sequence[str]) -> tuple[bool, Path | None]:
+        """Take the object at ``parts`` out of the tree at once: a file or a link is unlinked
+        (the link itself, never its target), a folder is renamed into the trash. Returns
+        whether something was there, and the trash folder to :func:`purge` (None for a
+        file), so a caller that holds a lock while it changes the tree deletes a large
+        folder's contents after letting go of it."""
         try:
             with self.parent(parts) as (fd, name):
                 found = _lstat_at(fd, name)
                 if found is None:
-                    return False
+                    return False, None
                 if not stat.S_ISDIR(found.st_mode):
                     os.unlink(name, dir_fd=fd)
-                    return True
+                    return True, None
                 # renamed away first: the path is gone at once, however large the tree
                 doomed = Path(tempfile.mkdtemp(dir=self.trash, prefix="delete-"))
                 with self.folder_at(doomed) as trash_fd:
                     os.rename(name, "tree", src_dir_fd=fd, dst_dir_fd=trash_fd)
         except (FileNotFoundError, NotADirectoryError):
-            return False
-        shutil.rmtree(doomed, ignore_errors=True)  # rmtree never follows links
-        return True
+            return False, None
+        return True, doomed
 
     @staticmethod
     @contextmanager
@@ -221,6 +230,12 @@ class Tree:
             yield fd
         finally:
             os.close(fd)
+
+
+def purge(doomed: Path | None) -> None:
+    """Delete what :meth:`Tree.detach` moved to the trash (``rmtree`` never follows links)."""
+    if doomed is not None:
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _lstat_at(fd: int, name: str) -> os.stat_result | None:

@@ -57,19 +57,19 @@ class Documents:
 
     def items(self, kind: str, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
         """``(key, document)`` of a kind (whose keys start with ``prefix``), oldest first."""
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self.store.transaction() as db:
             rows = db.execute(
-                "SELECT key, data FROM documents WHERE kind = ? AND key LIKE ? ESCAPE '\\' "
+                "SELECT key, data FROM documents WHERE kind = ? AND substr(key, 1, ?) = ? "
                 "ORDER BY rowid",
-                (kind, escaped + "%"),
+                (kind, len(prefix), prefix),
             ).fetchall()
         return [(str(key), dict(json.loads(data))) for key, data in rows]
 
     def delete_prefix(self, kind: str, prefix: str) -> None:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        """Delete a kind's documents whose keys start with ``prefix``, compared as it is, case
+        and all (``LIKE`` would take ``A/`` for ``a/``)."""
         with self.store.transaction() as db:
             db.execute(
-                "DELETE FROM documents WHERE kind = ? AND key LIKE ? ESCAPE '\\'",
-                (kind, escaped + "%"),
+                "DELETE FROM documents WHERE kind = ? AND substr(key, 1, ?) = ?",
+                (kind, len(prefix), prefix),
             )

@@ -254,17 +254,21 @@ class Store:
         return [ObjectRow(*r) for r in rows]
 
     def delete_tree(self, path: str) -> None:
-        prefix = path.rstrip("/") + "/"
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        """Delete the object at ``path`` and everything under it.
+
+        "Under it" is the range of paths from ``path/`` up to ``path0`` (``0`` follows ``/``),
+        which the primary key's index answers and which compares case-sensitively, as the
+        paths are (``LIKE`` would scan the table and take ``/A/x`` for ``/a/x``)."""
+        below = (path.rstrip("/") + "/", path.rstrip("/") + "0")
         with self.transaction() as db:  # an object's permissions go with it
             db.execute(
                 "DELETE FROM grants WHERE object_id IN (SELECT object_id FROM objects "
-                "WHERE path = ? OR path LIKE ? ESCAPE '\\')",
-                (path, escaped + "%"),
+                "WHERE path = ? OR (path >= ? AND path < ?))",
+                (path, *below),
             )
             db.execute(
-                "DELETE FROM objects WHERE path = ? OR path LIKE ? ESCAPE '\\'",
-                (path, escaped + "%"),
+                "DELETE FROM objects WHERE path = ? OR (path >= ? AND path < ?)",
+                (path, *below),
             )
 
     # --- jobs ----------------------------------------------------------------------------
