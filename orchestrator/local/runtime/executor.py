@@ -62,6 +62,7 @@ from orchestrator.local.runtime.python_envs import (
     ensure_environment,
     environment_for,
 )
+from orchestrator.local.runtime.resolution_memo import configured_ttl
 from orchestrator.local.runtime.resolver import NotebookNotFound
 from orchestrator.local.state.notebook_format import (
     CELL_RUN_METADATA,
@@ -317,6 +318,7 @@ class _Run:
             env=tool_env(),
             max_bytes=configured_max_bytes(os.environ),
             use_uv=uses_uv(os.environ),
+            resolution_ttl=configured_ttl(os.environ),
         )
         install_libraries(plan, context=context, check=self.check, say=self.log.write)
 
