@@ -122,11 +122,23 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--faults", type=Path, help="JSON file of fault settings (latency, 429/503 rates...)"
     )
-    local_commands.add_parser(
+    setup = local_commands.add_parser(
         "setup",
         help="make the notebook runtime's Python environments (one per runtime profile)",
-        description="Makes the Python environment of every runtime profile from its lock, "
-        "once: kernels run notebooks in them. Fast when they are there already.",
+        description="Makes the Python environment of the default runtime profile (or of the "
+        "ones named) from its lock, once: kernels run notebooks in them. Another profile's is "
+        "made on the first run that needs it, which says so. Fast when they are there already.",
+    )
+    setup.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="a runtime version (16.4) or spark_version (16.4.x-scala2.12) whose environment to "
+        "make; repeatable. Default: the default runtime's",
+    )
+    setup.add_argument(
+        "--all", action="store_true", help="make every runtime profile's environment"
     )
     prune = local_commands.add_parser(
         "prune", help="delete old runs' documents and outputs, and empty the install caches"
@@ -385,7 +397,7 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.command == "local" and args.local_command == "setup":
             from orchestrator.services import setup_local
 
-            return setup_local(out=sys.stdout)
+            return setup_local(out=sys.stdout, profiles=args.profile, every=args.all)
         if args.command == "local" and args.local_command == "prune":
             from orchestrator.services import prune_local
 

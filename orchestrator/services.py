@@ -19,7 +19,7 @@ import contextlib
 import fcntl
 import logging
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,21 +286,27 @@ def serve_local(
     return EXIT_OK
 
 
-def setup_local(*, out: TextIO) -> int:
-    """``orchestrator local setup``: make every runtime profile's Python environment that is
-    missing (a line each as it goes), and say where they are. Idempotent: a second run only
-    looks (milliseconds)."""
+def setup_local(*, out: TextIO, profiles: Sequence[str] = (), every: bool = False) -> int:
+    """``orchestrator local setup``: make the Python environment of the default runtime
+    profile, of the ``profiles`` named, or of ``every`` locked one, where missing (a line each
+    as it goes), and say where they are. Only the default by default: CI and a first setup pay
+    for one environment, and a run on another runtime makes its own on first use. Idempotent:
+    a second run only looks (milliseconds)."""
     from orchestrator.local.runtime.python_envs import (
         RuntimeEnvError,
         ensure_environment,
-        locked_environments,
+        select_environments,
     )
 
     def say(line: str) -> None:
         out.write(f"{line}\n")
         out.flush()
 
-    for environment in locked_environments():
+    try:
+        environments = select_environments(profiles, every=every)
+    except ValueError as exc:
+        raise UsageError(f"local setup: {exc}") from None
+    for environment in environments:
         try:
             python = ensure_environment(environment, progress=say)
         except RuntimeEnvError as exc:

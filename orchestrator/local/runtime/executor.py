@@ -11,6 +11,7 @@ the kernels' whole process trees.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -56,7 +57,12 @@ from orchestrator.local.runtime.outputs import (
     one_line,
     strip_ansi,
 )
-from orchestrator.local.runtime.python_envs import environment_for
+from orchestrator.local.runtime.python_envs import (
+    RuntimeEnvError,
+    ensure_environment,
+    environment_for,
+)
+from orchestrator.local.runtime.resolution_memo import configured_ttl
 from orchestrator.local.runtime.resolver import NotebookNotFound
 from orchestrator.local.state.notebook_format import (
     CELL_RUN_METADATA,
@@ -312,6 +318,7 @@ class _Run:
             env=tool_env(),
             max_bytes=configured_max_bytes(os.environ),
             use_uv=uses_uv(os.environ),
+            resolution_ttl=configured_ttl(os.environ),
         )
         install_libraries(plan, context=context, check=self.check, say=self.log.write)
 
@@ -321,12 +328,13 @@ class _Run:
         """A kernel of ``language`` for this run (pooled, or started), with the run's
         environment and the shims loaded; kept as ``self.<role>`` from the moment it exists,
         so the run kills it whatever happens next."""
+        # first: a runtime whose environment is not made yet is made here, saying so in the log
+        python = self.runtime_python() if language == "PYTHON" else None
         run_env = kernel_run_env(
             self.request, control_dir=self.control_dir, pip_target=self.pip_target
         )
         notebook_dir = self.request.notebook.file.parent
         cwd = notebook_dir if notebook_dir.is_dir() else self.request.scratch_dir
-        python = self.runtime_python() if language == "PYTHON" else None
         # the pool's kernels run on the default runtime's interpreter; another's starts its own
         pool = self.kernels if python is None or python == kernel_python() else None
         pooled = None
@@ -370,11 +378,17 @@ class _Run:
         cluster's ``spark_version``); a runtime without a library set of its own takes the
         nearest one's, and the run's log says so."""
         spark_version = self.request.environment.get("ORCH_SPARK_VERSION")
-        _environment, note = environment_for(spark_version)
+        environment, note = environment_for(spark_version)
         if note is not None and not self.noted_runtime:
             self.noted_runtime = True
             self.log.write(note + "\n")
             _note_once(note)
+        if not environment.ready:
+            # a runtime other than the default is set up on its first run (a minute at most
+            # from uv's cache): the run's output says why it waits
+            # a failure is kernel_python's to raise again, as a kernel start error
+            with contextlib.suppress(RuntimeEnvError):
+                ensure_environment(environment, progress=lambda line: self.log.write(line + "\n"))
         return kernel_python(spark_version)
 
     def silent(self, kernel: Kernel, language: Language, what: str, code: str) -> None:

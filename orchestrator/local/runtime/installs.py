@@ -7,7 +7,9 @@ state dir) when uv is there and understands the arguments, else with pip, saying
 
 * the first install into an empty folder is resolved first (``uv pip compile``); the
   environment built for that resolution is kept in :mod:`.env_cache` and a later run with the
-  same resolution gets a hard-linked copy of it instead of an install;
+  same resolution gets a hard-linked copy of it instead of an install; the same requirements
+  again within ten minutes take that resolution without asking the index again
+  (:mod:`.resolution_memo`, which says what that costs);
 * a later install into a folder that already holds packages (a second ``%pip`` cell) is a
   plain ``uv pip install --target``, which keeps what is there and adds to it;
 * requirements that name a local file are keyed by the file's content; directories, editable
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.local.runtime.env_cache import EnvCache, cache_root, link_tree, resolution_key
+from orchestrator.local.runtime.resolution_memo import DEFAULT_TTL, ResolutionMemo, memo_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -67,6 +70,7 @@ class InstallContext:
     env: Mapping[str, str] = field(default_factory=dict)  # without credentials
     max_bytes: int | None = None  # the environment cache's bound (None: the default)
     use_uv: bool = True  # False: pip (``ORCHESTRATOR_LOCAL_INSTALLER=pip``)
+    resolution_ttl: float = DEFAULT_TTL  # seconds a resolution is reused (:mod:`.resolution_memo`)
 
 
 @dataclass
@@ -276,16 +280,33 @@ def _install_uv(
             raise InstallError(f"uv pip install failed: {_last_error(output, f'exit {code}')}")
         return
     pinned_file = context.work_dir / f"resolved-{os.getpid()}-{id(parsed)}.txt"
-    compile_command = [*base, "compile", *python, "--no-header", "--no-annotate", "--quiet"]
-    compile_command += [*sources, "-o", str(pinned_file)]
-    code, output = run(compile_command, env)
-    if code:
-        raise InstallError(f"cannot resolve the requirements: {_last_error(output, 'uv failed')}")
-    pinned = [
-        line.strip()
-        for line in pinned_file.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    memo = ResolutionMemo(cache_root(context.state_dir), ttl=context.resolution_ttl)
+    memo_as = memo_key(
+        parsed.requirements,
+        parsed.options,
+        parsed.install_only,
+        python=context.python,
+        index_env={k: v for k, v in env.items() if k in _INDEX_VARIABLES},
+    )
+    recalled = None if memo_as is None else memo.recall(memo_as)
+    if memo_as is not None and recalled is not None:
+        pinned = recalled
+        pinned_file.write_text("".join(f"{line}\n" for line in pinned), encoding="utf-8")
+        say(f"Resolved as before ({len(pinned)} packages, resolution memo {memo_as[:12]})\n")
+    else:
+        compile_command = [*base, "compile", *python, "--no-header", "--no-annotate", "--quiet"]
+        compile_command += [*sources, "-o", str(pinned_file)]
+        code, output = run(compile_command, env)
+        if code:
+            reason = _last_error(output, "uv failed")
+            raise InstallError(f"cannot resolve the requirements: {reason}")
+        pinned = [
+            line.strip()
+            for line in pinned_file.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+        if memo_as is not None:
+            memo.remember(memo_as, pinned)
     facts = _resolution_facts(pinned, parsed, context)
     cache = EnvCache(cache_root(context.state_dir), **_bound(context))
     if facts is not None:
@@ -315,6 +336,10 @@ def _install_uv(
     code, output = run([*command, *_index_options(parsed.options), *parsed.install_only], env)
     if code:
         raise InstallError(f"uv pip install failed: {_last_error(output, f'exit {code}')}")
+
+
+#: the variables that name the index uv resolves against (:func:`_tool_env`)
+_INDEX_VARIABLES = frozenset({"UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX"})
 
 
 def _index_options(options: Sequence[str]) -> list[str]:

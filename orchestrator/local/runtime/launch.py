@@ -32,6 +32,7 @@ from orchestrator.local.runtime.python_envs import (
     environment_for,
     runtimes_root,
 )
+from orchestrator.local.runtime.resolution_memo import configured_ttl
 from orchestrator.local.runtime.run_env import pip_command, stray_pip_variables
 from orchestrator.local.runtime.spark_engines import engine_label
 from orchestrator.local.runtime.spark_locations import kernel_variables
@@ -216,6 +217,8 @@ def kernel_run_env(
         ORCH_PIP_TARGET=str(pip_target),
         ORCH_STATE_DB=str(request.state_db),
         ORCH_ENV_CACHE_MAX_BYTES=str(configured_max_bytes(os.environ)),
+        # read by the kernel's %pip (pip_main): the server's setting, which kernels do not see
+        ORCH_RESOLUTION_TTL=str(configured_ttl(os.environ)),
     )
     if uses_uv(os.environ):  # else the kernel's %pip is pip itself, with --target
         env["ORCH_PIP_COMMAND"] = pip_command()

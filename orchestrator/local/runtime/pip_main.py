@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.local.runtime.installs import InstallContext, InstallError, install
+from orchestrator.local.runtime.resolution_memo import TTL_VARIABLE, configured_ttl
 
 __all__ = ["main"]
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=options.work_dir,
         env=dict(os.environ),
         max_bytes=options.max_bytes,
+        # the workspace's window (``launch.kernel_run_env`` passes it on)
+        resolution_ttl=configured_ttl({TTL_VARIABLE: os.environ.get("ORCH_RESOLUTION_TTL", "")}),
     )
     try:
         install(args, context, run=_stream, say=_say)

@@ -25,6 +25,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "runtime-profiles.md"
 _SECTION = re.compile(r"#\s*---\s*(.+?)\s*---")
 _REQUIREMENT = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
+_URL = re.compile(r"https?://[^\s)]+")
 
 
 @dataclass
@@ -70,6 +71,13 @@ def _sections(text: str) -> list[_Section]:
     return sections
 
 
+def _sources(text: str) -> list[str]:
+    """The addresses the ``.in`` file's header (before its first section) names: where its
+    list was taken from, so the page names it too."""
+    header = _SECTION.split(text, maxsplit=1)[0]
+    return [url.rstrip(".,;") for url in _URL.findall(header)]
+
+
 def _locked_versions(lock: str) -> dict[str, str]:
     return {_canonical(name): version for name, version in _PIN.findall(lock)}
 
@@ -111,6 +119,9 @@ def render() -> str:
             f"From `profiles/{version}.in` (its header names the source), locked in "
             f"`profiles/{version}.txt` ({len(locked)} packages with their dependencies)."
         )
+        sources = _sources(source)
+        if sources:
+            out += ["", "Source: " + ", ".join(f"<{url}>" for url in sources)]
         for section in _sections(source):
             out += ["", f"### {section.title[:1].upper()}{section.title[1:]}", ""]
             if section.lines:

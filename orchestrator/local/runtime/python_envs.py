@@ -16,8 +16,10 @@ folder. An environment
 is complete once its ``.complete`` file exists (written last), so a half-made one (a killed
 setup) is made again; a file lock keeps two processes from making the same one at once.
 
-``orchestrator local setup`` makes them ahead (``.ci/setup`` calls it); a kernel start that
-finds its environment missing makes it then, saying so in one log line before and one after.
+``orchestrator local setup`` makes the default runtime's ahead (``.ci/setup`` calls it), and
+others' when named (``--profile 16.4``, ``--all``); a kernel start that finds its environment
+missing makes it then, saying so in one line before and one after (in the run's output too,
+:meth:`.executor` ``runtime_python``).
 From uv's warm cache that takes 10-15 s to install and as long again to compile the bytecode
 (a minute on a loaded 2-core machine); a machine that downloads the wheels (~300 MB) takes
 longer.
@@ -44,9 +46,10 @@ from orchestrator.local.runtime.spark_versions import (
     RuntimeProfile,
     environment_profile,
 )
+from orchestrator.local.runtime.spark_versions import profile as profile_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
 __all__ = [
     "PROFILE_DIR",
@@ -56,6 +59,7 @@ __all__ = [
     "environment_for",
     "locked_environments",
     "runtimes_root",
+    "select_environments",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,6 +128,32 @@ def locked_environments(*, root: Path | None = None) -> list[PythonEnvironment]:
         if profile.locked and profile.version not in seen:
             seen[profile.version] = _environment(profile, root)
     return list(seen.values())
+
+
+def select_environments(
+    names: Sequence[str], *, every: bool = False, root: Path | None = None
+) -> list[PythonEnvironment]:
+    """The environments ``orchestrator local setup`` makes: every locked profile's, those
+    named (a runtime version, ``16.4``, or a ``spark_version`` key), or the default
+    runtime's. A name with no library set of its own is refused, naming the ones there are
+    (the nearest profile's environment is not what its user asked for)."""
+    everything = locked_environments(root=root)
+    if every:
+        return everything
+    if not names:
+        return [environment_for(None, root=root)[0]]
+    by_version = {e.profile.version: e for e in everything}
+    chosen: dict[str, PythonEnvironment] = {}
+    for name in names:
+        found = profile_of(name)
+        version = found.version if found is not None else name
+        if version not in by_version:
+            raise ValueError(
+                f"{name!r} is no runtime with a local library set; those with one: "
+                + ", ".join(sorted(by_version))
+            )
+        chosen.setdefault(version, by_version[version])
+    return list(chosen.values())
 
 
 def uv_binary() -> str:

@@ -55,8 +55,12 @@ PROFILES: tuple[RuntimeProfile, ...] = (
     RuntimeProfile(
         "15.4.x-scala2.12", "15.4", "3.5.0", "2.12", lts=True, python="3.11", locked=True
     ),
-    RuntimeProfile("16.4.x-scala2.12", "16.4", "3.5.2", "2.12", lts=True, python="3.12"),
-    RuntimeProfile("16.4.x-scala2.13", "16.4", "3.5.2", "2.13", lts=True, python="3.12"),
+    RuntimeProfile(
+        "16.4.x-scala2.12", "16.4", "3.5.2", "2.12", lts=True, python="3.12", locked=True
+    ),
+    RuntimeProfile(
+        "16.4.x-scala2.13", "16.4", "3.5.2", "2.13", lts=True, python="3.12", locked=True
+    ),
     RuntimeProfile("17.3.x-scala2.13", "17.3", "4.0.0", "2.13", lts=True, python="3.12"),
     RuntimeProfile("18.0.x-scala2.13", "18.0", "4.1.0", "2.13", lts=False, python="3.12"),
 )
