@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config.context import BuildContext
@@ -42,6 +43,7 @@ __all__ = [
     "register_intent",
     "register_models",
     "test_summary",
+    "versions_document",
 ]
 
 #: the experiment of a ``source: file`` run, under the repo's orchestrator folder (which
@@ -186,8 +188,9 @@ def register_models(
     return done
 
 
-def intent_document(intent: RegisterIntent | None) -> dict[str, Any] | None:
-    """What ``orchestrator plan`` shows under ``models.register``."""
+def intent_document(intent: RegisterIntent | None, root: Path) -> dict[str, Any] | None:
+    """What ``orchestrator plan`` shows under ``models.register`` (``path`` relative to the
+    repo root ``root``)."""
     if intent is None:
         return None
     register = intent.register
@@ -195,13 +198,20 @@ def intent_document(intent: RegisterIntent | None) -> dict[str, Any] | None:
         "name": register.name,
         "registry": register.registry,
         "source": register.source,
-        "path": str(register.path) if register.path is not None else None,
+        "path": _relative(register.path, root) if register.path is not None else None,
         "alias": register.alias,
         "branches": list(register.branches),
         "experiment": register.experiment,
         "registers": intent.allowed,
         "reason": intent.reason,
     }
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def versions_document(versions: Sequence[RegisteredVersion]) -> list[dict[str, str | None]]:

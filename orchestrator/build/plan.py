@@ -389,7 +389,7 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
         "local_dbfs": {k: display_path(v, root) for k, v in plan.config.local.dbfs.items()},
         "tasks": list(plan.tasks),
         "idempotency_token": plan.idempotency_token,
-        "models": {"register": intent_document(plan.register)},
+        "models": {"register": intent_document(plan.register, root)},
     }
 
 
