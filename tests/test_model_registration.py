@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from orchestrator.adapters.databricks import DatabricksWorkspace
 from orchestrator.build.model_registration import passed, register_intent
 from orchestrator.build.model_registration import test_summary as summary_line
+from orchestrator.cleanup.execute import cleanup
+from orchestrator.cleanup.model import CleanupOptions
+from orchestrator.cleanup.policy import Policy
 from orchestrator.cli import main
 from orchestrator.config.context import BuildContext
 from orchestrator.config.schema import BuildConfig
 from orchestrator.local.server import LocalWorkspace
-from tests.buildkit import build, command, remote_args
-from tests.conftest import TOKEN
+from orchestrator.storage.folder import LocalFolderStorage
+from tests.buildkit import BUILD_ROOT, build, command, remote_args
+from tests.conftest import TOKEN, sdk_client
 from tests.tools import require_mlflow
 
 REGISTER = [
@@ -55,6 +61,11 @@ def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ref: str) -> dict[st
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return files
+
+
+def json_document(out: str) -> dict[str, Any]:
+    """The ``--json`` document (after the ``::add-mask::`` line GitHub Actions gets)."""
+    return dict(json.loads(out[out.index("{") :]))
 
 
 def mlflow_get(ws: LocalWorkspace, path: str, **query: str) -> dict[str, Any]:
@@ -210,6 +221,7 @@ LOG_A_RUN = (
     'mlflow.set_experiment("/Shared/registration-test")\n'
     "with mlflow.start_run():\n"
     '    mlflow.log_metric("checked", 1.0)\n'
+    "\n# COMMAND ----------\n"
 )
 
 
@@ -224,12 +236,15 @@ def test_a_main_build_registers_a_version_with_its_lineage_and_cleanup_keeps_it(
 ) -> None:
     require_mlflow()
     notebook = project / "databricks" / "tests" / "run_pytest.py"
-    notebook.write_text(notebook.read_text() + LOG_A_RUN)  # a task that logs an MLflow run
+    text = notebook.read_text()  # a task that logs an MLflow run before it exits
+    notebook.write_text(
+        text.replace("\ndbutils.notebook.exit(", LOG_A_RUN + "\ndbutils.notebook.exit(")
+    )
     files = github(monkeypatch, tmp_path, "refs/heads/main")
     code = build(project, "--build-id", "m1", "--json", *remote_args(server), *REGISTER)
     out = capsys.readouterr().out
     assert code == 0, out
-    document = json.loads(out)
+    document = json_document(out)
     (version,) = document["models"]["registered"]
     assert (version["name"], version["version"], version["alias"]) == (
         "churn_model",
@@ -260,18 +275,19 @@ def test_a_main_build_registers_a_version_with_its_lineage_and_cleanup_keeps_it(
     experiment = mlflow_get(
         server, "experiments/get-by-name", experiment_name="/Shared/registration-test"
     )["experiment"]["experiment_id"]
-    argv = [
-        "cleanup",
-        "--config",
-        str(project / "orchestrator.yml"),
-        *remote_args(server),
-        "--keep-last",
-        "0",
-        "--set",
-        "models.cleanup_runs=true",
-    ]
-    assert main(argv) == 0
-    assert "1 MLflow run" in capsys.readouterr().out
+    client = sdk_client(server)
+    report = cleanup(
+        tree=DatabricksWorkspace(client),
+        storage=LocalFolderStorage(project / ".orchestrator" / "storage"),
+        runs=DatabricksWorkspace(client),
+        root=BUILD_ROOT,
+        storage_root=str(project / ".orchestrator" / "storage"),
+        options=CleanupOptions(Policy(keep_last=0), mlflow_runs=True),
+        now=datetime.now(UTC) + timedelta(days=30),  # past the minimum age
+        models=DatabricksWorkspace(client),
+    )
+    (deleted,) = report.deleted
+    assert (deleted.build_id, deleted.job, deleted.mlflow_runs) == ("m1", True, 1)
     left = requests.post(
         f"{server.url}/api/2.0/mlflow/runs/search",
         json={"experiment_ids": [experiment]},
@@ -319,6 +335,6 @@ def test_a_failed_build_registers_nothing(
     test_file.write_text(test_file.read_text() + "\n\ndef test_broken():\n    assert False\n")
     github(monkeypatch, tmp_path, "refs/heads/main")
     assert build(project, "--build-id", "f1", "--json", *remote_args(server), *REGISTER) == 1
-    document = json.loads(capsys.readouterr().out)
+    document = json_document(capsys.readouterr().out)
     assert document["models"] == {"registered": []}
     assert not server.mlflow.running

@@ -158,9 +158,7 @@ def _report(
             out.write(json.dumps(document, indent=2) + "\n")
         else:
             publish(result.summary, out=out, environ=environ, run_url=result.run_url)
-    if registered and not json_output:
-        publish_models(registered, out=out, environ=environ)
-    elif registered:
-        publish_models(registered, out=None, environ=environ)
     elif json_output:
         out.write(json.dumps(fallback) + "\n")
+    # with --json the document holds them: only the CI's step outputs are written
+    publish_models(registered, out=None if json_output else out, environ=environ)
