@@ -11,6 +11,7 @@ Databricks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
         DeployItem,
         Entry,
         Grant,
+        LoggedModel,
         Polling,
+        RegisteredVersion,
         RunView,
         TaskOutput,
     )
@@ -28,7 +31,14 @@ if TYPE_CHECKING:
     from orchestrator.clock import Clock
     from orchestrator.ratelimit import TokenBucket
 
-__all__ = ["BuildWorkspace", "LocalAdmin", "RunControl", "Workspace", "WorkspaceTree"]
+__all__ = [
+    "BuildWorkspace",
+    "LocalAdmin",
+    "ModelRegistry",
+    "RunControl",
+    "Workspace",
+    "WorkspaceTree",
+]
 
 
 class WorkspaceTree(Protocol):
@@ -155,7 +165,47 @@ class BuildWorkspace(Protocol):
     def restrict(self, path: str, principal: str) -> None: ...
 
 
-class Workspace(BuildWorkspace, WorkspaceTree, RunControl, Protocol):
+class ModelRegistry(Protocol):
+    """MLflow as the build's ``models.register`` step and cleanup's ``models.cleanup_runs``
+    use it: the workspace's own MLflow, over its REST API."""
+
+    def job_models(
+        self, task_run_ids: Sequence[int], *, experiment: str | None
+    ) -> list[LoggedModel]:
+        """The models the MLflow runs of these task runs logged (MLflow's tag
+        ``mlflow.databricks.jobRunID``), in ``experiment`` or in every experiment."""
+        ...
+
+    def log_model_file(
+        self, *, experiment: str, file: Path, run_name: str, tags: Mapping[str, str]
+    ) -> LoggedModel:
+        """``file`` logged as an MLflow model by a run of its own in ``experiment``."""
+        ...
+
+    def register_model(
+        self,
+        *,
+        registry: str,
+        name: str,
+        model: LoggedModel,
+        tags: Mapping[str, str],
+        alias: str | None,
+    ) -> RegisteredVersion:
+        """A new, tagged version of ``name`` (``workspace`` or ``unity-catalog`` registry),
+        ready, with ``alias`` set on it."""
+        ...
+
+    def build_task_runs(self, repo: str, build_id: str) -> list[int]:
+        """The task runs of the runs of a build's job."""
+        ...
+
+    def delete_mlflow_runs(self, task_run_ids: Sequence[int], *, experiment: str | None) -> int:
+        """Delete the MLflow runs these task runs logged, keeping any a model version was
+        registered from; how many were deleted."""
+        ...
+
+
+class Workspace(BuildWorkspace, WorkspaceTree, RunControl, ModelRegistry, Protocol):
     """Everything the build, the step commands and cleanup ask of a workspace."""
 
     #: throttles listing and reading (cleanup's discovery sets one: the service's rate limits)

@@ -18,11 +18,12 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.build.flow import execute
+from orchestrator.build.model_registration import versions_document
 from orchestrator.build.plan import BuildOptions, BuildPlan, BuildResult, plan_document, prepare
 from orchestrator.build.steps import describe, run_step
 from orchestrator.errors import EXIT_OK
 from orchestrator.layout import LOCAL_SERVE_PORT, LOCAL_STATE_DIR
-from orchestrator.results.publish import publish, publish_warning, to_json
+from orchestrator.results.publish import publish, publish_models, publish_warning, to_json
 
 __all__ = [
     "Invocation",
@@ -147,12 +148,17 @@ def _report(
 ) -> None:
     """The test results (the CI report, or with ``--json`` one document), or ``fallback`` as
     JSON when the command collected none."""
+    registered = versions_document(result.registered)
     if result.summary is not None:
         if json_output:
             document = to_json(result.summary, context=plan.context, run_url=result.run_url)
             document["exit_code"] = result.exit_code
+            if plan.register is not None:
+                document["models"] = {"registered": registered}
             out.write(json.dumps(document, indent=2) + "\n")
         else:
             publish(result.summary, out=out, environ=environ, run_url=result.run_url)
     elif json_output:
         out.write(json.dumps(fallback) + "\n")
+    # with --json the document holds them: only the CI's step outputs are written
+    publish_models(registered, out=None if json_output else out, environ=environ)

@@ -17,7 +17,7 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.adapters.databricks import Polling, RunView, platform_failure
@@ -25,6 +25,7 @@ from orchestrator.build.collect import collect_run, failures_for_the_ui
 from orchestrator.build.deploy_plan import kernel_languages, uses_spark
 from orchestrator.build.git_modes import GitRepo
 from orchestrator.build.local_outputs import start_outputs
+from orchestrator.build.model_registration import passed, register_models
 from orchestrator.build.plan import BuildPlan, BuildResult, display_path
 from orchestrator.build.progress import Progress
 from orchestrator.clock import Clock, SystemClock
@@ -52,6 +53,7 @@ __all__ = [
     "deploy_build",
     "execute",
     "prepare_cluster",
+    "register_step",
     "secure_build_root",
     "start_build_run",
 ]
@@ -202,9 +204,50 @@ def _steps(
     if platform is not None and exit_code in (EXIT_OK, EXIT_TESTS_FAILED):
         progress.step(PLATFORM_FAILED.format(exit=EXIT_INFRA, reason=platform))
         exit_code = EXIT_INFRA
+    exit_code, registered = register_step(plan, conn, build.run, summary, exit_code, progress)
     return BuildResult(
-        exit_code, build.run_id, build.run_url, summary, local_state=build.kept_state
+        exit_code,
+        build.run_id,
+        build.run_url,
+        summary,
+        local_state=build.kept_state,
+        registered=tuple(registered),
     )
+
+
+def register_step(
+    plan: BuildPlan,
+    conn: Connection,
+    run: RunView,
+    summary: Any,
+    exit_code: int,
+    progress: Progress,
+) -> tuple[int, list[Any]]:
+    """``models.register``, when configured: a passed build of a registering branch registers
+    its model; any other build says in one line why it does not. A registry failure is exit 3
+    (the platform's), and the results collected stand: the caller publishes them."""
+    intent = plan.register
+    if intent is None:
+        return exit_code, []
+    progress.step("register the model")
+    refusal = intent.reason if not intent.allowed else passed(exit_code, summary)
+    if refusal is not None:
+        progress.info(refusal)
+        return exit_code, []
+    try:
+        registered = register_models(
+            intent,
+            conn.workspace,
+            config=plan.config,
+            context=plan.context,
+            run=run,
+            summary=summary,
+            say=progress.info,
+        )
+    except InfrastructureError as exc:
+        progress.info(f"registering failed (exit {EXIT_INFRA}; the test results stand): {exc}")
+        return EXIT_INFRA, []
+    return exit_code, registered
 
 
 def _wind_down(

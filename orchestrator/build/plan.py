@@ -22,6 +22,11 @@ from orchestrator.adapters.databricks import DeployItem
 from orchestrator.build.changes import select_tasks
 from orchestrator.build.deploy_plan import DeployRules, plan_deploy
 from orchestrator.build.git_modes import GitRepo, git_repo, in_git_folder, on_git_source
+from orchestrator.build.model_registration import (
+    RegisterIntent,
+    intent_document,
+    register_intent,
+)
 from orchestrator.build.parameters import build_parameters, declare_parameters, job_values
 from orchestrator.build.test_frameworks import run_nutter_through_its_notebook
 from orchestrator.config.context import BuildContext, detect_context
@@ -82,6 +87,8 @@ class BuildPlan:
     idempotency_token: str
     warnings: tuple[str, ...] = ()  # one line each, shown before the build goes on
     git: GitRepo | None = None  # the repository and commit of a Git-mode build
+    #: what ``models.register`` will do for this build (None: not configured)
+    register: RegisterIntent | None = None
 
     @property
     def build_root(self) -> str:
@@ -141,6 +148,8 @@ class BuildResult:
     summary: Any = None  # ResultsSummary once collected
     document: dict[str, Any] = field(default_factory=dict)
     local_state: Path | None = None  # the kept local workspace state that holds the run
+    #: the model versions ``models.register`` registered (RegisteredVersion)
+    registered: tuple[Any, ...] = ()
 
 
 def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> BuildPlan:
@@ -158,6 +167,12 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
     repo = context.repo_name
     _check_storage_folder(config)
     _check_seeds(config)
+    intent = register_intent(config, context)
+    if intent is not None and intent.register.registry == "unity-catalog":
+        raise UsageError(
+            "models.register.registry: unity-catalog is not supported by the build yet (it "
+            "copies the model's files into the catalog's storage); use registry: workspace"
+        )
     entry = entry_notebook_path(config.build_root, repo)
     settings, warnings = _render_job(config, repo, entry)
     parameters = build_parameters(config=config, context=context)
@@ -222,6 +237,7 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
         idempotency_token=token,
         warnings=tuple(warnings),
         git=git,
+        register=intent,
     )
 
 
@@ -373,6 +389,7 @@ def plan_document(plan: BuildPlan) -> dict[str, Any]:
         "local_dbfs": {k: display_path(v, root) for k, v in plan.config.local.dbfs.items()},
         "tasks": list(plan.tasks),
         "idempotency_token": plan.idempotency_token,
+        "models": {"register": intent_document(plan.register, root)},
     }
 
 

@@ -25,6 +25,7 @@ from orchestrator.build.flow import (
     clean_build,
     deploy_build,
     prepare_cluster,
+    register_step,
     secure_build_root,
     start_build_run,
 )
@@ -101,7 +102,10 @@ def run_step(
             summary = collected.summary
             code = EXIT_OK if summary.ok and summary.tests > 0 else EXIT_TESTS_FAILED
             code = _platform(run, code, progress, collected.platform)
-            return BuildResult(code, run_id, run.run_page_url, summary)
+            code, registered = register_step(plan, conn, run, summary, code, progress)
+            return BuildResult(
+                code, run_id, run.run_page_url, summary, registered=tuple(registered)
+            )
         except BuildCancelled as cancelled:
             if step == "wait":
                 progress.step(f"cancelled by {cancelled}: cancelling run {run_id}")

@@ -92,6 +92,8 @@ def run_cleanup_command(
         dry_run=request.dry_run,
         rate=rate or None,
         concurrency=concurrency,
+        mlflow_runs=config.models.cleanup_runs,
+        mlflow_experiment=_job_experiment(config),
     )
     # checked before any remote call; a root under ``~`` again once the user is known
     check_workspace_root(resolve_home(config.build_root, "user@example.com"))
@@ -110,7 +112,15 @@ def run_cleanup_command(
             storage_root=storage_root,
             options=options,
             on_event=on_event,
+            models=conn.workspace,
         )
+
+
+def _job_experiment(config: BuildConfig) -> str | None:
+    """Where the notebooks' MLflow runs are, when ``models.register`` says so (``source:
+    job`` with an ``experiment``); None: every experiment."""
+    register = config.models.register_
+    return register.experiment if register is not None and register.source == "job" else None
 
 
 def default_orphan_after(config: BuildConfig) -> timedelta:

@@ -62,7 +62,7 @@ from orchestrator.cleanup.report import data_deleted_line, deleted_line, header
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import OrchestratorError
 from orchestrator.layout import build_folder, build_prefix, data_prefix
-from orchestrator.ports import RunControl, WorkspaceTree
+from orchestrator.ports import ModelRegistry, RunControl, WorkspaceTree
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
 from orchestrator.storage.base import Storage
@@ -119,15 +119,24 @@ def _delete_build(
     storage: Storage,
     limiter: TokenBucket,
     stop: threading.Event,
+    models: ModelRegistry | None = None,
+    mlflow_experiment: str | None = None,
 ) -> Deleted:
-    """The build's job first (cleanup finds it through the folder, so it goes before the
-    folder), then the workspace folder (throttled), then the storage prefix; idempotent."""
+    """With ``models`` (``models.cleanup_runs``), the MLflow runs the build's task runs
+    logged first (they are found through the job's runs); then the build's job (cleanup
+    finds it through the folder, so it goes before the folder), then the workspace folder
+    (throttled), then the storage prefix; idempotent."""
     b = decision.build
     if stop.is_set():
         return Deleted(b.repo, b.build_id, error="interrupted before it started")
     job = folder = prefix = False
-    size = 0
+    size = mlflow_runs = 0
     try:
+        if b.has_job and models is not None:
+            limiter.acquire()
+            task_runs = models.build_task_runs(b.repo, b.build_id)
+            if task_runs:
+                mlflow_runs = models.delete_mlflow_runs(task_runs, experiment=mlflow_experiment)
         if b.has_job:
             limiter.acquire()
             job = runs.delete_build_jobs(b.repo, b.build_id) > 0
@@ -141,8 +150,10 @@ def _delete_build(
             prefix = storage.delete_prefix(name)
     except (OrchestratorError, OSError) as exc:
         error = str(exc) or type(exc).__name__
-        return Deleted(b.repo, b.build_id, folder, prefix, 0, error, job)
-    return Deleted(b.repo, b.build_id, folder, prefix, size if prefix else 0, job=job)
+        return Deleted(b.repo, b.build_id, folder, prefix, 0, error, job, mlflow_runs)
+    return Deleted(
+        b.repo, b.build_id, folder, prefix, size if prefix else 0, job=job, mlflow_runs=mlflow_runs
+    )
 
 
 def _cancel_orphans(
@@ -248,6 +259,7 @@ def execute_cleanup(
     options: CleanupOptions,
     clock: Clock | None = None,
     on_event: Event | None = None,
+    models: ModelRegistry | None = None,
 ) -> CleanupReport:
     """Cancel the orphans, then delete the selected builds in parallel under the rate limit.
 
@@ -287,6 +299,8 @@ def execute_cleanup(
                 runs=runs,
                 storage=storage,
                 limiter=limiter,
+                models=models if options.mlflow_runs else None,
+                mlflow_experiment=options.mlflow_experiment,
             )
             futures += [pool.submit(delete, d, stop=stop) for d in todo]
             for future in as_completed(futures):
@@ -366,6 +380,7 @@ def cleanup(
     now: datetime | None = None,
     clock: Clock | None = None,
     on_event: Event | None = None,
+    models: ModelRegistry | None = None,
 ) -> CleanupReport:
     """Discover, plan and (unless ``dry_run``) execute; ``root`` is checked again here."""
     clock = clock or SystemClock()
@@ -395,6 +410,13 @@ def cleanup(
     if options.dry_run:
         return CleanupReport(plan, True, seconds=clock.monotonic() - started)
     done = execute_cleanup(
-        plan, tree=tree, storage=storage, runs=runs, options=options, clock=clock, on_event=on_event
+        plan,
+        tree=tree,
+        storage=storage,
+        runs=runs,
+        options=options,
+        clock=clock,
+        on_event=on_event,
+        models=models,
     )
     return replace(done, seconds=clock.monotonic() - started)

@@ -35,6 +35,11 @@ class CleanupOptions:
     rate: float | None = DEFAULT_DELETE_RATE  # workspace deletes per second; None: no limit
     concurrency: int = DEFAULT_CONCURRENCY
     cancel_timeout: float = 120.0  # seconds to wait for cancelled runs to end
+    #: ``models.cleanup_runs``: delete the MLflow runs a deleted build's task runs logged
+    #: (never one a model version was registered from), searched in ``mlflow_experiment`` or
+    #: in every experiment
+    mlflow_runs: bool = False
+    mlflow_experiment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Deleted:
     bytes: int = 0
     error: str | None = None
     job: bool = False  # the build's job was deleted now
+    mlflow_runs: int = 0  # MLflow runs of the build's task runs deleted now
 
     @property
     def done(self) -> bool:

@@ -27,6 +27,8 @@ def deleted_line(d: Deleted) -> str:
     if d.error:
         return f"failed  {d.repo}/{d.build_id}: {d.error}"
     parts = [p for p, flag in (("job", d.job), ("folder", d.folder), ("prefix", d.prefix)) if flag]
+    if d.mlflow_runs:
+        parts.insert(0, f"{d.mlflow_runs} MLflow run{'s' if d.mlflow_runs != 1 else ''}")
     size = f", {format_bytes(d.bytes)}" if d.prefix else ""
     return f"deleted {d.repo}/{d.build_id} ({', '.join(parts) or 'already gone'}{size})"
 

@@ -250,7 +250,12 @@ class Loader:
         self.origins[loc] = _Origin(*self._at(node), field=display)
         deeper: dict[str, Any] = {"interpolate": interpolate, "depth": depth + 1}
         if isinstance(node, yaml.MappingNode):
-            fields = schema.model_fields if schema is not None else None
+            # by the name the file uses (a field's alias where it has one)
+            fields = (
+                {info.alias or name: info for name, info in schema.model_fields.items()}
+                if schema is not None
+                else None
+            )
             result: dict[str, Any] = {}
             for name, (key_node, value_node) in self._items(node, display).items():
                 shown = _join(display, name)

@@ -30,6 +30,7 @@ from pydantic import (
 from orchestrator.abfss import is_abfss, split_abfss
 from orchestrator.config._base import _Model, _resolve
 from orchestrator.config.paths import DeployConfig, JunitConfig, PathsConfig
+from orchestrator.config.registry_config import ModelsConfig, RegisterConfig
 
 __all__ = [
     "DEFAULT_BUILD_ROOT",
@@ -41,7 +42,9 @@ __all__ = [
     "ConcurrencyConfig",
     "DeployConfig",
     "JunitConfig",
+    "ModelsConfig",
     "PathsConfig",
+    "RegisterConfig",
     "SecretRef",
     "StorageConfig",
     "TimeoutsConfig",
@@ -101,6 +104,7 @@ _SECTIONS = (
     "timeouts",
     "concurrency",
     "local",
+    "models",
 )
 
 
@@ -335,6 +339,7 @@ class BuildConfig(_Model):
     keep: bool = False
     key_vault_url: OptionalText = None
     local: LocalConfig = LocalConfig()
+    models: ModelsConfig = ModelsConfig()
 
     @field_validator("cluster_id")
     @classmethod
@@ -392,7 +397,23 @@ class BuildConfig(_Model):
                     )
         if self.timeouts.poll > self.timeouts.build:
             problems.append((("timeouts", "poll"), "must not be longer than timeouts.build"))
+        problems += self._register_problems()
         return problems
+
+    def _register_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """``source: file`` registers a file of the models folder, which must be there."""
+        register = self.models.register_
+        if register is None or register.path is None:
+            return []
+        where = ("models", "register", "path")
+        models = self.paths.models
+        if models is None:
+            return [(where, "source: file needs paths.models (the file is one of its files)")]
+        if not register.path.resolve().is_relative_to(models.resolve()):
+            return [(where, f"must be a file inside paths.models ({models})")]
+        if not register.path.is_file():
+            return [(where, f"no such file: {register.path}")]
+        return []
 
 
 # -- introspection for the loader -------------------------------------------------------------
@@ -413,7 +434,7 @@ def settable_fields(model: type[BaseModel] = BuildConfig, prefix: str = "") -> d
         if not prefix and name in LOADER_FIELDS:
             continue
         child = section_model(info.annotation)
-        dotted = f"{prefix}{name}"
+        dotted = f"{prefix}{info.alias or name}"
         if child is SecretRef:
             leaves[dotted] = "secret"
         elif child is not None:

@@ -44,6 +44,7 @@ __all__ = [
     "publish",
     "publish_error",
     "publish_errors",
+    "publish_models",
     "publish_warning",
     "render_markdown",
     "render_table",
@@ -396,6 +397,54 @@ def publish(
     if fmt == "github-actions":
         markdown = render_markdown(summary, title=title, run_url=run_url)
         _append_step_summary(environ, markdown)
+
+
+def publish_models(
+    versions: Sequence[Mapping[str, Any]],
+    *,
+    out: TextIO | None,
+    environ: Mapping[str, str],
+) -> None:
+    """The model versions a build registered: a line each on ``out`` (None with ``--json``,
+    whose document holds them), and step outputs: Azure DevOps output variables
+    (``registered_model``, ``registered_model_url``), GitHub ``$GITHUB_OUTPUT`` lines of the
+    same names and a step-summary section. Several versions are joined with spaces."""
+    if not versions:
+        return
+    fmt = detect_format(environ)
+    names = " ".join(f"{v['name']}/{v['version']}" for v in versions)
+    urls = " ".join(str(v["url"]) for v in versions)
+    if out is not None:
+        for v in versions:
+            alias = f" @{v['alias']}" if v.get("alias") else ""
+            line = f"Registered model {v['name']} version {v['version']}{alias}: {v['url']}"
+            out.write(_safe(line, fmt) + "\n")
+        if fmt == "azure-devops":
+            for variable, value in (("registered_model", names), ("registered_model_url", urls)):
+                data = escape_ado_data(_printable(value))
+                out.write(f"##vso[task.setvariable variable={variable};isoutput=true]{data}\n")
+    if fmt == "github-actions":
+        outputs = {"registered_model": names, "registered_model_url": urls}
+        _append_file(
+            environ.get("GITHUB_OUTPUT"),
+            "".join(f"{k}={_printable(v).replace(chr(10), ' ')}\n" for k, v in outputs.items()),
+        )
+        lines = "".join(
+            f"- [{_md(str(v['name']))} version {_md(str(v['version']))}]"
+            f"({_md_url(str(v['url']))})\n"
+            for v in versions
+        )
+        _append_step_summary(environ, f"### Registered models\n\n{lines}\n")
+
+
+def _append_file(path: str | None, text: str) -> None:
+    if not path:
+        return
+    try:
+        with Path(path).open("a", encoding="utf-8") as stream:
+            stream.write(text)
+    except OSError as exc:
+        log.warning("cannot append to %s: %s", path, exc)
 
 
 def publish_error(

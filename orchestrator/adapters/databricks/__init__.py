@@ -19,6 +19,8 @@ from orchestrator.adapters.databricks.values import (
     DeployItem,
     Entry,
     Grant,
+    LoggedModel,
+    RegisteredVersion,
     TaskOutput,
 )
 from orchestrator.adapters.databricks.workspace import (
@@ -35,7 +37,9 @@ __all__ = [
     "DeployItem",
     "Entry",
     "Grant",
+    "LoggedModel",
     "Polling",
+    "RegisteredVersion",
     "RunEnd",
     "RunView",
     "TaskOutput",

@@ -39,6 +39,7 @@ __all__ = [
     "active_runs",
     "cancel_run",
     "build_jobs",
+    "build_task_runs",
     "create_build_job",
     "delete_build_jobs",
     "ensure_cluster_running",
@@ -200,6 +201,20 @@ def _runs(client: SdkClient, **query: Any) -> Iterator[dict[str, Any]]:
         if not token or not page.get("has_more", True):
             return
         params["page_token"] = token
+
+
+def build_task_runs(client: SdkClient, repo: str, build_id: str) -> list[int]:
+    """The task runs of every run of a build's job (found by its name): what MLflow's
+    ``mlflow.databricks.jobRunID`` tag names on the runs its notebooks logged."""
+    name = build_job_name(repo, build_id)
+    found: set[int] = set()
+    with sdk_errors(f"listing the runs of {name}"):
+        for job_id in jobs_named(client, name):
+            for run in _runs(client, job_id=job_id, expand_tasks="true"):
+                for task in run.get("tasks") or []:
+                    if isinstance(task, dict) and isinstance(task.get("run_id"), int):
+                        found.add(int(task["run_id"]))
+    return sorted(found)
 
 
 def find_build_run(client: SdkClient, repo: str, build_id: str) -> int | None:

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["ActiveRun", "DeployItem", "Entry", "Grant", "TaskOutput"]
+__all__ = [
+    "ActiveRun",
+    "DeployItem",
+    "Entry",
+    "Grant",
+    "LoggedModel",
+    "RegisteredVersion",
+    "TaskOutput",
+]
 
 
 @dataclass(frozen=True)
@@ -75,3 +83,27 @@ class Grant:
     kind: str  # "user", "group" or "service_principal"
     level: str  # CAN_READ, CAN_RUN, CAN_EDIT, CAN_MANAGE
     inherited_from: str | None = None  # the object it is inherited from, e.g. /directories/3
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model an MLflow run logged, as a registry takes it: ``source`` is what
+    ``model-versions/create`` gets (``models:/<model id>`` for an MLflow 3 logged model, the
+    run's artifact URI of the model's folder otherwise); ``label`` names it in messages."""
+
+    run_id: str
+    source: str
+    label: str
+    model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version a build registered: its registry, name, version and page."""
+
+    registry: str
+    name: str
+    version: str
+    url: str
+    source: str
+    alias: str | None = None

@@ -22,9 +22,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestrator.adapters.databricks import dbfs, identity, repos, runs
+from orchestrator.adapters.databricks import dbfs, identity, model_registry, repos, runs
 from orchestrator.adapters.databricks.run_views import RunView
 from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
 from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
@@ -34,6 +35,8 @@ from orchestrator.adapters.databricks.values import (
     DeployItem,
     Entry,
     Grant,
+    LoggedModel,
+    RegisteredVersion,
     TaskOutput,
 )
 from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReporter
@@ -192,6 +195,44 @@ class DatabricksWorkspace:
 
     def export_views(self, run_id: int) -> list[str]:
         return runs.export_views(self.client, run_id)
+
+    # -- MLflow: the models a build registers, the runs cleanup deletes ------------------------
+
+    def job_models(self, task_run_ids: Sequence[int], *, experiment: str | None) -> list[LoggedModel]:
+        """The models the MLflow runs of these task runs logged."""
+        return model_registry.job_models(self.client, task_run_ids, experiment)
+
+    def log_model_file(
+        self, *, experiment: str, file: Path, run_name: str, tags: Mapping[str, str]
+    ) -> LoggedModel:
+        """``file`` logged as an MLflow model by a run of its own in ``experiment``."""
+        return model_registry.log_model_file(
+            self.client, experiment=experiment, file=file, run_name=run_name, tags=tags
+        )
+
+    def register_model(
+        self,
+        *,
+        registry: str,
+        name: str,
+        model: LoggedModel,
+        tags: Mapping[str, str],
+        alias: str | None,
+    ) -> RegisteredVersion:
+        """A new version of ``name`` from ``model`` in the workspace registry or Unity
+        Catalog, tagged, with ``alias`` set on it."""
+        if registry != "workspace":  # see model_registry's doc: Unity Catalog is not built
+            raise UsageError(f"models.register.registry: {registry} is not supported yet")
+        return model_registry.register(
+            self.client, name=name, model=model, tags=tags, alias=alias, clock=self.clock
+        )
+
+    def build_task_runs(self, repo: str, build_id: str) -> list[int]:
+        return runs.build_task_runs(self.client, repo, build_id)
+
+    def delete_mlflow_runs(self, task_run_ids: Sequence[int], *, experiment: str | None) -> int:
+        """Delete the MLflow runs these task runs logged (never one a version came from)."""
+        return model_registry.delete_runs_of(self.client, task_run_ids, experiment=experiment)
 
     # -- the build's identity and the build root's permissions ----------------------------------
 
