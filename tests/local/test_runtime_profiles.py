@@ -155,8 +155,9 @@ def test_local_setup_finds_the_environments_made(capsys: pytest.CaptureFixture[s
 
 
 PROBE = """# Databricks notebook source
-import sys, pandas, numpy, yaml
+import sys, pandas, numpy, yaml, pyodbc
 print("python", sys.executable)
+print("pyodbc", pyodbc.version)  # a native library over a system one (unixODBC)
 print("versions", pandas.__version__, numpy.__version__, yaml.__version__)
 
 # COMMAND ----------
@@ -182,6 +183,7 @@ def test_a_notebook_sees_its_runtime_and_not_the_tool(runtime: Workspace) -> Non
     assert (
         f"versions {locked['pandas']} {locked['numpy']} {locked['pyyaml']}" in result.logs
     )  # the runtime's versions, not the tool's
+    assert f"pyodbc {locked['pyodbc']}" in result.logs
     for name in ("junitparser", "pysail", "azure.identity", "orchestrator.config"):
         assert f"missing {name} ModuleNotFoundError" in result.logs
 
