@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import Context, Row, bound, timed
+from bench.harness import Context, Row, bound, product_workspace, timed
 from bench.kit.sample import command, in_subprocess, workspace_flags
 from bench.local_speed import TOKEN_ENV, build_env, local_serve, settle
 
@@ -72,7 +72,6 @@ def init_and_plan(root: Path, env: dict[str, str]) -> float:
 
 def deploy_rows(ctx: Context) -> Row:
     """The build's deploy step with 500 notebooks, against the latency bound."""
-    from orchestrator.adapters.databricks import DatabricksWorkspace
     from orchestrator.build.deploy_plan import plan_deploy
 
     src = ctx.scratch / "deploy-500"
@@ -84,7 +83,7 @@ def deploy_rows(ctx: Context) -> Row:
                 "# Databricks notebook source\n" + f"x = {i}\n" * 40, encoding="utf-8"
             )
     client = ctx.client()
-    workspace = DatabricksWorkspace(client)
+    workspace = product_workspace(ctx.workspace)  # as `orchestrator build` opens it
     client.workspace.get_status("/")
     row = Row("deploy 500 notebooks in 25 folders", "orchestrator (16 parallel)", [])
     for i in range(ctx.runs):

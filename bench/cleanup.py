@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.harness import client_for
+from bench.harness import client_for, product_workspace
 from bench.old_builds import REPO_NAME, ROOT, clean_up, make_old_builds
 from bench.server import Server
 
@@ -67,7 +67,10 @@ def ours(
     make_old_builds(server, storage, count)
     before = server.requests()
     t0 = time.perf_counter()
-    report = clean_up(client, storage, expect=count, rate=mode.rate, concurrency=mode.concurrency)
+    workspace = product_workspace(server)
+    report = clean_up(
+        workspace, storage, expect=count, rate=mode.rate, concurrency=mode.concurrency
+    )
     seconds = time.perf_counter() - t0
     requests = server.requests() - before
     _check_clean(client, storage, mode.name)

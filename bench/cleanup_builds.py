@@ -29,11 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.harness import LEGACY, Context, Row, bound, client_for, timed
+from bench.harness import LEGACY, Context, Row, bound, client_for, product_workspace, timed
 from bench.old_builds import REPO_NAME, ROOT, clean_up, make_old_builds
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
+    from orchestrator.adapters.databricks import DatabricksWorkspace
 
 SCENARIO = "clean up {n} old builds{how}"
 BUILDS = 500
@@ -54,7 +54,7 @@ print(time.perf_counter() - t0)
 
 
 def ours(
-    client: WorkspaceClient,
+    workspace: DatabricksWorkspace,
     storage: Path,
     *,
     rate: float | None,
@@ -63,7 +63,7 @@ def ours(
     concurrency: int | None = None,
 ) -> None:
     """What ``orchestrator cleanup --older-than 14d --repo <repo>`` does."""
-    clean_up(client, storage, expect=n, rate=rate, concurrency=concurrency, repos=(repo,))
+    clean_up(workspace, storage, expect=n, rate=rate, concurrency=concurrency, repos=(repo,))
 
 
 def legacy_loop(ctx: Context) -> float:
@@ -87,7 +87,8 @@ def _measure(ctx: Context, row: Row, n: int, action: str, concurrency: int | Non
     if action == "legacy":
         row.samples.append(legacy_loop(ctx))
     else:
-        row.samples.append(timed(ours, client, storage, rate=None, n=n, concurrency=concurrency))
+        workspace = product_workspace(server)
+        row.samples.append(timed(ours, workspace, storage, rate=None, n=n, concurrency=concurrency))
     row.requests.append(ctx.requests() - before)
     shutil.rmtree(storage, ignore_errors=True)
     with ctx.unthrottled():
@@ -140,7 +141,6 @@ def rate_limited(ctx: Context) -> Callable[[], list[Row]]:
     from orchestrator.cleanup.model import DEFAULT_DELETE_RATE
 
     server = ctx.start_server("cleanup-rated")
-    client = client_for(server)
     n = 20 if ctx.quick else RATED_BUILDS
     storage = ctx.scratch / "cleanup-rated"
     for i in range(ctx.runs):
@@ -154,10 +154,13 @@ def rate_limited(ctx: Context) -> Callable[[], list[Row]]:
             "orchestrator `cleanup` (default rate)",
             [],
         )
+        workspace = product_workspace(server)
         for i in range(ctx.runs):
             before = server.requests()
             row.samples.append(
-                timed(ours, client, storage, rate=DEFAULT_DELETE_RATE, n=n, repo=f"{REPO_NAME}{i}")
+                timed(
+                    ours, workspace, storage, rate=DEFAULT_DELETE_RATE, n=n, repo=f"{REPO_NAME}{i}"
+                )
             )
             row.requests.append(server.requests() - before)
         row.bound = n / DEFAULT_DELETE_RATE

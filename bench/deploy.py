@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.harness import LEGACY, Context, Row, bound, timed
+from bench.harness import LEGACY, Context, Row, bound, product_workspace, timed
 
 SCENARIO = "deploy 200 notebooks in 10 folders"
 CONCURRENCY = 16
@@ -40,12 +40,11 @@ def make_notebooks(root: Path) -> Path:
 
 
 def run(ctx: Context) -> list[Row]:
-    from orchestrator.adapters.databricks import DatabricksWorkspace
     from orchestrator.build.deploy_plan import plan_deploy
 
     src = make_notebooks(ctx.scratch)
     client = ctx.client()
-    workspace = DatabricksWorkspace(client)
+    workspace = product_workspace(ctx.workspace)  # as `orchestrator build` opens it
 
     def deploy(target: str) -> None:
         """What a build's deploy does: plan the folder, then send it (folders, then files)."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from bench.legacy import LegacyCli
     from bench.server import Server
+    from orchestrator.adapters.databricks import DatabricksWorkspace
 
 LEGACY = "databricks-cli 0.18.0"
 
@@ -110,6 +111,16 @@ class Row:
     @property
     def median(self) -> float:
         return statistics.median(self.samples) if self.samples else math.nan
+
+
+def product_workspace(server: Server, *, pool_size: int = 20) -> DatabricksWorkspace:
+    """The workspace adapter as ``orchestrator build`` and ``cleanup`` open it
+    (``open_workspace``: the lean SDK client, its pool and environment settings), for the
+    rows that time the orchestrator; ``client_for`` (a plain ``WorkspaceClient``) sets up."""
+    from orchestrator.adapters.databricks import open_workspace
+
+    settings = {"host": server.url, "token": server.token, "auth_type": "pat"}
+    return open_workspace(settings, pool_size=pool_size)
 
 
 def https_pool_for_http(client: WorkspaceClient) -> WorkspaceClient:

@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING
 from bench.harness import client_for, unthrottled
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
-
     from bench.server import Server
+    from orchestrator.adapters.databricks import DatabricksWorkspace
     from orchestrator.cleanup.model import CleanupReport
 
 __all__ = ["AGE", "OLDER_THAN", "REPO_NAME", "ROOT", "clean_up", "make_old_builds"]
@@ -74,7 +73,7 @@ def make_old_builds(server: Server, storage: Path, count: int, *, repo: str = RE
 
 
 def clean_up(
-    client: WorkspaceClient,
+    workspace: DatabricksWorkspace,
     storage: Path,
     *,
     expect: int,
@@ -83,11 +82,11 @@ def clean_up(
     repos: tuple[str, ...] = (),
 ) -> CleanupReport:
     """What ``orchestrator cleanup --older-than 14d [--repo ...]`` does (discover, plan,
-    journal, delete) with ``rate`` workspace deletes per second (None: no limit) and
-    ``concurrency`` in flight (None: the default); raises unless it deleted ``expect`` builds
-    without an error. ``repos`` empty: every repo under the build root."""
-    from orchestrator.adapters.databricks import DatabricksWorkspace
-    from orchestrator.cleanup.discovery import DEFAULT_READ_RATE
+    journal, delete) on the workspace as the CLI opens it (``product_workspace``), with
+    ``rate`` workspace deletes per second (None: no limit) and ``concurrency`` in flight
+    (None: the default); raises unless it deleted ``expect`` builds without an error.
+    ``repos`` empty: every repo under the build root."""
+    from orchestrator.cleanup.discovery import DEFAULT_READ_BURST, DEFAULT_READ_RATE
     from orchestrator.cleanup.execute import cleanup
     from orchestrator.cleanup.model import DEFAULT_CONCURRENCY, CleanupOptions
     from orchestrator.cleanup.policy import Policy
@@ -95,7 +94,7 @@ def clean_up(
     from orchestrator.storage.folder import LocalFolderStorage
 
     # as `orchestrator cleanup` reads: at most DEFAULT_READ_RATE workspace reads a second
-    workspace = DatabricksWorkspace(client, read_limiter=TokenBucket(DEFAULT_READ_RATE))
+    workspace.read_limiter = TokenBucket(DEFAULT_READ_RATE, burst=DEFAULT_READ_BURST)
     report = cleanup(
         tree=workspace,
         storage=LocalFolderStorage(storage),

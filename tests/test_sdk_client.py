@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from orchestrator.local.server import start_local_workspace
 
 PROBE = """
@@ -46,3 +48,28 @@ def test_the_client_imports_only_what_it_uses_and_the_sdk_stays_whole(tmp_path: 
     assert "databricks.sdk.service.catalog" not in seen["lean"]
     assert len(seen["lean"]) < 10
     assert seen["catalog_after"] and seen["same"] and seen["full_lists"]
+
+
+def test_the_proxy_and_ca_bundle_variables_are_read_once_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client reads the proxy and CA variables when it is made, not per request; what it
+    read is what requests would have read per request."""
+    from orchestrator.adapters.databricks import open_workspace
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    settings = {"host": "https://adb-1.2.azuredatabricks.net", "token": "t", "auth_type": "pat"}
+
+    session = open_workspace(settings, pool_size=2).client._api_client._api_client._session
+
+    assert session.trust_env is False
+    assert session.proxies.get("https") == "http://127.0.0.1:3128"
+    assert session.verify == str(bundle)
+    monkeypatch.setenv("NO_PROXY", ".azuredatabricks.net")
+    session = open_workspace(settings, pool_size=2).client._api_client._api_client._session
+    assert "https" not in session.proxies

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from orchestrator.cleanup.discovery import DEFAULT_READ_RATE
+from orchestrator.cleanup.discovery import DEFAULT_READ_BURST, DEFAULT_READ_RATE
 from orchestrator.cleanup.execute import cleanup
 from orchestrator.cleanup.model import (
     DEFAULT_CONCURRENCY,
@@ -99,7 +99,7 @@ def run_cleanup_command(
     check_workspace_root(resolve_home(config.build_root, "user@example.com"))
     storage_root = check_storage_root(config.storage.root, repo_root=config.root)
     with open_services(config, environ=environ) as (conn, storage):
-        conn.workspace.read_limiter = TokenBucket(DEFAULT_READ_RATE)
+        conn.workspace.read_limiter = TokenBucket(DEFAULT_READ_RATE, burst=DEFAULT_READ_BURST)
         root = config.build_root
         if root == HOME or root.startswith(HOME + "/"):
             root = resolve_home(root, conn.workspace.current_user())

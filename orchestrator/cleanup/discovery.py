@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -50,6 +50,7 @@ from orchestrator.storage.base import Storage
 from orchestrator.storage.folder import LocalFolderStorage
 
 __all__ = [
+    "DEFAULT_READ_BURST",
     "DEFAULT_READ_RATE",
     "Discovery",
     "Entry",
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 #: Workspace reads (list, export) per second during discovery: under the service's published
 #: list (50/s) and export (60/s) limits, leaving room for builds running meanwhile.
 DEFAULT_READ_RATE = 20.0
+#: Reads sent at once before the rate applies: the first listings and journal reads of a
+#: cleanup go out together instead of 50 ms apart (five is a quarter of a second's budget).
+DEFAULT_READ_BURST = 5.0
 
 
 # -- the journal -------------------------------------------------------------------------------
@@ -191,18 +195,20 @@ def discover(
     repos: Sequence[str] = (),
     want_modified: bool = False,
     concurrency: int = 8,
-    jobs: Sequence[BuildJob] = (),
+    jobs: Sequence[BuildJob] | Callable[[], Sequence[BuildJob]] = (),
 ) -> Discovery:
     """Every build folder and prefix of ``repos`` (every repo when empty), with its marker.
 
     ``want_modified`` also finds the modification time of storage prefixes without a marker
     (for ``--include-unmarked``; always without ``repos``, where the test-data rule needs it).
-    Names that are not safe path segments are never candidates.
+    Names that are not safe path segments are never candidates. ``jobs`` may be a callable
+    (the result of a request sent beside this one): it is called only once the listings need it.
     """
-    jobs = [j for j in jobs if j.build_folder == _folder_of(root, j)]
     names = list(repos)
+    listed = set() if names else {e.name for e in tree.list(root) or [] if e.is_dir}
+    every = jobs() if callable(jobs) else jobs
+    jobs = [j for j in every if j.build_folder == _folder_of(root, j)]
     if not names:
-        listed = {e.name for e in tree.list(root) or [] if e.is_dir}
         names = sorted(listed | set(storage.list_children("")) | {j.repo for j in jobs})
     safe = [n for n in names if is_build_name(n)]
     notes = [

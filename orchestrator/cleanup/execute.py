@@ -61,7 +61,7 @@ from orchestrator.cleanup.policy import (
 from orchestrator.cleanup.report import data_deleted_line, deleted_line, header
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import OrchestratorError
-from orchestrator.layout import build_folder, build_prefix, data_prefix
+from orchestrator.layout import build_folder, build_prefix, data_prefix, is_build_name
 from orchestrator.ports import ModelRegistry, RunControl, WorkspaceTree
 from orchestrator.ratelimit import TokenBucket
 from orchestrator.signals import BuildCancelled, cancel_on_signals, shielded
@@ -110,27 +110,26 @@ def plan_cleanup(
 # -- execution ---------------------------------------------------------------------------------
 
 
-def _delete_build(
+def _delete_in_workspace(
     decision: Decision,
     *,
     root: str,
     tree: WorkspaceTree,
     runs: RunControl,
-    storage: Storage,
     limiter: TokenBucket,
     stop: threading.Event,
     models: ModelRegistry | None = None,
     mlflow_experiment: str | None = None,
 ) -> Deleted:
-    """With ``models`` (``models.cleanup_runs``), the MLflow runs the build's task runs
-    logged first (they are found through the job's runs); then the build's job (cleanup
-    finds it through the folder, so it goes before the folder), then the workspace folder
-    (throttled), then the storage prefix; idempotent."""
+    """A build's workspace part. With ``models`` (``models.cleanup_runs``), the MLflow runs
+    the build's task runs logged first (they are found through the job's runs); then the
+    build's job (cleanup finds it through the folder, so it goes before the folder), then the
+    workspace folder; each request throttled; idempotent."""
     b = decision.build
     if stop.is_set():
         return Deleted(b.repo, b.build_id, error="interrupted before it started")
-    job = folder = prefix = False
-    size = mlflow_runs = 0
+    job = folder = False
+    mlflow_runs = 0
     try:
         if b.has_job and models is not None:
             limiter.acquire()
@@ -144,15 +143,37 @@ def _delete_build(
             path = build_folder(root, b.repo, b.build_id)
             limiter.acquire()
             folder = tree.delete(path)
-        if b.in_storage:
-            name = build_prefix(b.repo, b.build_id)
-            size = storage.size(name)
-            prefix = storage.delete_prefix(name)
     except (OrchestratorError, OSError) as exc:
         error = str(exc) or type(exc).__name__
-        return Deleted(b.repo, b.build_id, folder, prefix, 0, error, job, mlflow_runs)
-    return Deleted(
-        b.repo, b.build_id, folder, prefix, size if prefix else 0, job=job, mlflow_runs=mlflow_runs
+        return Deleted(b.repo, b.build_id, folder, error=error, job=job, mlflow_runs=mlflow_runs)
+    return Deleted(b.repo, b.build_id, folder, job=job, mlflow_runs=mlflow_runs)
+
+
+def _delete_in_storage(decision: Decision, *, storage: Storage, stop: threading.Event) -> Deleted:
+    """A build's storage prefix (not throttled: the workspace's limits are not storage's);
+    idempotent."""
+    b = decision.build
+    if stop.is_set():
+        return Deleted(b.repo, b.build_id, error="interrupted before it started")
+    if not b.in_storage:
+        return Deleted(b.repo, b.build_id)
+    try:
+        name = build_prefix(b.repo, b.build_id)
+        size = storage.size(name)
+        prefix = storage.delete_prefix(name)
+    except (OrchestratorError, OSError) as exc:
+        return Deleted(b.repo, b.build_id, error=str(exc) or type(exc).__name__)
+    return Deleted(b.repo, b.build_id, prefix=prefix, bytes=size if prefix else 0)
+
+
+def _merged(workspace: Deleted, stored: Deleted) -> Deleted:
+    """One build's result from its two parts."""
+    errors = [e for e in (workspace.error, stored.error) if e]
+    return replace(
+        workspace,
+        prefix=stored.prefix,
+        bytes=stored.bytes,
+        error="; ".join(dict.fromkeys(errors)) or None,
     )
 
 
@@ -283,8 +304,13 @@ def execute_cleanup(
     by_repo: dict[str, set[str]] = {}
     for d in todo:
         by_repo.setdefault(d.build.repo, set()).add(d.build.build_id)
-    futures: list[Future[Deleted]] = []
+    kinds: dict[Future[Deleted], str] = {}  # "workspace" or "storage"
+    parts: Parts = {}
+    # a build's workspace part and its storage part run in pools of their own, so storage
+    # requests never hold a workspace slot (both are idempotent; the journal covers a crash
+    # between them)
     pool = ThreadPoolExecutor(max(1, options.concurrency), thread_name_prefix="cleanup")
+    store_pool = ThreadPoolExecutor(max(1, options.concurrency), thread_name_prefix="cleanup-st")
     with cancel_on_signals():
         try:
             cancelled, unconfirmed, errors = _cancel_orphans(
@@ -292,21 +318,24 @@ def execute_cleanup(
             )
             for repo, ids in sorted(by_repo.items()):
                 write_journal(tree, plan.root, repo, plan.journals.get(repo, frozenset()) | ids)
-            delete = partial(
-                _delete_build,
+            in_workspace = partial(
+                _delete_in_workspace,
                 root=plan.root,
                 tree=tree,
                 runs=runs,
-                storage=storage,
                 limiter=limiter,
                 models=models if options.mlflow_runs else None,
                 mlflow_experiment=options.mlflow_experiment,
             )
-            futures += [pool.submit(delete, d, stop=stop) for d in todo]
-            for future in as_completed(futures):
-                result = future.result()
-                results[(result.repo, result.build_id)] = result
-                emit(deleted_line(result))
+            for d in todo:
+                kinds[pool.submit(in_workspace, d, stop=stop)] = "workspace"
+                stored = store_pool.submit(_delete_in_storage, d, storage=storage, stop=stop)
+                kinds[stored] = "storage"
+            for future in as_completed(kinds):
+                result = _add_part(parts, kinds[future], future.result())
+                if result is not None:
+                    results[(result.repo, result.build_id)] = result
+                    emit(deleted_line(result))
             _delete_data(plan, tree=tree, storage=storage, results=data, emit=emit)
         except BuildCancelled as exc:
             interrupted = exc
@@ -314,7 +343,8 @@ def execute_cleanup(
         finally:
             with shielded():
                 pool.shutdown(wait=True, cancel_futures=True)
-                _gather_finished(futures, results)
+                store_pool.shutdown(wait=True, cancel_futures=True)
+                _gather_finished(kinds, parts, results)
                 _finish_journals(plan, tree, results.values(), by_repo)
                 _finish_data_journal(plan, tree, data.values())
     return _report(
@@ -359,14 +389,31 @@ def _report(
     )
 
 
+Parts = dict[tuple[str, str], dict[str, Deleted]]  # build -> "workspace"/"storage" -> result
+
+
+def _add_part(parts: Parts, kind: str, part: Deleted) -> Deleted | None:
+    """The build's result once both its parts are in."""
+    got = parts.setdefault((part.repo, part.build_id), {})
+    got[kind] = part
+    if len(got) < 2:
+        return None
+    return _merged(got["workspace"], got["storage"])
+
+
 def _gather_finished(
-    futures: Iterable[Future[Deleted]], results: dict[tuple[str, str], Deleted]
+    kinds: Mapping[Future[Deleted], str], parts: Parts, results: dict[tuple[str, str], Deleted]
 ) -> None:
-    """Add the deletes that ended while the cleanup was interrupted."""
-    for future in futures:
+    """Add the builds whose two parts ended while the cleanup was interrupted (a build with
+    one part done is not done: the journal keeps it)."""
+    for future, kind in kinds.items():
         if future.done() and not future.cancelled() and future.exception() is None:
-            result = future.result()
-            results.setdefault((result.repo, result.build_id), result)
+            part = future.result()
+            key = (part.repo, part.build_id)
+            if key not in results and kind not in parts.get(key, {}):
+                merged = _add_part(parts, kind, part)
+                if merged is not None:
+                    results[key] = merged
 
 
 def cleanup(
@@ -388,17 +435,24 @@ def cleanup(
     root = check_workspace_root(root)
     if on_event is not None:
         on_event(header(root, storage_root, dry_run=options.dry_run))
-    discovery = discover(
-        tree,
-        storage,
-        root=root,
-        repos=options.repos,
-        want_modified=options.policy.include_unmarked,
-        concurrency=options.concurrency,
-        jobs=runs.build_jobs(),
-    )
-    # every active run counts: an orphan is cancelled, any other keeps its build
-    active = [run for repo in discovery.repos for run in runs.active(repo)]
+    # the job and run listings go out beside the workspace listing, not after it
+    with ThreadPoolExecutor(4, thread_name_prefix="cleanup-runs") as side:
+        jobs = side.submit(runs.build_jobs)
+        early = {r: side.submit(runs.active, r) for r in options.repos if is_build_name(r)}
+        discovery = discover(
+            tree,
+            storage,
+            root=root,
+            repos=options.repos,
+            want_modified=options.policy.include_unmarked,
+            concurrency=options.concurrency,
+            jobs=jobs.result,
+        )
+        late = {r: side.submit(runs.active, r) for r in discovery.repos if r not in early}
+        # every active run counts: an orphan is cancelled, any other keeps its build
+        active = [
+            run for repo in discovery.repos for run in (early.get(repo) or late[repo]).result()
+        ]
     plan = plan_cleanup(
         discovery,
         active,

@@ -318,8 +318,18 @@ class DatabricksWorkspace:
         return data.decode("utf-8", errors="replace")
 
     def write_text(self, path: str, text: str) -> None:
-        """Write a workspace file (creating its folder), replacing any existing one."""
-        self.write_file(path, text.encode())
+        """Write a workspace file, replacing any existing one; its folder is created only when
+        the import answers "not found". Cleanup's journals are rewritten in a folder that is
+        there after the first run, so this is one request where :meth:`write_file` is two (the
+        Databricks CLI's ``WorkspaceFilesClient.Write`` does the same: import, then mkdirs
+        and import again on a 404)."""
+        try:
+            self._import(path, text.encode(), None)
+        except InfrastructureError as exc:
+            if not is_not_found(exc):
+                raise
+            self._mkdirs(posixpath.dirname(path))
+            self._import(path, text.encode(), None)
 
     def write_file(self, path: str, data: bytes, *, language: str | None = None) -> None:
         """Write a file, or a notebook in ``language``, creating its folder; replaces any."""
