@@ -171,15 +171,6 @@ def test_only_a_passed_build_registers() -> None:
             ],
             "models.register.path: must be a file inside paths.models",
         ),
-        (
-            [
-                "--set",
-                "models.register.name=main.default.m",
-                "--set",
-                "models.register.registry=unity-catalog",
-            ],
-            "unity-catalog is not supported by the build yet",
-        ),
     ],
 )
 def test_a_bad_register_section_is_one_line_naming_the_field(
