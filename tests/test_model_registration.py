@@ -64,8 +64,9 @@ def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ref: str) -> dict[st
 
 
 def json_document(out: str) -> dict[str, Any]:
-    """The ``--json`` document (after the ``::add-mask::`` line GitHub Actions gets)."""
-    return dict(json.loads(out[out.index("{") :]))
+    """The ``--json`` document: all of stdout, even on GitHub Actions (its ``::add-mask::``
+    lines go to stderr)."""
+    return dict(json.loads(out))
 
 
 def mlflow_get(ws: LocalWorkspace, path: str, **query: str) -> dict[str, Any]:
@@ -329,3 +330,21 @@ def test_a_failed_build_registers_nothing(
     document = json_document(capsys.readouterr().out)
     assert document["models"] == {"registered": []}
     assert not server.mlflow.running
+
+
+@pytest.mark.fast
+def test_json_stdout_stays_one_document_when_github_actions_is_told_a_secret(
+    project: Path,
+    server: LocalWorkspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github(monkeypatch, tmp_path, "refs/heads/main")
+    # a token the workspace refuses: resolved (and announced to the CI), then the build stops
+    monkeypatch.setenv("ORCH_TEST_TOKEN", "dapi-a-token-to-mask-0123")
+    code = build(project, "--json", *remote_args(server), *REGISTER)
+    out, err = capsys.readouterr()
+    document = json.loads(out)  # stdout is the document and nothing else
+    assert (document["status"], document["exit_code"]) == ("error", code)
+    assert "::add-mask::dapi-a-token-to-mask-0123\n" in err  # GitHub reads stderr's commands
