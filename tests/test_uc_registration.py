@@ -22,7 +22,9 @@ import requests
 
 from orchestrator.adapters.databricks import DatabricksWorkspace
 from orchestrator.local.server import LocalWorkspace
+from tests.buildkit import build, remote_args
 from tests.conftest import TOKEN, sdk_client
+from tests.test_model_registration import SHA, github
 from tests.tools import require_mlflow
 
 pytestmark = pytest.mark.slow
@@ -192,3 +194,95 @@ def test_a_model_an_mlflow_client_logged_in_a_job_run_registers_and_loads_from_u
         tmp_path,
     )
     assert loaded.strip().splitlines()[-1] == "[2, 4, 6]"
+
+
+# --- a build that registers what its notebook logged ---------------------------------------
+LOG_A_MODEL = (
+    "\n# COMMAND ----------\n\n"
+    "import mlflow\n"
+    "\n"
+    "class Churn(mlflow.pyfunc.PythonModel):\n"
+    "    def predict(self, context, model_input):\n"
+    "        return [0 for _ in model_input]\n"
+    "\n"
+    'mlflow.set_experiment("/Shared/uc-build-models")\n'
+    "with mlflow.start_run():\n"
+    '    mlflow.log_metric("checked", 1.0)\n'
+    '    mlflow.pyfunc.log_model(name="churn", python_model=Churn(), pip_requirements=["mlflow"])\n'
+    "\n# COMMAND ----------\n"
+)
+UC_REGISTER = [
+    "--set",
+    "models.register.name=main.default.churn_model",
+    "--set",
+    "models.register.registry=unity-catalog",
+    "--set",
+    "models.register.source=job",
+    "--set",
+    "models.register.alias=candidate",
+]
+
+
+@pytest.mark.timeout(1800)
+def test_a_main_build_registers_its_notebooks_model_in_unity_catalog_with_lineage(
+    project: Path,
+    server: LocalWorkspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    require_mlflow()
+    notebook = project / "databricks" / "tests" / "run_pytest.py"
+    text = notebook.read_text()  # the task logs a model before it exits
+    notebook.write_text(
+        text.replace("\ndbutils.notebook.exit(", LOG_A_MODEL + "\ndbutils.notebook.exit(")
+    )
+    files = github(monkeypatch, tmp_path, "refs/heads/main")
+    code = build(project, "--build-id", "u1", "--json", *remote_args(server), *UC_REGISTER)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    document = json.loads(out)  # stdout is the document alone, on GitHub Actions too
+    (registered,) = document["models"]["registered"]
+    assert (registered["registry"], registered["name"], registered["version"]) == (
+        "unity-catalog",
+        "main.default.churn_model",
+        "1",
+    )
+    url = f"{server.url}/explore/data/models/main/default/churn_model/version/1"
+    assert registered["url"] == url
+    outputs = files["output"].read_text()
+    assert "registered_model=main.default.churn_model/1\n" in outputs
+    assert f"registered_model_url={url}\n" in outputs
+    # the reported link opens the version in the workspace's UI (MLflow's model page)
+    answer = requests.get(url, allow_redirects=False, timeout=60)
+    assert (answer.status_code, answer.headers["Location"]) == (
+        302,
+        "/mlflow/#/models/main.default.churn_model/versions/1",
+    )
+    assert requests.get(url, timeout=60).status_code == 200
+
+    found = api(
+        server,
+        "GET",
+        "mlflow/unity-catalog/model-versions/get",
+        name="main.default.churn_model",
+        version="1",
+    )["model_version"]
+    tags = {t["key"]: t["value"] for t in found["tags"]}
+    assert (tags["build_id"], tags["commit"], tags["branch"]) == ("u1", SHA, "main")
+    assert found["aliases"] == [{"alias": "candidate", "version": "1"}]
+    assert {"MLmodel", "python_model.pkl"} <= set(
+        version_files(server, "main.default.churn_model", "1")
+    )
+
+    # the run the notebook logged carries the tags Databricks gives a job's notebook run
+    run = api(server, "GET", "mlflow/runs/get", run_id=found["run_id"])["run"]
+    lineage = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    task_run = lineage["mlflow.databricks.jobRunID"]
+    assert lineage["mlflow.source.type"] == "JOB"
+    assert lineage["mlflow.databricks.notebookPath"].endswith("/sample/u1/tests/run_pytest")
+    assert lineage["mlflow.databricks.notebookID"].isdigit()
+    assert lineage["mlflow.databricks.jobType"] == "NOTEBOOK"
+    assert lineage["mlflow.databricks.workspaceURL"] == server.url
+    job = lineage["mlflow.databricks.jobID"]  # the build's job (run-now)
+    assert lineage["mlflow.source.name"] == f"jobs/{job}/run/{task_run}"
