@@ -141,6 +141,23 @@ def test_a_model_file_registers_in_unity_catalog_with_its_files_tags_and_alias(
     )
     assert alias["model_version"]["version"] == "2"  # the alias moved to the newer version
 
+    # as in Unity Catalog, a version is pending until finalized (the adapter finalizes)
+    made = api(
+        workspace,
+        "POST",
+        "mlflow/unity-catalog/model-versions/create",
+        name=NAME,
+        source=logged.source,
+        run_id=logged.run_id,
+    )["model_version"]
+    assert made["status"] == "PENDING_REGISTRATION"
+    read = api(workspace, "GET", "mlflow/unity-catalog/model-versions/get", name=NAME, version="3")
+    assert read["model_version"]["status"] == "PENDING_REGISTRATION"
+    done = api(
+        workspace, "POST", "mlflow/unity-catalog/model-versions/finalize", name=NAME, version="3"
+    )
+    assert done["model_version"]["status"] == "READY"
+
 
 def test_a_model_an_mlflow_client_logged_in_a_job_run_registers_and_loads_from_unity_catalog(
     workspace: LocalWorkspace, tmp_path: Path
