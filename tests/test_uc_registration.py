@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.adapters.databricks import DatabricksWorkspace
+from orchestrator.adapters.databricks import DatabricksWorkspace, LoggedModel
+from orchestrator.errors import InfrastructureError
 from orchestrator.local.server import LocalWorkspace
 from tests.buildkit import build, remote_args
 from tests.conftest import TOKEN, sdk_client
@@ -141,6 +142,25 @@ def test_a_model_file_registers_in_unity_catalog_with_its_files_tags_and_alias(
     )
     assert alias["model_version"]["version"] == "2"  # the alias moved to the newer version
 
+    # a version whose files cannot be copied is deleted again, not left pending
+    broken = LoggedModel(logged.run_id, logged.source.rsplit("/", 1)[0] + "/no-such-model", "x")
+    with pytest.raises(InfrastructureError, match="MLflow lists no files"):
+        ws.register_model(
+            registry="unity-catalog", name=NAME, model=broken, tags={}, alias="candidate"
+        )
+    versions = api(
+        workspace, "GET", "mlflow/unity-catalog/model-versions/search", filter=f"name='{NAME}'"
+    )
+    assert sorted(v["version"] for v in versions["model_versions"]) == ["1", "2"]
+    alias = api(
+        workspace,
+        "GET",
+        "mlflow/unity-catalog/registered-models/alias",
+        name=NAME,
+        alias="candidate",
+    )
+    assert alias["model_version"]["version"] == "2"
+
     # as in Unity Catalog, a version is pending until finalized (the adapter finalizes)
     made = api(
         workspace,
@@ -151,10 +171,10 @@ def test_a_model_file_registers_in_unity_catalog_with_its_files_tags_and_alias(
         run_id=logged.run_id,
     )["model_version"]
     assert made["status"] == "PENDING_REGISTRATION"
-    read = api(workspace, "GET", "mlflow/unity-catalog/model-versions/get", name=NAME, version="3")
+    read = api(workspace, "GET", "mlflow/unity-catalog/model-versions/get", name=NAME, version="4")
     assert read["model_version"]["status"] == "PENDING_REGISTRATION"
     done = api(
-        workspace, "POST", "mlflow/unity-catalog/model-versions/finalize", name=NAME, version="3"
+        workspace, "POST", "mlflow/unity-catalog/model-versions/finalize", name=NAME, version="4"
     )
     assert done["model_version"]["status"] == "READY"
 
@@ -207,10 +227,15 @@ def test_a_model_an_mlflow_client_logged_in_a_job_run_registers_and_loads_from_u
         mlflow.set_registry_uri("databricks-uc")
         model = mlflow.pyfunc.load_model("models:/main.default.doubler@candidate")
         print(model.predict([1, 2, 3]))
+        found = mlflow.MlflowClient().search_model_versions("name='main.default.doubler'")
+        print([(v.version, v.status) for v in found])
         """,
         tmp_path,
     )
-    assert loaded.strip().splitlines()[-1] == "[2, 4, 6]"
+    assert loaded.strip().splitlines()[-2:] == [
+        "[2, 4, 6]",
+        "[('1', 'READY')]",
+    ]
 
 
 # --- a build that registers what its notebook logged ---------------------------------------
