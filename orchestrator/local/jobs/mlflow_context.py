@@ -17,8 +17,11 @@ The build finds a run's models by ``jobRunID`` (``adapters/databricks/model_regi
 and Unity Catalog links a version to its notebook and job through ``notebookID`` and
 ``jobID``. Left out here: ``workspaceID`` (a local workspace has no workspace id), and the
 tags whose value is unknown (a one-time run's job, a notebook outside the workspace tree).
-``jobType`` is ``NOTEBOOK`` for a notebook task, as Databricks' runs show it; the value is
-read from runs seen, not from a documented list.
+``jobRunID`` is the task's run, not the job run: MLflow reads ``idInJob``, the task run's id
+in a multi-task job (mlflow/mlflow#14266 asks to change that, and is closed without it).
+``jobType`` ``NOTEBOOK`` for a notebook task is a guess: MLflow's change that added the tag
+(mlflow/mlflow#2205) says a notebook job records the type ``notebook`` without giving its
+exact spelling, and no documented list of the context's ``jobTaskType`` values was found.
 """
 
 from __future__ import annotations
