@@ -18,7 +18,8 @@ and Unity Catalog links a version to its notebook and job through ``notebookID``
 ``jobID``. Left out here: ``workspaceID`` (a local workspace has no workspace id), and the
 tags whose value is unknown (a one-time run's job, a notebook outside the workspace tree).
 ``jobRunID`` is the task's run, not the job run: MLflow reads ``idInJob``, the task run's id
-in a multi-task job (mlflow/mlflow#14266 asks to change that, and is closed without it).
+in a multi-task job (mlflow/mlflow#14266 asked to change that; the installed MLflow still
+reads ``idInJob``).
 ``jobType`` ``NOTEBOOK`` for a notebook task is a guess: MLflow's change that added the tag
 (mlflow/mlflow#2205) says a notebook job records the type ``notebook`` without giving its
 exact spelling, and no documented list of the context's ``jobTaskType`` values was found.
