@@ -344,8 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the user as our own one-line errors
         logging.getLogger("azure").setLevel(logging.ERROR)
     # every resolved secret is masked in all output from here on (streams and logging) and
-    # announced to the CI (##vso[task.setsecret] / ::add-mask::)
-    with masked_output(environ=os.environ):
+    # announced to the CI (##vso[task.setsecret] / ::add-mask::), on stderr when stdout is a
+    # JSON document (--json, plan, render) so that it stays one
+    document = getattr(args, "json", False) or args.command in ("plan", "render")
+    with masked_output(environ=os.environ, announce_on_stderr=document):
         return _command(parser, args)
 
 

@@ -10,8 +10,9 @@ writes, and registered with the CI so the CI masks it too.
 - :func:`register_secret` adds a value to the current masker (:func:`masker`: the one of the
   innermost :func:`masked_output`, so each CLI invocation starts with its own, else a default)
   and announces it to the CI: ``##vso[task.setsecret]`` when ``TF_BUILD`` is set (Azure
-  DevOps), ``::add-mask::`` when ``GITHUB_ACTIONS`` is set. Those lines go to the real stdout,
-  unmasked (that is how the agent learns the value; it does not echo them).
+  DevOps), ``::add-mask::`` when ``GITHUB_ACTIONS`` is set. Those lines go to the real stdout
+  (the real stderr when stdout is a JSON document: ``--json``, ``plan``), unmasked (that is
+  how the agent learns the value; it does not echo them).
 - Values shorter than :data:`MIN_LENGTH` are ignored: masking every ``v`` would garble all
   output (and the CI's own ``##vso`` commands) while protecting nothing.
 
@@ -217,11 +218,19 @@ def _mask_record(record: logging.LogRecord, masker: Masker) -> None:
 
 
 @contextmanager
-def masked_output(*, environ: Mapping[str, str], masker: Masker | None = None) -> Iterator[Masker]:
+def masked_output(
+    *,
+    environ: Mapping[str, str],
+    masker: Masker | None = None,
+    announce_on_stderr: bool = False,
+) -> Iterator[Masker]:
     """Within: ``sys.stdout``/``sys.stderr`` mask secrets, so do log records (a record factory
     for every handler, and a :class:`MaskingFilter` on the root handlers for tracebacks), and
-    values are announced to the CI on the real stdout. Everything is restored on exit.
-    Without ``masker``, a new one: values registered within stay within."""
+    values are announced to the CI on the real stdout, or the real stderr with
+    ``announce_on_stderr`` (a command whose stdout is a JSON document: both CI agents read
+    their commands from either stream, GitHub's runner and Azure Pipelines' agent alike).
+    Everything is restored on exit. Without ``masker``, a new one: values registered within
+    stay within."""
     masker = masker or Masker()
     real_out, real_err = sys.stdout, sys.stderr
     out, err = MaskingStream(real_out, masker), MaskingStream(real_err, masker)
@@ -234,7 +243,7 @@ def masked_output(*, environ: Mapping[str, str], masker: Masker | None = None) -
 
     log_filter = MaskingFilter(masker)
     handlers = list(logging.getLogger().handlers)
-    masker.announce_to(real_out, environ)
+    masker.announce_to(real_err if announce_on_stderr else real_out, environ)
     _ACTIVE.append(masker)
     sys.stdout, sys.stderr = cast(TextIO, out), cast(TextIO, err)
     logging.setLogRecordFactory(factory)

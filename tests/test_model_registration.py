@@ -7,6 +7,7 @@ deletes old builds' MLflow runs. The registry is the local workspace's real MLfl
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from orchestrator.cli import main
 from orchestrator.config.context import BuildContext
 from orchestrator.config.schema import BuildConfig
 from orchestrator.local.server import LocalWorkspace
+from orchestrator.results.publish import publish_models
 from orchestrator.storage.folder import LocalFolderStorage
 from tests.buildkit import BUILD_ROOT, build, command, remote_args
 from tests.conftest import TOKEN, sdk_client
@@ -64,8 +66,9 @@ def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ref: str) -> dict[st
 
 
 def json_document(out: str) -> dict[str, Any]:
-    """The ``--json`` document (after the ``::add-mask::`` line GitHub Actions gets)."""
-    return dict(json.loads(out[out.index("{") :]))
+    """The ``--json`` document: all of stdout, even on GitHub Actions (its ``::add-mask::``
+    lines go to stderr)."""
+    return dict(json.loads(out))
 
 
 def mlflow_get(ws: LocalWorkspace, path: str, **query: str) -> dict[str, Any]:
@@ -170,15 +173,6 @@ def test_only_a_passed_build_registers() -> None:
                 "models.register.path=databricks/features_spark.py",
             ],
             "models.register.path: must be a file inside paths.models",
-        ),
-        (
-            [
-                "--set",
-                "models.register.name=main.default.m",
-                "--set",
-                "models.register.registry=unity-catalog",
-            ],
-            "unity-catalog is not supported by the build yet",
         ),
     ],
 )
@@ -338,3 +332,42 @@ def test_a_failed_build_registers_nothing(
     document = json_document(capsys.readouterr().out)
     assert document["models"] == {"registered": []}
     assert not server.mlflow.running
+
+
+@pytest.mark.fast
+def test_json_stdout_stays_one_document_when_github_actions_is_told_a_secret(
+    project: Path,
+    server: LocalWorkspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github(monkeypatch, tmp_path, "refs/heads/main")
+    # a token the workspace refuses: resolved (and announced to the CI), then the build stops
+    monkeypatch.setenv("ORCH_TEST_TOKEN", "dapi-a-token-to-mask-0123")
+    code = build(project, "--json", *remote_args(server), *REGISTER)
+    out, err = capsys.readouterr()
+    document = json.loads(out)  # stdout is the document and nothing else
+    assert (document["status"], document["exit_code"]) == ("error", code)
+    assert "::add-mask::dapi-a-token-to-mask-0123\n" in err  # GitHub reads stderr's commands
+
+
+@pytest.mark.fast
+def test_with_json_azure_devops_still_gets_the_output_variables_on_stderr() -> None:
+    versions = [
+        {"name": "main.default.churn", "version": "4", "alias": None, "url": "https://h/x/4"}
+    ]
+    environ = {"TF_BUILD": "True"}
+    commands = io.StringIO()
+    # --json: no lines on stdout (the document holds the versions), commands on stderr
+    publish_models(versions, out=None, commands=commands, environ=environ)
+    assert commands.getvalue().splitlines() == [
+        "##vso[task.setvariable variable=registered_model;isoutput=true]main.default.churn/4",
+        "##vso[task.setvariable variable=registered_model_url;isoutput=true]https://h/x/4",
+    ]
+    shown = io.StringIO()  # without --json: the line and the commands, on stdout
+    publish_models(versions, out=shown, environ=environ)
+    assert shown.getvalue().splitlines()[0] == (
+        "Registered model main.default.churn version 4: https://h/x/4"
+    )
+    assert shown.getvalue().splitlines()[1:] == commands.getvalue().splitlines()

@@ -89,7 +89,15 @@ def build_command(
             scratch=Path(scratch),
         )
     fallback = {"status": "cancelled", "exit_code": result.exit_code}
-    _report(result, plan, json_output=json_output, environ=environ, out=out, fallback=fallback)
+    _report(
+        result,
+        plan,
+        json_output=json_output,
+        environ=environ,
+        out=out,
+        err=err,
+        fallback=fallback,
+    )
     line = browse_hint(result, cwd=io.cwd)
     if line:
         progress_out.write(line + "\n")
@@ -130,7 +138,13 @@ def step_command(
             scratch=Path(scratch),
         )
     _report(
-        result, plan, json_output=json_output, environ=environ, out=out, fallback=describe(result)
+        result,
+        plan,
+        json_output=json_output,
+        environ=environ,
+        out=out,
+        err=err,
+        fallback=describe(result),
     )
     if result.summary is None and not json_output and result.run_id is not None and step == "run":
         out.write(f"{result.run_id}\n")
@@ -144,6 +158,7 @@ def _report(
     json_output: bool,
     environ: Mapping[str, str],
     out: TextIO,
+    err: TextIO,
     fallback: dict[str, Any],
 ) -> None:
     """The test results (the CI report, or with ``--json`` one document), or ``fallback`` as
@@ -160,5 +175,11 @@ def _report(
             publish(result.summary, out=out, environ=environ, run_url=result.run_url)
     elif json_output:
         out.write(json.dumps(fallback) + "\n")
-    # with --json the document holds them: only the CI's step outputs are written
-    publish_models(registered, out=None if json_output else out, environ=environ)
+    # with --json the document holds them: only the CI's step outputs are written (Azure
+    # DevOps' output variables as commands on stderr, which its agent reads too)
+    publish_models(
+        registered,
+        out=None if json_output else out,
+        commands=err if json_output else out,
+        environ=environ,
+    )

@@ -168,11 +168,6 @@ def prepare(options: BuildOptions, *, environ: Mapping[str, str], cwd: Path) -> 
     _check_storage_folder(config)
     _check_seeds(config)
     intent = register_intent(config, context)
-    if intent is not None and intent.register.registry == "unity-catalog":
-        raise UsageError(
-            "models.register.registry: unity-catalog is not supported by the build yet (it "
-            "copies the model's files into the catalog's storage); use registry: workspace"
-        )
     entry = entry_notebook_path(config.build_root, repo)
     settings, warnings = _render_job(config, repo, entry)
     parameters = build_parameters(config=config, context=context)

@@ -404,11 +404,13 @@ def publish_models(
     *,
     out: TextIO | None,
     environ: Mapping[str, str],
+    commands: TextIO | None = None,
 ) -> None:
     """The model versions a build registered: a line each on ``out`` (None with ``--json``,
     whose document holds them), and step outputs: Azure DevOps output variables
-    (``registered_model``, ``registered_model_url``), GitHub ``$GITHUB_OUTPUT`` lines of the
-    same names and a step-summary section. Several versions are joined with spaces."""
+    (``registered_model``, ``registered_model_url``: ``setvariable`` commands on ``commands``,
+    default ``out``; stderr with ``--json``), GitHub ``$GITHUB_OUTPUT`` lines of the same names
+    and a step-summary section. Several versions are joined with spaces."""
     if not versions:
         return
     fmt = detect_format(environ)
@@ -419,10 +421,11 @@ def publish_models(
             alias = f" @{v['alias']}" if v.get("alias") else ""
             line = f"Registered model {v['name']} version {v['version']}{alias}: {v['url']}"
             out.write(_safe(line, fmt) + "\n")
-        if fmt == "azure-devops":
-            for variable, value in (("registered_model", names), ("registered_model_url", urls)):
-                data = escape_ado_data(_printable(value))
-                out.write(f"##vso[task.setvariable variable={variable};isoutput=true]{data}\n")
+    commands = commands if commands is not None else out
+    if fmt == "azure-devops" and commands is not None:
+        for variable, value in (("registered_model", names), ("registered_model_url", urls)):
+            data = escape_ado_data(_printable(value))
+            commands.write(f"##vso[task.setvariable variable={variable};isoutput=true]{data}\n")
     if fmt == "github-actions":
         outputs = {"registered_model": names, "registered_model_url": urls}
         _append_file(

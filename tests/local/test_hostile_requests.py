@@ -59,6 +59,14 @@ PAGE_PATHS = {
     r"/local-admin/counters/reset": ["/local-admin/counters/reset"],
     r"/local-admin/faults": ["/local-admin/faults"],
     r"/ml/experiments(?P<rest>/[A-Za-z0-9/_-]*)?": ["/ml/experiments/{id}/runs/ab"],
+    r"/ml/models/(?P<name>[^/]+)(?:/versions/(?P<version>[0-9]{1,19}))?/?": [
+        "/ml/models/m%2Fx/versions/{id}",
+        "/ml/models/..",
+    ],
+    (
+        r"/explore/data/models/(?P<catalog>[^/]+)/(?P<schema>[^/]+)/(?P<model>[^/]+)"
+        r"(?:/version/(?P<version>[0-9]{1,19}))?/?"
+    ): ["/explore/data/models/a/b/c/version/{id}", "/explore/data/models/a/b/%00"],
     r"/mlflow/?": ["/mlflow/", "/mlflow"],
     r"/mlflow/(?P<rest>.+)": [
         "/mlflow/static-files/x.js",

@@ -255,6 +255,17 @@ def test_mlflow_ui_pages_start_nothing_and_change_nothing(quiet_workspace: Local
         302,
         "/mlflow/#/experiments/7/runs/abc",
     )
+    # the links the build reports for a registered version: workspace registry, Unity Catalog
+    links = {
+        "/ml/models/churn%20model/versions/3": "/mlflow/#/models/churn%20model/versions/3",
+        "/ml/models/churn_model": "/mlflow/#/models/churn_model",
+        "/explore/data/models/main/default/churn/version/2": (
+            "/mlflow/#/models/main.default.churn/versions/2"
+        ),
+    }
+    for link, target in links.items():
+        answer = requests.get(f"{url}{link}", allow_redirects=False, timeout=30)
+        assert (answer.status_code, answer.headers["Location"]) == (302, target)
     assert requests.get(f"{url}/mlflow/static-files/x.js", timeout=30).status_code == 404
     writes = [
         ("ajax-api/2.0/mlflow/runs/delete", {"run_id": RUN_ID}),

@@ -67,6 +67,9 @@ class Simulation:
             "AZURE_CLIENT_ID": FAKE_CLIENT_ID,
             "AZURE_TENANT_ID": FAKE_TENANT_ID,
             "AZURE_CLIENT_SECRET": FAKE_CLIENT_SECRET,
+            # the build step's output variables: the dev and prod targets register no model
+            "REGISTERED_MODEL": "",
+            "REGISTERED_MODEL_URL": "",
         }
 
     def value_for(self, env_name: str, source: str) -> str:

@@ -16,12 +16,8 @@ what the build needs of MLflow is a handful of REST calls:
 - :func:`register`: ``registered-models/create`` (an existing model is fine),
   ``model-versions/create`` with the build's tags, a wait until the version is ``READY`` (the
   registry copies the files asynchronously), then ``registered-models/alias``.
-- Unity Catalog's registry is not served here yet: registering to it copies the model's files
-  into the catalog's storage (``unity-catalog/model-versions/create``,
-  ``generate-temporary-credentials``, an upload with cloud credentials of four kinds or the
-  Files API's presigned URLs for default storage, ``finalize``: MLflow's
-  ``UcModelRegistryStore.create_model_version``), which this module does not do; the build
-  refuses ``registry: unity-catalog`` before it starts (exit 2).
+- Unity Catalog's registry (``registry: unity-catalog``) copies the model's files into the
+  catalog's storage: ``uc_model_registry.py``, on the same client.
 - :func:`delete_runs_of`: cleanup's deletion of the MLflow runs a build's task runs logged,
   keeping any run a model version was registered from.
 """
@@ -40,6 +36,7 @@ from urllib.parse import quote
 
 import yaml
 
+from orchestrator.adapters.databricks.mlflow_rest import call, error_code
 from orchestrator.adapters.databricks.sdk_errors import sdk_errors
 from orchestrator.adapters.databricks.signed_uploads import put_signed
 from orchestrator.adapters.databricks.values import LoggedModel, RegisteredVersion
@@ -58,7 +55,6 @@ __all__ = [
     "version_url",
 ]
 
-_ML = "/api/2.0/mlflow"
 #: the tag MLflow gives a run started by a notebook of a job run (``mlflow_tags.py``)
 JOB_RUN_TAG = "mlflow.databricks.jobRunID"
 _HISTORY_TAG = "mlflow.log-model.history"
@@ -77,18 +73,10 @@ def _do(
     body: Mapping[str, Any] | None = None,
     query: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    with sdk_errors(what):
-        answer = client.api_client.do(
-            method,
-            f"{_ML}/{path}",
-            body=dict(body) if body is not None else None,
-            query=dict(query) if query is not None else None,
-        )
-    return answer if isinstance(answer, dict) else {}
+    return call(client, method, f"mlflow/{path}", what, body=body, query=query)
 
 
-def _error_code(exc: InfrastructureError) -> str | None:
-    return getattr(exc.__cause__, "error_code", None)
+_error_code = error_code
 
 
 def _experiment_id(client: SdkClient, path: str) -> str | None:
@@ -339,7 +327,9 @@ def _wait_ready(
             return
         if status == "FAILED_REGISTRATION":
             message = str(found.get("status_message") or "no reason given")
-            raise InfrastructureError(f"model {name} version {version}: registration failed: {message}")
+            raise InfrastructureError(
+                f"model {name} version {version}: registration failed: {message}"
+            )
         if clock.monotonic() >= deadline:
             raise InfrastructureError(
                 f"model {name} version {version}: still {status} after {timeout:.0f} s"
@@ -361,7 +351,13 @@ def register(
     """A new version of ``name`` (the model made when missing) in the workspace registry,
     from ``model``, tagged; ``alias`` set on it once it is ready."""
     try:
-        _do(client, "POST", "registered-models/create", f"creating model {name}", body={"name": name})
+        _do(
+            client,
+            "POST",
+            "registered-models/create",
+            f"creating model {name}",
+            body={"name": name},
+        )
     except InfrastructureError as exc:
         if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
             raise
@@ -388,7 +384,12 @@ def register(
         )
     host = client.config.host or ""
     return RegisteredVersion(
-        "workspace", name, version, version_url(host, "workspace", name, version), model.source, alias
+        "workspace",
+        name,
+        version,
+        version_url(host, "workspace", name, version),
+        model.source,
+        alias,
     )
 
 
@@ -427,7 +428,13 @@ def delete_runs_of(
                 on_kept(run_id)
             continue
         try:
-            _do(client, "POST", "runs/delete", f"deleting MLflow run {run_id}", body={"run_id": run_id})
+            _do(
+                client,
+                "POST",
+                "runs/delete",
+                f"deleting MLflow run {run_id}",
+                body={"run_id": run_id},
+            )
         except InfrastructureError as exc:
             if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
                 continue

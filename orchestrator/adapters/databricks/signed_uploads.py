@@ -1,4 +1,4 @@
-"""Writing a file to where an MLflow run's artifacts live, with the workspace's signed URLs.
+"""Writing (and reading) a file where MLflow keeps artifacts, with the workspace's signed URLs.
 
 On Databricks the MLflow client never sends artifact bytes to the workspace: it asks
 ``artifacts/credentials-for-write`` for an ``ArtifactCredentialInfo`` per file (a signed URL,
@@ -16,20 +16,23 @@ file where the storage allows it:
 
 The local workspace answers ``AWS_PRESIGNED_URL`` to URLs of its own (``local/api/
 mlflow_artifacts.py``); the Azure forms follow Azure's REST reference and are not exercised
-here. Plain ``requests`` (databricks-sdk's own dependency): the signed URL carries the
-authorization, so no workspace token goes with it.
+here. Reading (:func:`fetch_signed`, for the files a model version is copied from) is one
+``GET`` for every kind: a presigned URL, a Blob SAS and a DFS SAS all read that way (MLflow's
+``download_file_using_http_uri``). Plain ``requests`` (databricks-sdk's own dependency): the
+signed URL carries the authorization, so no workspace token goes with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from orchestrator.errors import InfrastructureError
 
-__all__ = ["put_signed"]
+__all__ = ["fetch_signed", "put_adls", "put_signed"]
 
 _TIMEOUT = 300.0
 
@@ -64,14 +67,17 @@ def put_signed(credential: Mapping[str, Any], data: bytes, *, what: str) -> None
             headers["x-ms-blob-type"] = "BlockBlob"
             _check(requests.put(url, data=data, headers=headers, timeout=_TIMEOUT), what)
         elif kind == "AZURE_ADLS_GEN2_SAS_URI":
-            _adls(url, data, headers, what)
+            put_adls(url, data, headers, what=what)
         else:
             raise InfrastructureError(f"{what}: storage credential type {kind!r} is not known")
     except requests.RequestException as exc:
         raise InfrastructureError(f"{what}: {type(exc).__name__}") from None
 
 
-def _adls(url: str, data: bytes, headers: Mapping[str, str], what: str) -> None:
+def put_adls(url: str, data: bytes, headers: Mapping[str, str], *, what: str) -> None:
+    """Create, append, flush: a file written through the DFS endpoint with the SAS in
+    ``url`` (MLflow's ``put_adls_file_creation``, ``patch_adls_file_upload``,
+    ``patch_adls_flush``)."""
     joiner = "&" if "?" in url else "?"
     _check(requests.put(f"{url}{joiner}resource=file", headers=headers, timeout=_TIMEOUT), what)
     if data:
@@ -79,3 +85,20 @@ def _adls(url: str, data: bytes, headers: Mapping[str, str], what: str) -> None:
         _check(requests.patch(append, data=data, headers=headers, timeout=_TIMEOUT), what)
     flush = f"{url}{joiner}action=flush&position={len(data)}"
     _check(requests.patch(flush, headers=headers, timeout=_TIMEOUT), what)
+
+
+def fetch_signed(credential: Mapping[str, Any], dest: Path, *, what: str) -> None:
+    """Read the file ``credential`` (an ``ArtifactCredentialInfo``) points at into ``dest``."""
+    url = str(credential.get("signed_uri") or "")
+    if not url:
+        raise InfrastructureError(f"{what}: the workspace gave no signed URL")
+    try:
+        with requests.get(
+            url, headers=_headers(credential), stream=True, timeout=_TIMEOUT
+        ) as answer:
+            _check(answer, what)
+            with dest.open("wb") as out:
+                for chunk in answer.iter_content(chunk_size=1 << 20):
+                    out.write(chunk)
+    except requests.RequestException as exc:
+        raise InfrastructureError(f"{what}: {type(exc).__name__}") from None

@@ -25,9 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestrator.adapters.databricks import dbfs, identity, model_registry, repos, runs
-from orchestrator.adapters.databricks.run_views import RunView
+from orchestrator.adapters.databricks import (
+    dbfs,
+    identity,
+    model_registry,
+    repos,
+    runs,
+    uc_model_registry,
+)
 from orchestrator.adapters.databricks.client import SdkClient, lean_import, new_client
+from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReporter
+from orchestrator.adapters.databricks.run_views import RunView
 from orchestrator.adapters.databricks.sdk_errors import is_not_found, sdk_errors
 from orchestrator.adapters.databricks.values import (
     ActiveRun,
@@ -39,7 +47,6 @@ from orchestrator.adapters.databricks.values import (
     RegisteredVersion,
     TaskOutput,
 )
-from orchestrator.adapters.databricks.retries import DEFAULT_BUDGET, RetryReporter
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import InfrastructureError, TimeoutExpired, UsageError
 from orchestrator.ratelimit import TokenBucket
@@ -198,7 +205,9 @@ class DatabricksWorkspace:
 
     # -- MLflow: the models a build registers, the runs cleanup deletes ------------------------
 
-    def job_models(self, task_run_ids: Sequence[int], *, experiment: str | None) -> list[LoggedModel]:
+    def job_models(
+        self, task_run_ids: Sequence[int], *, experiment: str | None
+    ) -> list[LoggedModel]:
         """The models the MLflow runs of these task runs logged."""
         return model_registry.job_models(self.client, task_run_ids, experiment)
 
@@ -221,8 +230,10 @@ class DatabricksWorkspace:
     ) -> RegisteredVersion:
         """A new version of ``name`` from ``model`` in the workspace registry or Unity
         Catalog, tagged, with ``alias`` set on it."""
-        if registry != "workspace":  # see model_registry's doc: Unity Catalog is not built
-            raise UsageError(f"models.register.registry: {registry} is not supported yet")
+        if registry == "unity-catalog":
+            return uc_model_registry.register_uc(
+                self.client, name=name, model=model, tags=tags, alias=alias
+            )
         return model_registry.register(
             self.client, name=name, model=model, tags=tags, alias=alias, clock=self.clock
         )

@@ -16,14 +16,16 @@ answers ``DEFAULT_STORAGE``, and the presigned URLs are this workspace's signed 
 The registry itself is the tracking server's (the workspace registry's REST API, whose
 messages Unity Catalog's mostly share): each route maps to its counterpart, and the answers'
 model versions are given Unity Catalog's shape (aliases as ``{alias, version}``, a
-``storage_location``). Model names must have three parts, ``catalog.schema.model``; whether the
-catalog and schema exist is not checked (a guess that errs on the generous side: Unity Catalog
-refuses a schema that does not exist).
+``storage_location``, ``PENDING_REGISTRATION`` from ``model-versions/create`` until
+``model-versions/finalize``). Model names must have three parts, ``catalog.schema.model``;
+whether the catalog and schema exist is not checked (a guess that errs on the generous side:
+Unity Catalog refuses a schema that does not exist).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -112,6 +114,11 @@ class UnityCatalogRegistry:
     def __init__(self, call: Call, artifacts: MlflowArtifacts) -> None:
         self._call = call
         self.artifacts = artifacts
+        #: versions created and not yet finalized: ``PENDING_REGISTRATION`` until
+        #: ``model-versions/finalize``, as in Unity Catalog (the tracking server's registry
+        #: makes a version ``READY`` at once); kept in memory, so a restart forgets them
+        self._pending: set[tuple[str, str]] = set()
+        self._pending_lock = threading.Lock()
 
     # --- the registry ------------------------------------------------------------------------
     def handle(self, request: Request) -> dict[str, Any]:
@@ -121,7 +128,7 @@ class UnityCatalogRegistry:
             raise ApiError(
                 404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} /{request.route}'"
             )
-        if route != "registered-models/search":
+        if not route.endswith("/search"):  # a version search names its model in `filter`
             _checked_name(request.get("name"))
         target = _ROUTES[key]
         if target is None:
@@ -132,7 +139,25 @@ class UnityCatalogRegistry:
             request.params["name"] = request.params.pop("new_name")
             if request.get("description") is None:
                 return self._json("GET", "registered-models/get", {"name": request.get("name")})
-        return _shaped(self._json(request.method, target, request.params))
+        answer = _shaped(self._json(request.method, target, request.params))
+        if route == "model-versions/create" and isinstance(answer.get("model_version"), dict):
+            made = answer["model_version"]
+            with self._pending_lock:
+                self._pending.add((str(made.get("name")), str(made.get("version"))))
+        elif route == "model-versions/delete":
+            with self._pending_lock:
+                self._pending.discard((request.text("name"), request.text("version")))
+        return self._statuses(answer)
+
+    def _statuses(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``PENDING_REGISTRATION`` on the versions not finalized yet."""
+        versions = [data["model_version"]] if isinstance(data.get("model_version"), dict) else []
+        versions += [v for v in data.get("model_versions") or [] if isinstance(v, dict)]
+        with self._pending_lock:
+            for version in versions:
+                if (str(version.get("name")), str(version.get("version"))) in self._pending:
+                    version["status"] = "PENDING_REGISTRATION"
+        return data
 
     def _own(self, route: str, request: Request) -> dict[str, Any]:
         name, version = request.required_text("name"), request.required_text("version")
@@ -140,6 +165,8 @@ class UnityCatalogRegistry:
             return {}
         found = self._json("GET", "model-versions/get", {"name": name, "version": version})
         if route == "model-versions/finalize":
+            with self._pending_lock:
+                self._pending.discard((name, version))
             return _shaped(found)
         if route == "model-versions/get-download-uri":
             return {"artifact_uri": _uc_version(found["model_version"])["storage_location"]}

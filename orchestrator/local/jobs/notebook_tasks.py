@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from orchestrator.files import write_json_atomically
 from orchestrator.local.jobs import run_documents
 from orchestrator.local.jobs.execution_contexts import ExecutionContexts
+from orchestrator.local.jobs.mlflow_context import mlflow_run_context
 from orchestrator.local.jobs.run_state import finish, set_state
 from orchestrator.local.jobs.task_execution import TaskOutcome, TaskSpec, masked
 from orchestrator.local.state.api_error import ApiError
@@ -95,6 +96,12 @@ class NotebookTaskExecutor:
         #: its host and token (what a Databricks notebook's MLflow and SDK clients find in the
         #: notebook's context) and MLflow's tracking URI ``databricks``
         self.workspace_environment: Mapping[str, str] = {}
+
+    def _notebook_id(self, workspace_path: str) -> int | None:
+        """The notebook's object id, when it is in the workspace tree (a ``git_source``
+        snapshot's notebook is not)."""
+        row = self.store.get_object(workspace_path) if workspace_path.startswith("/") else None
+        return row.object_id if row is not None else None
 
     def _kernel_pool(self) -> KernelPool | None:
         with self._pool_lock:
@@ -215,13 +222,18 @@ class NotebookTaskExecutor:
             environment={
                 **self.workspace_environment,
                 **_notebook_experiment(notebook_task, source.workspace_path),
-                # the tags MLflow's job context gives a run on Databricks, so a run's MLflow
-                # runs can be found by its task run (``mlflow.databricks.jobRunID``)
+                # the tags MLflow's notebook, job and cluster contexts give a run on
+                # Databricks: a run's MLflow runs are found by its task run
+                # (``mlflow.databricks.jobRunID``)
                 "MLFLOW_RUN_CONTEXT": json.dumps(
-                    {
-                        "mlflow.source.type": "JOB",
-                        "mlflow.databricks.jobRunID": str(spec.task_run_id),
-                    }
+                    mlflow_run_context(
+                        task_run_id=spec.task_run_id,
+                        job_id=spec.job_id,
+                        notebook_path=source.workspace_path if notebook_task else None,
+                        notebook_id=self._notebook_id(source.workspace_path),
+                        workspace_url=self.workspace_environment.get("DATABRICKS_HOST"),
+                        cluster_id=cluster_id,
+                    )
                 ),
                 **self.cluster_environment(cluster_id),
                 "ORCH_RUN_ID": str(spec.run_id),

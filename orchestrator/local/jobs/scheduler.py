@@ -456,6 +456,7 @@ class Scheduler:
             task=task,
             parameters=dict(run.task_parameters.get(key, {})),
             timeout_seconds=float(timeout) if timeout else None,
+            job_id=run.job_id,
         )
         progress.running.add(key)
         threading.Thread(

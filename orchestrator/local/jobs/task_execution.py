@@ -25,6 +25,8 @@ class TaskSpec:
     task: TaskRunRecord
     parameters: dict[str, str]
     timeout_seconds: float | None
+    #: the run's job (None for a one-time run of ``runs/submit``)
+    job_id: int | None = None
 
 
 @dataclass(frozen=True)

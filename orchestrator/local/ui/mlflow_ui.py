@@ -1,7 +1,11 @@
 """MLflow's own UI, reachable from the local workspace at ``/mlflow/``, read-only.
 
 A Databricks workspace shows its experiments at ``/ml/experiments/<id>`` (the MLflow client
-prints such links after each run); here ``/ml/experiments/...`` redirects to MLflow's UI, which
+prints such links after each run), a workspace registry's model version at
+``/ml/models/<name>/versions/<version>`` and a Unity Catalog one in Catalog Explorer,
+``/explore/data/models/<catalog>/<schema>/<model>/version/<version>`` (the links the build
+reports for a version it registered); here each of these redirects to the same view of MLflow's
+UI (a Unity Catalog model is in the tracking server's registry under its three-level name), which
 the tracking server serves under ``/mlflow`` (``--static-prefix``) and the workspace passes on:
 its pages and static files, its ``/ajax-api`` reads (the ``GET`` routes and the ``POST``
 searches) and GraphQL queries (never a mutation), the artifact listings and files from the
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from orchestrator.local.api.mlflow_api import MlflowApi
 from orchestrator.local.api.routing import Request, Response, Router
@@ -27,6 +31,12 @@ from orchestrator.local.ui.shell import page
 __all__ = ["MlflowUi"]
 
 _AJAX = re.compile(r"ajax-api/(?P<version>[23])\.0/(?P<route>mlflow/[A-Za-z0-9_/:.-]+)")
+#: Databricks' links to a model and a model version, workspace registry and Catalog Explorer
+_MODEL_LINK = r"/ml/models/(?P<name>[^/]+)(?:/versions/(?P<version>[0-9]{1,19}))?/?"
+_CATALOG_LINK = (
+    r"/explore/data/models/(?P<catalog>[^/]+)/(?P<schema>[^/]+)/(?P<model>[^/]+)"
+    r"(?:/version/(?P<version>[0-9]{1,19}))?/?"
+)
 #: ``POST`` reads of the UI: searches and bulk reads
 _READS = re.compile(r".*(?:/search|/search-datasets|/get-history-bulk(?:-interval)?|/batch-get)$")
 
@@ -37,6 +47,8 @@ class MlflowUi:
 
     def register(self, router: Router) -> None:
         router.plain("GET", r"/ml/experiments(?P<rest>/[A-Za-z0-9/_-]*)?", self.link, public=True)
+        router.plain("GET", _MODEL_LINK, self.model_link, public=True)
+        router.plain("GET", _CATALOG_LINK, self.model_link, public=True)
         router.plain("GET", r"/mlflow/?", self.index, public=True)
         router.plain("GET", r"/mlflow/(?P<rest>.+)", self.get, public=True)
         router.plain("POST", r"/mlflow/(?P<rest>.+)", self.post, public=True)
@@ -45,6 +57,23 @@ class MlflowUi:
     def link(request: Request, rest: str | None = None) -> Response:
         """Databricks' experiment and run links, to the same view of MLflow's UI."""
         target = "/mlflow/#/experiments" + quote(rest or "", safe="/")
+        return Response(302, b"", "text/plain", headers=(("Location", target),))
+
+    @staticmethod
+    def model_link(
+        request: Request,
+        name: str = "",
+        version: str | None = None,
+        catalog: str = "",
+        schema: str = "",
+        model: str = "",
+    ) -> Response:
+        """A registered model's (or version's) page, workspace registry or Unity Catalog, to
+        MLflow's model page."""
+        parts = (name,) if name else (catalog, schema, model)
+        target = "/mlflow/#/models/" + quote(".".join(unquote(p) for p in parts), safe="")
+        if version:
+            target += f"/versions/{version}"
         return Response(302, b"", "text/plain", headers=(("Location", target),))
 
     def _running(self) -> bool:
