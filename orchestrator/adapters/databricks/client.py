@@ -126,7 +126,7 @@ def lean_import() -> None:
         package = importlib.util.module_from_spec(spec)
         loader = spec.loader
 
-        def __getattr__(name: str) -> Any:  # noqa: N807 - the module-level hook (PEP 562)
+        def __getattr__(name: str) -> Any:
             if importlib.util.find_spec(f"{_PACKAGE}.{name}") is not None:
                 return importlib.import_module(f"{_PACKAGE}.{name}")  # a submodule
             with _LOCK:

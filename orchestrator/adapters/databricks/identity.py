@@ -78,9 +78,7 @@ def writers(client: SdkClient, path: str) -> list[Grant]:
             level = permission.get("permission_level")
             if level in WRITE_LEVELS:
                 source = permission.get("inherited_from_object") or []
-                inherited = (
-                    str(source[0]) if permission.get("inherited") and source else None
-                )
+                inherited = str(source[0]) if permission.get("inherited") and source else None
                 grants.append(Grant(principal[0], principal[1], str(level), inherited))
     return grants
 

@@ -45,8 +45,7 @@ def credential_providers(client: SdkClient) -> set[str]:
     with sdk_errors("listing the Git credentials"):
         answer = _json(client.api_client.do("GET", _CREDENTIALS))
     return {
-        str(mapping(c).get("git_provider") or "").lower()
-        for c in answer.get("credentials") or []
+        str(mapping(c).get("git_provider") or "").lower() for c in answer.get("credentials") or []
     } - {""}
 
 

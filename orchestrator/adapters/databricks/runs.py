@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Polling",
     "active_runs",
-    "cancel_run",
     "build_jobs",
     "build_task_runs",
+    "cancel_run",
     "create_build_job",
     "delete_build_jobs",
     "ensure_cluster_running",
