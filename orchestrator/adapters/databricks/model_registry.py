@@ -52,6 +52,7 @@ __all__ = [
     "job_models",
     "log_model_file",
     "register",
+    "version_request",
     "version_url",
 ]
 
@@ -62,6 +63,20 @@ _HISTORY_TAG = "mlflow.log-model.history"
 _EXPERIMENTS_PER_SEARCH = 100
 #: how long a new version may stay ``PENDING_REGISTRATION`` (the registry copies its files)
 _READY_TIMEOUT = 600.0
+
+
+def version_request(name: str, model: LoggedModel, tags: Mapping[str, str]) -> dict[str, Any]:
+    """The body of ``model-versions/create``, the same in the workspace registry and Unity
+    Catalog's (MLflow 3's ``model_id`` only when the model has one)."""
+    body: dict[str, Any] = {
+        "name": name,
+        "source": model.source,
+        "run_id": model.run_id,
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+    }
+    if model.model_id:
+        body["model_id"] = model.model_id
+    return body
 
 
 def _do(
@@ -361,14 +376,7 @@ def register(
     except InfrastructureError as exc:
         if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
             raise
-    body: dict[str, Any] = {
-        "name": name,
-        "source": model.source,
-        "run_id": model.run_id,
-        "tags": [{"key": k, "value": v} for k, v in tags.items()],
-    }
-    if model.model_id:
-        body["model_id"] = model.model_id
+    body = version_request(name, model, tags)
     made = _do(client, "POST", "model-versions/create", f"registering model {name}", body=body)
     version = str(made.get("model_version", {}).get("version") or "")
     if not version:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters.databricks.mlflow_rest import call, error_code
 from orchestrator.adapters.databricks.model_files import download_model
-from orchestrator.adapters.databricks.model_registry import version_url
+from orchestrator.adapters.databricks.model_registry import version_request, version_url
 from orchestrator.adapters.databricks.uc_storage import write_version_files
 from orchestrator.adapters.databricks.values import LoggedModel, RegisteredVersion
 from orchestrator.errors import InfrastructureError
@@ -66,14 +66,7 @@ def _ensure_model(client: SdkClient, name: str) -> None:
 def _create_version(
     client: SdkClient, name: str, model: LoggedModel, tags: Mapping[str, str]
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": name,
-        "source": model.source,
-        "run_id": model.run_id,
-        "tags": [{"key": k, "value": v} for k, v in tags.items()],
-    }
-    if model.model_id:
-        body["model_id"] = model.model_id
+    body = version_request(name, model, tags)
     made = (
         call(
             client,
