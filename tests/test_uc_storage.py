@@ -174,3 +174,28 @@ def test_other_clouds_credentials_stop_the_build_naming_the_kind(tmp_path: Path,
     message = str(caught.value)
     assert kind in message
     assert "model main.default.churn version 3" in message
+
+
+def test_storage_that_does_not_answer_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A connection refused on the DFS endpoint is the build's one-line infrastructure error
+    (exit 3), as for every other write, not a requests exception."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    folder, files = model_folder(tmp_path)
+    with pytest.raises(InfrastructureError) as caught:
+        write_version_files(
+            None,  # type: ignore[arg-type]
+            name="main.default.churn",
+            version="3",
+            storage_location="abfss://models@acct.dfs.core.windows.net/v3",
+            credentials={"azure_user_delegation_sas": {"sas_token": SAS}},
+            folder=folder,
+            files=files,
+            endpoint=f"http://127.0.0.1:{closed}",
+        )
+    assert "ConnectionError" in str(caught.value)
+    assert "model main.default.churn version 3" in str(caught.value)
+    assert "sig=" not in str(caught.value)  # the SAS stays out of the message

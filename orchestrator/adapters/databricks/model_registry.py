@@ -91,9 +91,6 @@ def _do(
     return call(client, method, f"mlflow/{path}", what, body=body, query=query)
 
 
-_error_code = error_code
-
-
 def _experiment_id(client: SdkClient, path: str) -> str | None:
     try:
         found = _do(
@@ -104,7 +101,7 @@ def _experiment_id(client: SdkClient, path: str) -> str | None:
             query={"experiment_name": path},
         )
     except InfrastructureError as exc:
-        if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
+        if error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
     return str(found.get("experiment", {}).get("experiment_id") or "") or None
@@ -237,7 +234,7 @@ def _ensure_experiment(client: SdkClient, path: str) -> str:
             body={"name": path},
         )
     except InfrastructureError as exc:
-        if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":  # made by a concurrent build
+        if error_code(exc) != "RESOURCE_ALREADY_EXISTS":  # made by a concurrent build
             raise
         return _experiment_id(client, path) or ""
     return str(made.get("experiment_id") or "")
@@ -374,7 +371,7 @@ def register(
             body={"name": name},
         )
     except InfrastructureError as exc:
-        if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+        if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
             raise
     body = version_request(name, model, tags)
     made = _do(client, "POST", "model-versions/create", f"registering model {name}", body=body)
@@ -444,7 +441,7 @@ def delete_runs_of(
                 body={"run_id": run_id},
             )
         except InfrastructureError as exc:
-            if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
+            if error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
                 continue
             raise
         deleted += 1

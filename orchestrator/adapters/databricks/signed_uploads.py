@@ -77,14 +77,19 @@ def put_signed(credential: Mapping[str, Any], data: bytes, *, what: str) -> None
 def put_adls(url: str, data: bytes, headers: Mapping[str, str], *, what: str) -> None:
     """Create, append, flush: a file written through the DFS endpoint with the SAS in
     ``url`` (MLflow's ``put_adls_file_creation``, ``patch_adls_file_upload``,
-    ``patch_adls_flush``)."""
+    ``patch_adls_flush``). A request that fails is one line naming its exception's type only:
+    its message holds the URL, and with it the SAS."""
     joiner = "&" if "?" in url else "?"
-    _check(requests.put(f"{url}{joiner}resource=file", headers=headers, timeout=_TIMEOUT), what)
-    if data:
-        append = f"{url}{joiner}action=append&position=0"
-        _check(requests.patch(append, data=data, headers=headers, timeout=_TIMEOUT), what)
-    flush = f"{url}{joiner}action=flush&position={len(data)}"
-    _check(requests.patch(flush, headers=headers, timeout=_TIMEOUT), what)
+    try:
+        create = f"{url}{joiner}resource=file"
+        _check(requests.put(create, headers=headers, timeout=_TIMEOUT), what)
+        if data:
+            append = f"{url}{joiner}action=append&position=0"
+            _check(requests.patch(append, data=data, headers=headers, timeout=_TIMEOUT), what)
+        flush = f"{url}{joiner}action=flush&position={len(data)}"
+        _check(requests.patch(flush, headers=headers, timeout=_TIMEOUT), what)
+    except requests.RequestException as exc:
+        raise InfrastructureError(f"{what}: {type(exc).__name__}") from None
 
 
 def fetch_signed(credential: Mapping[str, Any], dest: Path, *, what: str) -> None:
