@@ -104,13 +104,17 @@ class Workspace:
                 time.sleep(0.2)
         raise OSError(f"the workspace did not restart on port {port}")
 
-    def client(self, *, retry_timeout_seconds: int | None = None) -> WorkspaceClient:
+    def client(
+        self, *, retry_timeout_seconds: int | None = None, http_timeout: int | None = None
+    ) -> WorkspaceClient:
         from databricks.sdk import WorkspaceClient
         from databricks.sdk.config import Config
 
         config = Config(host=self.url, token=self.token, auth_type="pat")
         if retry_timeout_seconds is not None:
             config.retry_timeout_seconds = retry_timeout_seconds
+        if http_timeout is not None:
+            config.http_timeout_seconds = http_timeout
         return WorkspaceClient(config=config)
 
 
@@ -124,6 +128,8 @@ class Outcome:
     output: str = ""
     seconds: float = 0.0
     killed: bool = False
+    killer_polls: int = 0  # polls of the killer that found no active run
+    killer_error: str | None = None  # the last one that failed, and why
 
 
 @dataclass
@@ -152,16 +158,21 @@ def _kill_when_running(chaos: Chaos, outcome: Outcome, done: threading.Event) ->
     """SIGKILL the build's workspace as soon as its run exists, then restart it. The poll gives
     up on an injected fault at once (a short retry budget) and polls again: the SDK's own
     backoff could sleep past a short run, and the kill would never come."""
-    client = outcome.workspace.client(retry_timeout_seconds=1)
+    client = None
     while not done.is_set():
         try:
+            # made in the loop: a failure to make it is retried like any other, and each
+            # request waits at most 5 s (the SDK's 60 s could outlast a short run)
+            client = client or outcome.workspace.client(retry_timeout_seconds=1, http_timeout=5)
             active = list(client.jobs.list_runs(active_only=True))
-        except Exception:  # noqa: BLE001 - faults and restarts: try again
+        except Exception as exc:  # noqa: BLE001 - faults and restarts: try again
+            outcome.killer_error = f"{type(exc).__name__}: {exc}"[:300]
             active = []
         if active:
             outcome.workspace.kill_and_restart()
             outcome.killed = True
             return
+        outcome.killer_polls += 1
         done.wait(0.1)
 
 
@@ -290,6 +301,14 @@ class Check:
     detail: list[str] = field(default_factory=list)
 
 
+def _killer(o: Outcome) -> str:
+    """What the killer of a build that should have lost its workspace saw, when it did not."""
+    if o.expected != 3 or o.killed:
+        return ""
+    polls = f"{o.killer_polls} polls without an active run"
+    return f" (never killed: {polls}; last error {o.killer_error})"
+
+
 def exit_checks(chaos: Chaos) -> list[Check]:
     """Builds by exit code, against what each should have been."""
     checks = []
@@ -306,7 +325,7 @@ def exit_checks(chaos: Chaos) -> list[Check]:
                 f"{len(outcomes)} x {expected}",
                 ", ".join(f"{n} x {code}" for code, n in sorted(codes.items())),
                 not wrong,
-                [f"{o.build_id}: exit {o.code}\n{o.output[-1500:]}" for o in wrong[:3]],
+                [f"{o.build_id}: exit {o.code}{_killer(o)}\n{o.output[-1500:]}" for o in wrong[:3]],
             )
         )
     return checks
