@@ -190,3 +190,28 @@ def test_dot_segments_are_refused(client) -> None:  # type: ignore[no-untyped-de
     with pytest.raises(DatabricksError) as info:
         client.workspace.mkdirs("/a/../../etc")
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_a_deleted_folder_goes_straight_to_a_new_name_in_the_trash_then_away(
+    workspace: LocalWorkspace,
+    client,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """A folder is renamed into the trash under a fresh random name (no folder is made to
+    hold it), never onto what the trash holds, and nothing of it is left after the delete."""
+    import orchestrator.local.state.confined as confined
+
+    trash = workspace.store.workspace_tree.trash
+    taken = trash / "delete-aaaa"
+    (taken / "tree").mkdir(parents=True)  # as a delete cut short would leave it
+    names = iter(["aaaa", "bbbb"])
+    monkeypatch.setattr(confined.secrets, "token_hex", lambda _n: next(names))
+    client.workspace.mkdirs("/gone/sub")
+    client.workspace.upload("/gone/sub/f.txt", b"x", format=ImportFormat.AUTO)
+
+    client.workspace.delete("/gone", recursive=True)
+
+    with pytest.raises(NotFound):
+        client.workspace.get_status("/gone")
+    assert sorted(p.name for p in trash.iterdir()) == ["delete-aaaa"]
+    assert (taken / "tree").is_dir()

@@ -19,9 +19,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -214,10 +214,11 @@ class Tree:
                 if not stat.S_ISDIR(found.st_mode):
                     os.unlink(name, dir_fd=fd)
                     return True, None
-                # renamed away first: the path is gone at once, however large the tree
-                doomed = Path(tempfile.mkdtemp(dir=self.trash, prefix="delete-"))
-                with self.folder_at(doomed) as trash_fd:
-                    os.rename(name, "tree", src_dir_fd=fd, dst_dir_fd=trash_fd)
+                # renamed away first: the path is gone at once, however large the tree. It
+                # goes straight to a new name in the trash: a folder made to hold it would
+                # cost a mkdir, which on a journaling file system is most of a delete's time
+                with self.folder_at(self.trash) as trash_fd:
+                    doomed = self.trash / _rename_away(name, fd, trash_fd)
         except (FileNotFoundError, NotADirectoryError):
             return False, None
         return True, doomed
@@ -230,6 +231,21 @@ class Tree:
             yield fd
         finally:
             os.close(fd)
+
+
+def _rename_away(name: str, fd: int, trash_fd: int) -> str:
+    """Rename the folder ``name`` (in ``fd``) to a new random name in the trash; the name."""
+    while True:
+        doomed = f"delete-{secrets.token_hex(8)}"
+        try:
+            # RENAME_NOREPLACE is not in os: an empty folder of the same name would be
+            # replaced, which a random 64-bit name never meets; a full one is an error
+            if _lstat_at(trash_fd, doomed) is None:
+                os.rename(name, doomed, src_dir_fd=fd, dst_dir_fd=trash_fd)
+                return doomed
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
 
 
 def purge(doomed: Path | None) -> None:
