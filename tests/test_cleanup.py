@@ -484,6 +484,57 @@ def test_not_found_counts_as_done(server: LocalWorkspace, tmp_path: Path) -> Non
     }
 
 
+class ThreadsSeen(LocalFolderStorage):
+    """A local folder that notes which thread reads its markers and deletes its prefixes."""
+
+    def __init__(self, root: Path, *, parallel: bool) -> None:
+        super().__init__(root)
+        self.parallel = parallel
+        self.readers: set[str] = set()
+        self.deleters: set[str] = set()
+
+    def read_text(self, path: str) -> str | None:
+        self.readers.add(threading.current_thread().name)
+        return super().read_text(path)
+
+    def delete_prefix(self, prefix: str) -> bool:
+        self.deleters.add(threading.current_thread().name)
+        return super().delete_prefix(prefix)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_local_folder_is_read_and_deleted_one_call_at_a_time(
+    server: LocalWorkspace, tmp_path: Path, parallel: bool
+) -> None:
+    """A local folder's calls are system calls: threads would only contend for them
+    (Storage.parallel), so its markers are read by the cleanup's own thread and its prefixes
+    deleted by one thread; storage over the network gets the cleanup's concurrency."""
+    w = sdk_client(server)
+    for i in range(12):
+        make_build(w, tmp_path / "storage", "sample", f"b{i:02d}", age=timedelta(days=30))
+    store = ThreadsSeen(tmp_path / "storage", parallel=parallel)
+    ws = DatabricksWorkspace(w)
+
+    report = cleanup(
+        tree=ws,
+        storage=store,
+        runs=ws,
+        root=ROOT,
+        storage_root=str(tmp_path / "storage"),
+        options=replace(options(older_than=timedelta(days=14)), concurrency=4),
+        now=NOW,
+    )
+
+    assert report.exit_code == 0 and len(report.deleted) == 12
+    assert st_names(tmp_path / "storage", "sample") == []
+    if parallel:  # in the pools (how many threads a pool starts is its own business)
+        assert store.readers and all(n.startswith("discover") for n in store.readers)
+        assert store.deleters and all(n.startswith("cleanup-st") for n in store.deleters)
+    else:
+        assert store.readers == {threading.current_thread().name}
+        assert len(store.deleters) == 1
+
+
 def test_a_journal_is_one_import_once_its_folder_exists(server: LocalWorkspace) -> None:
     """write_text imports first and creates the folder only on the workspace's 404, as the
     Databricks CLI writes files: a cleanup's journal rewrite is then one request, not two."""

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from orchestrator.adapters.databricks import BuildJob, Entry
 from orchestrator.cleanup.policy import Build, DataCopy, is_digest, marker_data, read_marker
@@ -156,9 +157,10 @@ class _Found:
 
 
 def _inspect(
-    found: _Found, *, tree: WorkspaceTree, storage: Storage, root: str, want_modified: bool
-) -> Build:
-    """One build with its creation time from a marker: storage first, then the workspace."""
+    found: _Found, *, tree: WorkspaceTree | None, storage: Storage, root: str, want_modified: bool
+) -> Build | None:
+    """One build with its creation time from a marker: storage first, then the workspace
+    (None, without ``tree``, when the workspace's marker is needed)."""
     repo, build_id, entry = found.repo, found.build_id, found.entry
     prefix = build_prefix(repo, build_id)
     build = Build(
@@ -175,6 +177,8 @@ def _inspect(
         text = storage.read_text(f"{prefix}/{MARKER_NAME}")
         marker = read_marker(text, repo=repo, build_id=build_id)
     if not isinstance(marker, datetime) and entry is not None:
+        if tree is None:
+            return None
         other = tree.read_text(f"{build_folder(root, repo, build_id)}/{MARKER_NAME}")
         in_workspace = read_marker(other, repo=repo, build_id=build_id)
         if isinstance(in_workspace, datetime) or marker == "no marker":
@@ -232,13 +236,25 @@ def discover(
                 continue
             found.append(_Found(repo, name, folders.get(name), name in prefixes, name in pending))
 
+    # the test data needs it too: an unmarked build is deploying only while it is young
+    look = partial(_inspect, storage=storage, root=root, want_modified=want_modified or not repos)
+
     def inspect(item: _Found) -> Build:
-        # the test data needs it too: an unmarked build is deploying only while it is young
-        modified = want_modified or not repos
-        return _inspect(item, tree=tree, storage=storage, root=root, want_modified=modified)
+        build = look(item, tree=tree)
+        assert build is not None  # with a tree, always a build
+        return build
 
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="discover") as pool:
-        builds = _with_jobs(pool.map(inspect, found), [j for j in jobs if j.repo in safe])
+        if storage.parallel:
+            inspected: Iterable[Build] = pool.map(inspect, found)
+        else:
+            # a folder on this machine: its markers are read here, one after another (threads
+            # would only contend for its system calls, Storage.parallel); the pool reads the
+            # workspace markers of the builds it holds none for
+            local = [(item, look(item, tree=None)) for item in found]
+            remote = pool.map(inspect, [item for item, build in local if build is None])
+            inspected = [*(build for _, build in local if build is not None), *remote]
+        builds = _with_jobs(inspected, [j for j in jobs if j.repo in safe])
         data: tuple[DataCopy, ...] = ()
         data_journal: frozenset[str] = frozenset()
         if not repos:

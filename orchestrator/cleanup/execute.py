@@ -308,9 +308,10 @@ def execute_cleanup(
     parts: Parts = {}
     # a build's workspace part and its storage part run in pools of their own, so storage
     # requests never hold a workspace slot (both are idempotent; the journal covers a crash
-    # between them)
+    # between them); a local folder's part is system calls, one at a time (Storage.parallel)
     pool = ThreadPoolExecutor(max(1, options.concurrency), thread_name_prefix="cleanup")
-    store_pool = ThreadPoolExecutor(max(1, options.concurrency), thread_name_prefix="cleanup-st")
+    in_storage = max(1, options.concurrency) if storage.parallel else 1
+    store_pool = ThreadPoolExecutor(in_storage, thread_name_prefix="cleanup-st")
     with cancel_on_signals():
         try:
             cancelled, unconfirmed, errors = _cancel_orphans(

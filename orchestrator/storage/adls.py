@@ -60,6 +60,8 @@ _T = TypeVar("_T")
 class AdlsStorage:
     """Build storage in an ADLS Gen2 (or plain Blob) container; see the module docstring."""
 
+    parallel = True  # requests wait on round trips (see Storage.parallel)
+
     def __init__(
         self,
         location: str,

@@ -33,6 +33,12 @@ _HASH_CHUNK = 1024 * 1024
 
 
 class Storage(Protocol):
+    #: whether calls gain from running side by side: True for storage over the network, whose
+    #: calls wait on round trips; False for a folder on this machine, whose calls are a few
+    #: system calls each, so threads only contend for the interpreter (a 500-build cleanup
+    #: spent three times the CPU deleting local prefixes 16 at a time than one at a time)
+    parallel: bool
+
     def upload_tree(self, local: Path, prefix: str) -> int:
         """Copy the files under ``local`` to ``prefix``; returns the number of files."""
         ...

@@ -24,6 +24,8 @@ __all__ = ["LocalFolderStorage"]
 class LocalFolderStorage:
     """A folder on this machine; the local workspace's notebooks read it by the same path."""
 
+    parallel = False  # system calls: threads only contend (see Storage.parallel)
+
     def __init__(self, root: Path, *, cluster_root: str | None = None) -> None:
         self.root = root.resolve()
         self.cluster_root = cluster_root

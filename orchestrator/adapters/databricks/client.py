@@ -23,6 +23,8 @@ import threading
 import types
 from typing import TYPE_CHECKING, Any, Protocol
 
+from orchestrator.adapters.databricks.plain_post import PlainPost, plain_post_for
+
 if TYPE_CHECKING:
     from databricks.sdk.config import Config
     from databricks.sdk.core import ApiClient
@@ -70,9 +72,13 @@ class _Client:
         # this machine (http://127.0.0.1) would get requests' default pool of 10, which a
         # 16-way deploy overflows ("Connection pool is full, discarding connection")
         session = getattr(getattr(self._api_client, "_api_client", None), "_session", None)
+        #: one-try POSTs for bulk idempotent calls, beside the SDK (see .plain_post)
+        self.plain: PlainPost | None = None
         if session is not None:
             session.mount("http://", session.get_adapter("https://"))
             _read_environment_once(session, self._config.host or "")
+            pool_size = int(self._config.max_connections_per_pool or 20)
+            self.plain = plain_post_for(self._config, session, pool_size=pool_size)
         # the SDK's generated constructors carry no annotations
         self._jobs = JobsExt(self._api_client)  # type: ignore[no-untyped-call]
         self._workspace = WorkspaceExt(self._api_client)  # type: ignore[no-untyped-call]
