@@ -155,8 +155,6 @@ def _delete_in_storage(decision: Decision, *, storage: Storage, stop: threading.
     b = decision.build
     if stop.is_set():
         return Deleted(b.repo, b.build_id, error="interrupted before it started")
-    if not b.in_storage:
-        return Deleted(b.repo, b.build_id)
     try:
         name = build_prefix(b.repo, b.build_id)
         size = storage.size(name)
@@ -329,9 +327,18 @@ def execute_cleanup(
                 mlflow_experiment=options.mlflow_experiment,
             )
             for d in todo:
-                kinds[pool.submit(in_workspace, d, stop=stop)] = "workspace"
-                stored = store_pool.submit(_delete_in_storage, d, storage=storage, stop=stop)
-                kinds[stored] = "storage"
+                # a part with nothing to delete is done here, not queued behind the others: a
+                # build only in the workspace is done when its folder is, interrupted or not
+                build = d.build
+                if build.in_workspace or build.has_job:
+                    kinds[pool.submit(in_workspace, d, stop=stop)] = "workspace"
+                else:
+                    _add_part(parts, "workspace", Deleted(build.repo, build.build_id))
+                if build.in_storage:
+                    stored = store_pool.submit(_delete_in_storage, d, storage=storage, stop=stop)
+                    kinds[stored] = "storage"
+                elif (nothing := _add_part(parts, "storage", Deleted(*build.key))) is not None:
+                    results[build.key] = nothing  # in neither place (no plan makes one)
             for future in as_completed(kinds):
                 result = _add_part(parts, kinds[future], future.result())
                 if result is not None:
