@@ -71,14 +71,31 @@ def json_document(out: str) -> dict[str, Any]:
     return dict(json.loads(out))
 
 
-def mlflow_get(ws: LocalWorkspace, path: str, **query: str) -> dict[str, Any]:
-    answer = requests.get(
-        f"{ws.url}/api/2.0/mlflow/{path}",
-        params=query,
+def api(ws: LocalWorkspace, method: str, path: str, **params: Any) -> dict[str, Any]:
+    """``method /api/2.0/<path>`` on the local workspace; its JSON answer, which must be a 200."""
+    answer = requests.request(
+        method,
+        f"{ws.url}/api/2.0/{path}",
+        params=params if method == "GET" else None,
+        json=params if method != "GET" else None,
         headers={"Authorization": f"Bearer {TOKEN}"},
         timeout=300,
     )
+    assert answer.status_code == 200, answer.text
     return dict(answer.json())
+
+
+def mlflow_get(ws: LocalWorkspace, path: str, **query: str) -> dict[str, Any]:
+    return api(ws, "GET", f"mlflow/{path}", **query)
+
+
+def run_before_exit(project: Path, code: str) -> None:
+    """Make the sample's pytest notebook run ``code`` just before it exits."""
+    notebook = project / "databricks" / "tests" / "run_pytest.py"
+    text = notebook.read_text()
+    exit_call = "\ndbutils.notebook.exit("
+    assert exit_call in text
+    notebook.write_text(text.replace(exit_call, code + exit_call))
 
 
 # --- the decisions, without a workspace ----------------------------------------------------
@@ -229,11 +246,7 @@ def test_a_main_build_registers_a_version_with_its_lineage_and_cleanup_keeps_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     require_mlflow()
-    notebook = project / "databricks" / "tests" / "run_pytest.py"
-    text = notebook.read_text()  # a task that logs an MLflow run before it exits
-    notebook.write_text(
-        text.replace("\ndbutils.notebook.exit(", LOG_A_RUN + "\ndbutils.notebook.exit(")
-    )
+    run_before_exit(project, LOG_A_RUN)  # a task that logs an MLflow run before it exits
     files = github(monkeypatch, tmp_path, "refs/heads/main")
     code = build(project, "--build-id", "m1", "--json", *remote_args(server), *REGISTER)
     out = capsys.readouterr().out

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -25,25 +24,12 @@ from orchestrator.errors import InfrastructureError
 from orchestrator.local.server import LocalWorkspace
 from tests.buildkit import build, remote_args
 from tests.conftest import TOKEN, sdk_client
-from tests.test_model_registration import SHA, github
+from tests.test_model_registration import SHA, api, github, run_before_exit
 from tests.tools import require_mlflow
 
 pytestmark = pytest.mark.slow
 
 NAME = "main.default.churn"
-
-
-def api(ws: LocalWorkspace, method: str, path: str, **params: Any) -> dict[str, Any]:
-    answer = requests.request(
-        method,
-        f"{ws.url}/api/2.0/{path}",
-        params=params if method == "GET" else None,
-        json=params if method != "GET" else None,
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=300,
-    )
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
 
 
 def version_files(ws: LocalWorkspace, name: str, version: str) -> dict[str, int]:
@@ -274,11 +260,7 @@ def test_a_main_build_registers_its_notebooks_model_in_unity_catalog_with_lineag
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     require_mlflow()
-    notebook = project / "databricks" / "tests" / "run_pytest.py"
-    text = notebook.read_text()  # the task logs a model before it exits
-    notebook.write_text(
-        text.replace("\ndbutils.notebook.exit(", LOG_A_MODEL + "\ndbutils.notebook.exit(")
-    )
+    run_before_exit(project, LOG_A_MODEL)  # the task logs a model before it exits
     files = github(monkeypatch, tmp_path, "refs/heads/main")
     code = build(project, "--build-id", "u1", "--json", *remote_args(server), *UC_REGISTER)
     out = capsys.readouterr().out

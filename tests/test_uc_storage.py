@@ -22,6 +22,7 @@ import pytest
 
 from orchestrator.adapters.databricks.uc_storage import write_version_files
 from orchestrator.errors import InfrastructureError
+from tests.test_retries import closed_port
 
 pytestmark = pytest.mark.fast
 
@@ -116,18 +117,35 @@ def model_folder(tmp_path: Path) -> tuple[Path, list[str]]:
     return folder, ["MLmodel", "data/model.pkl", "empty.txt"]
 
 
+def write(
+    tmp_path: Path,
+    *,
+    location: str,
+    credentials: dict[str, Any],
+    endpoint: str | None = None,
+) -> str:
+    """Write the model folder's files as version 3 of main.default.churn; the kind of
+    credentials used (the Azure path asks the workspace nothing, so no client is given)."""
+    folder, files = model_folder(tmp_path)
+    return write_version_files(
+        None,  # type: ignore[arg-type]
+        name="main.default.churn",
+        version="3",
+        storage_location=location,
+        credentials=credentials,
+        folder=folder,
+        files=files,
+        endpoint=endpoint,
+    )
+
+
 def test_an_azure_sas_writes_each_file_into_the_versions_storage_location(
     dfs: FakeDfs, tmp_path: Path
 ) -> None:
-    folder, files = model_folder(tmp_path)
-    kind = write_version_files(
-        None,  # type: ignore[arg-type]  # the Azure path asks the workspace nothing
-        name="main.default.churn",
-        version="3",
-        storage_location=LOCATION,
+    kind = write(
+        tmp_path,
+        location=LOCATION,
         credentials={"azure_user_delegation_sas": {"sas_token": "?" + SAS}},
-        folder=folder,
-        files=files,
         endpoint=dfs.url,
     )
     assert kind == "azure_user_delegation_sas"
@@ -143,16 +161,11 @@ def test_an_azure_sas_writes_each_file_into_the_versions_storage_location(
 
 
 def test_a_location_that_is_not_adls_gen2_is_one_line_naming_it(tmp_path: Path) -> None:
-    folder, files = model_folder(tmp_path)
     with pytest.raises(InfrastructureError) as caught:
-        write_version_files(
-            None,  # type: ignore[arg-type]
-            name="main.default.churn",
-            version="3",
-            storage_location="s3://bucket/models/abc",
+        write(
+            tmp_path,
+            location="s3://bucket/models/abc",
             credentials={"azure_user_delegation_sas": {"sas_token": SAS}},
-            folder=folder,
-            files=files,
         )
     assert "abfss://" in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -160,16 +173,11 @@ def test_a_location_that_is_not_adls_gen2_is_one_line_naming_it(tmp_path: Path) 
 
 @pytest.mark.parametrize("kind", ["aws_temp_credentials", "gcp_oauth_token", "r2_temp_credentials"])
 def test_other_clouds_credentials_stop_the_build_naming_the_kind(tmp_path: Path, kind: str) -> None:
-    folder, files = model_folder(tmp_path)
     with pytest.raises(InfrastructureError) as caught:
-        write_version_files(
-            None,  # type: ignore[arg-type]
-            name="main.default.churn",
-            version="3",
-            storage_location="s3://bucket/models/abc",
+        write(
+            tmp_path,
+            location="s3://bucket/models/abc",
             credentials={kind: {"access_key_id": "x"}},
-            folder=folder,
-            files=files,
         )
     message = str(caught.value)
     assert kind in message
@@ -179,22 +187,12 @@ def test_other_clouds_credentials_stop_the_build_naming_the_kind(tmp_path: Path,
 def test_storage_that_does_not_answer_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     """A connection refused on the DFS endpoint is the build's one-line infrastructure error
     (exit 3), as for every other write, not a requests exception."""
-    import socket
-
-    with socket.socket() as probe:  # a loopback port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
-    folder, files = model_folder(tmp_path)
     with pytest.raises(InfrastructureError) as caught:
-        write_version_files(
-            None,  # type: ignore[arg-type]
-            name="main.default.churn",
-            version="3",
-            storage_location="abfss://models@acct.dfs.core.windows.net/v3",
+        write(
+            tmp_path,
+            location="abfss://models@acct.dfs.core.windows.net/v3",
             credentials={"azure_user_delegation_sas": {"sas_token": SAS}},
-            folder=folder,
-            files=files,
-            endpoint=f"http://127.0.0.1:{closed}",
+            endpoint=f"http://127.0.0.1:{closed_port()}",  # nothing listens there
         )
     assert "ConnectionError" in str(caught.value)
     assert "model main.default.churn version 3" in str(caught.value)
